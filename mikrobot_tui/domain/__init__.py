@@ -1,0 +1,1 @@
+"""Pure value types and math: no I/O, no asyncio, no textual."""

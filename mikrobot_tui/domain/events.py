@@ -1,0 +1,42 @@
+"""Events: the append-only record of every change to trading state.
+
+Payloads are plain JSON-able dicts written with sorted keys and no whitespace, so the same run
+produces a byte-identical log (invariant 1).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    ACCOUNT_OPENED = "account_opened"
+    ORDER_SUBMITTED = "order_submitted"
+    ORDER_FILLED = "order_filled"
+    ORDER_CANCELLED = "order_cancelled"
+    ORDER_REFUSED = "order_refused"
+    POSITION_OPENED = "position_opened"
+    POSITION_CLOSED = "position_closed"
+    HALTED = "halted"
+    RESUMED = "resumed"
+    FLATTEN = "flatten"
+    BREAKER_CHANGED = "breaker_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    ts: int
+    kind: EventKind
+    account: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def payload_json(self) -> str:
+        return dumps(self.payload)
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)

@@ -1,0 +1,143 @@
+"""Instruments, asset classes and pip math.
+
+Pip value and P&L are converted to the account currency with the current rate of a pair that
+links the two currencies (USDJPY for a JPY-quoted pair), never with a hard-coded constant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class AssetClass(StrEnum):
+    FOREX = "forex"
+    FOREX_JPY = "forex_jpy"
+    METALS = "metals"
+    INDICES = "indices"
+    ENERGIES = "energies"
+    CRYPTO = "crypto"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str
+    asset_class: AssetClass
+    base: str
+    quote: str
+    pip_size: float  # the price step traders count in (0.0001 EURUSD, 0.01 USDJPY)
+    tick_size: float  # the smallest price increment
+    contract_size: float  # units of base per 1.0 lot
+    lot_step: float  # smallest quantity increment, in lots
+    min_lot: float
+    commission_per_lot: float = 0.0  # per side, in the quote currency
+    commission_bps: float = 0.0  # per side, in basis points of notional
+
+    def round_price(self, price: float) -> float:
+        return round_to_step(price, self.tick_size)
+
+    def round_lots(self, lots: float) -> float:
+        """Round a quantity down to the lot step: sizing never rounds risk up."""
+        steps = math.floor(lots / self.lot_step + 1e-9)
+        return round_to_step(steps * self.lot_step, self.lot_step)
+
+    def pips(self, price_distance: float) -> float:
+        return price_distance / self.pip_size
+
+    def value_per_price_unit(self, lots: float) -> float:
+        """Quote-currency value of a 1.0 move in price for `lots` lots."""
+        return lots * self.contract_size
+
+    def pip_value(self, lots: float, quote_to_account: float) -> float:
+        """Value of one pip for `lots` lots, in the account currency."""
+        return self.pip_size * self.contract_size * lots * quote_to_account
+
+    def commission(self, lots: float, price: float, quote_to_account: float) -> float:
+        """Commission for one side of a trade, in the account currency."""
+        in_quote = lots * self.commission_per_lot + (
+            abs(lots) * self.contract_size * price * self.commission_bps / 10_000
+        )
+        return in_quote * quote_to_account
+
+
+def round_to_step(value: float, step: float) -> float:
+    decimals = max(0, -math.floor(math.log10(step)) + 1) if step < 1 else 0
+    return round(round(value / step) * step, decimals)
+
+
+def _fx(symbol: str, commission: float = 3.5) -> Instrument:
+    base, quote = symbol[:3], symbol[3:]
+    jpy = quote == "JPY"
+    return Instrument(
+        symbol=symbol,
+        asset_class=AssetClass.FOREX_JPY if jpy else AssetClass.FOREX,
+        base=base,
+        quote=quote,
+        pip_size=0.01 if jpy else 0.0001,
+        tick_size=0.001 if jpy else 0.00001,
+        contract_size=100_000,
+        lot_step=0.01,
+        min_lot=0.01,
+        commission_per_lot=commission if quote == "USD" else 0.0,
+        commission_bps=0.0 if quote == "USD" else 0.35,
+    )
+
+
+def default_instruments() -> dict[str, Instrument]:
+    """The built-in catalogue: MT5-style CFD conventions and Binance spot filters."""
+    items = [
+        _fx("EURUSD"),
+        _fx("GBPUSD"),
+        _fx("USDJPY"),
+        _fx("AUDUSD"),
+        _fx("USDCHF"),
+        _fx("EURJPY"),
+        Instrument("XAUUSD", AssetClass.METALS, "XAU", "USD", 0.1, 0.01, 100, 0.01, 0.01, 3.5),
+        Instrument("XAGUSD", AssetClass.METALS, "XAG", "USD", 0.01, 0.001, 5000, 0.01, 0.01, 3.5),
+        Instrument("US30", AssetClass.INDICES, "US30", "USD", 1.0, 0.1, 1, 0.1, 0.1),
+        Instrument("USOIL", AssetClass.ENERGIES, "OIL", "USD", 0.01, 0.001, 1000, 0.01, 0.01, 3.5),
+        Instrument("BTCUSDT", AssetClass.CRYPTO, "BTC", "USDT", 0.01, 0.01, 1, 0.00001, 0.00001, 0, 10),
+        Instrument("ETHUSDT", AssetClass.CRYPTO, "ETH", "USDT", 0.01, 0.01, 1, 0.0001, 0.0001, 0, 10),
+    ]
+    return {i.symbol: i for i in items}
+
+
+def conversion_rate(
+    from_ccy: str,
+    to_ccy: str,
+    instruments: Iterable[Instrument],
+    mid_of: Callable[[str], float | None],
+    equivalents: Mapping[str, str] | None = None,
+) -> float | None:
+    """Rate that turns an amount in `from_ccy` into `to_ccy` using current mids.
+
+    `equivalents` maps a currency to the one it is pegged to (USDT -> USD) as configured by the
+    operator. Tries a direct pair, then the inverse, then a cross through USD. Returns None when
+    no quoted pair links the currencies yet (no price seen), so callers can refuse rather than
+    guess.
+    """
+    eq = equivalents or {}
+    src, dst = eq.get(from_ccy, from_ccy), eq.get(to_ccy, to_ccy)
+    if src == dst:
+        return 1.0
+    pairs = {(eq.get(i.base, i.base), eq.get(i.quote, i.quote)): i.symbol for i in instruments}
+
+    def direct(a: str, b: str) -> float | None:
+        if (a, b) in pairs:
+            m = mid_of(pairs[(a, b)])
+            return m if m and m > 0 else None
+        if (b, a) in pairs:
+            m = mid_of(pairs[(b, a)])
+            return 1.0 / m if m and m > 0 else None
+        return None
+
+    rate = direct(src, dst)
+    if rate is not None:
+        return rate
+    if "USD" not in (src, dst):
+        first, second = direct(src, "USD"), direct("USD", dst)
+        if first is not None and second is not None:
+            return first * second
+    return None

@@ -1,0 +1,93 @@
+"""Market data as numpy structured arrays: one array per batch, no Python object per tick.
+
+Timestamps are integer nanoseconds since the Unix epoch (UTC). `ts_event` is the source's time,
+`ts_recv` the local receive time; their difference is the feed latency. `sym` indexes the
+engine's instrument list (see `domain.instruments.Catalogue`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NS_PER_SECOND = 1_000_000_000
+NS_PER_MS = 1_000_000
+
+TICK_DTYPE = np.dtype(
+    [
+        ("ts_event", "<i8"),
+        ("ts_recv", "<i8"),
+        ("sym", "<u2"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("last", "<f8"),  # NaN for quote-only markets (FX)
+        ("volume", "<f8"),  # NaN when the source gives none
+    ]
+)
+
+BAR_DTYPE = np.dtype(
+    [
+        ("sym", "<u2"),
+        ("period_ns", "<i8"),
+        ("ts_open", "<i8"),  # start of the bar's interval, floor(ts / period) * period
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("ticks", "<i8"),  # number of ticks in the bar (tick volume)
+        ("volume", "<f8"),  # traded volume where the source has it, else 0
+    ]
+)
+
+M1 = 60 * NS_PER_SECOND
+M5 = 5 * M1
+TIMEFRAMES = {"M1": M1, "M5": M5}
+
+
+def empty_ticks(n: int = 0) -> np.ndarray:
+    return np.zeros(n, dtype=TICK_DTYPE)
+
+
+def empty_bars(n: int = 0) -> np.ndarray:
+    return np.zeros(n, dtype=BAR_DTYPE)
+
+
+def mid(ticks: np.ndarray) -> np.ndarray:
+    return (ticks["bid"] + ticks["ask"]) * 0.5
+
+
+def timeframe_name(period_ns: int) -> str:
+    for name, value in TIMEFRAMES.items():
+        if value == period_ns:
+            return name
+    return f"{period_ns // NS_PER_SECOND}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One closed bar, the unit strategies see."""
+
+    symbol: str
+    timeframe: str
+    ts_open: int
+    open: float
+    high: float
+    low: float
+    close: float
+    ticks: int
+    volume: float
+
+    @classmethod
+    def from_row(cls, row: np.void, symbol: str) -> Bar:
+        return cls(
+            symbol=symbol,
+            timeframe=timeframe_name(int(row["period_ns"])),
+            ts_open=int(row["ts_open"]),
+            open=float(row["open"]),
+            high=float(row["high"]),
+            low=float(row["low"]),
+            close=float(row["close"]),
+            ticks=int(row["ticks"]),
+            volume=float(row["volume"]),
+        )

@@ -1,0 +1,1 @@
+"""SQLite: schema and migrations, the batched writer, the event log, queries and commands."""

@@ -1,0 +1,210 @@
+"""Reads for the cockpit and the CLI: one snapshot of everything on screen.
+
+Both faces read SQLite only, so they work the same against an engine in this process or in
+another one. An engine counts as running while its heartbeat is fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+HEARTBEAT_STALE_NS = 3_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    running: bool
+    mode: str  # SIMULATED, REPLAY, LIVE, or "-" when no engine ever ran on this file
+    feed: str
+    trading_state: str  # ACTIVE or HALTED
+    pid: int | None
+    started_ts: int | None
+    heartbeat_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRow:
+    symbol: str
+    bid: float
+    ask: float
+    spread_pips: float
+    change_pct: float
+    ts: int
+    quality: float | None
+    spark: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class QualityRow:
+    symbol: str
+    score: float
+    ticks: int
+    rejects: int
+    spikes: int
+    gaps: int
+    latency_ms: float
+    last_problem: str
+    last_problem_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    name: str
+    currency: str
+    strategy: str
+    balance: float
+    equity: float
+    realized_pnl: float
+    unrealized_pnl: float
+    open_positions: int
+    trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    position_id: str
+    account: str
+    symbol: str
+    side: str
+    quantity: float
+    entry_price: float
+    mark: float
+    unrealized_pnl: float
+    ts_opened: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerRow:
+    name: str
+    state: str  # CLOSED, OPEN, HALF_OPEN
+    failures: int
+    retry_ts: int | None  # when an OPEN breaker turns HALF_OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class ABRow:
+    variant: str
+    account: str
+    params: str
+    trades: int
+    wins: int
+    win_rate: float | None
+    mean_return: float | None
+    p_value: float | None
+    test: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    engine: EngineStatus
+    symbols: list[SymbolRow] = field(default_factory=list)
+    quality: list[QualityRow] = field(default_factory=list)
+    accounts: list[AccountRow] = field(default_factory=list)
+    positions: list[PositionRow] = field(default_factory=list)
+    breakers: list[BreakerRow] = field(default_factory=list)
+    ab: list[ABRow] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool:
+    if not pid or host != socket.gethostname():
+        return True  # cannot tell for another host; trust the heartbeat
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def engine_status(conn: sqlite3.Connection, now_ns: int) -> EngineStatus:
+    r = conn.execute(
+        "SELECT pid, host, mode, feed, trading_state, running, started_ts, heartbeat_ts "
+        "FROM engine WHERE id = 1"
+    ).fetchone()
+    if r is None:
+        return EngineStatus(False, "-", "-", "-", None, None, None)
+    pid, host, mode, feed, state, running, started, heartbeat = r
+    fresh = heartbeat is not None and now_ns - heartbeat <= HEARTBEAT_STALE_NS
+    alive = bool(running) and fresh and _pid_alive(pid, host)
+    return EngineStatus(alive, mode, feed, state, pid, started, heartbeat)
+
+
+def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
+    q = {
+        r[0]: r
+        for r in conn.execute(
+            "SELECT symbol, score, ticks, rejects, spikes, gaps, latency_ms, last_problem, "
+            "last_problem_ts FROM quality ORDER BY symbol"
+        )
+    }
+    pip = dict(conn.execute("SELECT symbol, pip_size FROM instruments").fetchall())
+    symbols = []
+    for sym, ts, bid, ask, open_mid, spark in conn.execute(
+        "SELECT symbol, ts_event, bid, ask, open_mid, spark FROM latest ORDER BY rowid"
+    ):
+        mid = (bid + ask) / 2
+        symbols.append(
+            SymbolRow(
+                symbol=sym,
+                bid=bid,
+                ask=ask,
+                spread_pips=(ask - bid) / pip.get(sym, 1.0),
+                change_pct=(mid / open_mid - 1) * 100 if open_mid else 0.0,
+                ts=ts,
+                quality=q[sym][1] if sym in q else None,
+                spark=json.loads(spark) if spark else [],
+            )
+        )
+    quality = [QualityRow(*r) for r in q.values()]
+    accounts = [
+        AccountRow(*r)
+        for r in conn.execute(
+            "SELECT name, currency, strategy, balance, equity, realized_pnl, unrealized_pnl, "
+            "open_positions, trades FROM accounts ORDER BY name"
+        )
+    ]
+    positions = [
+        PositionRow(*r)
+        for r in conn.execute(
+            "SELECT position_id, account, symbol, side, lots, entry_price, mark, "
+            "unrealized_pnl, ts_opened FROM positions ORDER BY account, ts_opened, position_id"
+        )
+    ]
+    breakers = [
+        BreakerRow(name, state, failures, retry_ts if state == "OPEN" else None)
+        for name, state, failures, retry_ts in conn.execute(
+            "SELECT name, state, failures, retry_ts FROM breakers ORDER BY name"
+        )
+    ]
+    ab = [
+        ABRow(*r)
+        for r in conn.execute(
+            "SELECT variant, account, params, trades, wins, win_rate, mean_return, p_value, "
+            "test FROM ab ORDER BY variant"
+        )
+    ]
+    return Snapshot(
+        engine=engine_status(conn, now_ns),
+        symbols=symbols,
+        quality=quality,
+        accounts=accounts,
+        positions=positions,
+        breakers=breakers,
+        ab=ab,
+    )
+
+
+def read_only(path: str) -> sqlite3.Connection:
+    """A reader's connection: WAL lets it read while the engine writes."""
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn

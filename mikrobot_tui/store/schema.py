@@ -1,0 +1,261 @@
+"""The database layout, built by numbered migrations.
+
+One file, WAL mode, synchronous=NORMAL and a busy timeout, so the engine writes while the
+cockpit and the CLI read from other processes. `meta.schema_version` records the last migration
+applied; a migration is never edited once released, a new one is appended.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+BUSY_TIMEOUT_MS = 5_000
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """A connection with the project's pragmas; autocommit, transactions are explicit."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def open_db(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the database; returns a sqlite-utils handle."""
+    db = sqlite_utils.Database(connect(path))
+    migrate(db)
+    return db
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["instruments"].create(
+        {
+            "symbol": str,
+            "asset_class": str,
+            "base": str,
+            "quote": str,
+            "pip_size": float,
+            "tick_size": float,
+            "contract_size": float,
+            "lot_step": float,
+            "min_lot": float,
+        },
+        pk="symbol",
+    )
+    db["ticks"].create(
+        {
+            "ts_event": int,
+            "ts_recv": int,
+            "symbol": str,
+            "bid": float,
+            "ask": float,
+            "last": float,
+            "volume": float,
+        }
+    )
+    db["ticks"].create_index(["symbol", "ts_event"])
+    db["bars"].create(
+        {
+            "symbol": str,
+            "timeframe": str,
+            "ts_open": int,
+            "open": float,
+            "high": float,
+            "low": float,
+            "close": float,
+            "ticks": int,
+            "volume": float,
+        },
+        pk=("symbol", "timeframe", "ts_open"),
+    )
+    db["latest"].create(
+        {
+            "symbol": str,
+            "ts_event": int,
+            "ts_recv": int,
+            "bid": float,
+            "ask": float,
+            "last": float,
+            "open_mid": float,  # first mid of the session: the base of the change column
+            "spark": str,  # JSON list of recent mids, oldest first, one per snapshot
+        },
+        pk="symbol",
+    )
+    db["quality"].create(
+        {
+            "symbol": str,
+            "ts": int,
+            "score": float,
+            "ticks": int,
+            "rejects": int,
+            "spikes": int,
+            "gaps": int,
+            "latency_ms": float,
+            "last_problem": str,
+            "last_problem_ts": int,
+        },
+        pk="symbol",
+    )
+    db["events"].create(
+        {"seq": int, "ts": int, "kind": str, "account": str, "payload": str}, pk="seq"
+    )
+    db["events"].create_index(["account", "seq"])
+    db["events"].create_index(["kind", "seq"])
+    db["breakers"].create(
+        {
+            "name": str,
+            "state": str,
+            "failures": int,
+            "successes": int,
+            "opened_ts": int,
+            "retry_ts": int,
+            "ts": int,
+        },
+        pk="name",
+    )
+    db["commands"].create(
+        {
+            "id": int,
+            "ts": int,
+            "command": str,
+            "args": str,
+            "status": str,  # pending, done, failed
+            "result": str,
+            "done_ts": int,
+        },
+        pk="id",
+    )
+    db["commands"].create_index(["status", "id"])
+    db["rejects"].create(
+        {
+            "id": int,
+            "ts": int,
+            "ts_event": int,
+            "source": str,
+            "symbol": str,
+            "reason": str,
+            "raw": str,
+        },
+        pk="id",
+    )
+    db["rejects"].create_index(["symbol", "id"])
+    db["accounts"].create(
+        {
+            "name": str,
+            "currency": str,
+            "strategy": str,
+            "params": str,
+            "balance": float,
+            "equity": float,
+            "realized_pnl": float,
+            "unrealized_pnl": float,
+            "open_positions": int,
+            "trades": int,
+            "ts": int,
+        },
+        pk="name",
+    )
+    db["positions"].create(
+        {
+            "position_id": str,
+            "account": str,
+            "symbol": str,
+            "side": str,
+            "lots": float,
+            "entry_price": float,
+            "mark": float,
+            "unrealized_pnl": float,
+            "stop_loss": float,
+            "take_profit": float,
+            "ts_opened": int,
+        },
+        pk="position_id",
+    )
+    db["trades"].create(
+        {
+            "position_id": str,
+            "account": str,
+            "strategy": str,
+            "symbol": str,
+            "side": str,
+            "lots": float,
+            "entry_price": float,
+            "exit_price": float,
+            "ts_opened": int,
+            "ts_closed": int,
+            "pnl": float,
+            "commission": float,
+            "return_pct": float,
+            "r_multiple": float,
+            "reason": str,
+        },
+        pk="position_id",
+    )
+    db["trades"].create_index(["account", "ts_closed"])
+    db["ab"].create(
+        {
+            "variant": str,
+            "account": str,
+            "params": str,
+            "trades": int,
+            "wins": int,
+            "win_rate": float,
+            "mean_return": float,
+            "std_return": float,
+            "t_stat": float,
+            "p_value": float,
+            "test": str,
+            "ts": int,
+        },
+        pk="variant",
+    )
+    db["engine"].create(
+        {
+            "id": int,
+            "pid": int,
+            "host": str,
+            "mode": str,
+            "feed": str,
+            "trading_state": str,
+            "running": int,
+            "started_ts": int,
+            "heartbeat_ts": int,
+            "version": str,
+        },
+        pk="id",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if "meta" not in db.table_names():
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every migration newer than the file's version, each in its own transaction."""
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this program's "
+            f"{SCHEMA_VERSION}; upgrade mikrobot_tui"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with db.atomic():
+            MIGRATIONS[version - 1](db)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                [str(version)],
+            )
+    return SCHEMA_VERSION
