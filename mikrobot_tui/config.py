@@ -50,9 +50,7 @@ class EngineSettings(_Section):
     @classmethod
     def _feed_available(cls, value: Any) -> Any:
         if value in ("binance", "mt5"):
-            raise ValueError(
-                f"the {value} feed is not in this version yet; use 'sim' or 'replay'"
-            )
+            raise ValueError(f"the {value} feed is not in this version yet; use 'sim' or 'replay'")
         return value
 
 
@@ -165,8 +163,7 @@ class Settings(BaseSettings):
         for key in ("a", "b"):
             if getattr(self.ab, key) not in names:
                 raise ValueError(
-                    f"ab.{key}: {getattr(self.ab, key)!r} is not an account; "
-                    f"choose one of {names}"
+                    f"ab.{key}: {getattr(self.ab, key)!r} is not an account; choose one of {names}"
                 )
         if self.engine.feed == "replay" and self.replay.file is None:
             raise ValueError("replay.file: the replay feed needs a file to read")

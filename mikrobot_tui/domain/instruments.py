@@ -98,8 +98,8 @@ def default_instruments() -> dict[str, Instrument]:
         Instrument("XAGUSD", AssetClass.METALS, "XAG", "USD", 0.01, 0.001, 5000, 0.01, 0.01, 3.5),
         Instrument("US30", AssetClass.INDICES, "US30", "USD", 1.0, 0.1, 1, 0.1, 0.1),
         Instrument("USOIL", AssetClass.ENERGIES, "OIL", "USD", 0.01, 0.001, 1000, 0.01, 0.01, 3.5),
-        Instrument("BTCUSDT", AssetClass.CRYPTO, "BTC", "USDT", 0.01, 0.01, 1, 0.00001, 0.00001, 0, 10),
-        Instrument("ETHUSDT", AssetClass.CRYPTO, "ETH", "USDT", 0.01, 0.01, 1, 0.0001, 0.0001, 0, 10),
+        Instrument("BTCUSDT", AssetClass.CRYPTO, "BTC", "USDT", 0.01, 0.01, 1, 1e-5, 1e-5, 0, 10),
+        Instrument("ETHUSDT", AssetClass.CRYPTO, "ETH", "USDT", 0.01, 0.01, 1, 1e-4, 1e-4, 0, 10),
     ]
     return {i.symbol: i for i in items}
 
