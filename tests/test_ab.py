@@ -1,0 +1,119 @@
+"""A/B comparison: Welch's t-test, checked against the formula written out."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from scipy import stats
+
+from mikrobot_tui.paper.ab import ABResult, VariantStats, compare, variant_stats
+
+# A: few trades, wide spread; B: more trades, tight spread. Unequal sizes and variances are
+# where Welch and Student's pooled test disagree.
+A = [0.031, -0.012, 0.045, 0.008, -0.020, 0.052]
+B = [0.004, 0.006, 0.003, 0.007, 0.005, 0.002, 0.006, 0.004, 0.005, 0.003, 0.004, 0.006]
+
+
+def welch_by_hand(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    na, nb = len(a), len(b)
+    ma, mb = sum(a) / na, sum(b) / nb
+    va = sum((x - ma) ** 2 for x in a) / (na - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (nb - 1)
+    se2 = va / na + vb / nb
+    t = (ma - mb) / math.sqrt(se2)
+    df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+    p = 2 * stats.t.sf(abs(t), df)
+    return t, df, p
+
+
+def student_pooled_by_hand(a: list[float], b: list[float]) -> float:
+    na, nb = len(a), len(b)
+    ma, mb = sum(a) / na, sum(b) / nb
+    ss = sum((x - ma) ** 2 for x in a) + sum((x - mb) ** 2 for x in b)
+    sp2 = ss / (na + nb - 2)
+    t = (ma - mb) / math.sqrt(sp2 * (1 / na + 1 / nb))
+    return 2 * stats.t.sf(abs(t), na + nb - 2)
+
+
+def test_compare_is_welch_against_the_formula() -> None:
+    t, df, p = welch_by_hand(A, B)
+    result = compare(A, B)
+    assert result.test == "welch_t"
+    assert result.reason is None
+    assert result.t_stat == pytest.approx(t, rel=1e-12)
+    assert result.df == pytest.approx(df, rel=1e-12)
+    assert result.p_value == pytest.approx(p, rel=1e-9)
+    # Welch's df is well below Student's na + nb - 2 = 16 here
+    assert df < 6
+
+
+def test_compare_is_not_students_pooled_test() -> None:
+    _, _, welch_p = welch_by_hand(A, B)
+    pooled_p = student_pooled_by_hand(A, B)
+    assert abs(welch_p - pooled_p) > 0.01  # the two tests really disagree on this data
+    p = compare(A, B).p_value
+    assert p is not None
+    assert abs(p - pooled_p) > 0.01
+    assert p == pytest.approx(welch_p, rel=1e-9)
+
+
+def test_swapping_variants_flips_t_and_keeps_p() -> None:
+    ab, ba = compare(A, B), compare(B, A)
+    assert ab.t_stat == pytest.approx(-ba.t_stat)  # type: ignore[operator]
+    assert ab.p_value == pytest.approx(ba.p_value)
+    assert ab.a == ba.b
+
+
+def test_variant_stats_known_answer() -> None:
+    s = variant_stats([0.02, -0.01, 0.0, 0.03])
+    assert s.trades == 4
+    assert s.wins == 2  # the break-even trade is not a win
+    assert s.win_rate == 0.5
+    assert s.mean_return == pytest.approx(0.01)
+    # sample std: deviations 0.01, -0.02, -0.01, 0.02 -> sum of squares 0.001 / 3
+    assert s.std_return == pytest.approx(math.sqrt(0.001 / 3))
+    assert s.std_return == pytest.approx(statistics.stdev([0.02, -0.01, 0.0, 0.03]))
+
+
+def test_variant_stats_with_few_trades() -> None:
+    assert variant_stats([]) == VariantStats(0, 0, None, None, None)
+    assert variant_stats([0.0]) == VariantStats(1, 0, 0.0, 0.0, None)
+    assert variant_stats([0.5]) == VariantStats(1, 1, 1.0, 0.5, None)
+
+
+def test_no_p_value_with_fewer_than_two_trades() -> None:
+    result = compare([0.01], B)
+    assert isinstance(result, ABResult)
+    assert result.t_stat is None and result.p_value is None
+    assert result.reason is not None
+    assert result.reason.startswith("need at least 2 trades per variant")
+    assert result.a.trades == 1 and result.b.trades == len(B)
+    assert compare([], []).reason.startswith("need at least 2 trades")  # type: ignore[union-attr]
+
+
+def test_no_p_value_with_zero_variance_in_both() -> None:
+    # np.std([0.1] * 3, ddof=1) is 1.7e-17 in floating point: still zero variance
+    result = compare([0.1, 0.1, 0.1], [0.02, 0.02])
+    assert result.a.std_return == 0.0
+    assert result.p_value is None and result.t_stat is None
+    assert result.reason is not None and result.reason.startswith("zero variance in both")
+
+
+def test_zero_variance_in_one_variant_still_tests() -> None:
+    flat = [0.0] * 5  # five break-even trades
+    t, df, p = welch_by_hand(A, flat)
+    result = compare(A, flat)
+    assert result.reason is None
+    assert result.t_stat == pytest.approx(t)
+    assert result.df == pytest.approx(df)  # all the variance comes from A: df = na - 1
+    assert result.df == pytest.approx(len(A) - 1)
+    assert result.p_value == pytest.approx(p)
+
+
+def test_non_finite_returns_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"returns_b\[1\]"):
+        compare(A, [0.1, math.nan, 0.2])
+    with pytest.raises(ValueError, match="finite"):
+        variant_stats([math.inf])
