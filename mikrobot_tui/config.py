@@ -78,6 +78,11 @@ class ReplaySettings(_Section):
     file: Path | None = None
     speed: float = Field(0.0, ge=0, description="0 replays as fast as possible")
 
+    @field_validator("file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
 
 class QualitySettings(_Section):
     max_gap_s: float = Field(5.0, gt=0)

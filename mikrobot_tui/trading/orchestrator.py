@@ -1,0 +1,109 @@
+"""From a strategy's signal to an order: breakers first, then risk, then sizing.
+
+The orchestrator owns no state of its own; the engine hands it what it needs to know about the
+account and the market at the decision tick, and records the outcome (an order or a refusal
+with its reason) as an event.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mikrobot_tui.config import RiskSettings
+from mikrobot_tui.domain.instruments import Instrument
+from mikrobot_tui.domain.orders import Order, OrderIntent, Side, Signal
+from mikrobot_tui.trading.risk import check_order
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    order: Order | None
+    refusal: str | None = None
+    risk_amount: float = 0.0  # account currency lost if the stop is hit (before costs)
+
+
+def decide(
+    signal: Signal,
+    *,
+    account: str,
+    order_id: str,
+    instrument: Instrument,
+    quote_to_account: float | None,
+    equity: float,
+    open_positions: int,
+    risk: RiskSettings,
+    halted: bool,
+    blocked_by: str | None,
+    decision_ts: int,
+    latency_ns: int,
+) -> Decision:
+    """Turn a signal into a market order, or say why not.
+
+    `blocked_by` names an OPEN circuit breaker that covers this signal (its feed or strategy).
+    Stops and targets are absolute prices around the decision price, rounded to the tick size.
+    """
+    if blocked_by is not None:
+        return Decision(None, f"circuit breaker {blocked_by} is open")
+    verdict = check_order(
+        trading_halted=halted,
+        open_positions=open_positions,
+        max_positions=risk.max_positions,
+        equity=equity,
+        risk_fraction=risk.risk_per_trade,
+        stop_distance=signal.stop_distance,
+        instrument=instrument,
+        quote_to_account=quote_to_account,
+    )
+    if not verdict.approved:
+        return Decision(None, verdict.reason)
+    sign = signal.side.sign
+    stop = instrument.round_price(signal.price - sign * signal.stop_distance)
+    target = None
+    if math.isfinite(signal.take_profit_distance) and signal.take_profit_distance > 0:
+        target = instrument.round_price(signal.price + sign * signal.take_profit_distance)
+    order = Order(
+        order_id=order_id,
+        account=account,
+        symbol=signal.symbol,
+        side=signal.side,
+        lots=verdict.lots,
+        intent=OrderIntent.OPEN,
+        ts_submitted=decision_ts,
+        due_ts=decision_ts + latency_ns,
+        stop_loss=stop,
+        take_profit=target,
+        strategy=signal.strategy,
+    )
+    assert quote_to_account is not None  # check_order refuses without a rate
+    risk_amount = (
+        signal.stop_distance * instrument.value_per_price_unit(verdict.lots) * quote_to_account
+    )
+    return Decision(order, None, risk_amount)
+
+
+def close_order(
+    *,
+    order_id: str,
+    account: str,
+    position_id: str,
+    symbol: str,
+    side: Side,
+    lots: float,
+    ts: int,
+    latency_ns: int,
+    reason: str,
+) -> Order:
+    """A market order that closes a whole position (flatten, or an exit decided by a rule)."""
+    return Order(
+        order_id=order_id,
+        account=account,
+        symbol=symbol,
+        side=side.opposite,
+        lots=lots,
+        intent=OrderIntent.CLOSE,
+        ts_submitted=ts,
+        due_ts=ts + latency_ns,
+        position_id=position_id,
+        strategy=reason,
+    )
