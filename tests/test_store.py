@@ -1,0 +1,98 @@
+"""The SQLite store on a real file: migrations, the writer, commands, the event log."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.market import TICK_DTYPE
+from mikrobot_tui.store import commands
+from mikrobot_tui.store.events import EventLog, raw_events, read_events
+from mikrobot_tui.store.queries import engine_status, read_snapshot
+from mikrobot_tui.store.schema import SCHEMA_VERSION, open_db, schema_version
+from mikrobot_tui.store.writer import Writer
+
+
+def test_a_new_file_gets_every_table_in_wal_mode_and_reopening_is_a_no_op(db_path: Path) -> None:
+    db = open_db(db_path)
+    expected = {"meta", "instruments", "ticks", "bars", "latest", "quality", "events"}
+    expected |= {"breakers", "commands", "rejects", "accounts", "positions", "trades", "ab"}
+    assert expected <= set(db.table_names())
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert schema_version(db) == SCHEMA_VERSION
+    db.conn.close()
+    assert schema_version(open_db(db_path)) == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused(db_path: Path) -> None:
+    db = open_db(db_path)
+    db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    db.conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        open_db(db_path)
+
+
+def test_the_writer_lands_everything_in_one_transaction_or_nothing(db_path: Path) -> None:
+    db = open_db(db_path)
+    w = Writer(db.conn)
+    w.append("rejects", ("ts", "reason"), [(1, "crossed quote")])
+    w.append("events", ("seq", "ts", "kind", "payload"), [(1, 1, "halted", "{}")])
+    w.append("events", ("seq", "ts", "kind", "payload"), [(1, 2, "halted", "{}")])  # dup seq
+    with pytest.raises(sqlite3.IntegrityError):
+        w.flush()
+    assert db.execute("SELECT COUNT(*) FROM rejects").fetchone()[0] == 0
+    assert w.pending_rows == 0
+
+
+def test_ticks_round_trip_with_nan_as_null(db_path: Path) -> None:
+    db = open_db(db_path)
+    w = Writer(db.conn)
+    t = np.zeros(2, dtype=TICK_DTYPE)
+    t[0] = (1, 2, 0, 1.1, 1.2, np.nan, np.nan)
+    t[1] = (3, 4, 1, 100.0, 100.5, 100.2, 0.5)
+    w.append_ticks(t, ["EURUSD", "BTCUSDT"])
+    assert w.flush() == 2
+    rows = db.execute("SELECT symbol, bid, last, volume FROM ticks ORDER BY ts_event").fetchall()
+    assert rows == [("EURUSD", 1.1, None, None), ("BTCUSDT", 100.0, 100.2, 0.5)]
+
+
+def test_events_are_numbered_and_read_back_byte_for_byte(db_path: Path) -> None:
+    db = open_db(db_path)
+    w = Writer(db.conn)
+    log = EventLog(w, last_seq=0)
+    log.append(5, EventKind.HALTED, None, {"source": "cli", "b": 1.5})
+    log.append(6, EventKind.RESUMED, None, {"source": "cli"})
+    w.flush()
+    assert raw_events(db.conn)[0] == (1, 5, "halted", None, '{"b":1.5,"source":"cli"}')
+    events = list(read_events(db.conn))
+    assert [e.seq for e in events] == [1, 2]
+    assert events[1].kind is EventKind.RESUMED
+    assert EventLog(w, last_seq=2).append(7, EventKind.HALTED, None, {}).seq == 3
+
+
+def test_a_command_goes_pending_then_done_with_its_result(db_path: Path) -> None:
+    conn = open_db(db_path).conn
+    cid = commands.send(conn, commands.Command.HALT, ts=1, source="test")
+    (row,) = commands.pending(conn)
+    assert (row.id, row.command, row.args) == (cid, "halt", {"source": "test"})
+    assert commands.wait(conn, cid, timeout_s=0.1) is None
+    conn.execute("UPDATE commands SET status='done', result='halted' WHERE id=?", [cid])
+    assert commands.wait(conn, cid, timeout_s=0.1).result == "halted"
+    assert commands.pending(conn) == []
+
+
+def test_status_says_no_engine_for_a_fresh_file_and_a_stale_heartbeat(db_path: Path) -> None:
+    conn = open_db(db_path).conn
+    snap = read_snapshot(conn, now_ns=10**18)
+    assert snap.engine.running is False and snap.engine.mode == "-"
+    conn.execute(
+        "INSERT INTO engine (id, pid, host, mode, feed, trading_state, running, started_ts, "
+        "heartbeat_ts) VALUES (1, 1, 'elsewhere', 'SIMULATED', 'sim', 'ACTIVE', 1, 0, ?)",
+        [10**18],
+    )
+    assert engine_status(conn, 10**18 + 1_000_000_000).running is True
+    assert engine_status(conn, 10**18 + 4_000_000_000).running is False
