@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -60,6 +61,13 @@ def test_below_the_minimum_lot_is_zero() -> None:
     # 100 x 0.5% = 0.50 USD over 50 pips (500 USD per lot) = 0.001 lots < 0.01
     assert position_size(100, 0.005, 0.0050, EURUSD, 1.0) == 0.0
     assert position_size(0, 0.005, 0.0050, EURUSD, 1.0) == 0.0
+
+
+def test_a_size_on_the_lot_step_but_below_the_minimum_lot_is_zero() -> None:
+    # a broker allowing 0.01 steps from a 0.10 minimum: 0.05 lots is a valid step, not a size
+    strict = replace(EURUSD, min_lot=0.10)
+    assert position_size(1_000, 0.01, 0.0020, strict, 1.0) == 0.0  # 10 USD / 200 = 0.05
+    assert position_size(5_000, 0.01, 0.0020, strict, 1.0) == 0.25
 
 
 @pytest.mark.parametrize("stop", [0.0, -0.001, math.nan, math.inf])
