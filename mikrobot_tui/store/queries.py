@@ -133,7 +133,7 @@ def engine_status(conn: sqlite3.Connection, now_ns: int) -> EngineStatus:
     if r is None:
         return EngineStatus(False, "-", "-", "-", None, None, None)
     pid, host, mode, feed, state, running, started, heartbeat = r
-    fresh = heartbeat is not None and now_ns - heartbeat <= HEARTBEAT_STALE_NS
+    fresh = heartbeat is not None and abs(now_ns - heartbeat) <= HEARTBEAT_STALE_NS
     alive = bool(running) and fresh and _pid_alive(pid, host)
     return EngineStatus(alive, mode, feed, state, pid, started, heartbeat)
 
