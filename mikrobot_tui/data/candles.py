@@ -54,10 +54,10 @@ class CandleBuilder:
             return empty_bars(), np.zeros(0, dtype=np.int64)
         sym_raw = ticks["sym"]
         order = np.argsort(sym_raw, kind="stable")
-        sym = sym_raw[order]
-        ts = ticks["ts_event"][order]
-        mid = (ticks["bid"][order] + ticks["ask"][order]) * 0.5
-        vol = ticks["volume"][order]
+        sym = np.take(sym_raw, order)
+        ts = np.take(ticks["ts_event"], order)
+        mid = (np.take(ticks["bid"], order) + np.take(ticks["ask"], order)) * 0.5
+        vol = np.take(ticks["volume"], order)
         vol_fp = np.rint(np.where(np.isnan(vol), 0.0, vol) / self._quantum).astype(np.int64)
 
         period = ts // self.period_ns

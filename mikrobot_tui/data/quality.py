@@ -1,0 +1,495 @@
+"""The data-quality monitor: which ticks go on, which are rejected, and a score per symbol.
+
+Rejected (returned as `Reject` values, counted, they go no further):
+- "NaN price" / "infinite price": bid or ask not finite;
+- "non-positive price": bid or ask zero or below;
+- "crossed quote": bid above ask. A locked quote (bid == ask) is accepted: it happens on real
+  venues and its mid is well defined;
+- "bad trade price" (last present but not a positive finite number), "bad volume" (volume present
+  but negative or not finite);
+- "timestamp from the past": ts_event earlier than the symbol's last accepted tick;
+- "duplicate tick": the same ts_event, bid, ask, last and volume as the symbol's previous accepted
+  tick (ts_recv is ignored: a message delivered twice is still one tick).
+
+Flagged but passed on (they lower the score and set `last_problem`):
+- spike: the log return of the mid against the symbol's previous accepted mid is beyond
+  `spike_sigma` standard deviations. The variance is an EWMA of squared returns over accepted
+  ticks (alpha 2 / 101, bias-corrected, the sigma before the tick's own return, floored at
+  `min_sigma`), flagged only after `SPIKE_WARMUP` returns. A flagged return that follows a
+  flagged return of the opposite sign is the way back from the same spike and is not counted
+  again;
+- gap: consecutive accepted ticks of a symbol further apart than `max_gap_s` (counted once, on
+  the tick that ends it);
+- stale: the quote (bid and ask) unchanged for longer than `max_gap_s` while ticks keep coming
+  (counted once per episode; a gap restarts the clock);
+- latency: ts_recv - ts_event above `max_latency_ms` (counted per tick).
+
+Score per symbol, in 0..1:
+
+    score = exp(-(0.10 R + 0.10 S + 0.25 G + 0.25 F + 0.02 L + 0.25 Q))
+
+where R, S, G, F, L count the rejects, spikes, gaps, stale episodes and latency breaches of the
+last `window_s`, each weighted by (1 - age / window_s) so a problem fades out linearly (ages are
+taken from the 1-second bucket of the stream time at which the problem was seen), and Q is 1 while
+the symbol is silent (no tick for more than `max_gap_s` before `now_ns`). A clean feed scores
+exactly 1.0; a burst of three rejects just now gives about 0.74; a clean window after the last
+problem brings it back to 1.0.
+
+Batch independence: every result (clean ticks, rejects, flags, counters, scores) is the same
+however the stream is cut into batches. The EWMAs run through scipy.signal.lfilter with the
+filter state carried between batches, which repeats the sequential arithmetic exactly; event
+times are the stream time (the running maximum of ts_event), never the batch's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+from mikrobot_tui.config import QualitySettings
+from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TICK_DTYPE
+
+EWMA_ALPHA = 2.0 / 101.0  # returns' variance and latency, per accepted tick
+SPIKE_WARMUP = 20
+_BUCKET_NS = NS_PER_SECOND
+_MIN = np.iinfo(np.int64).min
+
+# problem kinds: index into the weights and the per-bucket counts
+REJECT, SPIKE, GAP, STALE, LATENCY = range(5)
+WEIGHTS = (0.10, 0.10, 0.25, 0.25, 0.02)
+SILENT_WEIGHT = 0.25
+# which message wins when one tick has several problems (higher wins)
+_RANK = {LATENCY: 0, STALE: 1, GAP: 2, SPIKE: 3, REJECT: 4}
+
+_REASONS = (
+    "",
+    "NaN price",
+    "infinite price",
+    "non-positive price",
+    "crossed quote",
+    "bad trade price",
+    "bad volume",
+    "timestamp from the past",
+    "duplicate tick",
+)
+_PAST, _DUP = 7, 8
+
+
+@dataclass(frozen=True)
+class Reject:
+    ts_event: int
+    ts_recv: int
+    sym: int
+    reason: str
+    raw: str  # the tick's fields as compact text
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    clean: np.ndarray  # accepted ticks, TICK_DTYPE, in their original order
+    rejects: list[Reject]
+    # every symbol present in the batch -> rejects + spikes + gaps + stale + latency breaches
+    problems_by_sym: dict[int, int]
+
+
+@dataclass(frozen=True)
+class SymbolQuality:
+    sym: int
+    score: float
+    ticks: int  # ticks received, rejected ones included
+    rejects: int
+    spikes: int
+    gaps: int
+    latency_ms: float  # EWMA of ts_recv - ts_event over accepted ticks
+    last_problem: str
+    last_problem_ts: int | None  # stream time when it was seen
+
+
+def _raw(t: np.void) -> str:
+    return (
+        f"ts={int(t['ts_event'])} recv={int(t['ts_recv'])} sym={int(t['sym'])} "
+        f"bid={float(t['bid'])!r} ask={float(t['ask'])!r} "
+        f"last={float(t['last'])!r} vol={float(t['volume'])!r}"
+    )
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def _static_reason(t: np.void) -> int:
+    bid, ask, last = (float(t[k]) for k in ("bid", "ask", "last"))
+    if math.isnan(bid) or math.isnan(ask):
+        return 1
+    if math.isinf(bid) or math.isinf(ask):
+        return 2
+    if bid <= 0 or ask <= 0:
+        return 3
+    if bid > ask:
+        return 4
+    if not math.isnan(last) and (math.isinf(last) or last <= 0):
+        return 5
+    return 6
+
+
+class QualityMonitor:
+    def __init__(
+        self, n_symbols: int, settings: QualitySettings, *, min_sigma: float = 1e-6
+    ) -> None:
+        self.n_symbols = n_symbols
+        self.settings = settings
+        self.min_sigma = min_sigma
+        self._max_gap_ns = round(settings.max_gap_s * NS_PER_SECOND)
+        self._window_ns = round(settings.window_s * NS_PER_SECOND)
+        self._stream_ts = _MIN
+        n = n_symbols
+        self._seen = np.zeros(n, dtype=bool)
+        self._has_last = np.zeros(n, dtype=bool)
+        self._last_ts = np.full(n, _MIN, dtype=np.int64)  # last accepted ts_event
+        self._last_fields = np.full((n, 4), np.nan)  # bid, ask, last, volume
+        self._var_y = np.zeros(n)
+        self._var_zi = np.zeros(n)
+        self._n_ret = np.zeros(n, dtype=np.int64)
+        self._prev_spike = np.zeros(n, dtype=np.int8)  # sign of a flagged last return, or 0
+        self._lat_y = np.zeros(n)
+        self._lat_zi = np.zeros(n)
+        self._n_lat = np.zeros(n, dtype=np.int64)
+        self._acc_ts = np.full(n, _MIN, dtype=np.int64)  # ts_event of the last accepted tick
+        self._change_ts = np.full(n, _MIN, dtype=np.int64)
+        self._stale = np.zeros(n, dtype=bool)
+        self._ticks = np.zeros(n, dtype=np.int64)
+        self._totals = np.zeros((n, 5), dtype=np.int64)
+        self._last_problem = [""] * n
+        self._last_problem_ts: list[int | None] = [None] * n
+        self._buckets: list[dict[int, list[int]]] = [{} for _ in range(n)]
+
+    # ------------------------------------------------------------------ check
+    def check(self, ticks: np.ndarray) -> QualityResult:
+        n = len(ticks)
+        if n == 0:
+            return QualityResult(ticks[:0].copy(), [], {})
+        if ticks.dtype != TICK_DTYPE:
+            raise TypeError(f"ticks must be TICK_DTYPE, got {ticks.dtype}")
+        ts_raw = ticks["ts_event"]
+        stream = np.maximum.accumulate(ts_raw)
+        np.maximum(stream, self._stream_ts, out=stream)
+        self._stream_ts = int(stream[-1])
+
+        bid_raw, ask_raw = ticks["bid"], ticks["ask"]
+        last_raw, vol_raw = ticks["last"], ticks["volume"]
+        with np.errstate(invalid="ignore"):
+            ok_raw = (bid_raw > 0) & (ask_raw >= bid_raw) & (ask_raw < np.inf)
+            ok_raw &= np.isnan(last_raw) | ((last_raw > 0) & (last_raw < np.inf))
+            ok_raw &= np.isnan(vol_raw) | ((vol_raw >= 0) & (vol_raw < np.inf))
+        reason = np.zeros(n, dtype=np.int8)
+        for i in np.flatnonzero(~ok_raw).tolist():
+            reason[i] = _static_reason(ticks[i])
+
+        # everything below runs in symbol order (stable: arrival order within a symbol)
+        sym_raw = ticks["sym"]
+        order = np.argsort(sym_raw, kind="stable")
+        sym = np.take(sym_raw, order)
+        ts = np.take(ts_raw, order)
+        ok = np.take(ok_raw, order)
+        bounds = np.flatnonzero(sym[1:] != sym[:-1]) + 1
+        starts = np.concatenate(([0], bounds)).tolist()
+        ends = [*bounds.tolist(), n]
+        seg_sym = sym[starts]
+        self._seen[seg_sym] = True
+        np.add.at(self._ticks, seg_sym, np.subtract(ends, starts))
+
+        # from the past: earlier than the running max of the statically good earlier ticks
+        cand_ts = np.where(ok, ts, _MIN)
+        prevmax = np.empty(n, dtype=np.int64)
+        for a, b, s in zip(starts, ends, seg_sym.tolist(), strict=True):
+            run = np.maximum.accumulate(cand_ts[a:b])
+            np.maximum(run, self._last_ts[s], out=run)
+            prevmax[a] = self._last_ts[s]
+            prevmax[a + 1 : b] = run[:-1]
+            self._last_ts[s] = run[-1]
+        past = ok & (ts < prevmax)
+        cand = ok & ~past
+        all_cand = bool(cand.all())
+        if not all_cand:
+            reason[order[past]] = _PAST
+
+        # duplicates of the previous candidate (a duplicate equals the accepted tick it repeats)
+        cpos = np.arange(n) if all_cand else np.flatnonzero(cand)
+        cols = [np.take(c, order) for c in (bid_raw, ask_raw, last_raw, vol_raw)]
+        c_sym = sym if all_cand else sym[cpos]
+        c_ts = ts if all_cand else ts[cpos]
+        c_cols = cols if all_cand else [c[cpos] for c in cols]
+        dup = self._duplicates(c_sym, c_ts, c_cols)
+        if dup.any():
+            reason[order[cpos[dup]]] = _DUP
+            apos = cpos[~dup]
+        else:
+            apos = cpos
+        all_acc = len(apos) == n
+
+        pos_kind: list[tuple[int, np.ndarray, np.ndarray]] = []  # (kind, original idx, value)
+        if len(apos):
+            a_recv = np.take(ticks["ts_recv"], order)
+            if not all_acc:
+                a_recv = a_recv[apos]
+            a_ts = ts if all_acc else ts[apos]
+            a_sym = sym if all_acc else sym[apos]
+            a_bid, a_ask = (cols[0], cols[1]) if all_acc else (cols[0][apos], cols[1][apos])
+            a_orig = order if all_acc else order[apos]
+            for kind, p, v in self._flags(a_sym, a_ts, a_recv, a_bid, a_ask):
+                pos_kind.append((kind, a_orig[p], v))
+            last_j = np.flatnonzero(np.append(a_sym[1:] != a_sym[:-1], True))
+            ls = a_sym[last_j]
+            self._has_last[ls] = True
+            self._last_fields[ls] = np.column_stack(
+                [c[a_orig[last_j]] for c in (bid_raw, ask_raw, last_raw, vol_raw)]
+            )
+
+        rej = np.flatnonzero(reason)
+        pos_kind.append((REJECT, rej, reason[rej].astype(np.float64)))
+        problems = self._record(pos_kind, sym_raw, stream, seg_sym)
+
+        rejects = [
+            Reject(
+                int(ts_raw[i]),
+                int(ticks["ts_recv"][i]),
+                int(sym_raw[i]),
+                _REASONS[reason[i]],
+                _raw(ticks[i]),
+            )
+            for i in rej.tolist()
+        ]
+        if all_acc:
+            return QualityResult(ticks, rejects, problems)
+        return QualityResult(ticks[reason == 0], rejects, problems)
+
+    def _duplicates(
+        self, c_sym: np.ndarray, c_ts: np.ndarray, c_cols: list[np.ndarray]
+    ) -> np.ndarray:
+        k = len(c_sym)
+        if k == 0:
+            return np.zeros(0, dtype=bool)
+        first = np.empty(k, dtype=bool)
+        first[0] = True
+        np.not_equal(c_sym[1:], c_sym[:-1], out=first[1:])
+        fs = c_sym[first]
+        prev_ts = np.empty(k, dtype=np.int64)
+        prev_ts[1:] = c_ts[:-1]
+        prev_ts[first] = np.where(self._has_last[fs], self._acc_ts[fs], _MIN)
+        dup = c_ts == prev_ts
+        if not dup.any():
+            return dup
+        for j, col in enumerate(c_cols):
+            prev = np.empty(k)
+            prev[1:] = col[:-1]
+            prev[first] = self._last_fields[fs, j]
+            dup &= _same(col, prev)
+        return dup
+
+    def _flags(
+        self,
+        a_sym: np.ndarray,
+        ts: np.ndarray,
+        recv: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+    ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Spikes, gaps, stale episodes and latency breaches among accepted ticks (symbol order).
+
+        Returns (kind, positions into these arrays, value for the message) per kind.
+        """
+        st = self.settings
+        k = len(a_sym)
+        first = np.empty(k, dtype=bool)
+        first[0] = True
+        np.not_equal(a_sym[1:], a_sym[:-1], out=first[1:])
+        f_at = np.flatnonzero(first)
+        fs = a_sym[f_at]
+        f_has = self._has_last[fs]
+        has_prev = np.ones(k, dtype=bool)
+        has_prev[f_at] = f_has
+
+        mid = (bid + ask) * 0.5
+        p_bid = np.empty(k)
+        p_ask = np.empty(k)
+        p_ts = np.empty(k, dtype=np.int64)
+        p_bid[1:], p_ask[1:], p_ts[1:] = bid[:-1], ask[:-1], ts[:-1]
+        p_bid[f_at] = np.where(f_has, self._last_fields[fs, 0], bid[f_at])
+        p_ask[f_at] = np.where(f_has, self._last_fields[fs, 1], ask[f_at])
+        p_ts[f_at] = np.where(f_has, self._acc_ts[fs], ts[f_at])
+        self._acc_ts[fs] = ts[np.append(f_at[1:], k) - 1]
+
+        dt = ts - p_ts
+        gap = dt > self._max_gap_ns
+        r = np.log(mid / ((p_bid + p_ask) * 0.5))
+        changed = (bid != p_bid) | (ask != p_ask) | gap | ~has_prev
+        lat = (recv - ts) / NS_PER_MS
+
+        # per symbol: the EWMAs (variance of returns, latency) and the stale clock
+        alpha = EWMA_ALPHA
+        fb, fa = [alpha], [1.0, -(1.0 - alpha)]
+        prior_v = np.zeros(k)
+        n_prior = np.zeros(k, dtype=np.int64)
+        cts = np.where(changed, ts, _MIN)
+        bounds = [*f_at.tolist(), k]
+        for i, s in enumerate(fs.tolist()):
+            a, b = bounds[i], bounds[i + 1]
+            r0 = a if f_has[i] else a + 1
+            if r0 == a:
+                x = np.vstack((r[a:b] * r[a:b], lat[a:b]))
+                zi = np.array([[self._var_zi[s]], [self._lat_zi[s]]])
+                y, zf = lfilter(fb, fa, x, axis=-1, zi=zi)
+                vy, ly, vzf, lzf = y[0], y[1], zf[0, 0], zf[1, 0]
+            else:
+                ly, lz = lfilter(fb, fa, lat[a:b], zi=[self._lat_zi[s]])
+                lzf = lz[0]
+                vy, vzf = self._var_y[s : s + 1], self._var_zi[s]
+                if b > r0:
+                    rr = r[r0:b]
+                    vy, vz = lfilter(fb, fa, rr * rr, zi=[self._var_zi[s]])
+                    vzf = vz[0]
+            if b > r0:
+                prior_v[r0] = self._var_y[s]
+                prior_v[r0 + 1 : b] = vy[:-1]
+                n_prior[r0:b] = self._n_ret[s] + np.arange(b - r0)
+                self._var_y[s], self._var_zi[s] = vy[-1], vzf
+                self._n_ret[s] += b - r0
+            self._lat_y[s], self._lat_zi[s] = ly[-1], lzf
+            self._n_lat[s] += b - a
+            seg = cts[a:b]
+            np.maximum.accumulate(seg, out=seg)
+            np.maximum(seg, self._change_ts[s], out=seg)
+            self._change_ts[s] = seg[-1]
+
+        # spikes: |r| against the sigma before the tick's own return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vhat = prior_v / (1.0 - (1.0 - alpha) ** n_prior)
+        sigma = np.maximum(np.sqrt(np.where(n_prior > 0, vhat, 0.0)), self.min_sigma)
+        z = np.abs(r) / sigma
+        raw = has_prev & (n_prior >= SPIKE_WARMUP) & (z > st.spike_sigma)
+        sign = np.where(raw, np.sign(r), 0).astype(np.int8)
+        p_sign = np.empty(k, dtype=np.int8)
+        p_sign[1:] = sign[:-1]
+        p_sign[f_at] = self._prev_spike[fs]
+        spike = raw & (p_sign != -sign)
+        last_at = np.append(f_at[1:], k) - 1
+        self._prev_spike[fs] = sign[last_at]
+
+        # stale: quote unchanged for longer than max_gap while ticks keep coming
+        age = ts - cts
+        stale = age > self._max_gap_ns
+        p_stale = np.empty(k, dtype=bool)
+        p_stale[1:] = stale[:-1]
+        p_stale[f_at] = self._stale[fs]
+        stale_start = stale & ~p_stale
+        self._stale[fs] = stale[last_at]
+
+        breach = lat > st.max_latency_ms
+        out = []
+        for kind, mask, value in (
+            (SPIKE, spike, z),
+            (GAP, gap, dt / NS_PER_SECOND),
+            (STALE, stale_start, age / NS_PER_SECOND),
+            (LATENCY, breach, lat),
+        ):
+            if mask.any():
+                p = np.flatnonzero(mask)
+                out.append((kind, p, value[p]))
+        return out
+
+    def _record(
+        self,
+        pos_kind: list[tuple[int, np.ndarray, np.ndarray]],
+        sym_raw: np.ndarray,
+        stream: np.ndarray,
+        seg_sym: np.ndarray,
+    ) -> dict[int, int]:
+        """Count problems (totals, score buckets, last problem); return problems per symbol."""
+        problems = dict.fromkeys(seg_sym.tolist(), 0)
+        pos_kind = [pk for pk in pos_kind if len(pk[1])]
+        if not pos_kind:
+            return problems
+        idx = np.concatenate([p for _, p, _ in pos_kind])
+        kind = np.concatenate([np.full(len(p), kd, dtype=np.int64) for kd, p, _ in pos_kind])
+        val = np.concatenate([v for _, _, v in pos_kind])
+        ev_sym = sym_raw[idx].astype(np.int64)
+        np.add.at(self._totals, (ev_sym, kind), 1)
+        for s, c in zip(*np.unique(ev_sym, return_counts=True), strict=True):
+            problems[int(s)] = int(c)
+        bucket = stream[idx] // _BUCKET_NS
+        key = (bucket * 8 + kind) * 65536 + ev_sym
+        for kk, c in zip(*np.unique(key, return_counts=True), strict=True):
+            kk = int(kk)
+            s, kd, bk = kk % 65536, (kk // 65536) % 8, kk // (65536 * 8)
+            self._buckets[s].setdefault(bk, [0, 0, 0, 0, 0])[kd] += int(c)
+        # the last problem of each symbol: latest tick, then the most telling kind
+        rank = np.array([_RANK[i] for i in range(5)])[kind]
+        o = np.lexsort((rank, idx, ev_sym))
+        ends = np.flatnonzero(np.append(ev_sym[o][1:] != ev_sym[o][:-1], True))
+        for j in o[ends].tolist():
+            s = int(ev_sym[j])
+            self._last_problem[s] = _message(int(kind[j]), float(val[j]))
+            self._last_problem_ts[s] = int(stream[idx[j]])
+            self._prune(s)
+        return problems
+
+    def _prune(self, s: int) -> None:
+        store = self._buckets[s]
+        horizon = (self._stream_ts - self._window_ns) // _BUCKET_NS - 1
+        for key in [key for key in store if key < horizon]:
+            del store[key]
+
+    # ----------------------------------------------------------------- scores
+    def scores(self, now_ns: int) -> list[SymbolQuality]:
+        """Quality per symbol seen so far, ordered by sym (see the module docstring)."""
+        out = []
+        window = self._window_ns
+        for s in np.flatnonzero(self._seen).tolist():
+            penalty = 0.0
+            for key, counts in sorted(self._buckets[s].items()):
+                age = now_ns - (key * _BUCKET_NS + _BUCKET_NS // 2)
+                fade = 1.0 - max(age, 0) / window
+                if fade > 0:
+                    penalty += fade * sum(w * c for w, c in zip(WEIGHTS, counts, strict=True))
+            problem, problem_ts = self._last_problem[s], self._last_problem_ts[s]
+            if self._has_last[s]:
+                silent = now_ns - int(self._last_ts[s])
+                if silent > self._max_gap_ns:
+                    penalty += SILENT_WEIGHT
+                    problem, problem_ts = f"silent {silent / NS_PER_SECOND:.0f}s", now_ns
+            n_lat = int(self._n_lat[s])
+            latency = float(self._lat_y[s] / (1.0 - (1.0 - EWMA_ALPHA) ** n_lat)) if n_lat else 0.0
+            totals = self._totals[s]
+            out.append(
+                SymbolQuality(
+                    sym=s,
+                    score=math.exp(-penalty),
+                    ticks=int(self._ticks[s]),
+                    rejects=int(totals[REJECT]),
+                    spikes=int(totals[SPIKE]),
+                    gaps=int(totals[GAP]),
+                    latency_ms=latency,
+                    last_problem=problem,
+                    last_problem_ts=problem_ts,
+                )
+            )
+        return out
+
+    def counters(self) -> np.ndarray:
+        """Totals per symbol: columns rejects, spikes, gaps, stale, latency breaches."""
+        return self._totals.copy()
+
+
+def _message(kind: int, value: float) -> str:
+    if kind == REJECT:
+        return _REASONS[int(value)]
+    if kind == SPIKE:
+        return f"spike {value:.1f}σ"
+    if kind == GAP:
+        return f"gap {value:.1f}s"
+    if kind == STALE:
+        return f"stale {value:.0f}s"
+    return f"latency {value:.0f}ms"

@@ -1,0 +1,242 @@
+"""The quality monitor: bad ticks are rejected with a reason, odd ones flagged, scores tell."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mikrobot_tui.config import QualitySettings
+from mikrobot_tui.data.quality import QualityMonitor
+from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TICK_DTYPE
+
+BASE = 1_700_000_000 * NS_PER_SECOND
+NAN = float("nan")
+INF = float("inf")
+SETTINGS = QualitySettings()  # max_gap 5 s, spike 3 sigma, latency 250 ms, window 60 s
+
+
+def ticks_of(rows: list[tuple]) -> np.ndarray:
+    """rows: (seconds, sym, bid, ask[, last, volume[, latency_ms]])."""
+    t = np.zeros(len(rows), dtype=TICK_DTYPE)
+    for i, row in enumerate(rows):
+        sec, sym, bid, ask, *rest = row
+        last, vol, lat = (list(rest) + [NAN, NAN, 5.0][len(rest) :])[:3]
+        t[i]["ts_event"] = BASE + round(sec * NS_PER_SECOND)
+        t[i]["ts_recv"] = t[i]["ts_event"] + round(lat * NS_PER_MS)
+        t[i]["sym"], t[i]["bid"], t[i]["ask"] = sym, bid, ask
+        t[i]["last"], t[i]["volume"] = last, vol
+    return t
+
+
+def test_each_bad_tick_is_rejected_with_its_reason() -> None:
+    t = ticks_of(
+        [
+            (1.0, 0, 1.0, 1.1),  # 0 ok
+            (1.1, 0, NAN, 1.1),  # 1 NaN price
+            (1.2, 0, 1.0, INF),  # 2 infinite price
+            (1.3, 0, 0.0, 1.1),  # 3 non-positive price
+            (1.4, 0, 1.2, 1.1),  # 4 crossed quote
+            (1.5, 0, 1.1, 1.1),  # 5 locked quote: accepted
+            (0.5, 0, 1.0, 1.1),  # 6 timestamp from the past
+            (1.5, 0, 1.1, 1.1),  # 7 duplicate of 5
+            (1.6, 1, 9.0, 9.1, -5.0, 1.0),  # 8 bad trade price
+            (1.7, 1, 9.0, 9.1, 9.05, -1.0),  # 9 bad volume
+            (1.8, 1, 9.0, 9.1, 9.05, 1.0),  # 10 ok
+            (1.8, 1, 9.0, 9.1, 9.05, 1.0),  # 11 duplicate
+            (1.8, 1, 9.0, 9.1, 9.05, 2.0),  # 12 same time, another volume: ok
+        ]
+    )
+    res = QualityMonitor(2, SETTINGS).check(t)
+    assert [(r.ts_event - BASE, r.sym, r.reason) for r in res.rejects] == [
+        (int(1.1e9), 0, "NaN price"),
+        (int(1.2e9), 0, "infinite price"),
+        (int(1.3e9), 0, "non-positive price"),
+        (int(1.4e9), 0, "crossed quote"),
+        (int(0.5e9), 0, "timestamp from the past"),
+        (int(1.5e9), 0, "duplicate tick"),
+        (int(1.6e9), 1, "bad trade price"),
+        (int(1.7e9), 1, "bad volume"),
+        (int(1.8e9), 1, "duplicate tick"),
+    ]
+    assert res.clean.tobytes() == t[[0, 5, 10, 12]].tobytes()
+    assert res.problems_by_sym == {0: 6, 1: 3}
+    assert "bid=nan" in res.rejects[0].raw and f"ts={BASE + int(1.1e9)}" in res.rejects[0].raw
+
+
+def test_a_rejected_tick_does_not_move_the_clock_forward() -> None:
+    # tick 1 is crossed at 5 s: tick 2 at 3 s is still later than the last accepted (1 s)
+    t = ticks_of([(1.0, 0, 1.0, 1.1), (5.0, 0, 1.2, 1.1), (3.0, 0, 1.0, 1.1), (2.0, 0, 1.0, 1.1)])
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [r.reason for r in res.rejects] == ["crossed quote", "timestamp from the past"]
+    assert res.clean.tobytes() == t[[0, 2]].tobytes()
+
+
+def test_a_run_of_duplicates_is_rejected_but_a_new_time_is_not() -> None:
+    t = ticks_of([(1.0, 0, 1.0, 1.1)] * 3 + [(2.0, 0, 1.0, 1.1)])
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [r.reason for r in res.rejects] == ["duplicate tick"] * 2
+    assert len(res.clean) == 2
+
+
+def uniform_walk(n: int, seed: int, sym: int = 0, dt: float = 0.25) -> list[tuple]:
+    """Returns bounded by sqrt(3) sigma: a clean feed has no 3-sigma spike."""
+    rng = np.random.default_rng(seed)
+    m = 1.08 * np.exp(np.cumsum(rng.uniform(-1e-4, 1e-4, n)))
+    return [(i * dt, sym, m[i] - 5e-5, m[i] + 5e-5) for i in range(n)]
+
+
+def test_a_clean_feed_scores_one() -> None:
+    qm = QualityMonitor(1, SETTINGS)
+    t = ticks_of(uniform_walk(2000, seed=1))
+    res = qm.check(t)
+    assert len(res.clean) == 2000 and res.rejects == [] and res.problems_by_sym == {0: 0}
+    (q,) = qm.scores(int(t["ts_event"][-1]))
+    assert q.score == 1.0
+    assert (q.ticks, q.rejects, q.spikes, q.gaps) == (2000, 0, 0, 0)
+    assert q.last_problem == "" and q.last_problem_ts is None
+    assert q.latency_ms == pytest.approx(5.0)
+
+
+def test_a_spike_is_flagged_once_with_its_sigma() -> None:
+    c = math.log(1.0001)
+    mids = [1.0 if i % 2 == 0 else 1.0001 for i in range(200)]  # returns +-c: sigma = c
+    mids.append(mids[-1] * math.exp(7.3 * c))  # the spike
+    mids.append(mids[-2])  # and back
+    mids += [1.0 if i % 2 == 0 else 1.0001 for i in range(10)]
+    t = ticks_of([(i * 0.2, 0, m, m) for i, m in enumerate(mids)])
+    qm = QualityMonitor(1, SETTINGS)
+    res = qm.check(t)
+    assert len(res.clean) == len(t)  # flagged, passed on
+    (q,) = qm.scores(int(t["ts_event"][-1]))
+    assert q.spikes == 1
+    assert res.problems_by_sym == {0: 1}
+    assert q.last_problem == "spike 7.3σ"
+    assert q.last_problem_ts == t["ts_event"][200]
+    assert q.score == pytest.approx(math.exp(-0.10), abs=0.01)
+
+
+def test_a_gap_is_counted_once_even_across_batches() -> None:
+    rows = [(float(i), 0, 1.0 + (i % 2) * 0.01, 1.1) for i in range(10)] + [
+        (21.0 + i, 0, 1.0 + (i % 2) * 0.01, 1.1) for i in range(5)
+    ]
+    t = ticks_of(rows)
+    for cut in (1, 10, 11, 15):
+        qm = QualityMonitor(1, SETTINGS)
+        total = sum(sum(qm.check(part).problems_by_sym.values()) for part in (t[:cut], t[cut:]))
+        (q,) = qm.scores(int(t["ts_event"][-1]))
+        assert (q.gaps, total) == (1, 1), cut
+        assert q.last_problem == "gap 12.0s"
+
+
+def test_a_frozen_quote_is_stale_once_per_episode() -> None:
+    rows = [(i * 0.5, 0, 1.0 + (i % 2) * 0.01, 1.1) for i in range(4)]
+    rows += [(2.0 + i * 0.5, 0, 1.0, 1.1) for i in range(1, 20)]  # frozen 9.5 s
+    rows += [(12.5, 0, 1.01, 1.1)]
+    qm = QualityMonitor(1, SETTINGS)
+    res = qm.check(ticks_of(rows))
+    assert qm.counters()[0].tolist() == [0, 0, 0, 1, 0]
+    assert res.problems_by_sym == {0: 1}
+    assert qm.scores(BASE + 13 * NS_PER_SECOND)[0].last_problem == "stale 6s"  # 5.5 s rounds to 6
+
+
+def test_latency_above_the_limit_is_flagged_per_tick() -> None:
+    rows = [
+        (i * 0.5, 0, 1.0 + (i % 2) * 0.01, 1.1, NAN, NAN, 420.0 if i >= 8 else 5.0)
+        for i in range(10)
+    ]
+    qm = QualityMonitor(1, SETTINGS)
+    res = qm.check(ticks_of(rows))
+    assert res.problems_by_sym == {0: 2}
+    (q,) = qm.scores(BASE + 5 * NS_PER_SECOND)
+    assert q.last_problem == "latency 420ms"
+    assert q.latency_ms > 5.0
+
+
+def test_score_drops_in_a_fault_burst_and_recovers_after_a_clean_window() -> None:
+    qm = QualityMonitor(1, SETTINGS)
+    good = uniform_walk(240, seed=2)  # 60 s
+    burst = [(60.0, 0, NAN, 1.0), (60.1, 0, 1.2, 1.1), (60.2, 0, 0.0, 1.0)]
+    after = [(60.25 + i * 0.25, 0, b, a) for i, (_, _, b, a) in enumerate(uniform_walk(400, 3))]
+    qm.check(ticks_of(good))
+    assert qm.scores(BASE + 60 * NS_PER_SECOND)[0].score == 1.0
+    qm.check(ticks_of(burst))
+    q = qm.scores(BASE + 61 * NS_PER_SECOND)[0]
+    assert q.score < 0.8 and q.rejects == 3 and q.last_problem == "non-positive price"
+    qm.check(ticks_of(after[:120]))  # 30 s later: halfway back
+    mid_score = qm.scores(BASE + 90 * NS_PER_SECOND)[0].score
+    assert 0.8 < mid_score < 0.9
+    qm.check(ticks_of(after[120:]))  # a clean window later
+    assert qm.scores(BASE + 160 * NS_PER_SECOND)[0].score == 1.0
+
+
+def test_a_silent_symbol_loses_score_until_it_ticks_again() -> None:
+    qm = QualityMonitor(2, SETTINGS)
+    qm.check(ticks_of([(0.0, 1, 1.0, 1.1)]))
+    (q,) = qm.scores(BASE + 20 * NS_PER_SECOND)  # only sym 1 was seen
+    assert q.sym == 1 and q.score == pytest.approx(math.exp(-0.25))
+    assert q.last_problem == "silent 20s"
+
+
+def faulty_stream(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.zeros(n, dtype=TICK_DTYPE)
+    t["ts_event"] = BASE + np.sort(rng.integers(0, n * 100 * NS_PER_MS, n))
+    t["ts_event"][n // 2 : n // 2 + 40] += 8 * NS_PER_SECOND  # a gap for everyone
+    t["ts_event"] = np.maximum.accumulate(t["ts_event"])
+    t["ts_recv"] = t["ts_event"] + rng.integers(1, 400, n) * NS_PER_MS
+    t["sym"] = rng.integers(0, 3, n)
+    m = 100 * np.exp(np.cumsum(rng.normal(0, 1e-4, n)))
+    t["bid"], t["ask"] = np.round(m - 0.01, 2), np.round(m + 0.01, 2)
+    t["last"] = np.where(t["sym"] == 2, t["bid"], np.nan)
+    t["volume"] = np.where(t["sym"] == 2, 0.5, np.nan)
+    bad = rng.choice(n, 60, replace=False)
+    t["bid"][bad[:10]] = np.nan
+    t["ask"][bad[10:20]] = t["bid"][bad[10:20]] - 0.05
+    t["ts_event"][bad[20:30]] -= 3 * NS_PER_SECOND
+    t["bid"][bad[30:40]] *= 1.02  # spikes (some crossed)
+    t["ask"][bad[30:40]] *= 1.02
+    dup = bad[40:50]
+    t = np.insert(t, dup + 1, t[dup])
+    t["ts_event"][bad[50:60]] = t["ts_event"][bad[50:60] - 1]  # ties
+    return t
+
+
+def run(stream: np.ndarray, size: int) -> tuple:
+    qm = QualityMonitor(3, SETTINGS)
+    clean, rejects, problems = [], [], np.zeros(3, dtype=np.int64)
+    for start in range(0, len(stream), size):
+        res = qm.check(stream[start : start + size])
+        clean.append(res.clean)
+        rejects += res.rejects
+        for s, c in res.problems_by_sym.items():
+            problems[s] += c
+    now = int(stream["ts_event"].max())
+    return (
+        np.concatenate(clean).tobytes(),
+        rejects,
+        problems.tolist(),
+        qm.scores(now),
+        qm.counters(),
+    )
+
+
+def test_batch_size_does_not_change_anything() -> None:
+    stream = faulty_stream(3000, seed=5)
+    ref = run(stream, len(stream))
+    counters = ref[4]
+    assert (counters > 0).all(axis=0).sum() >= 4  # rejects, spikes, gaps, latency all present
+    assert len(ref[1]) >= 30
+    for size in (1, 7, 1000):
+        got = run(stream, size)
+        assert got[0] == ref[0], size
+        assert got[1] == ref[1], size
+        assert got[2] == ref[2], size
+        assert got[3] == ref[3], size
+        assert np.array_equal(got[4], ref[4]), size
+
+
+def test_empty_batch() -> None:
+    res = QualityMonitor(1, SETTINGS).check(np.zeros(0, dtype=TICK_DTYPE))
+    assert len(res.clean) == 0 and res.rejects == [] and res.problems_by_sym == {}
