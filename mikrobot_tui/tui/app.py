@@ -1,0 +1,117 @@
+"""The cockpit: a view of SQLite and a remote control for the engine.
+
+The App is thin (bindings, palette entries, the engine's lifecycle); the behaviour lives in
+`CockpitScreen`. Nothing here trades: halt, resume and flatten are rows in the `commands`
+table that whichever engine owns the database carries out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from mikrobot_tui.clock import Clock, LiveClock
+from mikrobot_tui.store.commands import Command
+from mikrobot_tui.tui.screens import CockpitScreen, FlattenScreen
+
+
+class Runnable(Protocol):
+    """What the cockpit needs of an engine: run until the stop event is set."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+class CockpitApp(App[None]):
+    CSS_PATH = "cockpit.tcss"
+    TITLE = "mikrobot"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("h", "halt", "Halt"),
+        Binding("r", "resume", "Resume"),
+        Binding("f", "flatten", "Flatten"),
+        Binding("q", "quit", "Quit"),
+    ]
+    # How long a command waits for an engine to answer before the cockpit says nobody did.
+    command_timeout_s = 3.0
+    # How long quitting waits for an in-process engine to stop cleanly.
+    engine_stop_timeout_s = 10.0
+
+    def __init__(
+        self,
+        db_path: Path | str,
+        clock: Clock | None = None,
+        engine: Runnable | None = None,
+        refresh_hz: float = 4.0,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.clock: Clock = clock if clock is not None else LiveClock()
+        self.engine = engine
+        self.refresh_hz = refresh_hz
+        self._stop = asyncio.Event()
+        self._engine_worker: Worker[None] | None = None
+        self.cockpit = CockpitScreen(self.db_path, self.clock, refresh_hz)
+
+    def get_default_screen(self) -> Screen:
+        return self.cockpit
+
+    def on_mount(self) -> None:
+        if self.engine is not None:
+            self._engine_worker = self.run_worker(
+                self.engine.run(self._stop), name="engine", group="engine", exit_on_error=False
+            )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self._engine_worker or self._stop.is_set():
+            return
+        if event.state == WorkerState.ERROR:
+            self.notify(f"engine stopped: {event.worker.error!r}", severity="error", timeout=30)
+        elif event.state == WorkerState.SUCCESS:
+            self.notify("engine stopped", severity="warning", timeout=30)
+
+    # -- the operator's keys --------------------------------------------------------------------
+    def action_halt(self) -> None:
+        self.cockpit.send_command(Command.HALT, self.command_timeout_s)
+
+    def action_resume(self) -> None:
+        self.cockpit.send_command(Command.RESUME, self.command_timeout_s)
+
+    def action_flatten(self) -> None:
+        if isinstance(self.screen, FlattenScreen):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cockpit.send_command(Command.FLATTEN, self.command_timeout_s)
+
+        self.push_screen(FlattenScreen(), answered)
+
+    async def action_quit(self) -> None:
+        self._stop.set()
+        worker = self._engine_worker
+        if worker is not None and not worker.is_finished:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.wait(), timeout=self.engine_stop_timeout_s)
+        self.exit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand(
+            "Halt trading", "Refuse every new order until resumed (h)", self.action_halt
+        )
+        yield SystemCommand("Resume trading", "Accept orders again (r)", self.action_resume)
+        yield SystemCommand(
+            "Flatten", "Close every open position at market, after asking (f)", self.action_flatten
+        )
+        yield from super().get_system_commands(screen)
+
+    @property
+    def stop_event(self) -> asyncio.Event:
+        """Set when the operator quits; an in-process engine stops on it."""
+        return self._stop

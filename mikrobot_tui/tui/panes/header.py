@@ -1,0 +1,73 @@
+"""The cockpit's top line: mode, trading state, engine and the clock's time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label
+
+from mikrobot_tui.store.queries import EngineStatus
+
+
+def clock_text(now_ns: int) -> str:
+    return datetime.fromtimestamp(now_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class StatusHeader(Horizontal):
+    """Turns red from edge to edge while trading is halted."""
+
+    DEFAULT_CSS = """
+    StatusHeader { height: 1; background: $panel; }
+    StatusHeader.-halted { background: $error 60%; }
+    StatusHeader > Label { padding: 0 1; }
+    StatusHeader > #brand { text-style: bold; color: $accent; }
+    StatusHeader > #mode { text-style: bold; }
+    StatusHeader > #state.-active { background: $success; color: $text; text-style: bold; }
+    StatusHeader > #state.-halted { background: $error; color: $text; text-style: bold reverse; }
+    StatusHeader > #state.-unknown { color: $text-muted; }
+    StatusHeader > #engine { width: 1fr; }
+    StatusHeader > #engine.-down { color: $warning; text-style: bold; }
+    StatusHeader > #clock { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._texts: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Label("mikrobot", id="brand")
+        yield Label("-", id="mode")
+        yield Label("-", id="state")
+        yield Label("", id="engine")
+        yield Label("", id="clock")
+
+    def _set(self, id: str, text: str, cls: str | None = None) -> None:
+        label = self.query_one(f"#{id}", Label)
+        if self._texts.get(id) != text:
+            label.update(text)
+            self._texts[id] = text
+        if cls is not None:
+            label.set_classes(f"-{cls}")
+
+    def show(self, engine: EngineStatus | None, now_ns: int, problem: str = "") -> None:
+        self._set("clock", clock_text(now_ns))
+        if engine is None:
+            self._set("mode", "-")
+            self._set("state", "-", "unknown")
+            self._set("engine", f"○ no engine running · {problem}" if problem else "", "down")
+            self.set_class(False, "-halted")
+            return
+        self._set("mode", engine.mode or "-")
+        halted = engine.trading_state == "HALTED"
+        state = engine.trading_state if engine.trading_state in ("ACTIVE", "HALTED") else "-"
+        label = " HALTED · orders refused " if halted else state
+        kind = "halted" if halted else "active" if state == "ACTIVE" else "unknown"
+        self._set("state", label, kind)
+        self.set_class(halted, "-halted")
+        if engine.running:
+            feed = f" · feed {engine.feed}" if engine.feed not in ("", "-") else ""
+            self._set("engine", f"● engine running{feed}", "up")
+        else:
+            self._set("engine", "○ no engine running", "down")

@@ -1,0 +1,200 @@
+"""The cockpit screen (the behaviour) and the flatten confirmation.
+
+One timer reads SQLite once per tick in a thread worker and hands the snapshot to every pane;
+the next read is scheduled when the previous one has been applied, so reads never overlap.
+The read goes to a thread because SQLite may wait up to its busy timeout (a checkpoint, a WAL
+to recover after a crash), and an in-process engine shares this event loop: a stalled read
+on the loop would stall the ticks too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Label
+
+from mikrobot_tui.clock import Clock
+from mikrobot_tui.store import commands
+from mikrobot_tui.store.commands import Command, CommandRow
+from mikrobot_tui.store.queries import Snapshot, read_only, read_snapshot
+from mikrobot_tui.store.schema import connect
+from mikrobot_tui.tui.panes.ab import ABPane
+from mikrobot_tui.tui.panes.breakers import BreakersPane
+from mikrobot_tui.tui.panes.header import StatusHeader
+from mikrobot_tui.tui.panes.positions import PositionsPane
+from mikrobot_tui.tui.panes.quality import QualityPane
+from mikrobot_tui.tui.panes.ticks import TicksPane
+
+NO_ANSWER = "no engine answered — is one running?"
+SLOW_PANES_HZ = 2.0
+
+
+class CockpitScreen(Screen):
+    AUTO_FOCUS = None
+
+    class SnapshotRead(Message, bubble=False):
+        """A poll finished: the snapshot, or why there is none."""
+
+        def __init__(self, snapshot: Snapshot | None, now_ns: int, problem: str = "") -> None:
+            super().__init__()
+            self.snapshot = snapshot
+            self.now_ns = now_ns
+            self.problem = problem
+
+    class CommandAnswered(Message, bubble=False):
+        """The engine's answer to a command, None when nobody answered in time."""
+
+        def __init__(self, command: Command, row: CommandRow | None, problem: str = "") -> None:
+            super().__init__()
+            self.command = command
+            self.row = row
+            self.problem = problem
+
+    def __init__(self, db_path: Path, clock: Clock, refresh_hz: float) -> None:
+        super().__init__(id="cockpit")
+        self.db_path = Path(db_path)
+        self.clock = clock
+        self.interval = 1.0 / refresh_hz
+        # Slow panes (DataTables) get every n-th snapshot: at most SLOW_PANES_HZ.
+        self._slow_every = max(1, round(refresh_hz / SLOW_PANES_HZ))
+        self._conn: sqlite3.Connection | None = None
+        self.polls = 0
+        self.last_snapshot: Snapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="header")
+        with Grid(id="panes"):
+            with Vertical(id="left"):
+                yield TicksPane(id="ticks")
+                yield QualityPane(id="quality")
+            with Vertical(id="right"):
+                yield PositionsPane(id="positions")
+                yield BreakersPane(id="breakers")
+                yield ABPane(id="ab")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # The first read is inline (well under a millisecond) so the first frame is complete.
+        self._apply(*self._read())
+        self.set_timer(self.interval, self._poll)
+
+    def on_unmount(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- reading ------------------------------------------------------------------------------
+    def _read(self) -> tuple[Snapshot | None, int, str]:
+        now = self.clock.now_ns()
+        if self._conn is None:
+            if not self.db_path.exists():
+                return None, now, f"no database at {self.db_path}"
+            self._conn = read_only(str(self.db_path))
+        try:
+            return read_snapshot(self._conn, now), now, ""
+        except sqlite3.Error as exc:
+            return None, now, f"database: {exc}"
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="poll", name="poll")
+    def _poll(self) -> None:
+        self.post_message(self.SnapshotRead(*self._read()))
+
+    @on(SnapshotRead)
+    def _on_snapshot(self, message: SnapshotRead) -> None:
+        self._apply(message.snapshot, message.now_ns, message.problem)
+        self.set_timer(self.interval, self._poll)
+
+    def _apply(self, snap: Snapshot | None, now_ns: int, problem: str) -> None:
+        self.polls += 1
+        slow = self.polls % self._slow_every == 1 or self._slow_every == 1
+        with self.app.batch_update():
+            self.query_one(StatusHeader).show(snap.engine if snap else None, now_ns, problem)
+            if snap is None:
+                return
+            self.last_snapshot = snap
+            self.query_one(TicksPane).show(snap.symbols)
+            if slow:
+                self.query_one(QualityPane).show(snap.quality)
+                self.query_one(PositionsPane).show(snap.accounts, snap.positions)
+                self.query_one(BreakersPane).show(snap.breakers, now_ns)
+                self.query_one(ABPane).show(snap.ab)
+
+    # -- commands -----------------------------------------------------------------------------
+    def send_command(self, command: Command, timeout_s: float) -> None:
+        self._send(command, self.clock.now_ns(), timeout_s)
+
+    # Not exclusive: a halt then a flatten must both be sent and both answered.
+    @work(thread=True, exclusive=False, exit_on_error=False, group="commands", name="command")
+    def _send(self, command: Command, ts: int, timeout_s: float) -> None:
+        if not self.db_path.exists():
+            self.post_message(self.CommandAnswered(command, None, f"no database at {self.db_path}"))
+            return
+        conn = connect(self.db_path)
+        try:
+            command_id = commands.send(conn, command, ts=ts)
+            row = commands.wait(conn, command_id, timeout_s=timeout_s)
+        except sqlite3.Error as exc:
+            self.post_message(self.CommandAnswered(command, None, f"database: {exc}"))
+            return
+        finally:
+            conn.close()
+        self.post_message(self.CommandAnswered(command, row))
+
+    @on(CommandAnswered)
+    def _on_answer(self, message: CommandAnswered) -> None:
+        name = str(message.command).capitalize()
+        row = message.row
+        if message.problem:
+            self.notify(f"{name} not sent: {message.problem}", severity="error")
+        elif row is None:
+            self.notify(NO_ANSWER, title=name, severity="warning")
+        elif row.status == "done":
+            self.notify(row.result or "done", title=name)
+        else:
+            self.notify(row.result or row.status, title=f"{name} {row.status}", severity="error")
+
+
+class FlattenScreen(ModalScreen[bool]):
+    """Asks before closing every open position at market; No is the default."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes, flatten"),
+        Binding("n", "answer(False)", "No"),
+        Binding("escape", "answer(False)", "Cancel", show=False),
+    ]
+    DEFAULT_CSS = """
+    FlattenScreen { align: center middle; }
+    FlattenScreen > #dialog {
+        width: 52; height: auto; padding: 1 2;
+        border: thick $error; background: $surface;
+    }
+    FlattenScreen #question { width: 100%; content-align: center middle; text-style: bold; }
+    FlattenScreen #buttons { height: auto; margin-top: 1; align: center middle; }
+    FlattenScreen Button { margin: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog") as dialog:
+            dialog.border_title = "Flatten"
+            yield Label("Close every open position at market?", id="question")
+            with Horizontal(id="buttons"):
+                yield Button("Yes (y)", variant="error", id="yes")
+                yield Button("No (n)", variant="primary", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")

@@ -1,0 +1,257 @@
+"""The cockpit as a trader uses it: real SQLite file, real app under Pilot, no mocks.
+
+An engine is stood in for only on the command protocol (read pending rows, mark them done),
+which is exactly what the real engine does with the `commands` table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from tui_fixtures import FixtureDB, build_fixture_db, set_engine
+
+from mikrobot_tui.clock import FrozenClock
+from mikrobot_tui.store import commands
+from mikrobot_tui.store.schema import connect, open_db
+from mikrobot_tui.store.writer import Writer
+from mikrobot_tui.tui.app import CockpitApp
+from mikrobot_tui.tui.panes._table import KeyedTable
+from mikrobot_tui.tui.panes.ticks import TicksPane
+from mikrobot_tui.tui.screens import NO_ANSWER, CockpitScreen, FlattenScreen
+
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def cockpit_db(tmp_path: Path) -> FixtureDB:
+    # Swap the builder here to run the same tests on a database the real engine filled.
+    return build_fixture_db(tmp_path / "cockpit.db")
+
+
+def cockpit(db: FixtureDB, **kwargs) -> CockpitApp:
+    return CockpitApp(db.path, FrozenClock(db.now_ns), **kwargs)
+
+
+class AnsweringEngine:
+    """Answers every pending command as done, until the cockpit tells it to stop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.answered: list[str] = []
+        self.stopped = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conn = connect(self.path)
+        try:
+            while not stop.is_set():
+                for cmd in commands.pending(conn):
+                    conn.execute(
+                        "UPDATE commands SET status = 'done', result = ?, done_ts = ? WHERE id = ?",
+                        [f"{cmd.command} done", cmd.ts, cmd.id],
+                    )
+                    self.answered.append(cmd.command)
+                await asyncio.sleep(0.02)
+        finally:
+            conn.close()
+            self.stopped = True
+
+
+def command_rows(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT command, status FROM commands ORDER BY id").fetchall()
+
+
+async def wait_until(pilot: Pilot, ready: Callable[[], bool], timeout: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not ready():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+def cell(app: CockpitApp, table_id: str, row: str, column: str) -> str:
+    return str(app.query_one(f"#{table_id}", KeyedTable).get_cell(row, column)).strip()
+
+
+def header(app: CockpitApp, part: str) -> str:
+    return str(app.query_one(f"#header #{part}").content)
+
+
+async def test_panes_fill_from_the_database(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE):
+        ticks = app.query_one(TicksPane)
+        assert ticks.line_text("EURUSD").split()[:5] == [
+            "EURUSD",
+            "1.08512",
+            "1.08519",
+            "0.7",
+            "+0.20",
+        ]
+        assert ticks.line_text("BTCUSDT").split()[:3] == ["BTCUSDT", "63,102.50", "63,104.10"]
+        assert any(block in ticks.line_text("XAUUSD") for block in "▁▂▃▄▅▆▇█")
+
+        assert app.query_one("#quality", KeyedTable).row_count == 6
+        assert cell(app, "quality", "USDJPY", "score") == "0.62"
+        assert cell(app, "quality", "USDJPY", "problem") == "timestamp from the past"
+
+        assert app.query_one("#positions-table", KeyedTable).row_count == 3
+        assert cell(app, "positions-table", "p-3", "pnl") == "-32.10"
+        assert cell(app, "accounts-table", "bos-a", "equity") == "10,226.85 USD"
+
+        assert cell(app, "breakers", "usdjpy-quality", "state") == "OPEN"
+        assert cell(app, "breakers", "usdjpy-quality", "retry") == "45 s"
+        assert cell(app, "breakers", "daily-loss", "retry") == "-"
+
+        assert cell(app, "ab", "A", "win_rate") == "54.8%"
+        assert cell(app, "ab", "control", "p") == "n/a"
+
+        assert header(app, "mode") == "SIMULATED"
+        assert header(app, "state") == "ACTIVE"
+        assert header(app, "engine").startswith("● engine running")
+        assert header(app, "clock") == "2024-03-04 14:30:00 UTC"
+
+
+async def test_halt_key_sends_a_pending_halt(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    app.command_timeout_s = 0.3  # nobody answers this database
+    answers: list[CockpitScreen.CommandAnswered] = []
+
+    def hook(message: object) -> None:
+        if isinstance(message, CockpitScreen.CommandAnswered):
+            answers.append(message)
+
+    async with app.run_test(size=SIZE, message_hook=hook, notifications=True) as pilot:
+        await pilot.press("h")
+        await wait_until(pilot, lambda: command_rows(cockpit_db.path) != [])
+        assert command_rows(cockpit_db.path) == [("halt", "pending")]
+        await wait_until(pilot, lambda: bool(answers))
+        assert answers[0].row is None
+        await wait_until(
+            pilot, lambda: any(NO_ANSWER in str(t.render()) for t in app.screen.query("Toast"))
+        )
+
+
+async def test_commands_answered_by_a_running_engine(cockpit_db: FixtureDB) -> None:
+    engine = AnsweringEngine(cockpit_db.path)
+    app = cockpit(cockpit_db, engine=engine)
+    answers: list[CockpitScreen.CommandAnswered] = []
+
+    def hook(message: object) -> None:
+        if isinstance(message, CockpitScreen.CommandAnswered):
+            answers.append(message)
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await pilot.press("h")
+        await wait_until(pilot, lambda: len(answers) == 1)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: len(answers) == 2)
+        assert [(a.command, a.row.status, a.row.result) for a in answers] == [
+            ("halt", "done", "halt done"),
+            ("resume", "done", "resume done"),
+        ]
+        assert engine.answered == ["halt", "resume"]
+        await pilot.press("q")
+    assert engine.stopped, "quitting stops the in-process engine"
+
+
+async def test_flatten_asks_first(cockpit_db: FixtureDB) -> None:
+    engine = AnsweringEngine(cockpit_db.path)
+    app = cockpit(cockpit_db, engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f")
+        assert isinstance(app.screen, FlattenScreen)
+        assert "Close every open position at market?" in str(
+            app.screen.query_one("#question").content
+        )
+        await pilot.press("n")
+        assert isinstance(app.screen, CockpitScreen)
+
+        await pilot.press("f", "escape")
+        assert isinstance(app.screen, CockpitScreen)
+        await pilot.pause(0.1)
+        assert command_rows(cockpit_db.path) == []
+
+        await pilot.press("f", "y")
+        assert isinstance(app.screen, CockpitScreen)
+        await wait_until(pilot, lambda: engine.answered == ["flatten"])
+        assert command_rows(cockpit_db.path) == [("flatten", "done")]
+
+
+async def test_ticks_pane_repaints_only_the_line_that_changed(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE) as pilot:
+        ticks = app.query_one(TicksPane)
+        await pilot.pause(0.3)  # a first timer poll with nothing new
+        built = dict(ticks.builds)
+
+        conn = connect(cockpit_db.path)
+        writer = Writer(conn)
+        writer.upsert(
+            "latest",
+            ("symbol", "ts_event", "ts_recv", "bid", "ask", "last", "open_mid", "spark"),
+            [
+                (
+                    "EURUSD",
+                    cockpit_db.now_ns,
+                    cockpit_db.now_ns,
+                    1.08601,
+                    1.08607,
+                    None,
+                    1.083,
+                    json.dumps([1.0830, 1.0845, 1.0860]),
+                )
+            ],
+        )
+        writer.flush()
+        conn.close()
+
+        await wait_until(pilot, lambda: "1.08601" in ticks.line_text("EURUSD"))
+        assert ticks.line_text("EURUSD").split()[:4] == ["EURUSD", "1.08601", "1.08607", "0.6"]
+        assert ticks.flash_of("EURUSD") == "up"
+        others = {s: n for s, n in ticks.builds.items() if s != "EURUSD"}
+        assert others == {s: n for s, n in built.items() if s != "EURUSD"}
+        assert ticks.builds["EURUSD"] > built["EURUSD"]
+        # One quiet poll later the flash is gone.
+        await wait_until(pilot, lambda: ticks.flash_of("EURUSD") == "")
+
+
+async def test_positions_pane_drops_closed_positions(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE) as pilot:
+        conn = connect(cockpit_db.path)
+        conn.execute("DELETE FROM positions")
+        conn.close()
+        table = app.query_one("#positions-table", KeyedTable)
+        await wait_until(pilot, lambda: table.row_count == 0)
+        assert app.query_one("#no-positions").display
+        assert not table.display
+
+
+async def test_no_engine_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here.db"
+    app = CockpitApp(missing)  # the live clock, no engine, no database yet
+    async with app.run_test(size=SIZE) as pilot:
+        assert "no engine running" in header(app, "engine")
+        assert "no database" in header(app, "engine")
+        await pilot.press("h")
+        await pilot.pause(0.2)
+        assert not missing.exists(), "the cockpit never creates the engine's database"
+
+
+async def test_stale_heartbeat_means_no_engine(tmp_path: Path) -> None:
+    db = build_fixture_db(tmp_path / "cockpit.db")
+    conn = open_db(db.path).conn
+    set_engine(conn, db.now_ns - 60 * 1_000_000_000)  # last heartbeat a minute ago
+    conn.close()
+    app = cockpit(db)
+    async with app.run_test(size=SIZE):
+        assert header(app, "engine") == "○ no engine running"
+        assert header(app, "mode") == "SIMULATED"

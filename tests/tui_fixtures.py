@@ -1,0 +1,255 @@
+"""A cockpit database with fixed rows in every table the snapshot reads.
+
+Built with the real schema and the real Writer, so the screen shows what an engine would have
+written. The cockpit tests take any builder with this signature (path -> FixtureDB); a later
+fixture may fill the file by running the real engine on a seeded simulated market instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mikrobot_tui.store.schema import open_db
+from mikrobot_tui.store.writer import Writer
+
+NOW_NS = 1_709_562_600_000_000_000  # 2024-03-04 14:30:00 UTC
+SECOND = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FixtureDB:
+    path: Path
+    now_ns: int  # the time the data describes: give it to a FrozenClock
+
+
+DBBuilder = Callable[[Path], FixtureDB]
+
+INSTRUMENTS = [
+    # symbol, asset_class, base, quote, pip, tick, contract, lot_step, min_lot
+    ("EURUSD", "forex", "EUR", "USD", 0.0001, 0.00001, 100_000, 0.01, 0.01),
+    ("GBPUSD", "forex", "GBP", "USD", 0.0001, 0.00001, 100_000, 0.01, 0.01),
+    ("USDJPY", "forex_jpy", "USD", "JPY", 0.01, 0.001, 100_000, 0.01, 0.01),
+    ("XAUUSD", "metals", "XAU", "USD", 0.1, 0.01, 100, 0.01, 0.01),
+    ("BTCUSDT", "crypto", "BTC", "USDT", 0.01, 0.01, 1, 1e-5, 1e-5),
+    ("ETHUSDT", "crypto", "ETH", "USDT", 0.01, 0.01, 1, 1e-4, 1e-4),
+]
+
+
+def _walk(start: float, end: float, wiggle: float, n: int = 30) -> list[float]:
+    """A fixed path from start to end with a zig-zag on top: a sparkline's worth of mids."""
+    zig = (0.0, 1.0, 0.3, -0.6, 0.2, -1.0, 0.5)
+    return [
+        round(start + (end - start) * i / (n - 1) + wiggle * zig[i % len(zig)], 6) for i in range(n)
+    ]
+
+
+# symbol: (bid, ask, open_mid, spark) — rising, falling, flat and choppy markets.
+LATEST = {
+    "EURUSD": (1.08512, 1.08519, 1.08300, _walk(1.0830, 1.08515, 0.0002)),
+    "GBPUSD": (1.26401, 1.26413, 1.26900, _walk(1.2690, 1.26407, 0.0003)),
+    "USDJPY": (150.112, 150.125, 150.118, _walk(150.118, 150.118, 0.02)),
+    "XAUUSD": (2083.45, 2083.80, 2071.20, _walk(2071.2, 2083.6, 2.5)),
+    "BTCUSDT": (63_102.50, 63_104.10, 64_250.00, _walk(64_250, 63_103, 180)),
+    "ETHUSDT": (3_412.08, 3_412.61, 3_388.00, _walk(3_388, 3_412.3, 6)),
+}
+
+QUALITY = [
+    # symbol, score, ticks, rejects, spikes, gaps, latency_ms, last_problem, last_problem_s_ago
+    ("BTCUSDT", 0.97, 48_211, 2, 0, 0, 41.0, "crossed quote", 310),
+    ("ETHUSDT", 0.93, 30_877, 0, 1, 0, 44.5, "spike 6.1 sigma", 95),
+    ("EURUSD", 0.99, 12_904, 0, 0, 0, 3.2, "", None),
+    ("GBPUSD", 0.88, 11_250, 4, 1, 1, 5.9, "stale quote 4.2 s", 40),
+    ("USDJPY", 0.62, 9_874, 17, 3, 4, 12.8, "timestamp from the past", 2),
+    ("XAUUSD", 0.95, 7_410, 1, 0, 0, 7.7, "NaN price", 600),
+]
+
+ACCOUNTS = [
+    # name, currency, strategy, params, balance, equity, realized, unrealized, open, trades
+    ("bos-a", "USD", "bos_retest", '{"rr": 2.0}', 10_184.20, 10_226.85, 184.20, 42.65, 2, 31),
+    ("bos-b", "USD", "bos_retest", '{"rr": 3.0}', 9_912.40, 9_880.15, -87.60, -32.25, 1, 27),
+    ("random", "USD", "random_entry", "{}", 9_975.00, 9_975.00, -25.00, 0.0, 0, 40),
+]
+
+POSITIONS = [
+    # id, account, symbol, side, lots, entry, mark, upnl, sl, tp, opened_s_ago
+    ("p-1", "bos-a", "EURUSD", "BUY", 0.50, 1.08401, 1.08512, 55.50, 1.08300, 1.08700, 1_800),
+    ("p-2", "bos-a", "XAUUSD", "SELL", 0.10, 2082.18, 2083.80, -16.20, 2090.0, 2070.0, 600),
+    ("p-3", "bos-b", "GBPUSD", "BUY", 0.30, 1.26508, 1.26401, -32.10, 1.26200, 1.27000, 900),
+]
+
+BREAKERS = [
+    # name, state, failures, successes, opened_s_ago, retry_in_s
+    ("binance-ws", "CLOSED", 0, 120, None, None),
+    ("daily-loss", "CLOSED", 0, 0, None, None),
+    ("order-rejects", "HALF_OPEN", 3, 1, 90, None),
+    ("usdjpy-quality", "OPEN", 5, 0, 15, 45),
+]
+
+AB = [
+    # variant, account, params, trades, wins, win_rate, mean, std, t, p, test
+    ("A", "bos-a", "rr=2.0", 31, 17, 17 / 31, 0.142, 0.61, 1.71, 0.094, "welch"),
+    ("B", "bos-b", "rr=3.0", 27, 10, 10 / 27, -0.051, 0.88, -0.42, 0.677, "welch"),
+    ("control", "random", "-", 40, 19, 19 / 40, -0.018, 0.55, None, None, "welch"),
+]
+
+
+def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACTIVE") -> FixtureDB:
+    """A database as a running simulated engine would have left it at `now_ns`."""
+    db = open_db(path)
+    conn = db.conn
+    w = Writer(conn)
+    w.upsert(
+        "instruments",
+        (
+            "symbol",
+            "asset_class",
+            "base",
+            "quote",
+            "pip_size",
+            "tick_size",
+            "contract_size",
+            "lot_step",
+            "min_lot",
+        ),
+        INSTRUMENTS,
+    )
+    w.upsert(
+        "latest",
+        ("symbol", "ts_event", "ts_recv", "bid", "ask", "last", "open_mid", "spark"),
+        [
+            (s, now_ns - SECOND, now_ns - SECOND + 2_000_000, b, a, None, o, json.dumps(sp))
+            for s, (b, a, o, sp) in LATEST.items()
+        ],
+    )
+    w.upsert(
+        "quality",
+        (
+            "symbol",
+            "ts",
+            "score",
+            "ticks",
+            "rejects",
+            "spikes",
+            "gaps",
+            "latency_ms",
+            "last_problem",
+            "last_problem_ts",
+        ),
+        [
+            (s, now_ns, sc, t, r, sp, g, lat, prob, None if ago is None else now_ns - ago * SECOND)
+            for s, sc, t, r, sp, g, lat, prob, ago in QUALITY
+        ],
+    )
+    w.upsert(
+        "accounts",
+        (
+            "name",
+            "currency",
+            "strategy",
+            "params",
+            "balance",
+            "equity",
+            "realized_pnl",
+            "unrealized_pnl",
+            "open_positions",
+            "trades",
+            "ts",
+        ),
+        [(*a, now_ns) for a in ACCOUNTS],
+    )
+    w.upsert(
+        "positions",
+        (
+            "position_id",
+            "account",
+            "symbol",
+            "side",
+            "lots",
+            "entry_price",
+            "mark",
+            "unrealized_pnl",
+            "stop_loss",
+            "take_profit",
+            "ts_opened",
+        ),
+        [(*p[:-1], now_ns - p[-1] * SECOND) for p in POSITIONS],
+    )
+    w.upsert(
+        "breakers",
+        ("name", "state", "failures", "successes", "opened_ts", "retry_ts", "ts"),
+        [
+            (
+                n,
+                st,
+                f,
+                ok,
+                None if op is None else now_ns - op * SECOND,
+                None if rt is None else now_ns + rt * SECOND,
+                now_ns,
+            )
+            for n, st, f, ok, op, rt in BREAKERS
+        ],
+    )
+    w.upsert(
+        "ab",
+        (
+            "variant",
+            "account",
+            "params",
+            "trades",
+            "wins",
+            "win_rate",
+            "mean_return",
+            "std_return",
+            "t_stat",
+            "p_value",
+            "test",
+            "ts",
+        ),
+        [(*r, now_ns) for r in AB],
+    )
+    set_engine(conn, now_ns, trading_state=trading_state)
+    w.flush()
+    conn.close()
+    return FixtureDB(path, now_ns)
+
+
+def set_engine(conn, now_ns: int, trading_state: str = "ACTIVE", running: bool = True) -> None:
+    """Write the engine row: a fresh heartbeat makes the cockpit show it as running.
+
+    The host is not this machine's, so the cockpit trusts the heartbeat instead of the pid.
+    """
+    w = Writer(conn)
+    w.upsert(
+        "engine",
+        (
+            "id",
+            "pid",
+            "host",
+            "mode",
+            "feed",
+            "trading_state",
+            "running",
+            "started_ts",
+            "heartbeat_ts",
+            "version",
+        ),
+        [
+            (
+                1,
+                4242,
+                "fixture-host",
+                "SIMULATED",
+                "sim",
+                trading_state,
+                int(running),
+                now_ns - 3_600 * SECOND,
+                now_ns,
+                "0.1.0",
+            )
+        ],
+    )
+    w.flush()
