@@ -255,3 +255,27 @@ async def test_stale_heartbeat_means_no_engine(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE):
         assert header(app, "engine") == "○ no engine running"
         assert header(app, "mode") == "SIMULATED"
+
+
+class BrokenEngine:
+    async def run(self, stop: asyncio.Event) -> None:
+        raise RuntimeError("feed refused the API key")
+
+
+async def test_an_engine_that_fails_is_reported_not_fatal(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db, engine=BrokenEngine())
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+
+        def reported() -> bool:
+            return any("feed refused" in str(t.render()) for t in app.screen.query("Toast"))
+
+        await wait_until(pilot, reported)
+        assert app.is_running
+        assert header(app, "mode") == "SIMULATED"
+
+
+async def test_safety_commands_are_in_the_palette(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles[:3] == ["Halt trading", "Resume trading", "Flatten"]

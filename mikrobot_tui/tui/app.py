@@ -91,7 +91,7 @@ class CockpitApp(App[None]):
             if yes:
                 self.cockpit.send_command(Command.FLATTEN, self.command_timeout_s)
 
-        self.push_screen(FlattenScreen(), answered)
+        self.push_screen(FlattenScreen(self.cockpit.open_positions_text()), answered)
 
     async def action_quit(self) -> None:
         self._stop.set()

@@ -127,6 +127,17 @@ class CockpitScreen(Screen):
                 self.query_one(BreakersPane).show(snap.breakers, now_ns)
                 self.query_one(ABPane).show(snap.ab)
 
+    def open_positions_text(self) -> str:
+        """What a flatten would close, as of the last read."""
+        snap = self.last_snapshot
+        if snap is None:
+            return ""
+        if not snap.positions:
+            return "No open positions right now."
+        accounts = len({p.account for p in snap.positions})
+        n = len(snap.positions)
+        return f"{n} open position{'s' * (n != 1)} in {accounts} account{'s' * (accounts != 1)}."
+
     # -- commands -----------------------------------------------------------------------------
     def send_command(self, command: Command, timeout_s: float) -> None:
         self._send(command, self.clock.now_ns(), timeout_s)
@@ -177,14 +188,21 @@ class FlattenScreen(ModalScreen[bool]):
         border: thick $error; background: $surface;
     }
     FlattenScreen #question { width: 100%; content-align: center middle; text-style: bold; }
+    FlattenScreen #detail { width: 100%; content-align: center middle; color: $text-muted; }
     FlattenScreen #buttons { height: auto; margin-top: 1; align: center middle; }
     FlattenScreen Button { margin: 0 1; }
     """
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__()
+        self.detail = detail
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
             dialog.border_title = "Flatten"
             yield Label("Close every open position at market?", id="question")
+            if self.detail:
+                yield Label(self.detail, id="detail")
             with Horizontal(id="buttons"):
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")
