@@ -279,3 +279,14 @@ async def test_safety_commands_are_in_the_palette(cockpit_db: FixtureDB) -> None
     async with app.run_test(size=SIZE):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert titles[:3] == ["Halt trading", "Resume trading", "Flatten"]
+
+
+async def test_a_bad_row_is_shown_and_polling_goes_on(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE) as pilot:
+        conn = connect(cockpit_db.path)
+        conn.execute("UPDATE latest SET spark = 'not json' WHERE symbol = 'EURUSD'")
+        await wait_until(pilot, lambda: "read failed" in header(app, "engine"))
+        conn.execute("UPDATE latest SET spark = '[1.0851]' WHERE symbol = 'EURUSD'")
+        conn.close()
+        await wait_until(pilot, lambda: header(app, "engine").startswith("● engine running"))

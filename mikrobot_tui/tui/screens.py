@@ -105,16 +105,22 @@ class CockpitScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="poll", name="poll")
     def _poll(self) -> None:
-        self.post_message(self.SnapshotRead(*self._read()))
+        try:
+            result = self._read()
+        except Exception as exc:  # a bad row must not end the polling: show it, read again
+            result = (None, self.clock.now_ns(), f"read failed: {exc!r}")
+        self.post_message(self.SnapshotRead(*result))
 
     @on(SnapshotRead)
     def _on_snapshot(self, message: SnapshotRead) -> None:
-        self._apply(message.snapshot, message.now_ns, message.problem)
-        self.set_timer(self.interval, self._poll)
+        try:
+            self._apply(message.snapshot, message.now_ns, message.problem)
+        finally:
+            self.set_timer(self.interval, self._poll)
 
     def _apply(self, snap: Snapshot | None, now_ns: int, problem: str) -> None:
         self.polls += 1
-        slow = self.polls % self._slow_every == 1 or self._slow_every == 1
+        slow = (self.polls - 1) % self._slow_every == 0
         with self.app.batch_update():
             self.query_one(StatusHeader).show(snap.engine if snap else None, now_ns, problem)
             if snap is None:
