@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mikrobot_tui.data.candles import CandleBuilder
+from mikrobot_tui.data.candles import CandleBuilder, CandleSet
 from mikrobot_tui.domain.market import BAR_DTYPE, M1, M5, NS_PER_SECOND, TICK_DTYPE
 
 BASE = 1_700_000_100 * NS_PER_SECOND  # a multiple of five minutes
@@ -165,3 +165,18 @@ def test_bars_match_a_plain_python_reference() -> None:
         assert stream[i]["ts_event"] >= b["ts_open"] + M1
         earlier = stream[:i][stream[:i]["sym"] == b["sym"]]
         assert earlier["ts_event"].max() < b["ts_open"] + M1
+
+
+def test_a_candle_set_gives_what_separate_builders_give() -> None:
+    stream = random_stream(3_000, 4, seed=8)
+    cs = CandleSet(4, [M1, M5])
+    single = {p: CandleBuilder(4, p) for p in (M1, M5)}
+    for start in range(0, len(stream), 500):
+        batch = stream[start : start + 500]
+        together = cs.update(batch)
+        for p, b in single.items():
+            bars, idx = b.update(batch)
+            assert together[p][0].tobytes() == bars.tobytes()
+            assert np.array_equal(together[p][1], idx)
+    for p, b in single.items():
+        assert cs.open_bars()[p].tobytes() == b.open_bars().tobytes()

@@ -143,15 +143,15 @@ def test_a_frozen_quote_is_stale_once_per_episode() -> None:
 
 def test_latency_above_the_limit_is_flagged_per_tick() -> None:
     rows = [
-        (i * 0.5, 0, 1.0 + (i % 2) * 0.01, 1.1, NAN, NAN, 420.0 if i >= 8 else 5.0)
+        (i * 0.5, 0, 1.0 + (i % 2) * 0.01, 1.1, NAN, NAN, 420.0 if i >= 4 else 5.0)
         for i in range(10)
     ]
     qm = QualityMonitor(1, SETTINGS)
     res = qm.check(ticks_of(rows))
-    assert res.problems_by_sym == {0: 2}
+    assert res.problems_by_sym == {0: 6}
     (q,) = qm.scores(BASE + 5 * NS_PER_SECOND)
     assert q.last_problem == "latency 420ms"
-    assert q.latency_ms > 5.0
+    assert q.latency_ms == pytest.approx(420.0)  # the median of the recent ticks
 
 
 def test_score_drops_in_a_fault_burst_and_recovers_after_a_clean_window() -> None:

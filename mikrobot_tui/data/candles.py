@@ -25,6 +25,25 @@ from mikrobot_tui.domain.market import empty_bars
 _NO_PERIOD = np.iinfo(np.int64).min
 
 
+class _BySymbol:
+    """A batch sorted by symbol (stable), the columns bars need, shared by several builders."""
+
+    def __init__(self, ticks: np.ndarray) -> None:
+        self.n = len(ticks)
+        self.order = order = np.argsort(ticks["sym"], kind="stable")
+        self.sym = np.take(ticks["sym"], order)
+        self.ts = np.take(ticks["ts_event"], order)
+        self.mid = (np.take(ticks["bid"], order) + np.take(ticks["ask"], order)) * 0.5
+        self._volume = np.take(ticks["volume"], order)
+        self._fixed: dict[float, np.ndarray] = {}
+
+    def volume_fixed(self, quantum: float) -> np.ndarray:
+        if quantum not in self._fixed:
+            v = self._volume
+            self._fixed[quantum] = np.rint(np.where(np.isnan(v), 0.0, v) / quantum).astype(np.int64)
+        return self._fixed[quantum]
+
+
 class CandleBuilder:
     """Builds bars of one period for `n_symbols` symbols (sym indexes the engine's list)."""
 
@@ -49,16 +68,13 @@ class CandleBuilder:
         close_idx[k] is the index within `ticks` of the tick that closed bar k: the first tick of
         that symbol in a later period. Bars still open stay in the builder (see open_bars()).
         """
-        n = len(ticks)
-        if n == 0:
+        if len(ticks) == 0:
             return empty_bars(), np.zeros(0, dtype=np.int64)
-        sym_raw = ticks["sym"]
-        order = np.argsort(sym_raw, kind="stable")
-        sym = np.take(sym_raw, order)
-        ts = np.take(ticks["ts_event"], order)
-        mid = (np.take(ticks["bid"], order) + np.take(ticks["ask"], order)) * 0.5
-        vol = np.take(ticks["volume"], order)
-        vol_fp = np.rint(np.where(np.isnan(vol), 0.0, vol) / self._quantum).astype(np.int64)
+        return self._update(_BySymbol(ticks))
+
+    def _update(self, b: _BySymbol) -> tuple[np.ndarray, np.ndarray]:
+        n, order, sym, ts, mid = b.n, b.order, b.sym, b.ts, b.mid
+        vol_fp = b.volume_fixed(self._quantum)
 
         period = ts // self.period_ns
         np.maximum(period, self._period[sym], out=period)
@@ -172,3 +188,22 @@ class CandleBuilder:
         bounds = np.flatnonzero(np.diff(sym)) + 1
         for seg in np.split(np.arange(len(sym)), bounds):
             period[seg] = np.maximum.accumulate(period[seg])
+
+
+class CandleSet:
+    """Builders for several periods fed from one sort of each batch (M1 and M5 together)."""
+
+    def __init__(self, n_symbols: int, periods: list[int], *, volume_quantum: float = 1e-8):
+        self.builders = {
+            p: CandleBuilder(n_symbols, p, volume_quantum=volume_quantum) for p in periods
+        }
+
+    def update(self, ticks: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """period -> (closed bars, close_idx), as CandleBuilder.update gives for each."""
+        if len(ticks) == 0:
+            return {p: b.update(ticks) for p, b in self.builders.items()}
+        by_symbol = _BySymbol(ticks)
+        return {p: b._update(by_symbol) for p, b in self.builders.items()}
+
+    def open_bars(self) -> dict[int, np.ndarray]:
+        return {p: b.open_bars() for p, b in self.builders.items()}
