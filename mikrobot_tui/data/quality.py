@@ -35,10 +35,13 @@ the symbol is silent (no tick for more than `max_gap_s` before `now_ns`). A clea
 exactly 1.0; a burst of three rejects just now gives about 0.74; a clean window after the last
 problem brings it back to 1.0.
 
+`latency_ms` is the median latency of the symbol's last 64 accepted ticks.
+
 Batch independence: every result (clean ticks, rejects, flags, counters, scores) is the same
-however the stream is cut into batches. The EWMAs run through scipy.signal.lfilter with the
-filter state carried between batches, which repeats the sequential arithmetic exactly; event
-times are the stream time (the running maximum of ts_event), never the batch's.
+however the stream is cut into batches. The variance EWMA runs through scipy.signal.lfilter with
+the filter state carried between batches, which repeats the sequential arithmetic exactly; event
+times are the stream time (the running maximum of ts_event), never the batch's. The hot path is
+vectorised over the batch (one stable sort by symbol); Python runs per symbol and per problem.
 """
 
 from __future__ import annotations
