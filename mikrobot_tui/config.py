@@ -86,7 +86,7 @@ class ReplaySettings(_Section):
 
 class QualitySettings(_Section):
     max_gap_s: float = Field(5.0, gt=0)
-    spike_sigma: float = Field(3.0, gt=0)
+    spike_sigma: float = Field(6.0, gt=0)
     max_latency_ms: float = Field(250.0, gt=0)
     window_s: float = Field(60.0, gt=0)
 

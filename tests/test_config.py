@@ -11,6 +11,12 @@ from mikrobot_tui.config import ConfigError, load_settings, redacted
 REPO = Path(__file__).resolve().parents[1]
 
 
+def config_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    return str(err.value)
+
+
 def test_the_shipped_config_toml_is_valid_and_documents_every_setting() -> None:
     s = load_settings(REPO / "config.toml")
     assert s.engine.feed == "sim"
@@ -57,7 +63,7 @@ def test_a_bad_value_names_key_value_and_what_is_allowed(tmp_path: Path) -> None
 def test_unknown_keys_and_symbols_are_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[sim]\nsymbols = ["EURUSD", "DOGEUSD"]\nsped = 1\n')
-    msg = str(pytest.raises(ConfigError, load_settings, cfg).value)
+    msg = config_error(cfg)
     assert "DOGEUSD" in msg
     assert "sim.sped" in msg and "unknown key" in msg
 
@@ -65,7 +71,7 @@ def test_unknown_keys_and_symbols_are_refused(tmp_path: Path) -> None:
 def test_a_secret_in_config_toml_is_refused_with_the_variable_to_use(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[binance]\napi_key = "leaked"\n')
-    msg = str(pytest.raises(ConfigError, load_settings, cfg).value)
+    msg = config_error(cfg)
     assert "MIKROBOT_BINANCE__API_KEY" in msg
     assert "leaked" not in msg
 
@@ -73,14 +79,14 @@ def test_a_secret_in_config_toml_is_refused_with_the_variable_to_use(tmp_path: P
 def test_ab_must_name_configured_accounts(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[ab]\na = "A"\nb = "Z"\n')
-    msg = str(pytest.raises(ConfigError, load_settings, cfg).value)
+    msg = config_error(cfg)
     assert "ab.b" in msg and "'Z'" in msg
 
 
 def test_broken_toml_names_the_problem(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[sim\nspeed = 1\n")
-    assert "not valid TOML" in str(pytest.raises(ConfigError, load_settings, cfg).value)
+    assert "not valid TOML" in config_error(cfg)
 
 
 def test_a_missing_config_path_is_an_error(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TICK_DTYPE
 BASE = 1_700_000_000 * NS_PER_SECOND
 NAN = float("nan")
 INF = float("inf")
-SETTINGS = QualitySettings()  # max_gap 5 s, spike 3 sigma, latency 250 ms, window 60 s
+SETTINGS = QualitySettings(spike_sigma=3.0)  # max_gap 5 s, latency 250 ms, window 60 s
 
 
 def ticks_of(rows: list[tuple]) -> np.ndarray:

@@ -285,8 +285,8 @@ async def test_a_bad_row_is_shown_and_polling_goes_on(cockpit_db: FixtureDB) -> 
     app = cockpit(cockpit_db)
     async with app.run_test(size=SIZE) as pilot:
         conn = connect(cockpit_db.path)
-        conn.execute("UPDATE latest SET spark = 'not json' WHERE symbol = 'EURUSD'")
-        await wait_until(pilot, lambda: "read failed" in header(app, "engine"))
-        conn.execute("UPDATE latest SET spark = '[1.0851]' WHERE symbol = 'EURUSD'")
+        conn.execute("ALTER TABLE latest RENAME TO latest_away")
+        await wait_until(pilot, lambda: "database: no such table" in header(app, "engine"))
+        conn.execute("ALTER TABLE latest_away RENAME TO latest")
         conn.close()
         await wait_until(pilot, lambda: header(app, "engine").startswith("● engine running"))

@@ -31,6 +31,7 @@ class SimFeed:
     """
 
     mode = "SIMULATED"
+    name = "sim"
 
     def __init__(
         self,
@@ -73,6 +74,7 @@ class ReplayFeed:
     """Ticks from a file, as fast as possible (speed 0) or paced by event time / speed."""
 
     mode = "REPLAY"
+    name = "replay"
 
     def __init__(
         self,

@@ -47,7 +47,7 @@ vectorised over the batch (one stable sort by symbol); Python runs per symbol an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.signal import lfilter
@@ -99,6 +99,9 @@ class QualityResult:
     rejects: list[Reject]
     # every symbol present in the batch -> rejects + spikes + gaps + stale + latency breaches
     problems_by_sym: dict[int, int]
+    # stream time (running max of ts_event) of each problem in the batch, in no set order: the
+    # engine's feed breaker judges fixed seconds of stream time, whatever the batching
+    problem_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,8 @@ class QualityMonitor:
         rej = np.flatnonzero(reason)
         pos_kind.append((REJECT, rej, reason[rej].astype(np.float64)))
         problems = self._record(pos_kind, sym_raw, stream, seg_sym)
+        where = [p for _, p, _ in pos_kind if len(p)]
+        problem_ts = stream[np.concatenate(where)] if where else np.empty(0, dtype=np.int64)
 
         rejects = [
             Reject(
@@ -282,9 +287,8 @@ class QualityMonitor:
             )
             for i in rej.tolist()
         ]
-        if all_acc:
-            return QualityResult(ticks, rejects, problems)
-        return QualityResult(_select(ticks, reason == 0), rejects, problems)
+        clean = ticks if all_acc else _select(ticks, reason == 0)
+        return QualityResult(clean, rejects, problems, problem_ts)
 
     def _duplicates(
         self, c_sym: np.ndarray, c_ts: np.ndarray, c_orig: np.ndarray, ticks: np.ndarray

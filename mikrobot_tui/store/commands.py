@@ -47,6 +47,17 @@ def pending(conn: sqlite3.Connection) -> list[CommandRow]:
     return [CommandRow(r[0], r[1], r[2], json.loads(r[3] or "{}"), r[4], r[5]) for r in rows]
 
 
+def expire_older_than(conn: sqlite3.Connection, ts: int, now: int) -> int:
+    """Mark pending commands sent before `ts` as expired: nobody waits for them any more, and
+    an engine started later must not carry out an old flatten."""
+    cur = conn.execute(
+        "UPDATE commands SET status = 'expired', result = 'no engine answered in time', "
+        "done_ts = ? WHERE status = 'pending' AND ts < ?",
+        [now, ts],
+    )
+    return cur.rowcount
+
+
 def get(conn: sqlite3.Connection, command_id: int) -> CommandRow | None:
     r = conn.execute(
         "SELECT id, ts, command, args, status, result FROM commands WHERE id = ?", [command_id]

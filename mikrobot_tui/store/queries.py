@@ -113,6 +113,15 @@ class Snapshot:
         return asdict(self)
 
 
+def _spark(text: str | None) -> list[float]:
+    """A damaged sparkline must not blank the screen: show none instead."""
+    try:
+        values = json.loads(text) if text else []
+        return [float(v) for v in values]
+    except (ValueError, TypeError):
+        return []
+
+
 def _pid_alive(pid: int | None, host: str | None) -> bool:
     if not pid or host != socket.gethostname():
         return True  # cannot tell for another host; trust the heartbeat
@@ -161,7 +170,7 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
                 change_pct=(mid / open_mid - 1) * 100 if open_mid else 0.0,
                 ts=ts,
                 quality=q[sym][1] if sym in q else None,
-                spark=json.loads(spark) if spark else [],
+                spark=_spark(spark),
             )
         )
     quality = [QualityRow(*r) for r in q.values()]

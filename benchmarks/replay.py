@@ -1,0 +1,129 @@
+"""Replay a generated 1,000,000-tick file through the whole pipeline and print the figures.
+
+    python -m benchmarks.replay [--ticks N] [--repeat R] [--store-ticks]
+
+Each repeat runs in a fresh subprocess on a fresh SQLite file, so peak memory (max RSS) is the
+replay's own. Figures are medians over the repeats; the machines are shared and noisy, so the
+script also times a bare Python loop over the same ticks and prints the ratio to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+START_NS = 1_767_225_600_000_000_000  # 2026-01-01 00:00 UTC
+
+
+def tick_file(n_ticks: int) -> Path:
+    """Generate the seeded tick file once and keep it under benchmarks/data/ (git-ignored)."""
+    from mikrobot_tui.config import load_settings
+    from mikrobot_tui.data.feeds import save_ticks
+    from mikrobot_tui.data.sim import generate_ticks
+    from mikrobot_tui.domain.instruments import default_instruments
+
+    path = DATA / f"sim_{n_ticks}.npz"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(None, overrides={"sim": {"seed": 42}})
+    catalogue = default_instruments()
+    instruments = [catalogue[s] for s in settings.sim.symbols]
+    ticks = generate_ticks(instruments, settings.sim, START_NS, n_ticks)
+    save_ticks(path, ticks, [i.symbol for i in instruments])
+    return path
+
+
+def one_run(path: Path, store_ticks: bool) -> dict[str, float]:
+    """Replay the file once in this process; returns the figures as a dict."""
+    from mikrobot_tui.clock import ReplayClock
+    from mikrobot_tui.config import load_settings
+    from mikrobot_tui.data.feeds import ReplayFeed
+    from mikrobot_tui.engine import Engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            None,
+            overrides={
+                "engine": {
+                    "feed": "replay",
+                    "db": Path(tmp) / "bench.db",
+                    "store_ticks": store_ticks,
+                },
+                "replay": {"file": path},
+            },
+        )
+        feed = ReplayFeed(path, batch_size=settings.engine.batch_max)
+        engine = Engine(settings, feed=feed, clock=ReplayClock())
+        t0 = time.perf_counter()
+        stats = engine.run_batches(feed.iter_batches())
+        wall = time.perf_counter() - t0
+        engine.close()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "ticks": stats.ticks_in,
+        "wall_s": wall,
+        "ticks_per_s": stats.ticks_in / wall,
+        "peak_rss_mib": peak_mib,
+        "bars": stats.bars,
+        "events": stats.events,
+        "rejects": stats.rejects,
+    }
+
+
+def bare_loop_rate(path: Path) -> float:
+    """Ticks per second of a bare Python loop touching each tick's mid (the yardstick)."""
+    from mikrobot_tui.data.feeds import load_ticks
+
+    ticks, _ = load_ticks(path)
+    bids, asks = ticks["bid"].tolist(), ticks["ask"].tolist()
+    t0 = time.perf_counter()
+    acc = 0.0
+    for b, a in zip(bids, asks, strict=True):
+        acc += (b + a) * 0.5
+    return len(bids) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--store-ticks", action="store_true", help="also write every tick")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one_run(args.child, args.store_ticks)))
+        return
+    path = tick_file(args.ticks)
+    runs = []
+    for _ in range(args.repeat):
+        cmd = [sys.executable, "-m", "benchmarks.replay", "--child", str(path)]
+        if args.store_ticks:
+            cmd.append("--store-ticks")
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    bare = statistics.median(bare_loop_rate(path) for _ in range(3))
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"replay of {int(med['ticks']):,} ticks through quality, M1/M5 candles, 2 strategies,")
+    print(
+        f"orchestrator and paper engine (store_ticks={args.store_ticks}), median of {args.repeat}:"
+    )
+    print(f"  ticks per second   {med['ticks_per_s']:>14,.0f}")
+    print(f"  wall time          {med['wall_s']:>14.3f} s")
+    print(f"  peak memory (RSS)  {med['peak_rss_mib']:>14.1f} MiB")
+    print(f"  bars / events      {int(med['bars']):>7,} / {int(med['events']):,}")
+    print(f"  rejects            {int(med['rejects']):>14,}")
+    ratio = med["ticks_per_s"] / bare
+    print(f"  bare Python loop   {bare:>14,.0f} ticks/s  (pipeline = {ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The engine end to end on replayed ticks: determinism, batch independence, event sourcing."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from engine_data import FAST_ACCOUNTS, replay, waves
+
+from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.orders import TradingState
+from mikrobot_tui.paper.portfolio import fold
+from mikrobot_tui.store import commands
+from mikrobot_tui.store.events import raw_events, read_events
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(
+        accounts=FAST_ACCOUNTS,
+        engine={"store_ticks": True},
+        paper={"latency_ms": 50},
+    )
+
+
+def kinds(engine) -> list[str]:
+    return [k for (k,) in engine.conn.execute("SELECT kind FROM events ORDER BY seq")]
+
+
+def test_a_replay_trades_and_every_fill_lands_as_events(settings, tmp_path) -> None:
+    engine = replay(settings, waves(6000), tmp_path / "run", batch=1000)
+    k = kinds(engine)
+    assert k.count("account_opened") == 2
+    assert k.count("position_opened") >= 10
+    assert k.count("position_closed") >= 5
+    trades = engine.conn.execute("SELECT COUNT(*) FROM trades").fetchone()[0]
+    assert trades == k.count("position_closed")
+    bars = engine.conn.execute("SELECT COUNT(*) FROM bars WHERE timeframe='M1'").fetchone()[0]
+    assert bars >= 2 * 240  # two symbols, 250 minutes of ticks
+    assert engine.conn.execute("SELECT COUNT(*) FROM ticks").fetchone()[0] == 6000
+
+
+def test_same_data_and_seed_give_a_byte_identical_event_log(make_settings, tmp_path) -> None:
+    logs = []
+    for run in ("one", "two"):
+        s = make_settings(
+            accounts=FAST_ACCOUNTS, engine={"db": tmp_path / f"{run}.db", "store_ticks": False}
+        )
+        engine = replay(s, waves(4000), tmp_path / run, batch=500)
+        logs.append(raw_events(engine.conn))
+        engine.close()
+    assert len(logs[0]) > 20
+    assert logs[0] == logs[1]
+
+
+@pytest.mark.parametrize("latency_ms", [0, 50, 7000])
+def test_batch_size_1_and_10000_give_the_same_events(make_settings, tmp_path, latency_ms) -> None:
+    logs = []
+    for batch in (1, 10_000):
+        s = make_settings(
+            accounts=FAST_ACCOUNTS,
+            engine={"db": tmp_path / f"b{batch}.db", "store_ticks": False},
+            paper={"latency_ms": latency_ms},
+        )
+        engine = replay(s, waves(2500), tmp_path / f"b{batch}", batch=batch)
+        logs.append(raw_events(engine.conn))
+        engine.close()
+    assert sum(1 for e in logs[0] if e[2] == "order_filled") >= 5
+    assert logs[0] == logs[1]
+
+
+def test_an_order_fills_at_the_first_tick_at_or_after_decision_plus_latency(
+    settings, tmp_path
+) -> None:
+    ticks = waves(3000)
+    engine = replay(settings, ticks, tmp_path / "lat", batch=777)
+    events = list(read_events(engine.conn))
+    submitted = {e.payload["order_id"]: e for e in events if e.kind is EventKind.ORDER_SUBMITTED}
+    fills = [e for e in events if e.kind is EventKind.ORDER_FILLED]
+    assert fills
+    sym_of = {"EURUSD": 0, "USDJPY": 1}
+    for fill in fills:
+        sub = submitted[fill.payload["order_id"]]
+        due = sub.payload["due_ts"]
+        assert due == sub.ts + 50_000_000
+        same = ticks[ticks["sym"] == sym_of[sub.payload["symbol"]]]
+        first = same[same["ts_event"] >= due][0]
+        assert fill.ts == first["ts_event"]
+        side_price = first["ask"] if sub.payload["side"] == "BUY" else first["bid"]
+        assert fill.payload["price"] == pytest.approx(side_price)
+
+
+def test_folding_the_stored_events_gives_the_live_state(settings, tmp_path) -> None:
+    engine = replay(settings, waves(5000), tmp_path / "fold", batch=640)
+    folded = fold(read_events(engine.conn))
+    assert folded.accounts.keys() == engine.state.accounts.keys()
+    for name, live in engine.state.accounts.items():
+        again = folded.accounts[name]
+        assert again.balance == live.balance
+        assert again.positions == live.positions
+        assert again.working == live.working
+        assert again.trades == live.trades
+    assert any(a.trades for a in folded.accounts.values())
+
+
+def test_a_restart_continues_from_the_database_without_losing_or_repeating_fills(
+    settings, tmp_path
+) -> None:
+    ticks = waves(6000)
+    first = replay(settings, ticks[:3000], tmp_path / "first", batch=1000)
+    before = {
+        n: (a.balance, dict(a.positions), len(a.trades)) for n, a in first.state.accounts.items()
+    }
+    last_seq = first.log.last_seq
+    first.close()
+
+    second = replay(settings, ticks[3000:], tmp_path / "second", batch=1000)
+    events = list(read_events(second.conn))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert sum(e.kind is EventKind.ACCOUNT_OPENED for e in events) == 2  # not opened again
+    restarted = fold(e for e in events if e.seq <= last_seq)
+    for name, (balance, positions, n_trades) in before.items():
+        assert restarted.accounts[name].balance == balance
+        assert restarted.accounts[name].positions == positions
+        assert len(restarted.accounts[name].trades) == n_trades
+    closed = [e.payload["position_id"] for e in events if e.kind is EventKind.POSITION_CLOSED]
+    assert len(closed) == len(set(closed))
+    opened = {e.payload["position_id"] for e in events if e.kind is EventKind.POSITION_OPENED}
+    assert set(closed) <= opened
+    assert len(closed) > before["A"][2] + before["B"][2]  # it kept trading
+
+
+def test_halt_refuses_new_orders_and_resume_allows_them_again(settings, tmp_path) -> None:
+    ticks = waves(6000)
+    engine = replay(settings, ticks[:1000], tmp_path / "halt", batch=500)
+    assert "halted" in engine.halt("test")
+    assert engine.trading_state is TradingState.HALTED
+    assert engine.halt("test") == "already halted"
+    n = engine.log.last_seq
+    engine.run_batches(iter([ticks[1000:3000]]))
+    new = [e for e in read_events(engine.conn, after_seq=n)]
+    assert not any(e.kind is EventKind.ORDER_SUBMITTED for e in new)
+    refused = [e for e in new if e.kind is EventKind.ORDER_REFUSED]
+    assert refused and all("halted" in e.payload["reason"] for e in refused)
+    engine.resume("test")
+    n = engine.log.last_seq
+    engine.run_batches(iter([ticks[3000:]]))
+    assert any(e.kind is EventKind.ORDER_SUBMITTED for e in read_events(engine.conn, after_seq=n))
+
+
+def test_flatten_through_the_commands_table_closes_every_position(settings, tmp_path) -> None:
+    ticks = waves(6000)
+    engine = replay(settings, ticks[:1500], tmp_path / "flat", batch=500)
+    cut = 1500
+    while not any(a.positions for a in engine.state.accounts.values()):
+        engine.run_batches(iter([ticks[cut : cut + 50]]))
+        cut += 50
+    halt = commands.send(engine.conn, commands.Command.HALT, ts=time.time_ns())
+    flat = commands.send(engine.conn, commands.Command.FLATTEN, ts=time.time_ns())
+    assert engine.handle_commands() == 2
+    assert commands.get(engine.conn, halt).status == "done"
+    assert "closing" in commands.get(engine.conn, flat).result
+    engine.run_batches(iter([ticks[cut : cut + 20]]))
+    assert all(not a.positions for a in engine.state.accounts.values())
+    assert engine.conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0] == 0
+    reasons = [
+        e.payload["reason"] for e in read_events(engine.conn) if e.kind is EventKind.POSITION_CLOSED
+    ]
+    assert "close" in reasons
+
+
+def test_bad_ticks_are_stored_in_rejects_and_the_engine_goes_on(settings, tmp_path) -> None:
+    ticks = waves(400)
+    ticks["bid"][10] = np.nan
+    ticks["bid"][20], ticks["ask"][20] = ticks["ask"][20] + 0.01, ticks["bid"][20]  # crossed
+    ticks["ask"][30] = -1.0
+    engine = replay(settings, ticks, tmp_path / "bad", batch=64)
+    rows = engine.conn.execute("SELECT symbol, reason FROM rejects ORDER BY id").fetchall()
+    assert len(rows) == 3
+    assert engine.ticks_clean == 397
+    text = " ".join(r for _, r in rows).lower()
+    assert "nan" in text and "crossed" in text

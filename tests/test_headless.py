@@ -1,0 +1,137 @@
+"""The headless engine as a separate process, controlled from another, like a user does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.paper.portfolio import fold
+from mikrobot_tui.store.events import read_events
+from mikrobot_tui.store.schema import open_db
+
+MIKROBOT = [sys.executable, "-m", "mikrobot_tui.cli"]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("MIKROBOT_")}
+    e.update(PYTHONIOENCODING="ascii", **extra)
+    return e
+
+
+def cli(db: Path, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MIKROBOT, "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env(),
+    )
+
+
+def wait_until_running(db: Path, deadline_s: float = 15) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if db.exists():
+            out = cli(db, "status", "--json")
+            if out.returncode == 0 and json.loads(out.stdout)["engine"]["running"]:
+                return
+        time.sleep(0.2)
+    raise AssertionError("the engine did not start")
+
+
+def test_a_three_second_run_leaves_ticks_bars_and_events(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    run = subprocess.run(
+        [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", "3", "--every", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(MIKROBOT_SIM__SPEED="120"),  # two simulated minutes per second: bars close
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert len(lines) >= 3  # banner, status lines, the final line
+    assert "SIMULATED" in lines[1] and "ticks" in lines[1]
+    conn = open_db(db).conn
+    count = lambda t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: E731
+    assert count("ticks") > 100
+    assert count("bars") > 6
+    assert count("events") >= 2
+    assert conn.execute("SELECT running FROM engine").fetchone()[0] == 0
+
+
+def test_halt_resume_and_status_from_another_terminal(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    engine = subprocess.Popen(
+        [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(MIKROBOT_SIM__SPEED="30"),
+    )
+    try:
+        wait_until_running(db)
+        halted = cli(db, "halt")
+        assert halted.returncode == 0, halted.stderr
+        assert "halted" in halted.stdout
+        status = json.loads(cli(db, "status", "--json").stdout)
+        assert status["engine"]["trading_state"] == "HALTED"
+        assert status["symbols"]
+        flat = cli(db, "flatten", "--yes")
+        assert flat.returncode == 0, flat.stderr + flat.stdout
+        assert "flat" in flat.stdout
+        assert json.loads(cli(db, "status", "--json").stdout)["positions"] == []
+        resumed = cli(db, "resume")
+        assert "resumed" in resumed.stdout
+        assert json.loads(cli(db, "status", "--json").stdout)["engine"]["trading_state"] == "ACTIVE"
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(timeout=15) == 0
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    kinds = [e.kind for e in read_events(open_db(db).conn)]
+    assert EventKind.HALTED in kinds and EventKind.RESUMED in kinds and EventKind.FLATTEN in kinds
+    assert "no engine is running" in cli(db, "halt").stderr
+
+
+def test_after_kill_9_the_engine_restarts_to_the_same_state(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    engine = subprocess.Popen(
+        [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(MIKROBOT_SIM__SPEED="600", MIKROBOT_RISK__MAX_POSITIONS="6"),
+    )
+    try:
+        wait_until_running(db)
+        time.sleep(4)
+    finally:
+        engine.kill()  # SIGKILL: no clean shutdown
+        engine.wait(timeout=10)
+    conn = open_db(db).conn
+    state = fold(read_events(conn))
+    closed = [e for e in read_events(conn) if e.kind is EventKind.POSITION_CLOSED]
+    trades = conn.execute("SELECT position_id FROM trades ORDER BY position_id").fetchall()
+    assert sorted(e.payload["position_id"] for e in closed) == [t[0] for t in trades]
+    assert len({e.payload["position_id"] for e in closed}) == len(closed)
+
+    rerun = subprocess.run(
+        [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    events = list(read_events(open_db(db).conn))
+    again = fold(e for e in events if e.seq <= state.last_seq)
+    for name, acct in state.accounts.items():
+        assert again.accounts[name].balance == acct.balance
+        assert again.accounts[name].positions == acct.positions
+    assert sum(e.kind is EventKind.ACCOUNT_OPENED for e in events) == 2
