@@ -61,6 +61,7 @@ class SimSettings(_Section):
     faults: bool = True
     fault_rate: float = Field(0.002, ge=0, le=0.2)
     volatility_scale: float = Field(1.0, gt=0, le=100)
+    warmup_minutes: float = Field(60.0, ge=0, le=1440)
 
     @field_validator("symbols")
     @classmethod

@@ -58,6 +58,8 @@ class Feed(Protocol):
 
     def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]: ...
 
+    def history(self) -> Iterator[np.ndarray]: ...
+
 
 class EngineBusy(RuntimeError):
     """Another live engine already writes to this database."""
@@ -139,6 +141,7 @@ class Engine:
         self.rejects = 0
         self._wake = asyncio.Event()
         self._started = False
+        self._warming = False
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -203,7 +206,19 @@ class Engine:
         )
         self._started = True
         self._write_engine_row(started=now)
+        self._warm_up()
         self.write_snapshot()
+
+    def _warm_up(self) -> None:
+        """Run the feed's history through quality, candles and strategies without trading."""
+        self._warming = True
+        try:
+            for batch in self.feed.history():
+                self.process_batch(batch)
+                if self.writer.pending_rows >= Writer.FLUSH_ROWS:
+                    self.writer.flush()
+        finally:
+            self._warming = False
 
     def stop(self) -> None:
         if self._started:
@@ -232,7 +247,7 @@ class Engine:
         if len(clean) == 0:
             return
         self.ticks_clean += len(clean)
-        if self.settings.engine.store_ticks:
+        if self.settings.engine.store_ticks and not self._warming:
             self.writer.append_ticks(clean, self.symbols)
         quotes = BatchQuotes(clean, self.carry_bid, self.carry_ask)
         bars, closes = self._close_bars(clean)
@@ -363,7 +378,7 @@ class Engine:
                 self._breaker_changed(breaker.record_failure(now, f"{type(exc).__name__}: {exc}"))
                 continue
             self._breaker_changed(breaker.record_success(now))
-            if signal is None:
+            if signal is None or self._warming:
                 continue
             signal = replace(signal, ts=now)
             acct = self.state.accounts[name]
@@ -1004,8 +1019,12 @@ def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:
     catalogue = default_instruments()
     instruments = [catalogue[s] for s in settings.sim.symbols]
     start_mids = _last_mids(Path(settings.engine.db), settings.sim.symbols)
-    market = SimMarket(instruments, settings.sim, clock.now_ns(), start_mids=start_mids)
-    return Engine(settings, feed=SimFeed(market, settings.sim.speed), clock=clock)
+    history_ns = int(settings.sim.warmup_minutes * 60 * NS_PER_SECOND)
+    market = SimMarket(
+        instruments, settings.sim, clock.now_ns() - history_ns, start_mids=start_mids
+    )
+    feed = SimFeed(market, settings.sim.speed, history_ns=history_ns)
+    return Engine(settings, feed=feed, clock=clock)
 
 
 def _last_mids(db_path: Path, symbols: list[str]) -> dict[str, float]:

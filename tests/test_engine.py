@@ -181,3 +181,17 @@ def test_bad_ticks_are_stored_in_rejects_and_the_engine_goes_on(settings, tmp_pa
     assert engine.ticks_clean == 397
     text = " ".join(r for _, r in rows).lower()
     assert "nan" in text and "crossed" in text
+
+
+def test_the_simulated_market_starts_with_warm_strategies_and_no_trades(make_settings) -> None:
+    from mikrobot_tui.engine import build_engine
+
+    engine = build_engine(make_settings(sim={"warmup_minutes": 30}))
+    engine.start()
+    bars = engine.conn.execute("SELECT COUNT(*) FROM bars WHERE timeframe = 'M1'").fetchone()[0]
+    assert bars >= 6 * 28  # half an hour of history for six symbols
+    assert engine.conn.execute("SELECT COUNT(*) FROM ticks").fetchone()[0] == 0  # not stored
+    traded = {EventKind.ORDER_SUBMITTED, EventKind.ORDER_REFUSED, EventKind.POSITION_OPENED}
+    assert not [e for e in read_events(engine.conn) if e.kind in traded]
+    assert abs(engine.market_now - time.time_ns()) < 5 * 1_000_000_000  # history ends now
+    engine.close()

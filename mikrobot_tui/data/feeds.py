@@ -40,10 +40,14 @@ class SimFeed:
         step_s: float = 0.05,
         wall: Wall = time.monotonic_ns,
         sleep: Sleep = asyncio.sleep,
+        history_ns: int = 0,
     ) -> None:
         if speed <= 0 or step_s <= 0:
             raise ValueError("speed and step_s must be positive")
+        if history_ns < 0:
+            raise ValueError("history_ns must not be negative")
         self.market = market
+        self.history_ns = history_ns
         self.speed = speed
         self.step_s = step_s
         self._wall = wall
@@ -52,6 +56,17 @@ class SimFeed:
     @property
     def symbols(self) -> list[str]:
         return self.market.symbols
+
+    def history(self) -> Iterator[np.ndarray]:
+        """The market's recent past at once, a minute per batch, so strategies start warm.
+
+        The market is built `history_ns` before now; live batches continue where this ends.
+        """
+        end = self.market.now_ns + self.history_ns
+        while self.market.now_ns < end:
+            batch = self.market.advance(min(end, self.market.now_ns + 60 * NS_PER_SECOND))
+            if len(batch):
+                yield batch
 
     async def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
         step_wall = max(1, round(self.step_s * NS_PER_SECOND))
@@ -102,6 +117,10 @@ class ReplayFeed:
 
     def __len__(self) -> int:
         return len(self._ticks)
+
+    def history(self) -> Iterator[np.ndarray]:
+        """A replay has no history before its file: every tick is traded."""
+        return iter(())
 
     def iter_batches(self) -> Iterator[np.ndarray]:
         """Read-only views of batch_size ticks (the last one shorter), for backtests."""
