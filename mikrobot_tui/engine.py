@@ -33,7 +33,7 @@ from mikrobot_tui.domain.instruments import Instrument, conversion_rate, default
 from mikrobot_tui.domain.market import M1, M5, NS_PER_MS, NS_PER_SECOND, Bar
 from mikrobot_tui.domain.orders import Position, Side, TradingState
 from mikrobot_tui.paper.ab import compare
-from mikrobot_tui.paper.execution import BatchQuotes, Cancel, Exit, OrderFill, match
+from mikrobot_tui.paper.execution import BatchQuotes, Execution, Exit, OrderFill, match
 from mikrobot_tui.paper.portfolio import AccountState, EngineState, apply, fold, order_payload
 from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.events import EventLog, read_events
@@ -251,13 +251,23 @@ class Engine:
             self.writer.append_ticks(clean, self.symbols)
         quotes = BatchQuotes(clean, self.carry_bid, self.carry_ask)
         bars, closes = self._close_bars(clean)
+        # Fills and exits are planned for the rest of the batch and applied up to each bar
+        # close; the plan is redone only when a decision adds an order. Positions and orders
+        # match independently of each other, so this equals matching segment by segment.
+        plan: list[Execution] | None = None
         start = 0
         for k in np.unique(closes).tolist():
-            self._match(quotes, start, k)
+            if plan is None:
+                plan = self._plan(quotes, start, len(clean))
+            plan = self._apply(plan, quotes, k)
+            ordered = False
             for row in bars[closes == k]:
-                self._on_bar(row, quotes, k)
-            start = k
-        self._match(quotes, start, len(clean))
+                ordered |= self._on_bar(row, quotes, k)
+            if ordered:
+                plan, start = None, k
+        if plan is None:
+            plan = self._plan(quotes, start, len(clean))
+        self._apply(plan, quotes, len(clean))
         self._carry(clean)
         if isinstance(self.clock, ReplayClock):
             self.clock.advance_to(int(clean["ts_event"][-1]))
@@ -272,24 +282,19 @@ class Engine:
         order = np.lexsort((bars["sym"], bars["period_ns"], closes))
         bars, closes = bars[order], closes[order]
         self.bars_closed += len(bars)
-        names = ("symbol", "timeframe", "ts_open", "open", "high", "low", "close", "ticks")
+        names = np.asarray(self.symbols, dtype=object)[bars["sym"]]
+        frames = np.where(bars["period_ns"] == M1, "M1", "M5").astype(object)
+        columns = ("symbol", "timeframe", "ts_open", "open", "high", "low", "close", "ticks")
         self.writer.upsert(
             "bars",
-            (*names, "volume"),
-            [
-                (
-                    b.symbol,
-                    b.timeframe,
-                    b.ts_open,
-                    b.open,
-                    b.high,
-                    b.low,
-                    b.close,
-                    b.ticks,
-                    b.volume,
-                )
-                for b in (Bar.from_row(r, self.symbols[int(r["sym"])]) for r in bars)
-            ],
+            (*columns, "volume"),
+            zip(
+                names.tolist(),
+                frames.tolist(),
+                *(bars[c].tolist() for c in columns[2:]),
+                bars["volume"].tolist(),
+                strict=True,
+            ),
         )
         return bars, closes
 
@@ -328,30 +333,45 @@ class Engine:
         return self.symbols[sym] if 0 <= sym < len(self.symbols) else f"#{sym}"
 
     def _judge_feed(self, ticks: np.ndarray, result: QualityResult) -> None:
-        """Feed breaker: each one-second bucket of market time with a problem is a failure.
+        """Feed breaker: each one-second bucket of stream time with a problem is a failure.
 
-        Judging fixed buckets of event time, not batches, keeps breaker events the same
+        Judging fixed buckets of stream time, not batches, keeps breaker events the same
         whatever the batch size (invariant 2). A bucket is judged when a later one starts.
+        Runs of clean seconds while the breaker is closed and clean change nothing, so the
+        loop jumps over them to the next bad second.
         """
         stream = np.maximum.accumulate(ticks["ts_event"])
         buckets = np.unique(stream // FEED_BUCKET_NS)
-        bad = set((result.problem_ts // FEED_BUCKET_NS).tolist())
-        for bucket in buckets.tolist():
-            if self._bucket is None:
-                self._bucket = bucket
-            if bucket > self._bucket:
-                self._judge_bucket(self._bucket)
-                self._bucket, self._bucket_bad = bucket, False
-            if bucket == self._bucket and bucket in bad:
-                self._bucket_bad = True
+        bad = np.unique(result.problem_ts // FEED_BUCKET_NS)
+        if self._bucket is None:
+            self._bucket, self._bucket_bad = int(buckets[0]), False
+        if np.isin(self._bucket, bad):
+            self._bucket_bad = True
+        later = buckets[buckets > self._bucket]
+        if len(later) == 0:
+            return
+        judged = np.concatenate([[self._bucket], later[:-1]])
+        judged_bad = np.concatenate([[self._bucket_bad], np.isin(later[:-1], bad)])
+        self._bucket, self._bucket_bad = int(later[-1]), bool(np.isin(later[-1], bad))
+        bad_at = np.flatnonzero(judged_bad)
+        breaker = self.feed_breaker
+        i, n = 0, len(judged)
+        while i < n:
+            calm = breaker.state is BreakerState.CLOSED and breaker.failures == 0
+            if calm and not judged_bad[i]:
+                j = int(np.searchsorted(bad_at, i))
+                i = int(bad_at[j]) if j < len(bad_at) else n
+                continue
+            self._judge_bucket(int(judged[i]), bool(judged_bad[i]))
+            i += 1
 
-    def _judge_bucket(self, bucket: int) -> None:
+    def _judge_bucket(self, bucket: int, bad: bool) -> None:
         ts = (bucket + 1) * FEED_BUCKET_NS
         breaker = self.feed_breaker
         self._breaker_changed(breaker.poll(ts))
         if breaker.state is BreakerState.OPEN:
             return
-        if self._bucket_bad:
+        if bad:
             self._breaker_changed(breaker.record_failure(ts, "data-quality problems"))
         else:
             self._breaker_changed(breaker.record_success(ts))
@@ -363,7 +383,9 @@ class Engine:
 
     # ---------------------------------------------------------------- strategies and orders
 
-    def _on_bar(self, row: np.void, quotes: BatchQuotes, k: int) -> None:
+    def _on_bar(self, row: np.void, quotes: BatchQuotes, k: int) -> bool:
+        """Let each strategy see the bar; True when an order was submitted."""
+        ordered = False
         sym = int(row["sym"])
         bar = Bar.from_row(row, self.symbols[sym])
         now = int(quotes.ticks["ts_event"][k])
@@ -419,24 +441,33 @@ class Engine:
                 payload = order_payload(decision.order)
                 payload["reason"] = signal.reason
                 self._emit(now, EventKind.ORDER_SUBMITTED, name, payload)
+                ordered = True
+        return ordered
 
-    def _match(self, quotes: BatchQuotes, start: int, stop: int) -> None:
-        if stop <= start:
-            return
+    def _plan(self, quotes: BatchQuotes, start: int, stop: int) -> list[Execution]:
         accounts = self.state.accounts.values()
         working = [o for a in accounts for o in a.working.values()]
         positions = [p for a in accounts for p in a.positions.values()]
         if not working and not positions:
-            return
-        for ex in match(quotes, start, stop, working, positions, self.sym_index):
+            return []
+        return match(quotes, start, stop, working, positions, self.sym_index)
+
+    def _apply(self, plan: list[Execution], quotes: BatchQuotes, stop: int) -> list[Execution]:
+        """Turn the planned executions before tick `stop` into events; return the rest."""
+        done = 0
+        for ex in plan:
+            if ex.idx >= stop:
+                break
+            done += 1
             if isinstance(ex, OrderFill):
                 self._on_fill(ex, quotes)
             elif isinstance(ex, Exit):
                 self._on_exit(ex, quotes)
-            elif isinstance(ex, Cancel):
+            else:
                 payload = {"order_id": ex.order.order_id, "reason": ex.reason}
                 ts = int(quotes.ticks["ts_event"][ex.idx])
                 self._emit(ts, EventKind.ORDER_CANCELLED, ex.order.account, payload)
+        return plan[done:]
 
     def _on_fill(self, fill: OrderFill, quotes: BatchQuotes) -> None:
         order = fill.order
