@@ -249,6 +249,10 @@ class Engine:
         self.ticks_clean += len(clean)
         if self.settings.engine.store_ticks and not self._warming:
             self.writer.append_ticks(clean, self.symbols)
+        if result.spikes is not None:
+            clean = clean[~result.spikes]  # stored and flagged, but never traded on
+            if len(clean) == 0:
+                return
         quotes = BatchQuotes(clean, self.carry_bid, self.carry_ask)
         bars, closes = self._close_bars(clean)
         # Fills and exits are planned for the rest of the batch and applied up to each bar

@@ -195,3 +195,29 @@ def test_the_simulated_market_starts_with_warm_strategies_and_no_trades(make_set
     assert not [e for e in read_events(engine.conn) if e.kind in traded]
     assert abs(engine.market_now - time.time_ns()) < 5 * 1_000_000_000  # history ends now
     engine.close()
+
+
+def test_a_spike_is_stored_but_never_fills_a_stop_or_makes_a_bar(settings, tmp_path) -> None:
+    ticks = waves(4000)
+    eur = np.flatnonzero(ticks["sym"] == 0)
+    bad = eur[1500]
+    ticks["bid"][bad] *= 0.97  # a bad print 3% below the market
+    ticks["ask"][bad] *= 0.97
+    engine = replay(settings, ticks, tmp_path / "spike", batch=333)
+    low = engine.conn.execute("SELECT MIN(low) FROM bars WHERE symbol = 'EURUSD'").fetchone()[0]
+    assert low > ticks["bid"][bad] * 1.02
+    assert (
+        engine.conn.execute(
+            "SELECT COUNT(*) FROM ticks WHERE bid = ?", [float(ticks["bid"][bad])]
+        ).fetchone()[0]
+        == 1
+    )
+    prices = [
+        e.payload.get("exit_price", e.payload.get("price"))
+        for e in read_events(engine.conn)
+        if e.kind in (EventKind.ORDER_FILLED, EventKind.POSITION_CLOSED)
+    ]
+    assert prices
+    assert not {float(ticks["bid"][bad]), float(ticks["ask"][bad])} & set(prices)
+    quality = engine.conn.execute("SELECT spikes FROM quality WHERE symbol='EURUSD'").fetchone()
+    assert quality[0] >= 1

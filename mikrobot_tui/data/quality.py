@@ -102,6 +102,10 @@ class QualityResult:
     # stream time (running max of ts_event) of each problem in the batch, in no set order: the
     # engine's feed breaker judges fixed seconds of stream time, whatever the batching
     problem_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    # aligned with `clean`: ticks flagged as return spikes. They are stored and counted, but
+    # the engine keeps them out of candles and order matching (a bad print must not fill a
+    # stop or widen a bar); None when there is none
+    spikes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,13 @@ class QualityMonitor:
             for i in rej.tolist()
         ]
         clean = ticks if all_acc else _select(ticks, reason == 0)
-        return QualityResult(clean, rejects, problems, problem_ts)
+        spikes = None
+        spiked = [p for kd, p, _ in pos_kind if kd == SPIKE]
+        if spiked:
+            mask = np.zeros(n, dtype=bool)
+            mask[np.concatenate(spiked)] = True
+            spikes = mask if all_acc else mask[reason == 0]
+        return QualityResult(clean, rejects, problems, problem_ts, spikes)
 
     def _duplicates(
         self, c_sym: np.ndarray, c_ts: np.ndarray, c_orig: np.ndarray, ticks: np.ndarray
