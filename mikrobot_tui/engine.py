@@ -30,7 +30,15 @@ from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import Instrument, conversion_rate, default_instruments
-from mikrobot_tui.domain.market import M1, M5, NS_PER_MS, NS_PER_SECOND, Bar
+from mikrobot_tui.domain.market import (
+    M1,
+    M5,
+    NS_PER_MS,
+    NS_PER_SECOND,
+    TIMEFRAMES,
+    Bar,
+    timeframe_name,
+)
 from mikrobot_tui.domain.orders import Position, Side, TradingState
 from mikrobot_tui.paper.ab import compare
 from mikrobot_tui.paper.execution import BatchQuotes, Execution, Exit, OrderFill, match
@@ -260,13 +268,14 @@ class Engine:
         # match independently of each other, so this equals matching segment by segment.
         plan: list[Execution] | None = None
         start = 0
-        for k in np.unique(closes).tolist():
+        wanted = {s.timeframe for s in self.strategies.values()}
+        for k, closed in self._bars_by_close(bars, closes, wanted):
             if plan is None:
                 plan = self._plan(quotes, start, len(clean))
             plan = self._apply(plan, quotes, k)
             ordered = False
-            for row in bars[closes == k]:
-                ordered |= self._on_bar(row, quotes, k)
+            for bar in closed:
+                ordered |= self._on_bar(bar, quotes, k)
             if ordered:
                 plan, start = None, k
         if plan is None:
@@ -344,19 +353,19 @@ class Engine:
         Runs of clean seconds while the breaker is closed and clean change nothing, so the
         loop jumps over them to the next bad second.
         """
-        stream = np.maximum.accumulate(ticks["ts_event"])
-        buckets = np.unique(stream // FEED_BUCKET_NS)
+        seconds = np.maximum.accumulate(ticks["ts_event"]) // FEED_BUCKET_NS  # sorted
+        buckets = seconds[np.r_[0, np.flatnonzero(np.diff(seconds)) + 1]]
         bad = np.unique(result.problem_ts // FEED_BUCKET_NS)
         if self._bucket is None:
             self._bucket, self._bucket_bad = int(buckets[0]), False
-        if np.isin(self._bucket, bad):
+        if len(bad) and self._bucket in bad:
             self._bucket_bad = True
-        later = buckets[buckets > self._bucket]
+        later = buckets[np.searchsorted(buckets, self._bucket, side="right") :]
         if len(later) == 0:
             return
-        judged = np.concatenate([[self._bucket], later[:-1]])
-        judged_bad = np.concatenate([[self._bucket_bad], np.isin(later[:-1], bad)])
-        self._bucket, self._bucket_bad = int(later[-1]), bool(np.isin(later[-1], bad))
+        judged = np.r_[self._bucket, later[:-1]]
+        judged_bad = np.r_[self._bucket_bad, np.isin(later[:-1], bad)]
+        self._bucket, self._bucket_bad = int(later[-1]), bool(len(bad) and later[-1] in bad)
         bad_at = np.flatnonzero(judged_bad)
         breaker = self.feed_breaker
         i, n = 0, len(judged)
@@ -387,11 +396,27 @@ class Engine:
 
     # ---------------------------------------------------------------- strategies and orders
 
-    def _on_bar(self, row: np.void, quotes: BatchQuotes, k: int) -> bool:
+    def _bars_by_close(
+        self, bars: np.ndarray, closes: np.ndarray, timeframes: set[str]
+    ) -> Iterator[tuple[int, list[Bar]]]:
+        """(closing tick index, the bars it closed) in tick order, for the timeframes wanted."""
+        keep = np.isin(bars["period_ns"], [TIMEFRAMES[t] for t in timeframes if t in TIMEFRAMES])
+        bars, closes = bars[keep], closes[keep]
+        if len(bars) == 0:
+            return
+        cuts = np.flatnonzero(np.diff(closes)) + 1
+        # BAR_DTYPE is (sym, period_ns, ts_open, open, high, low, close, ticks, volume) and Bar
+        # is (symbol, timeframe, ts_open, ...): tuples are far cheaper than numpy records
+        rows = bars.tolist()
+        names = self.symbols
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rows)].tolist(), strict=True):
+            closed = [Bar(names[r[0]], timeframe_name(r[1]), *r[2:]) for r in rows[a:b]]
+            yield int(closes[a]), closed
+
+    def _on_bar(self, bar: Bar, quotes: BatchQuotes, k: int) -> bool:
         """Let each strategy see the bar; True when an order was submitted."""
         ordered = False
-        sym = int(row["sym"])
-        bar = Bar.from_row(row, self.symbols[sym])
+        sym = self.sym_index[bar.symbol]
         now = int(quotes.ticks["ts_event"][k])
         for name, strategy in self.strategies.items():
             if strategy.timeframe != bar.timeframe:

@@ -221,3 +221,12 @@ def test_a_spike_is_stored_but_never_fills_a_stop_or_makes_a_bar(settings, tmp_p
     assert not {float(ticks["bid"][bad]), float(ticks["ask"][bad])} & set(prices)
     quality = engine.conn.execute("SELECT spikes FROM quality WHERE symbol='EURUSD'").fetchone()
     assert quality[0] >= 1
+
+
+def test_bar_records_and_bar_values_line_up_field_for_field() -> None:
+    from dataclasses import fields
+
+    from mikrobot_tui.domain.market import BAR_DTYPE, Bar
+
+    assert [f.name for f in fields(Bar)][2:] == list(BAR_DTYPE.names)[2:]
+    assert list(BAR_DTYPE.names)[:2] == ["sym", "period_ns"]
