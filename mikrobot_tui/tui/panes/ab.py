@@ -5,14 +5,17 @@ from __future__ import annotations
 from mikrobot_tui.store.queries import ABRow
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
+# The numbers come first and the free-text params last: a half-width pane crops the right
+# end, and a real engine's params ("ema_cross(8,34)") used to push the p-value out of sight.
+# "p" (the test is named in the subtitle) keeps it visible at 100 columns too.
 COLUMNS = (
     Column("variant", "Variant"),
     Column("account", "Account"),
-    Column("params", "Params"),
     Column("trades", "Trades", "right"),
     Column("win_rate", "Win %", "right"),
     Column("mean", "Mean/trade", "right"),
-    Column("p", "p-value", "right"),
+    Column("p", "p", "right"),
+    Column("params", "Params"),
 )
 NA: Cell = ("n/a", "muted")
 
@@ -27,7 +30,7 @@ def ab_cells(r: ABRow) -> tuple[Cell, ...]:
         p: Cell = NA
     else:
         p = (f"{r.p_value:.3f}", "bold" if r.p_value < 0.05 else "")
-    return (r.variant, r.account, r.params, f"{r.trades:,}", win, mean, p)
+    return (r.variant, r.account, f"{r.trades:,}", win, mean, p, r.params)
 
 
 class ABPane(KeyedTable):
