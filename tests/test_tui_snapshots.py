@@ -1,6 +1,7 @@
 """What the trader sees, kept as .svg baselines: review a changed one like code.
 
 Fixed database, frozen clock, fixed terminal size. Update with `pytest --snapshot-update`.
+One baseline is filled by the real engine replaying a seeded simulated market.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ from pathlib import Path
 import pytest
 from tui_fixtures import FixtureDB, build_fixture_db, set_engine
 
-from mikrobot_tui.clock import FrozenClock
+from mikrobot_tui.clock import FrozenClock, ReplayClock
+from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
+from mikrobot_tui.data.sim import generate_ticks
+from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.engine import Engine
 from mikrobot_tui.store.schema import connect
 from mikrobot_tui.tui.app import CockpitApp
 
 SIZE = (120, 36)
+REPLAY_START_NS = 1_767_225_600_000_000_000  # 2026-01-01 00:00 UTC
 
 
 @pytest.fixture
@@ -43,3 +49,50 @@ def test_halted(snap_compare, cockpit_db: FixtureDB) -> None:
 
 def test_narrow_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
     assert snap_compare(cockpit(cockpit_db), terminal_size=(100, 30))
+
+
+def build_engine_db(make_settings, tmp_path: Path) -> FixtureDB:
+    """The real engine over a seeded sim stream (faults included), closed when it is done.
+
+    Short EMAs so both accounts trade in 23 minutes: it ends with three positions open in
+    each account, three trades each in the A/B pane and the sim's rejects in quality.
+    """
+    settings = make_settings(
+        sim={"seed": 7},
+        risk={"max_positions": 3},
+        accounts=[
+            {"name": "A", "params": {"fast": 2, "slow": 5, "atr_period": 3}},
+            {"name": "B", "params": {"fast": 3, "slow": 8, "atr_period": 3}},
+        ],
+    )
+    symbols = settings.sim.symbols
+    catalogue = default_instruments()
+    instruments = [catalogue[s] for s in symbols]
+    ticks = generate_ticks(instruments, settings.sim, REPLAY_START_NS, 60_000)  # ~23 minutes
+    file = tmp_path / "sim.npz"
+    save_ticks(file, ticks, symbols)
+    feed = ReplayFeed(file, batch_size=1_250)
+    engine = Engine(settings, feed=feed, clock=ReplayClock())
+    # One run_batches per batch: each ends with a snapshot, as a live engine writes one every
+    # 1/snapshot_hz, so the sparklines get 48 points (one replay call would leave two).
+    for batch in feed.iter_batches():
+        engine.run_batches(iter([batch]))
+    now_ns = engine.market_now  # the last clean tick: the cockpit's frozen "now"
+    engine.close()
+    # The engine row is the one place that holds wall-clock time and this process's identity
+    # (pid, host, started_ts, heartbeat_ts), and a closed engine reads as "not running".
+    # Pin it to fixed values, as a running engine would have written them at the last tick,
+    # so the header shows a live engine and the screen is the same on every run and machine.
+    conn = connect(settings.engine.db)
+    conn.execute(
+        "UPDATE engine SET pid = 4242, host = 'fixture-host', running = 1, "
+        "started_ts = ?, heartbeat_ts = ? WHERE id = 1",
+        [REPLAY_START_NS, now_ns],
+    )
+    conn.close()
+    return FixtureDB(Path(settings.engine.db), now_ns)
+
+
+def test_cockpit_filled_by_the_engine(snap_compare, make_settings, tmp_path: Path) -> None:
+    db = build_engine_db(make_settings, tmp_path)
+    assert snap_compare(cockpit(db), terminal_size=SIZE)
