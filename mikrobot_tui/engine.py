@@ -893,7 +893,7 @@ class Engine:
                 (
                     variant,
                     acct.name,
-                    acct.strategy,
+                    " ".join(f"{k}={v:g}" for k, v in acct.params.items()) or acct.strategy,
                     stats.trades,
                     stats.wins,
                     stats.win_rate,

@@ -42,6 +42,8 @@ class QualityPane(KeyedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(COLUMNS, id=id)
         self.border_title = "Data quality"
+        # the score looks at the recent window, the counts at the whole session: say so
+        self.border_subtitle = "score: last minute · counts: since start"
 
     def show(self, rows: list[QualityRow]) -> int:
         return self.apply({r.symbol: quality_cells(r) for r in rows})
