@@ -46,7 +46,7 @@ from mikrobot_tui.paper.portfolio import AccountState, EngineState, apply, fold,
 from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.events import EventLog, read_events
 from mikrobot_tui.store.queries import engine_status
-from mikrobot_tui.store.schema import open_db
+from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import BreakerChange, BreakerState, CircuitBreaker
 from mikrobot_tui.trading.orchestrator import close_order, decide
@@ -192,11 +192,9 @@ class Engine:
                     acct.name,
                     {"order_id": order.order_id, "reason": "engine restarted"},
                 )
-        cols = ("symbol", "asset_class", "base", "quote", "pip_size", "tick_size")
-        cols += ("contract_size", "lot_step", "min_lot")
         self.writer.upsert(
             "instruments",
-            cols,
+            COLUMNS["instruments"],
             [
                 (
                     i.symbol,
@@ -297,15 +295,13 @@ class Engine:
         self.bars_closed += len(bars)
         names = np.asarray(self.symbols, dtype=object)[bars["sym"]]
         frames = np.where(bars["period_ns"] == M1, "M1", "M5").astype(object)
-        columns = ("symbol", "timeframe", "ts_open", "open", "high", "low", "close", "ticks")
         self.writer.upsert(
             "bars",
-            (*columns, "volume"),
+            COLUMNS["bars"],
             zip(
                 names.tolist(),
                 frames.tolist(),
-                *(bars[c].tolist() for c in columns[2:]),
-                bars["volume"].tolist(),
+                *(bars[c].tolist() for c in COLUMNS["bars"][2:]),
                 strict=True,
             ),
         )
@@ -574,7 +570,7 @@ class Engine:
         trade = acct.trades[-1]
         self.writer.upsert(
             "trades",
-            TRADE_COLUMNS,
+            COLUMNS["trades"],
             [
                 (
                     trade.position_id,
@@ -759,22 +755,10 @@ class Engine:
                     json.dumps([round(x, 8) for x in self.spark[s]]),
                 )
             )
-        cols = ("symbol", "ts_event", "ts_recv", "bid", "ask", "last", "open_mid", "spark")
-        self.writer.upsert("latest", cols, latest)
+        self.writer.upsert("latest", COLUMNS["latest"], latest)
         self.writer.upsert(
             "quality",
-            (
-                "symbol",
-                "ts",
-                "score",
-                "ticks",
-                "rejects",
-                "spikes",
-                "gaps",
-                "latency_ms",
-                "last_problem",
-                "last_problem_ts",
-            ),
+            COLUMNS["quality"],
             [
                 (
                     self._sym_name(q.sym),
@@ -793,7 +777,7 @@ class Engine:
         )
         self.writer.replace_all(
             "breakers",
-            ("name", "state", "failures", "successes", "opened_ts", "retry_ts", "ts"),
+            COLUMNS["breakers"],
             [
                 (
                     b.name,
@@ -845,39 +829,15 @@ class Engine:
             )
         self.writer.replace_all(
             "accounts",
-            (
-                "name",
-                "currency",
-                "strategy",
-                "params",
-                "balance",
-                "equity",
-                "realized_pnl",
-                "unrealized_pnl",
-                "open_positions",
-                "trades",
-                "ts",
-            ),
+            COLUMNS["accounts"],
             accounts,
         )
         self.writer.replace_all(
             "positions",
-            (
-                "position_id",
-                "account",
-                "symbol",
-                "side",
-                "lots",
-                "entry_price",
-                "mark",
-                "unrealized_pnl",
-                "stop_loss",
-                "take_profit",
-                "ts_opened",
-            ),
+            COLUMNS["positions"],
             positions,
         )
-        self.writer.replace_all("ab", AB_COLUMNS, self._ab_rows(now))
+        self.writer.replace_all("ab", COLUMNS["ab"], self._ab_rows(now))
         self._write_engine_row()
         self.writer.flush()
 
@@ -913,18 +873,7 @@ class Engine:
         started_ts = started or (row[0] if row else now)
         self.writer.upsert(
             "engine",
-            (
-                "id",
-                "pid",
-                "host",
-                "mode",
-                "feed",
-                "trading_state",
-                "running",
-                "started_ts",
-                "heartbeat_ts",
-                "version",
-            ),
+            COLUMNS["engine"],
             [
                 (
                     1,
@@ -1017,39 +966,6 @@ class Engine:
             self.process_batch(batch)
             if stop.is_set():
                 break
-
-
-TRADE_COLUMNS = (
-    "position_id",
-    "account",
-    "strategy",
-    "symbol",
-    "side",
-    "lots",
-    "entry_price",
-    "exit_price",
-    "ts_opened",
-    "ts_closed",
-    "pnl",
-    "commission",
-    "return_pct",
-    "r_multiple",
-    "reason",
-)
-AB_COLUMNS = (
-    "variant",
-    "account",
-    "params",
-    "trades",
-    "wins",
-    "win_rate",
-    "mean_return",
-    "std_return",
-    "t_stat",
-    "p_value",
-    "test",
-    "ts",
-)
 
 
 def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:

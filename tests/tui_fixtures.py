@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mikrobot_tui.store.schema import open_db
+from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
 
 NOW_NS = 1_709_562_600_000_000_000  # 2024-03-04 14:30:00 UTC
@@ -103,22 +103,12 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
     w = Writer(conn)
     w.upsert(
         "instruments",
-        (
-            "symbol",
-            "asset_class",
-            "base",
-            "quote",
-            "pip_size",
-            "tick_size",
-            "contract_size",
-            "lot_step",
-            "min_lot",
-        ),
+        COLUMNS["instruments"],
         INSTRUMENTS,
     )
     w.upsert(
         "latest",
-        ("symbol", "ts_event", "ts_recv", "bid", "ask", "last", "open_mid", "spark"),
+        COLUMNS["latest"],
         [
             (s, now_ns - SECOND, now_ns - SECOND + 2_000_000, b, a, None, o, json.dumps(sp))
             for s, (b, a, o, sp) in LATEST.items()
@@ -126,18 +116,7 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
     )
     w.upsert(
         "quality",
-        (
-            "symbol",
-            "ts",
-            "score",
-            "ticks",
-            "rejects",
-            "spikes",
-            "gaps",
-            "latency_ms",
-            "last_problem",
-            "last_problem_ts",
-        ),
+        COLUMNS["quality"],
         [
             (s, now_ns, sc, t, r, sp, g, lat, prob, None if ago is None else now_ns - ago * SECOND)
             for s, sc, t, r, sp, g, lat, prob, ago in QUALITY
@@ -145,41 +124,17 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
     )
     w.upsert(
         "accounts",
-        (
-            "name",
-            "currency",
-            "strategy",
-            "params",
-            "balance",
-            "equity",
-            "realized_pnl",
-            "unrealized_pnl",
-            "open_positions",
-            "trades",
-            "ts",
-        ),
+        COLUMNS["accounts"],
         [(*a, now_ns) for a in ACCOUNTS],
     )
     w.upsert(
         "positions",
-        (
-            "position_id",
-            "account",
-            "symbol",
-            "side",
-            "lots",
-            "entry_price",
-            "mark",
-            "unrealized_pnl",
-            "stop_loss",
-            "take_profit",
-            "ts_opened",
-        ),
+        COLUMNS["positions"],
         [(*p[:-1], now_ns - p[-1] * SECOND) for p in POSITIONS],
     )
     w.upsert(
         "breakers",
-        ("name", "state", "failures", "successes", "opened_ts", "retry_ts", "ts"),
+        COLUMNS["breakers"],
         [
             (
                 n,
@@ -195,20 +150,7 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
     )
     w.upsert(
         "ab",
-        (
-            "variant",
-            "account",
-            "params",
-            "trades",
-            "wins",
-            "win_rate",
-            "mean_return",
-            "std_return",
-            "t_stat",
-            "p_value",
-            "test",
-            "ts",
-        ),
+        COLUMNS["ab"],
         [(*r, now_ns) for r in AB],
     )
     set_engine(conn, now_ns, trading_state=trading_state)
@@ -225,18 +167,7 @@ def set_engine(conn, now_ns: int, trading_state: str = "ACTIVE", running: bool =
     w = Writer(conn)
     w.upsert(
         "engine",
-        (
-            "id",
-            "pid",
-            "host",
-            "mode",
-            "feed",
-            "trading_state",
-            "running",
-            "started_ts",
-            "heartbeat_ts",
-            "version",
-        ),
+        COLUMNS["engine"],
         [
             (
                 1,

@@ -235,6 +235,13 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _columns() -> dict[str, tuple[str, ...]]:
+    """Every table's columns in order, read from a database migrated in memory."""
+    db = sqlite_utils.Database(memory=True)
+    migrate(db)
+    return {name: tuple(c.name for c in db[name].columns) for name in db.table_names()}
+
+
 def schema_version(db: sqlite_utils.Database) -> int:
     if "meta" not in db.table_names():
         return 0
@@ -259,3 +266,7 @@ def migrate(db: sqlite_utils.Database) -> int:
                 [str(version)],
             )
     return SCHEMA_VERSION
+
+
+# Writers name their columns through this, so a row's order always matches its table.
+COLUMNS: dict[str, tuple[str, ...]] = _columns()
