@@ -160,6 +160,8 @@ def _status_line(engine: Any) -> str:
         f"ticks {engine.ticks_in} rejects {engine.rejects} bars {engine.bars_closed}",
         f"events {engine.log.last_seq}",
     ]
+    if engine.queue.dropped:
+        parts.append(f"dropped {engine.queue.dropped} (engine fell behind the feed)")
     for acct in engine.state.accounts.values():
         parts.append(
             f"{acct.name}: bal {acct.balance:.2f} pos {len(acct.positions)} "

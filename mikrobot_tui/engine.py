@@ -27,6 +27,7 @@ from mikrobot_tui import __version__
 from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
 from mikrobot_tui.config import Settings
 from mikrobot_tui.data.candles import CandleSet
+from mikrobot_tui.data.feeds import ConflatingQueue
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import Instrument, conversion_rate, default_instruments
@@ -147,6 +148,7 @@ class Engine:
         self.ticks_clean = 0
         self.bars_closed = 0
         self.rejects = 0
+        self.queue = ConflatingQueue()
         self._wake = asyncio.Event()
         self._started = False
         self._warming = False
@@ -962,10 +964,38 @@ class Engine:
             self.stop()
 
     async def _consume(self, stop: asyncio.Event) -> None:
+        if self.feed.mode == "REPLAY":  # a replay must see every tick: it waits for us
+            async for batch in self.feed.batches(stop):
+                self.process_batch(batch)
+                if stop.is_set():
+                    break
+            return
+        # A live feed never waits for the engine: it fills a bounded queue that conflates to
+        # the newest quote per symbol when we fall behind, and counts what it dropped.
+        producer = asyncio.create_task(self._produce(stop), name="engine-feed-reader")
+        try:
+            while not stop.is_set() and not producer.done():
+                getter = asyncio.create_task(self.queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, producer}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter in done:
+                    self.process_batch(getter.result())
+                else:
+                    getter.cancel()
+            rest = self.queue.get_nowait()
+            if rest is not None:
+                self.process_batch(rest)
+            if producer.done():
+                producer.result()  # a feed that failed says why
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+
+    async def _produce(self, stop: asyncio.Event) -> None:
         async for batch in self.feed.batches(stop):
-            self.process_batch(batch)
-            if stop.is_set():
-                break
+            self.queue.put_nowait(batch)
 
 
 def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:
