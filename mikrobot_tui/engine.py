@@ -54,6 +54,7 @@ from mikrobot_tui.trading.orchestrator import close_order, decide
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
 SPARK_POINTS = 48
+SPARK_STEP_NS = NS_PER_SECOND  # one sparkline point per second of market time: 48 s of trend
 COMMAND_TTL_NS = 10 * NS_PER_SECOND  # senders give up after a few seconds; so do we
 FEED_BUCKET_NS = NS_PER_SECOND  # the feed breaker judges the stream one second at a time
 
@@ -140,6 +141,7 @@ class Engine:
         self.carry_ts = np.zeros((n, 2), dtype=np.int64)
         self.open_mid = np.full(n, np.nan)
         self.spark: list[deque[float]] = [deque(maxlen=SPARK_POINTS) for _ in range(n)]
+        self._spark_at = 0  # the market second of the last sparkline point
         self._restore_latest()
 
         self._bucket: int | None = None  # the feed breaker's current one-second bucket
@@ -738,12 +740,16 @@ class Engine:
         keeps its quality windows in its own time.
         """
         now = self.market_now or self.clock.now_ns()
+        sample = now // SPARK_STEP_NS > self._spark_at
+        if sample:
+            self._spark_at = now // SPARK_STEP_NS
         latest = []
         for s, symbol in enumerate(self.symbols):
             if math.isnan(self.carry_bid[s]):
                 continue
             mid = float((self.carry_bid[s] + self.carry_ask[s]) / 2)
-            self.spark[s].append(mid)
+            if sample or not self.spark[s]:
+                self.spark[s].append(mid)
             last = None if math.isnan(self.carry_last[s]) else float(self.carry_last[s])
             latest.append(
                 (
