@@ -268,7 +268,9 @@ class Engine:
         # Fills and exits are planned for the rest of the batch and applied up to each bar
         # close; the plan is redone only when a decision adds an order. Positions and orders
         # match independently of each other, so this equals matching segment by segment.
-        plan: list[Execution] | None = None
+        # While warming up on history nothing is matched: open positions from an earlier
+        # session must not be stopped out by a past they were not alive in.
+        plan: list[Execution] | None = [] if self._warming else None
         start = 0
         wanted = {s.timeframe for s in self.strategies.values()}
         for k, closed in self._bars_by_close(bars, closes, wanted):

@@ -230,3 +230,24 @@ def test_bar_records_and_bar_values_line_up_field_for_field() -> None:
 
     assert [f.name for f in fields(Bar)][2:] == list(BAR_DTYPE.names)[2:]
     assert list(BAR_DTYPE.names)[:2] == ["sym", "period_ns"]
+
+
+def test_warm_up_history_never_closes_positions_from_the_last_session(make_settings) -> None:
+    from mikrobot_tui.engine import build_engine
+
+    settings = make_settings(
+        accounts=FAST_ACCOUNTS, sim={"warmup_minutes": 0, "speed": 1}, risk={"max_positions": 5}
+    )
+    engine = build_engine(settings)
+    engine.start()
+    market = engine.feed.market
+    ticks = market.advance(market.now_ns + 3 * 3600 * 1_000_000_000)
+    engine.run_batches(iter([ticks]))
+    open_before = {p for a in engine.state.accounts.values() for p in a.positions}
+    assert open_before, "the session should end with open positions"
+    engine.close()
+
+    again = build_engine(make_settings(accounts=FAST_ACCOUNTS, sim={"warmup_minutes": 120}))
+    again.start()  # two hours of fresh simulated history: none of it may trade
+    assert {p for a in again.state.accounts.values() for p in a.positions} == open_before
+    again.close()
