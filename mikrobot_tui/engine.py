@@ -144,8 +144,14 @@ class Engine:
         self._spark_at = 0  # the market second of the last sparkline point
         self._restore_latest()
 
-        self._bucket: int | None = None  # the feed breaker's current one-second bucket
-        self._bucket_bad = False
+        # the feed breaker's view: seconds of stream time seen and not yet judged, those
+        # with a problem, and the running maxima of raw and of tradeable tick times
+        self._pending_seconds: deque[int] = deque()
+        self._bad_seconds: set[int] = set()
+        self._noted_second = -1
+        self._raw_stream = 0
+        self._clean_stream = 0
+        self._stream = np.zeros(0, dtype=np.int64)  # per tradeable tick of the current batch
         self.ticks_in = 0
         self.ticks_clean = 0
         self.bars_closed = 0
@@ -252,7 +258,7 @@ class Engine:
         self.ticks_in += len(ticks)
         result = self.quality.check(ticks)
         self._store_rejects(result)
-        self._judge_feed(ticks, result)
+        self._note_feed_seconds(ticks, result)
         clean = result.clean
         if len(clean) == 0:
             return
@@ -263,6 +269,10 @@ class Engine:
             clean = clean[~result.spikes]  # stored and flagged, but never traded on
             if len(clean) == 0:
                 return
+        stream = np.maximum.accumulate(clean["ts_event"])
+        np.maximum(stream, self._clean_stream, out=stream)
+        self._clean_stream, self._stream = int(stream[-1]), stream
+        self._judge_feed_until(int(stream[0]))
         quotes = BatchQuotes(clean, self.carry_bid, self.carry_ask)
         bars, closes = self._close_bars(clean)
         # Fills and exits are planned for the rest of the batch and applied up to each bar
@@ -277,6 +287,7 @@ class Engine:
             if plan is None:
                 plan = self._plan(quotes, start, len(clean))
             plan = self._apply(plan, quotes, k)
+            self._judge_feed_until(int(stream[k]))
             ordered = False
             for bar in closed:
                 ordered |= self._on_bar(bar, quotes, k)
@@ -334,12 +345,18 @@ class Engine:
         if not result.rejects:
             return
         self.rejects += len(result.rejects)
-        now = self.clock.now_ns()
         self.writer.append(
             "rejects",
             ("ts", "ts_event", "source", "symbol", "reason", "raw"),
-            [
-                (now, r.ts_event, self.feed_breaker.name, self._sym_name(r.sym), r.reason, r.raw)
+            [  # ts: when it arrived, which a replay reproduces exactly
+                (
+                    r.ts_recv,
+                    r.ts_event,
+                    self.feed_breaker.name,
+                    self._sym_name(r.sym),
+                    r.reason,
+                    r.raw,
+                )
                 for r in result.rejects
             ],
         )
@@ -347,38 +364,41 @@ class Engine:
     def _sym_name(self, sym: int) -> str:
         return self.symbols[sym] if 0 <= sym < len(self.symbols) else f"#{sym}"
 
-    def _judge_feed(self, ticks: np.ndarray, result: QualityResult) -> None:
-        """Feed breaker: each one-second bucket of stream time with a problem is a failure.
+    def _note_feed_seconds(self, ticks: np.ndarray, result: QualityResult) -> None:
+        """Record which seconds of stream time the feed covered and which had a problem."""
+        stream = np.maximum.accumulate(ticks["ts_event"])
+        np.maximum(stream, self._raw_stream, out=stream)
+        self._raw_stream = int(stream[-1])
+        seconds = stream // FEED_BUCKET_NS  # sorted
+        firsts = seconds[np.r_[0, np.flatnonzero(np.diff(seconds)) + 1]]
+        new = firsts[firsts > self._noted_second]
+        if len(new):
+            self._pending_seconds.extend(new.tolist())
+            self._noted_second = int(new[-1])
+        if len(result.problem_ts):
+            self._bad_seconds.update((result.problem_ts // FEED_BUCKET_NS).tolist())
 
-        Judging fixed buckets of stream time, not batches, keeps breaker events the same
-        whatever the batch size (invariant 2). A bucket is judged when a later one starts.
-        Runs of clean seconds while the breaker is closed and clean change nothing, so the
-        loop jumps over them to the next bad second.
+    def _judge_feed_until(self, ts: int) -> None:
+        """Feed breaker: judge every second of stream time that ended by `ts`.
+
+        A second with a data problem is a failure, a clean one a success. Seconds are judged
+        lazily, right before anything at a later time happens (a fill, an exit, a decision),
+        so the breaker never knows the future of its batch and its events fall in the same
+        place in the log whatever the batch size (invariant 2). While the breaker is closed
+        and clean, a run of clean seconds changes nothing and is skipped in one go.
         """
-        seconds = np.maximum.accumulate(ticks["ts_event"]) // FEED_BUCKET_NS  # sorted
-        buckets = seconds[np.r_[0, np.flatnonzero(np.diff(seconds)) + 1]]
-        bad = np.unique(result.problem_ts // FEED_BUCKET_NS)
-        if self._bucket is None:
-            self._bucket, self._bucket_bad = int(buckets[0]), False
-        if len(bad) and self._bucket in bad:
-            self._bucket_bad = True
-        later = buckets[np.searchsorted(buckets, self._bucket, side="right") :]
-        if len(later) == 0:
-            return
-        judged = np.r_[self._bucket, later[:-1]]
-        judged_bad = np.r_[self._bucket_bad, np.isin(later[:-1], bad)]
-        self._bucket, self._bucket_bad = int(later[-1]), bool(len(bad) and later[-1] in bad)
-        bad_at = np.flatnonzero(judged_bad)
-        breaker = self.feed_breaker
-        i, n = 0, len(judged)
-        while i < n:
+        cut = ts // FEED_BUCKET_NS
+        pending, bad, breaker = self._pending_seconds, self._bad_seconds, self.feed_breaker
+        while pending and pending[0] < cut:
             calm = breaker.state is BreakerState.CLOSED and breaker.failures == 0
-            if calm and not judged_bad[i]:
-                j = int(np.searchsorted(bad_at, i))
-                i = int(bad_at[j]) if j < len(bad_at) else n
-                continue
-            self._judge_bucket(int(judged[i]), bool(judged_bad[i]))
-            i += 1
+            if calm and (not bad or min(bad) >= cut):
+                while pending and pending[0] < cut:
+                    pending.popleft()
+                return
+            second = pending.popleft()
+            failed = second in bad
+            bad.discard(second)
+            self._judge_bucket(second, failed)
 
     def _judge_bucket(self, bucket: int, bad: bool) -> None:
         ts = (bucket + 1) * FEED_BUCKET_NS
@@ -490,6 +510,7 @@ class Engine:
             if ex.idx >= stop:
                 break
             done += 1
+            self._judge_feed_until(int(self._stream[ex.idx]))
             if isinstance(ex, OrderFill):
                 self._on_fill(ex, quotes)
             elif isinstance(ex, Exit):

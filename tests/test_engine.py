@@ -251,3 +251,36 @@ def test_warm_up_history_never_closes_positions_from_the_last_session(make_setti
     again.start()  # two hours of fresh simulated history: none of it may trade
     assert {p for a in again.state.accounts.values() for p in a.positions} == open_before
     again.close()
+
+
+def faulty_stream(n_ticks: int) -> tuple[np.ndarray, list[str]]:
+    """The simulated market with frequent faults: spikes, gaps, crossed and stale quotes."""
+    from mikrobot_tui.config import SimSettings
+    from mikrobot_tui.data.sim import generate_ticks
+    from mikrobot_tui.domain.instruments import default_instruments
+
+    symbols = ["EURUSD", "USDJPY"]
+    catalogue = default_instruments()
+    sim = SimSettings(symbols=symbols, seed=11, faults=True, fault_rate=0.03)
+    start = 1_767_225_600 * 1_000_000_000
+    return generate_ticks([catalogue[s] for s in symbols], sim, start, n_ticks), symbols
+
+
+def test_batch_size_does_not_change_events_on_faulty_data(make_settings, tmp_path) -> None:
+    ticks, symbols = faulty_stream(12_000)
+    logs, rejects = [], []
+    for batch in (1, 10_000):
+        s = make_settings(
+            accounts=FAST_ACCOUNTS,
+            engine={"db": tmp_path / f"f{batch}.db", "store_ticks": False},
+            breakers={"failure_threshold": 2, "reset_timeout_s": 20},
+        )
+        engine = replay(s, ticks, tmp_path / f"f{batch}", batch=batch, symbols=symbols)
+        logs.append(raw_events(engine.conn))
+        rejects.append(engine.conn.execute("SELECT * FROM rejects ORDER BY id").fetchall())
+        engine.close()
+    kinds = [e[2] for e in logs[0]]
+    assert kinds.count("breaker_changed") >= 3 and kinds.count("order_filled") >= 3
+    assert any("circuit breaker" in e[4] for e in logs[0] if e[2] == "order_refused")
+    assert logs[0] == logs[1]
+    assert rejects[0] == rejects[1]
