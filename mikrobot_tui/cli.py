@@ -281,7 +281,8 @@ def status(
         for p in snap.positions:
             echo(
                 f"  {p.account:<4}{p.symbol:<9}{p.side:<6}{p.quantity:>10g} "
-                f"entry {p.entry_price:g} mark {p.mark:g} pnl {p.unrealized_pnl:+.2f}"
+                f"entry {p.entry_price:g} mark {'-' if p.mark is None else f'{p.mark:g}'} "
+                f"pnl {p.unrealized_pnl:+.2f}"
             )
     echo()
     for b in snap.breakers:

@@ -15,9 +15,11 @@ import json
 import math
 import os
 import socket
+import zipfile
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from mikrobot_tui import __version__
 from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
-from mikrobot_tui.config import Settings
+from mikrobot_tui.config import ConfigError, Settings
 from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.feeds import ConflatingQueue
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
@@ -108,9 +110,9 @@ class Engine:
         self.conn = self.db.conn
         self.writer = Writer(self.conn)
 
-        catalogue = default_instruments()
+        self.catalogue = default_instruments()
         self.symbols: list[str] = list(feed.symbols)
-        self.instruments: list[Instrument] = [catalogue[s] for s in self.symbols]
+        self.instruments: list[Instrument] = [self.catalogue[s] for s in self.symbols]
         self.sym_index = {s: i for i, s in enumerate(self.symbols)}
         n = len(self.symbols)
         self.quality = QualityMonitor(n, settings.quality)
@@ -130,6 +132,7 @@ class Engine:
             self.strategy_breakers[acct.name] = CircuitBreaker.from_settings(
                 f"strategy:{acct.name}", b
             )
+        self._refuse_changed_accounts(settings)
         for breaker in self.breakers:
             saved = self.state.breakers.get(breaker.name)
             if saved is not None:
@@ -160,6 +163,22 @@ class Engine:
         self._wake = asyncio.Event()
         self._started = False
         self._warming = False
+
+    def _refuse_changed_accounts(self, settings: Settings) -> None:
+        """An account's strategy and parameters are part of its record: an A/B comparison of
+        trades made under different parameters would be wrong, so a change needs a new name."""
+        for i, acct in enumerate(settings.accounts):
+            known = self.state.accounts.get(acct.name)
+            if known is None:
+                continue
+            wanted = (self.strategies[acct.name].name, dict(acct.params))
+            if (known.strategy, known.params) != wanted:
+                self.conn.close()
+                raise ConfigError(
+                    f"accounts[{i}] ({acct.name}): {self.db_path} holds this account with "
+                    f"{known.strategy} {known.params}, the configuration asks for "
+                    f"{wanted[0]} {wanted[1]}; give the account a new name or use a new --db"
+                )
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -196,6 +215,8 @@ class Engine:
                 )
         for acct in self.state.accounts.values():
             for order in list(acct.working.values()):
+                if order.position_id is not None:
+                    continue  # a flatten still to fill: it fills at the first tick now
                 self._emit(
                     ts,
                     EventKind.ORDER_CANCELLED,
@@ -453,7 +474,14 @@ class Engine:
             self._breaker_changed(breaker.record_success(now))
             if signal is None or self._warming:
                 continue
-            signal = replace(signal, ts=now)
+            # stops and targets are placed from the price the order can get (the ask for a
+            # buy, the bid for a sell), not from the bar's mid, so a stop-out costs about 1 R
+            quote = quotes.quote_at(sym, k)
+            if quote is not None:
+                entry = quote[1] if signal.side is Side.BUY else quote[0]
+                signal = replace(signal, ts=now, price=entry)
+            else:
+                signal = replace(signal, ts=now)
             acct = self.state.accounts[name]
             blocked = None
             for guard in (self.feed_breaker, breaker):
@@ -497,8 +525,10 @@ class Engine:
 
     def _plan(self, quotes: BatchQuotes, start: int, stop: int) -> list[Execution]:
         accounts = self.state.accounts.values()
-        working = [o for a in accounts for o in a.working.values()]
-        positions = [p for a in accounts for p in a.positions.values()]
+        # orders and positions on symbols this feed does not carry wait for one that does
+        known = self.sym_index
+        working = [o for a in accounts for o in a.working.values() if o.symbol in known]
+        positions = [p for a in accounts for p in a.positions.values() if p.symbol in known]
         if not working and not positions:
             return []
         return match(quotes, start, stop, working, positions, self.sym_index)
@@ -524,7 +554,7 @@ class Engine:
     def _on_fill(self, fill: OrderFill, quotes: BatchQuotes) -> None:
         order = fill.order
         acct = self.state.accounts[order.account]
-        inst = self.instruments[self.sym_index[order.symbol]]
+        inst = self.catalogue[order.symbol]
         rate = self._rate(inst.quote, acct.currency, quotes, fill.idx)
         if rate is None:
             payload = {"order_id": order.order_id, "reason": "no conversion rate at fill"}
@@ -566,7 +596,7 @@ class Engine:
     def _on_exit(self, ex: Exit, quotes: BatchQuotes) -> None:
         acct = next(a for a in self.state.accounts.values() if ex.position_id in a.positions)
         pos = acct.positions[ex.position_id]
-        inst = self.instruments[self.sym_index[pos.symbol]]
+        inst = self.catalogue[pos.symbol]
         rate = self._rate(inst.quote, acct.currency, quotes, ex.idx)
         if rate is None:  # cannot happen once the position's own symbol has quoted
             rate = 1.0
@@ -638,7 +668,9 @@ class Engine:
         return conversion_rate(src, dst, self.instruments, self._mid_fn(quotes, k), equivalents)
 
     def _mark(self, symbol: str, side: Side, quotes: BatchQuotes | None, k: int) -> float | None:
-        s = self.sym_index[symbol]
+        s = self.sym_index.get(symbol)
+        if s is None:  # a position on a symbol this feed does not carry: no mark
+            return None
         if quotes is not None:
             q = quotes.quote_at(s, k)
         else:
@@ -651,7 +683,7 @@ class Engine:
         self, acct: AccountState, pos: Position, quotes: BatchQuotes | None, k: int
     ) -> tuple[float | None, float]:
         """(mark, unrealized P&L in the account currency); 0 while no price or rate is known."""
-        inst = self.instruments[self.sym_index[pos.symbol]]
+        inst = self.catalogue[pos.symbol]
         mark = self._mark(pos.symbol, pos.side, quotes, k)
         rate = self._rate(inst.quote, acct.currency, quotes, k)
         if mark is None or rate is None:
@@ -698,6 +730,10 @@ class Engine:
         cancelled = self._cancel_working(ts, "flatten")
         for pos in positions:
             acct = self.state.accounts[pos.account]
+            s = self.sym_index.get(pos.symbol)
+            # due after the symbol's own last tick: market time may have restarted lower
+            last = int(self.carry_ts[s][0]) if s is not None and self.carry_ts[s][0] else ts
+            last = max(last, pos.ts_opened)  # a position is never closed before it opened
             order = close_order(
                 order_id=acct.next_order_id(),
                 account=acct.name,
@@ -705,7 +741,7 @@ class Engine:
                 symbol=pos.symbol,
                 side=pos.side,
                 lots=pos.lots,
-                ts=ts,
+                ts=last,
                 latency_ns=self.latency_ns,
                 reason="flatten",
             )
@@ -1033,7 +1069,6 @@ def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:
     A simulated market restarted on an existing database continues from its last prices.
     Strategy parameters that do not fit the strategy are a configuration error.
     """
-    from mikrobot_tui.config import ConfigError
     from mikrobot_tui.data.feeds import ReplayFeed, SimFeed
     from mikrobot_tui.data.sim import SimMarket
 
@@ -1046,20 +1081,46 @@ def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:
         assert settings.replay.file is not None  # Settings refuses a replay feed without one
         if not settings.replay.file.exists():
             raise ConfigError(f"replay.file: {settings.replay.file} does not exist")
-        feed: Feed = ReplayFeed(
-            settings.replay.file, settings.engine.batch_max, speed=settings.replay.speed
-        )
+        try:
+            feed: Feed = ReplayFeed(
+                settings.replay.file, settings.engine.batch_max, speed=settings.replay.speed
+            )
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise ConfigError(
+                f"replay.file: {settings.replay.file} cannot be read: {exc}"
+            ) from None
+        first = feed.first_ts()
+        last = _last_event_ts(Path(settings.engine.db))
+        if first is not None and first < last:
+            raise ConfigError(
+                f"replay.file: its first tick ({_iso(first)}) is before the last event in "
+                f"{settings.engine.db} ({_iso(last)}); replay into a new database with --db"
+            )
         return Engine(settings, feed=feed, clock=clock or ReplayClock())
     clock = clock or LiveClock()
     catalogue = default_instruments()
     instruments = [catalogue[s] for s in settings.sim.symbols]
     start_mids = _last_mids(Path(settings.engine.db), settings.sim.symbols)
     history_ns = int(settings.sim.warmup_minutes * 60 * NS_PER_SECOND)
-    market = SimMarket(
-        instruments, settings.sim, clock.now_ns() - history_ns, start_mids=start_mids
-    )
+    # a sim that ran faster than the wall clock continues from its own time, never before it
+    now = max(clock.now_ns(), _last_event_ts(Path(settings.engine.db)))
+    market = SimMarket(instruments, settings.sim, now - history_ns, start_mids=start_mids)
     feed = SimFeed(market, settings.sim.speed, history_ns=history_ns)
     return Engine(settings, feed=feed, clock=clock)
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts / NS_PER_SECOND, tz=UTC).isoformat(timespec="seconds")
+
+
+def _last_event_ts(db_path: Path) -> int:
+    if not db_path.exists():
+        return 0
+    conn = open_db(db_path).conn
+    try:
+        return conn.execute("SELECT COALESCE(MAX(ts), 0) FROM events").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def _last_mids(db_path: Path, symbols: list[str]) -> dict[str, float]:

@@ -98,3 +98,29 @@ def test_a_missing_database_is_a_clear_runtime_error(args, tmp_path) -> None:
     result = invoke("--db", str(tmp_path / "missing.db"), *args)
     assert result.exit_code == 1
     assert "mikrobot run --headless" in result.output
+
+
+def test_a_broken_replay_file_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ticks.npz"
+    bad.write_bytes(b"not a zip file")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[engine]\nfeed = "replay"\n[replay]\nfile = "{bad}"\n')
+    result = invoke("--config", str(cfg), "run", "--headless", "--duration", "1")
+    assert result.exit_code == 2
+    assert "replay.file" in result.output and "cannot be read" in result.output
+
+
+def test_replaying_an_older_file_into_a_used_database_is_refused(
+    make_settings, tmp_path, db_path
+) -> None:
+    from mikrobot_tui.data.feeds import save_ticks
+
+    ticks = waves(2000)
+    replay(make_settings(accounts=FAST_ACCOUNTS), ticks[1000:], tmp_path / "late", 500).close()
+    early = tmp_path / "early.npz"
+    save_ticks(early, ticks[:1000], ["EURUSD", "USDJPY"])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[engine]\nfeed = "replay"\n[replay]\nfile = "{early}"\n')
+    result = invoke("--config", str(cfg), "--db", str(db_path), "run", "--headless")
+    assert result.exit_code == 2
+    assert "before the last event" in result.output and "--db" in result.output

@@ -91,17 +91,33 @@ def test_an_order_fills_at_the_first_tick_at_or_after_decision_plus_latency(
         assert fill.payload["price"] == pytest.approx(side_price)
 
 
-def test_folding_the_stored_events_gives_the_live_state(settings, tmp_path) -> None:
+def test_the_stored_log_rebuilds_the_accounts_and_their_books_balance(settings, tmp_path) -> None:
     engine = replay(settings, waves(5000), tmp_path / "fold", batch=640)
-    folded = fold(read_events(engine.conn))
-    assert folded.accounts.keys() == engine.state.accounts.keys()
-    for name, live in engine.state.accounts.items():
-        again = folded.accounts[name]
-        assert again.balance == live.balance
-        assert again.positions == live.positions
-        assert again.working == live.working
-        assert again.trades == live.trades
-    assert any(a.trades for a in folded.accounts.values())
+    live = engine.state
+    engine.close()
+    from mikrobot_tui.data.feeds import ReplayFeed
+    from mikrobot_tui.engine import Engine
+
+    fresh = Engine(settings, feed=ReplayFeed(tmp_path / "fold.npz", 640))  # a new process would
+    assert fresh.state.accounts.keys() == live.accounts.keys()
+    for name, acct in live.accounts.items():
+        again = fresh.state.accounts[name]
+        assert (again.balance, again.positions, again.trades) == (
+            acct.balance,
+            acct.positions,
+            acct.trades,
+        )
+        # the books balance, computed from the trades table and the open positions alone
+        closed = fresh.conn.execute(
+            "SELECT COALESCE(SUM(pnl - commission), 0), COUNT(*) FROM trades WHERE account = ?",
+            [name],
+        ).fetchone()
+        open_fees = sum(p.entry_commission for p in again.positions.values())
+        assert closed[1] == len(again.trades) > 0
+        assert again.balance == pytest.approx(10_000 + closed[0] - open_fees, abs=0.011)
+        shown = fresh.conn.execute("SELECT balance FROM accounts WHERE name = ?", [name])
+        assert shown.fetchone()[0] == pytest.approx(again.balance, abs=0.005)
+    fresh.conn.close()
 
 
 def test_a_restart_continues_from_the_database_without_losing_or_repeating_fills(
@@ -284,3 +300,71 @@ def test_batch_size_does_not_change_events_on_faulty_data(make_settings, tmp_pat
     assert any("circuit breaker" in e[4] for e in logs[0] if e[2] == "order_refused")
     assert logs[0] == logs[1]
     assert rejects[0] == rejects[1]
+
+
+def test_a_simulated_market_never_restarts_before_its_last_event(make_settings) -> None:
+    from mikrobot_tui.engine import build_engine
+
+    settings = make_settings(sim={"warmup_minutes": 0})
+    engine = build_engine(settings)
+    engine.start()
+    ahead = time.time_ns() + 3600 * 1_000_000_000  # as if it had run at ten times speed
+    engine.halt("test")
+    engine.log.append(ahead, EventKind.RESUMED, None, {"source": "test"})
+    engine.close()
+    again = build_engine(settings)
+    assert again.feed.market.now_ns >= ahead
+    again.conn.close()
+
+
+def test_a_position_on_a_symbol_the_feed_no_longer_carries_does_not_stop_the_engine(
+    settings, make_settings, tmp_path
+) -> None:
+    ticks = waves(6000)
+    engine = replay(settings, ticks[:2250], tmp_path / "two", batch=1000)
+    held = {p.symbol for a in engine.state.accounts.values() for p in a.positions.values()}
+    assert "USDJPY" in held
+    engine.close()
+    eur_only = ticks[2250:][ticks[2250:]["sym"] == 0]
+    again = replay(settings, eur_only, tmp_path / "one", batch=500, symbols=["EURUSD"])
+    rows = again.conn.execute("SELECT symbol, mark FROM positions").fetchall()
+    assert all(mark is None for sym, mark in rows if sym == "USDJPY")
+    assert "flatten" in again.flatten("test")
+    again.close()
+
+
+def test_a_flatten_interrupted_by_a_crash_still_closes_after_the_restart(
+    settings, tmp_path
+) -> None:
+    ticks = waves(4000)
+    engine = replay(settings, ticks[:2250], tmp_path / "a", batch=1000)
+    assert any(a.positions for a in engine.state.accounts.values())
+    engine.flatten("test")
+    engine.writer.flush()
+    engine.conn.close()  # gone before any tick filled the close orders, like kill -9
+    again = replay(settings, ticks[2250:2300], tmp_path / "b", batch=10)
+    assert not any(a.positions for a in again.state.accounts.values())
+    closed = [e for e in read_events(again.conn) if e.kind is EventKind.POSITION_CLOSED]
+    assert closed[-1].payload["reason"] == "close"
+
+
+def test_changing_an_accounts_parameters_on_the_same_database_is_refused(
+    settings, make_settings, tmp_path
+) -> None:
+    from mikrobot_tui.config import ConfigError
+
+    replay(settings, waves(500), tmp_path / "a", batch=500).close()
+    changed = [dict(FAST_ACCOUNTS[0], params={"fast": 3, "slow": 4, "atr_period": 3})]
+    changed.append(FAST_ACCOUNTS[1])
+    with pytest.raises(ConfigError, match=r"accounts\[0\] \(A\).*new name or use a new --db"):
+        replay(make_settings(accounts=changed), waves(500), tmp_path / "b", batch=500)
+
+
+def test_a_stop_out_loses_about_the_risk_budget(settings, tmp_path) -> None:
+    engine = replay(settings, waves(6000), tmp_path / "r", batch=1000)
+    stops = [t for a in engine.state.accounts.values() for t in a.trades if t.reason == "stop_loss"]
+    assert len(stops) >= 3
+    # the loss before costs against the budget: equity at entry x risk_per_trade (0.5%)
+    budget = [t.pnl / (t.net_pnl / (t.return_pct / 100) * 0.005) for t in stops]
+    assert -1.08 < float(np.median(budget)) < -0.95  # ticks come every 5 s: some slippage
+    assert min(budget) > -1.15

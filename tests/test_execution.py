@@ -104,3 +104,23 @@ def test_quote_at_carries_the_previous_batch() -> None:
     assert q.quote_at(1, 0) == (150.0, 150.02)
     assert q.quote_at(0, 0) == (1.2, 1.2002)
     assert q.mid_at(1, 0) == 150.01
+
+
+def test_a_position_is_never_closed_on_ticks_older_than_itself() -> None:
+    t = ticks([(0, 0, 1.0900, 1.0902), (100, 0, 1.0980, 1.0982)])
+    old = Position(
+        "A-0",
+        "A",
+        "EURUSD",
+        Side.BUY,
+        0.1,
+        1.1,
+        T0 + 50 * NS_PER_MS,
+        1.0990,
+        None,
+        0.0,
+        10.0,
+        10_000.0,
+    )
+    (exit_,) = match(quotes(t), 0, 2, [], [old], SYMS)
+    assert exit_.idx == 1  # the tick at 0 ms came before the position opened at 50 ms

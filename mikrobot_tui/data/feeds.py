@@ -118,6 +118,10 @@ class ReplayFeed:
     def __len__(self) -> int:
         return len(self._ticks)
 
+    def first_ts(self) -> int | None:
+        """Event time of the file's first tick, None for an empty file."""
+        return int(self._ticks["ts_event"][0]) if len(self._ticks) else None
+
     def history(self) -> Iterator[np.ndarray]:
         """A replay has no history before its file: every tick is traded."""
         return iter(())

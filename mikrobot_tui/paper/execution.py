@@ -128,7 +128,8 @@ def match(
     ts = ticks["ts_event"]
     out: list[tuple[int, int, int, Execution]] = []  # (idx, phase, rank, execution)
     close_orders: dict[str, OrderFill] = {}
-    watch: list[tuple[str, str, Side, float | None, float | None, int]] = []
+    # (position, symbol, side, stop, target, first index, earliest tick time) to watch
+    watch: list[tuple[str, str, Side, float | None, float | None, int, int]] = []
 
     rank = 0
     for order in working:
@@ -153,17 +154,21 @@ def match(
                     order.stop_loss,
                     order.take_profit,
                     k + 1,
+                    int(ts[k]),
                 )
             )
         elif order.position_id is not None:
             close_orders[order.position_id] = fill
 
     existing = [
-        (p.position_id, p.symbol, p.side, p.stop_loss, p.take_profit, start) for p in positions
+        (p.position_id, p.symbol, p.side, p.stop_loss, p.take_profit, start, p.ts_opened)
+        for p in positions
     ]
-    for position_id, symbol, side, sl, tp, from_idx in existing + watch:
+    for position_id, symbol, side, sl, tp, from_idx, not_before in existing + watch:
         rank += 1
         window = _window(quotes, sym_index[symbol], from_idx, stop)
+        # a feed restarted earlier in time must not close a position on its own past
+        window = window[np.searchsorted(ts[window], not_before) :]
         hit = _first_exit(ticks, window, side, sl, tp)
         close = close_orders.pop(position_id, None)
         if close is not None and (hit is None or close.idx <= hit[0]):

@@ -73,7 +73,7 @@ class PositionRow:
     side: str
     quantity: float
     entry_price: float
-    mark: float
+    mark: float | None  # None while the feed carries no price for the symbol
     unrealized_pnl: float
     ts_opened: int
 

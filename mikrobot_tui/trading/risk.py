@@ -1,7 +1,9 @@
 """Position sizing and pre-trade checks, as plain functions.
 
-Sizing risks a fixed fraction of equity to the stop: a stop-out loses about
-equity * risk_fraction in the account currency, never more (lots round down to the lot step).
+Sizing risks a fixed fraction of equity to the stop: lots round down to the lot step, so the
+distance from entry to stop costs at most equity * risk_fraction in the account currency. What
+the market adds on top (a stop filled through a gap, price moving during the order latency,
+commission) is not in the size; the trade's R multiple shows it.
 The quote currency is converted with the current rate the caller passes in
 (`instruments.conversion_rate`), never with a constant; without a rate there is no order.
 """

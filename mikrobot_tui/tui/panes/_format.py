@@ -23,8 +23,8 @@ def price_decimals(symbol: str, price: float) -> int:
     return 5
 
 
-def fmt_price(symbol: str, price: float) -> str:
-    if not math.isfinite(price):
+def fmt_price(symbol: str, price: float | None) -> str:
+    if price is None or not math.isfinite(price):
         return "-"
     return f"{price:,.{price_decimals(symbol, price)}f}"
 
