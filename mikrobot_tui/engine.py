@@ -42,7 +42,7 @@ from mikrobot_tui.domain.market import (
     Bar,
     timeframe_name,
 )
-from mikrobot_tui.domain.orders import Position, Side, TradingState
+from mikrobot_tui.domain.orders import Fill, Position, Side, TradingState
 from mikrobot_tui.paper.ab import compare
 from mikrobot_tui.paper.execution import BatchQuotes, Execution, Exit, OrderFill, match
 from mikrobot_tui.paper.portfolio import AccountState, EngineState, apply, fold, order_payload
@@ -566,13 +566,17 @@ class Engine:
         risk = 0.0
         if order.stop_loss is not None:
             risk = abs(price - order.stop_loss) * inst.value_per_price_unit(order.lots) * rate
-        fill_payload = {
-            "order_id": order.order_id,
-            "price": price,
-            "lots": order.lots,
-            "commission": commission,
-        }
-        self._emit(fill.ts, EventKind.ORDER_FILLED, acct.name, fill_payload)
+        done = Fill(
+            order.order_id,
+            acct.name,
+            order.symbol,
+            order.side,
+            order.lots,
+            price,
+            commission,
+            fill.ts,
+        )
+        self._emit(fill.ts, EventKind.ORDER_FILLED, acct.name, done.payload())
         self._emit(
             fill.ts,
             EventKind.POSITION_OPENED,
@@ -606,13 +610,9 @@ class Engine:
         commission = _money(inst.commission(pos.lots, price, rate))
         net = pnl - commission - pos.entry_commission
         if ex.order is not None:
-            fill_payload = {
-                "order_id": ex.order.order_id,
-                "price": price,
-                "lots": pos.lots,
-                "commission": commission,
-            }
-            self._emit(ex.ts, EventKind.ORDER_FILLED, acct.name, fill_payload)
+            o = ex.order
+            done = Fill(o.order_id, acct.name, o.symbol, o.side, pos.lots, price, commission, ex.ts)
+            self._emit(ex.ts, EventKind.ORDER_FILLED, acct.name, done.payload())
         payload = {
             "position_id": pos.position_id,
             "exit_price": price,

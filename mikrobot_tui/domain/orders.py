@@ -64,6 +64,29 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
+class Fill:
+    """An order executed: at what price, for how much, and what it cost."""
+
+    order_id: str
+    account: str
+    symbol: str
+    side: Side
+    lots: float
+    price: float
+    commission: float  # account currency
+    ts: int
+
+    def payload(self) -> dict[str, float | str]:
+        """The `order_filled` event's payload (the account and time are the event's own)."""
+        return {
+            "order_id": self.order_id,
+            "price": self.price,
+            "lots": self.lots,
+            "commission": self.commission,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     position_id: str
     account: str
