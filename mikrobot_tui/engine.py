@@ -51,14 +51,13 @@ from mikrobot_tui.store.events import EventLog, read_events
 from mikrobot_tui.store.queries import engine_status
 from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
-from mikrobot_tui.trading.breakers import BreakerChange, BreakerState, CircuitBreaker
+from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker, FeedJudge
 from mikrobot_tui.trading.orchestrator import close_order, decide
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
 SPARK_POINTS = 48
 SPARK_STEP_NS = NS_PER_SECOND  # one sparkline point per second of market time: 48 s of trend
 COMMAND_TTL_NS = 10 * NS_PER_SECOND  # senders give up after a few seconds; so do we
-FEED_BUCKET_NS = NS_PER_SECOND  # the feed breaker judges the stream one second at a time
 
 
 class Feed(Protocol):
@@ -147,13 +146,8 @@ class Engine:
         self._spark_at = 0  # the market second of the last sparkline point
         self._restore_latest()
 
-        # the feed breaker's view: seconds of stream time seen and not yet judged, those
-        # with a problem, and the running maxima of raw and of tradeable tick times
-        self._pending_seconds: deque[int] = deque()
-        self._bad_seconds: set[int] = set()
-        self._noted_second = -1
-        self._raw_stream = 0
-        self._clean_stream = 0
+        self.feed_judge = FeedJudge(self.feed_breaker)
+        self._clean_stream = 0  # running maximum of tradeable tick times
         self._stream = np.zeros(0, dtype=np.int64)  # per tradeable tick of the current batch
         self.ticks_in = 0
         self.ticks_clean = 0
@@ -279,7 +273,7 @@ class Engine:
         self.ticks_in += len(ticks)
         result = self.quality.check(ticks)
         self._store_rejects(result)
-        self._note_feed_seconds(ticks, result)
+        self.feed_judge.note(ticks["ts_event"], result.problem_ts)
         clean = result.clean
         if len(clean) == 0:
             return
@@ -385,52 +379,9 @@ class Engine:
     def _sym_name(self, sym: int) -> str:
         return self.symbols[sym] if 0 <= sym < len(self.symbols) else f"#{sym}"
 
-    def _note_feed_seconds(self, ticks: np.ndarray, result: QualityResult) -> None:
-        """Record which seconds of stream time the feed covered and which had a problem."""
-        stream = np.maximum.accumulate(ticks["ts_event"])
-        np.maximum(stream, self._raw_stream, out=stream)
-        self._raw_stream = int(stream[-1])
-        seconds = stream // FEED_BUCKET_NS  # sorted
-        firsts = seconds[np.r_[0, np.flatnonzero(np.diff(seconds)) + 1]]
-        new = firsts[firsts > self._noted_second]
-        if len(new):
-            self._pending_seconds.extend(new.tolist())
-            self._noted_second = int(new[-1])
-        if len(result.problem_ts):
-            self._bad_seconds.update((result.problem_ts // FEED_BUCKET_NS).tolist())
-
     def _judge_feed_until(self, ts: int) -> None:
-        """Feed breaker: judge every second of stream time that ended by `ts`.
-
-        A second with a data problem is a failure, a clean one a success. Seconds are judged
-        lazily, right before anything at a later time happens (a fill, an exit, a decision),
-        so the breaker never knows the future of its batch and its events fall in the same
-        place in the log whatever the batch size (invariant 2). While the breaker is closed
-        and clean, a run of clean seconds changes nothing and is skipped in one go.
-        """
-        cut = ts // FEED_BUCKET_NS
-        pending, bad, breaker = self._pending_seconds, self._bad_seconds, self.feed_breaker
-        while pending and pending[0] < cut:
-            calm = breaker.state is BreakerState.CLOSED and breaker.failures == 0
-            if calm and (not bad or min(bad) >= cut):
-                while pending and pending[0] < cut:
-                    pending.popleft()
-                return
-            second = pending.popleft()
-            failed = second in bad
-            bad.discard(second)
-            self._judge_bucket(second, failed)
-
-    def _judge_bucket(self, bucket: int, bad: bool) -> None:
-        ts = (bucket + 1) * FEED_BUCKET_NS
-        breaker = self.feed_breaker
-        self._breaker_changed(breaker.poll(ts))
-        if breaker.state is BreakerState.OPEN:
-            return
-        if bad:
-            self._breaker_changed(breaker.record_failure(ts, "data-quality problems"))
-        else:
-            self._breaker_changed(breaker.record_success(ts))
+        for change in self.feed_judge.until(ts):
+            self._breaker_changed(change)
 
     def _breaker_changed(self, change: BreakerChange | None) -> None:
         if change is None:

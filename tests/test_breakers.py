@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from mikrobot_tui.config import BreakerSettings
-from mikrobot_tui.trading.breakers import BreakerChange, BreakerState, CircuitBreaker
+from mikrobot_tui.trading.breakers import BreakerChange, BreakerState, CircuitBreaker, FeedJudge
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -209,3 +210,53 @@ def test_to_dict_round_trips_the_full_state() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, int], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         CircuitBreaker("x", **kwargs)
+
+
+# --- FeedJudge: the feed breaker, one second of stream time at a time -----------------------
+
+
+SEC = 1_000_000_000
+
+
+def judged(problem_seconds: list[int], seconds: range, until: int):
+    judge = FeedJudge(CircuitBreaker("feed:test", 3, 30 * SEC, 2))
+    ts = np.array([s * SEC + 1 for s in seconds], dtype=np.int64)
+    judge.note(ts, np.array([s * SEC + 5 for s in problem_seconds], dtype=np.int64))
+    return judge, judge.until(until * SEC)
+
+
+def test_three_bad_seconds_in_a_row_open_the_feed_breaker_at_the_end_of_the_third() -> None:
+    _, changes = judged([10, 11, 12], range(0, 20), until=20)
+    assert [(c.new_state, c.ts) for c in changes] == [(BreakerState.OPEN, 13 * SEC)]
+
+
+def test_a_second_is_not_judged_before_it_has_ended() -> None:
+    judge, changes = judged([10, 11, 12], range(0, 20), until=12)  # second 12 still running
+    assert changes == [] and judge.breaker.failures == 2
+    assert [c.new_state for c in judge.until(13 * SEC)] == [BreakerState.OPEN]
+
+
+def test_a_clean_second_between_bad_ones_resets_the_count() -> None:
+    judge, changes = judged([10, 11, 13, 14], range(0, 20), until=20)
+    assert changes == [] and judge.breaker.failures == 0
+
+
+def test_the_breaker_half_opens_after_its_timeout_and_closes_on_clean_seconds() -> None:
+    _, changes = judged([10, 11, 12], range(0, 60), until=60)
+    assert [(c.new_state, c.ts) for c in changes] == [
+        (BreakerState.OPEN, 13 * SEC),
+        (BreakerState.HALF_OPEN, 43 * SEC),  # second 42 ends at 13 + 30: probe it
+        (BreakerState.CLOSED, 44 * SEC),  # seconds 42 and 43 clean: two successes
+    ]
+
+
+def test_noting_in_pieces_judges_the_same_as_at_once() -> None:
+    _, expected = judged([3, 4, 5, 40], range(0, 80), until=80)
+    judge = FeedJudge(CircuitBreaker("feed:test", 3, 30 * SEC, 2))
+    got = []
+    for s in range(0, 80):
+        bad = [s * SEC + 5] if s in (3, 4, 5, 40) else []
+        judge.note(np.array([s * SEC + 1]), np.array(bad, dtype=np.int64))
+        got += judge.until(s * SEC + 1)
+    got += judge.until(80 * SEC)
+    assert got == expected

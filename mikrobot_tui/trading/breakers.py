@@ -20,14 +20,17 @@ events, so a restart forgets them: a restored HALF_OPEN breaker starts its probe
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from mikrobot_tui.config import BreakerSettings
 from mikrobot_tui.domain.market import NS_PER_SECOND
 
-__all__ = ["BreakerChange", "BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerChange", "BreakerState", "CircuitBreaker", "FeedJudge"]
 
 
 class BreakerState(StrEnum):
@@ -281,3 +284,68 @@ class CircuitBreaker:
             f"CircuitBreaker({self.name!r}, {self._state}, failures={self._failures}, "
             f"successes={self._successes}, retry_ts={self._retry_ts})"
         )
+
+
+class FeedJudge:
+    """Drives a feed's breaker one second of stream time at a time.
+
+    A second in which the feed delivered ticks is a failure when any of them had a data
+    problem, a success otherwise; a second without ticks is not judged (the gap shows up as a
+    problem on the tick that ends it). `note` records what a batch covered; `until(ts)` judges
+    every noted second that ended by `ts`. The engine calls `until` right before anything at
+    a later time happens (a fill, an exit, a decision), so the breaker never knows the future
+    of its batch and its changes fall in the same place in the event log whatever the batch
+    size. While the breaker is closed and clean, a run of clean seconds changes nothing and is
+    skipped in one go.
+    """
+
+    SECOND_NS = NS_PER_SECOND
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+        self._pending: deque[int] = deque()  # seconds seen, not yet judged, ascending
+        self._bad: set[int] = set()
+        self._noted = -1
+        self._stream = 0  # running maximum of the event times seen
+
+    def note(self, ts_event: np.ndarray, problem_ts: np.ndarray) -> None:
+        """A batch's tick times (arrival order) and the stream times of its problems."""
+        if len(ts_event):
+            stream = np.maximum.accumulate(ts_event)
+            np.maximum(stream, self._stream, out=stream)
+            self._stream = int(stream[-1])
+            seconds = stream // self.SECOND_NS  # ascending
+            firsts = seconds[np.r_[0, np.flatnonzero(np.diff(seconds)) + 1]]
+            new = firsts[firsts > self._noted]
+            if len(new):
+                self._pending.extend(new.tolist())
+                self._noted = int(new[-1])
+        if len(problem_ts):
+            self._bad.update((problem_ts // self.SECOND_NS).tolist())
+
+    def until(self, ts: int) -> list[BreakerChange]:
+        """Judge every noted second that ended at or before `ts`; the breaker's changes."""
+        cut = ts // self.SECOND_NS
+        pending, bad, breaker = self._pending, self._bad, self.breaker
+        changes: list[BreakerChange] = []
+        while pending and pending[0] < cut:
+            calm = breaker.state is BreakerState.CLOSED and breaker.failures == 0
+            if calm and (not bad or min(bad) >= cut):
+                while pending and pending[0] < cut:
+                    pending.popleft()
+                break
+            second = pending.popleft()
+            failed = second in bad
+            bad.discard(second)
+            end = (second + 1) * self.SECOND_NS
+            for change in (breaker.poll(end), self._record(end, failed)):
+                if change is not None:
+                    changes.append(change)
+        return changes
+
+    def _record(self, end: int, failed: bool) -> BreakerChange | None:
+        if self.breaker.state is BreakerState.OPEN:
+            return None
+        if failed:
+            return self.breaker.record_failure(end, "data-quality problems")
+        return self.breaker.record_success(end)
