@@ -52,6 +52,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import lfilter
 
+try:  # what lfilter calls for a first-order filter with zi, without its per-call checks
+    from scipy.signal._sigtools import _linear_filter
+except ImportError:  # pragma: no cover - another scipy layout: the public route, same numbers
+    _linear_filter = None
+
 from mikrobot_tui.config import QualitySettings
 from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TICK_DTYPE
 
@@ -59,9 +64,15 @@ EWMA_ALPHA = 2.0 / 101.0  # for the variance of returns, per accepted tick
 SPIKE_WARMUP = 20
 _BUCKET_NS = NS_PER_SECOND
 _LAT_RING = 64
+_RING_BACK = np.arange(1 - _LAT_RING, 1)
 # 1 / (1 - (1 - alpha)^n): the EWMA's bias correction after n returns (0 for n = 0; 1 beyond)
 _DEBIAS = np.concatenate(([0.0], 1.0 / (1.0 - (1.0 - EWMA_ALPHA) ** np.arange(1, 2048)), [1.0]))
 _MIN = np.iinfo(np.int64).min
+# the EWMA as a filter: y[n] = alpha x[n] + (1 - alpha) y[n - 1]
+_FILTER_B = np.array([EWMA_ALPHA])
+_FILTER_A = np.array([1.0, -(1.0 - EWMA_ALPHA)])
+# r^2 > _LOOSE spike_sigma^2 max(var, min_sigma^2) holds for every spike, rounding included
+_LOOSE = 0.9
 
 # problem kinds: index into the weights and the per-bucket counts
 REJECT, SPIKE, GAP, STALE, LATENCY = range(5)
@@ -156,6 +167,39 @@ def _static_reason(t: np.void) -> int:
     return 6
 
 
+class _Segments:
+    """The runs of one symbol in an array sorted by symbol: first and last position of each."""
+
+    __slots__ = ("first", "last", "sym")
+
+    def __init__(self, sym: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
+        self.sym, self.first, self.last = sym, first, last
+
+    @classmethod
+    def of(cls, sym: np.ndarray) -> _Segments:
+        bounds = np.flatnonzero(sym[1:] != sym[:-1])
+        first = np.empty(len(bounds) + 1, dtype=np.int64)
+        first[0] = 0
+        np.add(bounds, 1, out=first[1:])
+        last = np.empty_like(first)
+        last[:-1] = bounds
+        last[-1] = len(sym) - 1
+        return cls(sym[first], first, last)
+
+    @property
+    def length(self) -> np.ndarray:
+        return self.last - self.first + 1
+
+    def within(self, pos: np.ndarray) -> _Segments:
+        """The segments of a[pos] (pos ascending), symbols left without a position dropped."""
+        lo = np.searchsorted(pos, self.first)
+        hi = np.searchsorted(pos, self.last, side="right")
+        keep = hi > lo
+        if keep.all():
+            return _Segments(self.sym, lo, hi - 1)
+        return _Segments(self.sym[keep], lo[keep], hi[keep] - 1)
+
+
 class QualityMonitor:
     def __init__(
         self, n_symbols: int, settings: QualitySettings, *, min_sigma: float = 1e-6
@@ -193,198 +237,238 @@ class QualityMonitor:
             return QualityResult(ticks[:0].copy(), [], {})
         if ticks.dtype != TICK_DTYPE:
             raise TypeError(f"ticks must be TICK_DTYPE, got {ticks.dtype}")
-        ts_raw = ticks["ts_event"]
+        # every column is read once into a contiguous array (the rows are 50 bytes, unaligned)
+        ts_raw = ticks["ts_event"].copy()
         stream = np.maximum.accumulate(ts_raw)
         np.maximum(stream, self._stream_ts, out=stream)
         self._stream_ts = int(stream[-1])
-
-        bid_raw, ask_raw = ticks["bid"], ticks["ask"]
-        last_raw, vol_raw = ticks["last"], ticks["volume"]
-
-        # everything below runs on contiguous copies in symbol order (stable: arrival order
-        # within a symbol); `order` maps back to the batch
         sym_raw = ticks["sym"]
+
+        # everything below runs in symbol order (stable: arrival order within a symbol);
+        # `order` maps back to the batch
         order = np.argsort(sym_raw, kind="stable")
         sym = np.take(sym_raw, order)
         ts = np.take(ts_raw, order)
-        bid, ask = np.take(bid_raw, order), np.take(ask_raw, order)
-        last, vol = np.take(last_raw, order), np.take(vol_raw, order)
-        ok = (bid > 0) & (ask >= bid) & (ask < np.inf)
-        ok &= ~((last <= 0) | (last == np.inf) | (vol < 0) | (vol == np.inf))
+        bid = np.take(ticks["bid"], order)
+        ask = np.take(ticks["ask"], order)
+        seg = _Segments.of(sym)
+        seg_sym = seg.sym
+        self._seen[seg_sym] = True
+        self._ticks[seg_sym] += seg.length
+
+        ok = self._static_ok(ticks, order, bid, ask)
+        all_ok = ok is None
         reason = np.zeros(n, dtype=np.int8)
-        if not ok.all():
+        if not all_ok:
             for i in order[~ok].tolist():
                 reason[i] = _static_reason(ticks[i])
-        first = np.empty(n, dtype=bool)
-        first[0] = True
-        np.not_equal(sym[1:], sym[:-1], out=first[1:])
-        f_at = np.flatnonzero(first)
-        seg_sym = sym[f_at]
-        self._seen[seg_sym] = True
-        self._ticks[seg_sym] += np.diff(np.append(f_at, n))
-
-        # from the past: earlier than the running max of the statically good earlier ticks
-        monotone = (
-            bool(ok.all())
-            and bool((ts[f_at] >= self._last_ts[seg_sym]).all())
-            and bool(((ts[1:] >= ts[:-1]) | first[1:]).all())
-        )
-        if monotone:
-            self._last_ts[seg_sym] = ts[np.append(f_at[1:], n) - 1]
-            apos = None  # every tick is a candidate
-            c_sym, c_ts = sym, ts
-        else:
-            cand_ts = np.where(ok, ts, _MIN)
-            prevmax = np.empty(n, dtype=np.int64)
-            ends = [*f_at[1:].tolist(), n]
-            for a, b, s in zip(f_at.tolist(), ends, seg_sym.tolist(), strict=True):
-                run = np.maximum.accumulate(cand_ts[a:b])
-                np.maximum(run, self._last_ts[s], out=run)
-                prevmax[a] = self._last_ts[s]
-                prevmax[a + 1 : b] = run[:-1]
-                self._last_ts[s] = run[-1]
-            past = ok & (ts < prevmax)
+        past = self._past(seg, ts, ok)
+        if past is not None:
             reason[order[past]] = _PAST
-            apos = np.flatnonzero(ok & ~past)
-            c_sym, c_ts = sym[apos], ts[apos]
-
-        # duplicates of the previous candidate (a duplicate equals the accepted tick it repeats)
-        dup = self._duplicates(c_sym, c_ts, order if apos is None else order[apos], ticks)
+            cand = ok & ~past if not all_ok else ~past
+        else:
+            cand = ok  # None: every tick is a candidate
+        dup = self._duplicates(seg, ts, cand, order, ticks)
         if dup is not None:
-            if apos is None:
-                apos = np.arange(n)
-            reason[order[apos[dup]]] = _DUP
-            apos = apos[~dup]
-        all_acc = apos is None
+            reason[order[dup]] = _DUP
+            cand = ~dup if cand is None else cand & ~dup
+        all_acc = cand is None
 
         pos_kind: list[tuple[int, np.ndarray, np.ndarray]] = []  # (kind, original idx, value)
-        if all_acc or len(apos):
-            a_orig = order if all_acc else order[apos]
-            a_ts = ts if all_acc else ts[apos]
-            a_sym = sym if all_acc else sym[apos]
-            a_bid = bid if all_acc else bid[apos]
-            a_ask = ask if all_acc else ask[apos]
-            a_recv = np.take(ticks["ts_recv"], a_orig)
-            a_first = first if all_acc else None
-            for kind, p, v in self._flags(a_sym, a_first, a_ts, a_recv, a_bid, a_ask):
-                pos_kind.append((kind, a_orig[p], v))
-            last_j = a_orig[np.flatnonzero(np.append(a_sym[1:] != a_sym[:-1], True))]
-            ls = sym_raw[last_j]
+        if all_acc:
+            a_order, a_seg, a_ts, a_bid, a_ask = order, seg, ts, bid, ask
+        else:
+            apos = np.flatnonzero(cand)
+            a_order, a_ts, a_bid, a_ask = order[apos], ts[apos], bid[apos], ask[apos]
+            a_seg = seg.within(apos)
+        if len(a_order):
+            a_recv = np.take(ticks["ts_recv"], a_order)
+            for kind, p, v in self._flags(a_seg, a_ts, a_recv, a_bid, a_ask):
+                pos_kind.append((kind, a_order[p], v))
+            ls = a_seg.sym
+            last_j = a_order[a_seg.last]
             self._has_last[ls] = True
-            self._last_fields[ls] = np.column_stack(
-                [bid_raw[last_j], ask_raw[last_j], last_raw[last_j], vol_raw[last_j]]
-            )
+            fields = self._last_fields
+            fields[ls, 0] = a_bid[a_seg.last]
+            fields[ls, 1] = a_ask[a_seg.last]
+            fields[ls, 2] = ticks["last"][last_j]
+            fields[ls, 3] = ticks["volume"][last_j]
 
-        rej = np.flatnonzero(reason)
-        pos_kind.append((REJECT, rej, reason[rej].astype(np.float64)))
+        if not all_acc:
+            rej = np.flatnonzero(reason)
+            pos_kind.append((REJECT, rej, reason[rej].astype(np.float64)))
         problems = self._record(pos_kind, sym_raw, stream, seg_sym)
         where = [p for _, p, _ in pos_kind if len(p)]
-        problem_ts = stream[np.concatenate(where)] if where else np.empty(0, dtype=np.int64)
+        if len(where) == 1:
+            problem_ts = stream[where[0]]
+        elif where:
+            problem_ts = stream[np.concatenate(where)]
+        else:
+            problem_ts = np.empty(0, dtype=np.int64)
 
-        rejects = [
-            Reject(
-                int(ts_raw[i]),
-                int(ticks["ts_recv"][i]),
-                int(sym_raw[i]),
-                _REASONS[reason[i]],
-                _raw(ticks[i]),
-            )
-            for i in rej.tolist()
-        ]
-        clean = ticks if all_acc else _select(ticks, reason == 0)
-        spikes = None
         spiked = [p for kd, p, _ in pos_kind if kd == SPIKE]
+        if all_acc:
+            clean, keep, rejects = ticks, None, []
+        else:
+            keep = reason == 0
+            clean = _select(ticks, keep)
+            recv_raw = ticks["ts_recv"]
+            rejects = [
+                Reject(
+                    int(ts_raw[i]),
+                    int(recv_raw[i]),
+                    int(sym_raw[i]),
+                    _REASONS[reason[i]],
+                    _raw(ticks[i]),
+                )
+                for i in rej.tolist()
+            ]
+        spikes = None
         if spiked:
             mask = np.zeros(n, dtype=bool)
-            mask[np.concatenate(spiked)] = True
-            spikes = mask if all_acc else mask[reason == 0]
+            mask[spiked[0]] = True
+            spikes = mask if keep is None else mask[keep]
         return QualityResult(clean, rejects, problems, problem_ts, spikes)
 
-    def _duplicates(
-        self, c_sym: np.ndarray, c_ts: np.ndarray, c_orig: np.ndarray, ticks: np.ndarray
+    def _static_ok(
+        self, ticks: np.ndarray, order: np.ndarray, bid: np.ndarray, ask: np.ndarray
     ) -> np.ndarray | None:
-        """Mask of candidates that repeat the previous one exactly, or None when there is none."""
-        k = len(c_sym)
-        if k == 0:
+        """Mask (symbol order) of ticks with good prices and volume, or None when all are."""
+        ok = bid > 0
+        ok &= ask >= bid
+        ok &= ask < np.inf
+        # trade price and volume: NaN is fine; fmin/fmax skip NaN, so they say if any is bad
+        last, vol = ticks["last"].copy(), ticks["volume"].copy()
+        l_min, l_max = np.fmin.reduce(last), np.fmax.reduce(last)
+        v_min, v_max = np.fmin.reduce(vol), np.fmax.reduce(vol)
+        if l_min <= 0 or l_max == np.inf or v_min < 0 or v_max == np.inf:
+            last, vol = np.take(last, order), np.take(vol, order)
+            ok &= ~((last <= 0) | (last == np.inf) | (vol < 0) | (vol == np.inf))
+        return None if ok.all() else ok
+
+    def _past(self, seg: _Segments, ts: np.ndarray, ok: np.ndarray | None) -> np.ndarray | None:
+        """Mask of ticks (symbol order) earlier than the running max of the statically good
+        earlier ticks of their symbol, or None when there is none; moves `_last_ts` on."""
+        carry = self._last_ts[seg.sym]
+        # a symbol's ticks that never go back in time (rejected ones included) have no past
+        back = ts[1:] < ts[:-1]
+        back[seg.first[1:] - 1] = False
+        late = ts[seg.first] < carry
+        if ok is None:
+            new_last = ts[seg.last]
+        else:
+            cand_ts = np.where(ok, ts, _MIN)
+            new_last = np.maximum(np.maximum.reduceat(cand_ts, seg.first), carry)
+        if not (late.any() or back.any()):
+            self._last_ts[seg.sym] = new_last
             return None
-        first = np.empty(k, dtype=bool)
-        first[0] = True
-        np.not_equal(c_sym[1:], c_sym[:-1], out=first[1:])
-        fs = c_sym[first]
-        prev_ts = np.empty(k, dtype=np.int64)
-        prev_ts[1:] = c_ts[:-1]
-        prev_ts[first] = np.where(self._has_last[fs], self._acc_ts[fs], _MIN)
-        same_ts = np.flatnonzero(c_ts == prev_ts)
-        if not len(same_ts):
+        if ok is None:
+            cand_ts = ts
+        hit = np.zeros(len(seg.sym), dtype=bool)
+        hit[late] = True
+        hit[np.searchsorted(seg.first, np.flatnonzero(back) + 1, side="right") - 1] = True
+        past = np.zeros(len(ts), dtype=bool)
+        for j in np.flatnonzero(hit).tolist():
+            a, b = int(seg.first[j]), int(seg.last[j]) + 1
+            c = carry[j]
+            run = np.maximum.accumulate(cand_ts[a:b])
+            np.maximum(run, c, out=run)
+            prevmax = np.empty(b - a, dtype=np.int64)
+            prevmax[0] = c
+            prevmax[1:] = run[:-1]
+            p = ts[a:b] < prevmax
+            if ok is not None:
+                p &= ok[a:b]
+            past[a:b] = p
+            new_last[j] = run[-1]
+        self._last_ts[seg.sym] = new_last
+        return past if past.any() else None
+
+    def _duplicates(
+        self,
+        seg: _Segments,
+        ts: np.ndarray,
+        cand: np.ndarray | None,
+        order: np.ndarray,
+        ticks: np.ndarray,
+    ) -> np.ndarray | None:
+        """Mask (symbol order) of candidates that repeat the previous candidate of their symbol
+        exactly, or None when there is none."""
+        if cand is None:
+            cpos, c_ts, c_seg = None, ts, seg
+        else:
+            cpos = np.flatnonzero(cand)
+            if not len(cpos):
+                return None
+            c_ts = ts[cpos]
+            c_seg = seg.within(cpos)
+        fs = c_seg.sym
+        same_ts = c_ts[1:] == c_ts[:-1]
+        same_ts[c_seg.first[1:] - 1] = False
+        f_same = self._has_last[fs] & (c_ts[c_seg.first] == self._acc_ts[fs])
+        if not (f_same.any() or same_ts.any()):
             return None
-        dup = np.zeros(k, dtype=bool)
-        for j in same_ts.tolist():
+        firsts = dict(zip(c_seg.first[f_same].tolist(), fs[f_same].tolist(), strict=True))
+        js = sorted([*firsts, *(np.flatnonzero(same_ts) + 1).tolist()])
+        c_orig = order if cpos is None else order[cpos]
+        dup = np.zeros(len(ts), dtype=bool)
+        for j in js:
             row = ticks[c_orig[j]]
-            if first[j]:
-                prev = self._last_fields[int(c_sym[j])]
+            if j in firsts:
+                prev = self._last_fields[firsts[j]]
             else:
                 p = ticks[c_orig[j - 1]]
                 prev = np.array([p["bid"], p["ask"], p["last"], p["volume"]])
             here = np.array([row["bid"], row["ask"], row["last"], row["volume"]])
-            dup[j] = bool(_same(here, prev).all())
+            if _same(here, prev).all():
+                dup[j if cpos is None else cpos[j]] = True
         return dup if dup.any() else None
 
     def _flags(
-        self,
-        a_sym: np.ndarray,
-        first: np.ndarray | None,
-        ts: np.ndarray,
-        recv: np.ndarray,
-        bid: np.ndarray,
-        ask: np.ndarray,
+        self, seg: _Segments, ts: np.ndarray, recv: np.ndarray, bid: np.ndarray, ask: np.ndarray
     ) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """Spikes, gaps, stale episodes and latency breaches among accepted ticks (symbol order).
 
         Returns (kind, positions into these arrays, value for the message) per kind.
         """
         st = self.settings
-        k = len(a_sym)
-        if first is None:
-            first = np.empty(k, dtype=bool)
-            first[0] = True
-            np.not_equal(a_sym[1:], a_sym[:-1], out=first[1:])
-        f_at = np.flatnonzero(first)
-        last_at = np.append(f_at[1:], k) - 1
-        fs = a_sym[f_at]
+        k = len(ts)
+        f_at, last_at, fs = seg.first, seg.last, seg.sym
         f_has = self._has_last[fs]
-        has_prev = np.ones(k, dtype=bool)
-        has_prev[f_at] = f_has
-
-        mid = (bid + ask) * 0.5
-        p_bid = np.empty(k)
-        p_ask = np.empty(k)
-        p_ts = np.empty(k, dtype=np.int64)
-        p_bid[1:], p_ask[1:], p_ts[1:] = bid[:-1], ask[:-1], ts[:-1]
-        p_bid[f_at] = np.where(f_has, self._last_fields[fs, 0], bid[f_at])
-        p_ask[f_at] = np.where(f_has, self._last_fields[fs, 1], ask[f_at])
-        p_ts[f_at] = np.where(f_has, self._acc_ts[fs], ts[f_at])
+        # each tick's previous accepted tick is the one before it, except for a symbol's first
+        # tick in the batch: that one is carried (or, for a symbol's very first tick, itself)
+        carried = self._last_fields[fs]
+        f_bid = np.where(f_has, carried[:, 0], bid[f_at])
+        f_ask = np.where(f_has, carried[:, 1], ask[f_at])
+        f_pts = np.where(f_has, self._acc_ts[fs], ts[f_at])
         self._acc_ts[fs] = ts[last_at]
 
-        dt = ts - p_ts
+        dt = np.empty(k, dtype=np.int64)
+        np.subtract(ts[1:], ts[:-1], out=dt[1:])
+        dt[f_at] = ts[f_at] - f_pts
         gap = dt > self._max_gap_ns
-        r = np.log(mid / ((p_bid + p_ask) * 0.5))
+        mid = bid + ask
+        mid *= 0.5
+        r = np.empty(k)
+        np.divide(mid[1:], mid[:-1], out=r[1:])
+        r[f_at] = mid[f_at] / ((f_bid + f_ask) * 0.5)
+        np.log(r, out=r)
         lat = (recv - ts) / NS_PER_MS
 
         # the EWMA of squared returns, per symbol through lfilter, started from the carried
         # state (1 - alpha) * last EWMA, which is exactly what lfilter carries itself
-        alpha = EWMA_ALPHA
-        fb, fa = [alpha], [1.0, -(1.0 - alpha)]
         seg_len = last_at - f_at + 1
         r0 = f_at + (~f_has).astype(np.int64)  # position of the first return of each segment
         n_r = last_at + 1 - r0
         old_var = self._var_y[fs]
+        zi = (1.0 - EWMA_ALPHA) * old_var
         r2 = np.square(r)
         v = np.zeros(k)
-        for i, s in enumerate(fs.tolist()):
-            a, b = int(r0[i]), int(last_at[i]) + 1
+        ends = (last_at + 1).tolist()
+        run = _linear_filter or (lambda b, a, x, axis, zi: lfilter(b, a, x, axis, zi))
+        for i, (a, b, s) in enumerate(zip(r0.tolist(), ends, fs.tolist(), strict=True)):
             if b > a:
-                zi = [(1.0 - alpha) * old_var[i]]
-                y = lfilter(fb, fa, r2[a:b], zi=zi)[0]
+                y = run(_FILTER_B, _FILTER_A, r2[a:b], -1, zi[i : i + 1])[0]
                 v[a:b] = y
                 self._var_y[s] = y[-1]
         prior_v = np.empty(k)
@@ -397,7 +481,95 @@ class QualityMonitor:
             prior_v *= np.take(_DEBIAS, n_prior)
         self._n_ret[fs] += n_r
 
-        # latency: the last _LAT_RING values per symbol in a circular buffer
+        # latency: the last _LAT_RING values per symbol in a circular buffer (only the set of
+        # values counts: its median)
+        if (seg_len >= _LAT_RING).all():  # every symbol fills its ring: oldest first at 0
+            self._lat_ring[fs] = lat[last_at[:, None] + _RING_BACK]
+            self._lat_pos[fs] = 0
+        else:
+            self._lat_write(fs, seg_len, last_at, lat)
+        self._n_lat[fs] += seg_len
+
+        out = []
+        # spikes: |r| against the sigma before the tick's own return, z = |r| / sigma. Only the
+        # ticks that pass a looser test on r^2 (a sure superset) get the exact one
+        ms = self.min_sigma
+        if ms >= 1e-150:
+            bound = np.maximum(prior_v, ms * ms)
+            bound *= _LOOSE * st.spike_sigma * st.spike_sigma
+            cand = np.flatnonzero(r2 > bound)
+        else:
+            cand = np.arange(k)
+        z = np.abs(r[cand]) / np.maximum(np.sqrt(prior_v[cand]), ms)
+        raw = z > st.spike_sigma
+        if not warm:
+            raw &= n_prior[cand] >= SPIKE_WARMUP
+        at = cand[raw]
+        seg_at = np.searchsorted(f_at, at, side="right") - 1
+        is_first = f_at[seg_at] == at
+        if is_first.any():  # a symbol's very first tick has no return
+            keep = ~is_first | f_has[seg_at]
+            at, seg_at, is_first, z_at = at[keep], seg_at[keep], is_first[keep], z[raw][keep]
+        else:
+            z_at = z[raw]
+        if len(at):
+            sign = np.zeros(k, dtype=np.int8)
+            sg = np.sign(r[at]).astype(np.int8)
+            sign[at] = sg
+            p_sign = sign[at - 1]
+            p_sign[is_first] = self._prev_spike[fs[seg_at[is_first]]]
+            back = p_sign == -sg  # the way back from the spike before
+            self._prev_spike[fs] = sign[last_at]
+            if back.any():
+                at, z_at = at[~back], z_at[~back]
+            if len(at):
+                out.append((SPIKE, at, z_at))
+        else:
+            self._prev_spike[fs] = 0
+
+        if gap.any():
+            p = np.flatnonzero(gap)
+            out.append((GAP, p, dt[p] / NS_PER_SECOND))
+
+        # stale: quote unchanged for longer than max_gap while ticks keep coming; the clock is
+        # the time of the last change (a gap counts as one), or of the symbol's first tick
+        changed = np.empty(k, dtype=bool)
+        np.not_equal(bid[1:], bid[:-1], out=changed[1:])
+        changed[1:] |= ask[1:] != ask[:-1]
+        changed |= gap
+        f_changed = (bid[f_at] != f_bid) | (ask[f_at] != f_ask) | gap[f_at] | ~f_has
+        cts = ts.copy()
+        cts[f_at] = np.where(f_changed, ts[f_at], self._change_ts[fs])
+        changed[f_at] = True  # a symbol's first tick carries its clock
+        same = np.flatnonzero(~changed)
+        if len(same):  # unchanged ticks take the clock of the changed tick before their run
+            start = np.empty(len(same), dtype=bool)
+            start[0] = True
+            np.not_equal(same[1:] - 1, same[:-1], out=start[1:])
+            cts[same] = cts[(same[start] - 1)[np.cumsum(start) - 1]]
+        self._change_ts[fs] = cts[last_at]
+        age = ts - cts
+        stale = age > self._max_gap_ns
+        if stale.any():
+            p_stale = np.empty(k, dtype=bool)
+            p_stale[1:] = stale[:-1]
+            p_stale[f_at] = self._stale[fs]
+            self._stale[fs] = stale[last_at]
+            p = np.flatnonzero(stale & ~p_stale)
+            if len(p):
+                out.append((STALE, p, age[p] / NS_PER_SECOND))
+        else:
+            self._stale[fs] = False
+
+        breach = lat > st.max_latency_ms
+        if breach.any():
+            p = np.flatnonzero(breach)
+            out.append((LATENCY, p, lat[p]))
+        return out
+
+    def _lat_write(
+        self, fs: np.ndarray, seg_len: np.ndarray, last_at: np.ndarray, lat: np.ndarray
+    ) -> None:
         take_n = np.minimum(seg_len, _LAT_RING)
         offs = np.arange(int(take_n.sum())) - np.repeat(np.cumsum(take_n) - take_n, take_n)
         pos = self._lat_pos[fs]
@@ -405,56 +577,6 @@ class QualityMonitor:
             np.repeat(last_at + 1 - take_n, take_n) + offs
         ]
         self._lat_pos[fs] = (pos + take_n) % _LAT_RING
-        self._n_lat[fs] += seg_len
-
-        # spikes: |r| against the sigma before the tick's own return
-        sigma = np.maximum(np.sqrt(prior_v), self.min_sigma)
-        z = np.abs(r) / sigma
-        raw = has_prev & (z > st.spike_sigma)
-        if not warm:
-            raw &= n_prior >= SPIKE_WARMUP
-        if raw.any():
-            sign = np.where(raw, np.sign(r), 0).astype(np.int8)
-            p_sign = np.empty(k, dtype=np.int8)
-            p_sign[1:] = sign[:-1]
-            p_sign[f_at] = self._prev_spike[fs]
-            spike = raw & (p_sign != -sign)
-            self._prev_spike[fs] = sign[last_at]
-        else:
-            spike = raw
-            self._prev_spike[fs] = 0
-
-        # stale: quote unchanged for longer than max_gap while ticks keep coming; the clock is
-        # the time of the last change, found as the last "changed" position within the symbol
-        changed = bid != p_bid
-        changed |= ask != p_ask
-        changed |= gap
-        changed[f_at] |= ~f_has
-        val = ts.copy()
-        val[f_at] = np.where(changed[f_at], ts[f_at], self._change_ts[fs])
-        ptr = np.where(changed | first, np.arange(k), -1)
-        cts = val[np.maximum.accumulate(ptr)]
-        self._change_ts[fs] = cts[last_at]
-        age = ts - cts
-        stale = age > self._max_gap_ns
-        p_stale = np.empty(k, dtype=bool)
-        p_stale[1:] = stale[:-1]
-        p_stale[f_at] = self._stale[fs]
-        stale_start = stale & ~p_stale
-        self._stale[fs] = stale[last_at]
-
-        breach = lat > st.max_latency_ms
-        out = []
-        for kind, mask, value in (
-            (SPIKE, spike, z),
-            (GAP, gap, dt / NS_PER_SECOND),
-            (STALE, stale_start, age / NS_PER_SECOND),
-            (LATENCY, breach, lat),
-        ):
-            if mask.any():
-                p = np.flatnonzero(mask)
-                out.append((kind, p, value[p]))
-        return out
 
     def _record(
         self,
@@ -473,14 +595,14 @@ class QualityMonitor:
         val = np.concatenate([v for _, _, v in pos_kind])
         ev_sym = sym_raw[idx].astype(np.int64)
         np.add.at(self._totals, (ev_sym, kind), 1)
-        for s, c in zip(*np.unique(ev_sym, return_counts=True), strict=True):
-            problems[int(s)] = int(c)
+        syms, counts = np.unique(ev_sym, return_counts=True)
+        problems.update(zip(syms.tolist(), counts.tolist(), strict=True))
         bucket = stream[idx] // _BUCKET_NS
         key = (bucket * 8 + kind) * 65536 + ev_sym
-        for kk, c in zip(*np.unique(key, return_counts=True), strict=True):
-            kk = int(kk)
+        keys, counts = np.unique(key, return_counts=True)
+        for kk, c in zip(keys.tolist(), counts.tolist(), strict=True):
             s, kd, bk = kk % 65536, (kk // 65536) % 8, kk // (65536 * 8)
-            self._buckets[s].setdefault(bk, [0, 0, 0, 0, 0])[kd] += int(c)
+            self._buckets[s].setdefault(bk, [0, 0, 0, 0, 0])[kd] += c
         # the last problem of each symbol: latest tick, then the most telling kind
         rank = np.array([_RANK[i] for i in range(5)])[kind]
         o = np.lexsort((rank, idx, ev_sym))
