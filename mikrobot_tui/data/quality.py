@@ -65,6 +65,7 @@ SPIKE_WARMUP = 20
 _BUCKET_NS = NS_PER_SECOND
 _LAT_RING = 64
 _RING_BACK = np.arange(1 - _LAT_RING, 1)
+_FEW_EVENTS = 64  # problems in a batch counted in plain Python
 # 1 / (1 - (1 - alpha)^n): the EWMA's bias correction after n returns (0 for n = 0; 1 beyond)
 _DEBIAS = np.concatenate(([0.0], 1.0 / (1.0 - (1.0 - EWMA_ALPHA) ** np.arange(1, 2048)), [1.0]))
 _MIN = np.iinfo(np.int64).min
@@ -190,14 +191,14 @@ class _Segments:
     def length(self) -> np.ndarray:
         return self.last - self.first + 1
 
-    def within(self, pos: np.ndarray) -> _Segments:
-        """The segments of a[pos] (pos ascending), symbols left without a position dropped."""
-        lo = np.searchsorted(pos, self.first)
-        hi = np.searchsorted(pos, self.last, side="right")
-        keep = hi > lo
+    def without(self, gone: np.ndarray) -> _Segments:
+        """The segments once the positions `gone` (ascending) are taken out, empty ones dropped."""
+        lo = self.first - np.searchsorted(gone, self.first)
+        hi = self.last - np.searchsorted(gone, self.last, side="right")
+        keep = hi >= lo
         if keep.all():
-            return _Segments(self.sym, lo, hi - 1)
-        return _Segments(self.sym[keep], lo[keep], hi[keep] - 1)
+            return _Segments(self.sym, lo, hi)
+        return _Segments(self.sym[keep], lo[keep], hi[keep])
 
 
 class QualityMonitor:
@@ -268,19 +269,21 @@ class QualityMonitor:
             cand = ok & ~past if not all_ok else ~past
         else:
             cand = ok  # None: every tick is a candidate
-        dup = self._duplicates(seg, ts, cand, order, ticks)
+        # the candidates (neither bad nor from the past), then the accepted ticks: compressed
+        # only when something was rejected
+        a_order, a_seg, a_ts, a_bid, a_ask = order, seg, ts, bid, ask
+        if cand is not None:
+            a_order, a_ts, a_bid, a_ask = order[cand], ts[cand], bid[cand], ask[cand]
+            a_seg = seg.without(np.flatnonzero(~cand))
+        dup = self._duplicates(a_seg, a_ts, a_order, ticks) if len(a_order) else None
         if dup is not None:
-            reason[order[dup]] = _DUP
-            cand = ~dup if cand is None else cand & ~dup
-        all_acc = cand is None
+            reason[a_order[dup]] = _DUP
+            a_seg = a_seg.without(np.flatnonzero(dup))
+            keep = ~dup
+            a_order, a_ts, a_bid, a_ask = a_order[keep], a_ts[keep], a_bid[keep], a_ask[keep]
+        all_acc = cand is None and dup is None
 
         pos_kind: list[tuple[int, np.ndarray, np.ndarray]] = []  # (kind, original idx, value)
-        if all_acc:
-            a_order, a_seg, a_ts, a_bid, a_ask = order, seg, ts, bid, ask
-        else:
-            apos = np.flatnonzero(cand)
-            a_order, a_ts, a_bid, a_ask = order[apos], ts[apos], bid[apos], ask[apos]
-            a_seg = seg.within(apos)
         if len(a_order):
             a_recv = np.take(ticks["ts_recv"], a_order)
             for kind, p, v in self._flags(a_seg, a_ts, a_recv, a_bid, a_ask):
@@ -385,23 +388,10 @@ class QualityMonitor:
         return past if past.any() else None
 
     def _duplicates(
-        self,
-        seg: _Segments,
-        ts: np.ndarray,
-        cand: np.ndarray | None,
-        order: np.ndarray,
-        ticks: np.ndarray,
+        self, c_seg: _Segments, c_ts: np.ndarray, c_order: np.ndarray, ticks: np.ndarray
     ) -> np.ndarray | None:
-        """Mask (symbol order) of candidates that repeat the previous candidate of their symbol
+        """Mask of candidates (symbol order) that repeat the previous candidate of their symbol
         exactly, or None when there is none."""
-        if cand is None:
-            cpos, c_ts, c_seg = None, ts, seg
-        else:
-            cpos = np.flatnonzero(cand)
-            if not len(cpos):
-                return None
-            c_ts = ts[cpos]
-            c_seg = seg.within(cpos)
         fs = c_seg.sym
         same_ts = c_ts[1:] == c_ts[:-1]
         same_ts[c_seg.first[1:] - 1] = False
@@ -410,18 +400,16 @@ class QualityMonitor:
             return None
         firsts = dict(zip(c_seg.first[f_same].tolist(), fs[f_same].tolist(), strict=True))
         js = sorted([*firsts, *(np.flatnonzero(same_ts) + 1).tolist()])
-        c_orig = order if cpos is None else order[cpos]
-        dup = np.zeros(len(ts), dtype=bool)
+        dup = np.zeros(len(c_ts), dtype=bool)
         for j in js:
-            row = ticks[c_orig[j]]
+            row = ticks[c_order[j]]
             if j in firsts:
                 prev = self._last_fields[firsts[j]]
             else:
-                p = ticks[c_orig[j - 1]]
+                p = ticks[c_order[j - 1]]
                 prev = np.array([p["bid"], p["ask"], p["last"], p["volume"]])
             here = np.array([row["bid"], row["ask"], row["last"], row["volume"]])
-            if _same(here, prev).all():
-                dup[j if cpos is None else cpos[j]] = True
+            dup[j] = bool(_same(here, prev).all())
         return dup if dup.any() else None
 
     def _flags(
@@ -590,6 +578,8 @@ class QualityMonitor:
         pos_kind = [pk for pk in pos_kind if len(pk[1])]
         if not pos_kind:
             return problems
+        if sum(len(p) for _, p, _ in pos_kind) <= _FEW_EVENTS:
+            return self._record_few(pos_kind, sym_raw, stream, problems)
         idx = np.concatenate([p for _, p, _ in pos_kind])
         kind = np.concatenate([np.full(len(p), kd, dtype=np.int64) for kd, p, _ in pos_kind])
         val = np.concatenate([v for _, _, v in pos_kind])
@@ -611,6 +601,33 @@ class QualityMonitor:
             s = int(ev_sym[j])
             self._last_problem[s] = _message(int(kind[j]), float(val[j]))
             self._last_problem_ts[s] = int(stream[idx[j]])
+            self._prune(s)
+        return problems
+
+    def _record_few(
+        self,
+        pos_kind: list[tuple[int, np.ndarray, np.ndarray]],
+        sym_raw: np.ndarray,
+        stream: np.ndarray,
+        problems: dict[int, int],
+    ) -> dict[int, int]:
+        """_record for a handful of problems: the same counts, in plain Python."""
+        totals, buckets = self._totals, self._buckets
+        last: dict[int, tuple[int, int, int, float]] = {}  # sym -> (idx, rank, kind, value)
+        for kd, p, v in pos_kind:
+            rank = _RANK[kd]
+            for i, s, t, x in zip(
+                p.tolist(), sym_raw[p].tolist(), stream[p].tolist(), v.tolist(), strict=True
+            ):
+                totals[s, kd] += 1
+                problems[s] += 1
+                buckets[s].setdefault(t // _BUCKET_NS, [0, 0, 0, 0, 0])[kd] += 1
+                best = last.get(s)
+                if best is None or (i, rank) > best[:2]:
+                    last[s] = (i, rank, kd, x)
+        for s, (i, _, kd, x) in last.items():
+            self._last_problem[s] = _message(kd, x)
+            self._last_problem_ts[s] = int(stream[i])
             self._prune(s)
         return problems
 
