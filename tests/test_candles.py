@@ -180,3 +180,35 @@ def test_a_candle_set_gives_what_separate_builders_give() -> None:
             assert np.array_equal(together[p][1], idx)
     for p, b in single.items():
         assert cs.open_bars()[p].tobytes() == b.open_bars().tobytes()
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_late_ticks_at_the_start_of_a_batch_fold_into_the_carried_bar(cut: int) -> None:
+    # ticks 1 and 2 are older than sym 0's bar of minute 1; sym 1 is on time
+    t = ticks_of(
+        [
+            (61.0, 0, 1.0, 1.0, NAN),
+            (10.0, 0, 3.0, 3.0, NAN),
+            (20.0, 0, 0.5, 0.5, NAN),
+            (21.0, 1, 5.0, 5.0, 1.0),
+            (62.0, 0, 2.0, 2.0, NAN),
+            (130.0, 0, 4.0, 4.0, NAN),
+        ]
+    )
+    whole = CandleSet(2, [M1, M5])
+    ref = whole.update(t)
+    parts = CandleSet(2, [M1, M5])
+    got = [parts.update(t[:cut]), parts.update(t[cut:])]
+    for p in (M1, M5):
+        bars = np.concatenate([g[p][0] for g in got])
+        idx = np.concatenate([got[0][p][1], got[1][p][1] + cut])
+        assert bars.tobytes() == ref[p][0].tobytes() and np.array_equal(idx, ref[p][1])
+        assert parts.open_bars()[p].tobytes() == whole.open_bars()[p].tobytes()
+    (m1,) = ref[M1][0]
+    assert (m1["ts_open"], m1["open"], m1["high"], m1["low"], m1["ticks"]) == (
+        BASE + M1,
+        1.0,
+        3.0,
+        0.5,
+        4,
+    )

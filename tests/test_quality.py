@@ -240,3 +240,17 @@ def test_batch_size_does_not_change_anything() -> None:
 def test_empty_batch() -> None:
     res = QualityMonitor(1, SETTINGS).check(np.zeros(0, dtype=TICK_DTYPE))
     assert len(res.clean) == 0 and res.rejects == [] and res.problems_by_sym == {}
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3])
+def test_a_repeat_behind_a_rejected_tick_is_still_a_duplicate(cut: int) -> None:
+    # tick 2 repeats tick 0: the crossed tick between them is not a candidate
+    t = ticks_of([(1.0, 0, 1.0, 1.1), (2.0, 0, 1.2, 1.1), (1.0, 0, 1.0, 1.1), (3.0, 0, 1.0, 1.1)])
+    qm = QualityMonitor(1, SETTINGS)
+    results = [qm.check(part) for part in (t[:cut], t[cut:])]
+    assert [r.reason for res in results for r in res.rejects] == [
+        "crossed quote",
+        "duplicate tick",
+    ]
+    clean = np.concatenate([res.clean for res in results])
+    assert clean.tobytes() == t[[0, 3]].tobytes()
