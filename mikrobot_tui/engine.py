@@ -105,8 +105,7 @@ class Engine:
         # it never enters the event log, so replays stay deterministic.
         self.wall: Clock = LiveClock()
         self.db_path = Path(db_path or settings.engine.db)
-        self.db = open_db(self.db_path)
-        self.conn = self.db.conn
+        self.conn = open_db(self.db_path).conn
         self.writer = Writer(self.conn)
 
         self.catalogue = default_instruments()
@@ -154,7 +153,7 @@ class Engine:
         self.bars_closed = 0
         self.rejects = 0
         self.queue = ConflatingQueue()
-        self._wake = asyncio.Event()
+        self._started_ts: int | None = None
         self._started = False
         self._warming = False
 
@@ -235,8 +234,7 @@ class Engine:
                 for i in self.instruments
             ],
         )
-        self._started = True
-        self._write_engine_row(started=now)
+        self._started, self._started_ts = True, now
         self._warm_up()
         self.write_snapshot()
 
@@ -259,10 +257,6 @@ class Engine:
     def close(self) -> None:
         self.stop()
         self.conn.close()
-
-    def wake(self) -> None:
-        """Ask the live loop to look at the commands table now rather than at its next poll."""
-        self._wake.set()
 
     # ---------------------------------------------------------------- the corridor
 
@@ -326,13 +320,13 @@ class Engine:
         bars, closes = bars[order], closes[order]
         self.bars_closed += len(bars)
         names = np.asarray(self.symbols, dtype=object)[bars["sym"]]
-        frames = np.where(bars["period_ns"] == M1, "M1", "M5").astype(object)
+        frames = [timeframe_name(p) for p in bars["period_ns"].tolist()]
         self.writer.upsert(
             "bars",
             COLUMNS["bars"],
             zip(
                 names.tolist(),
-                frames.tolist(),
+                frames,
                 *(bars[c].tolist() for c in COLUMNS["bars"][2:]),
                 strict=True,
             ),
@@ -575,30 +569,9 @@ class Engine:
             "r_multiple": net / pos.risk_amount if pos.risk_amount > 0 else None,
         }
         self._emit(ex.ts, EventKind.POSITION_CLOSED, acct.name, payload)
-        trade = acct.trades[-1]
-        self.writer.upsert(
-            "trades",
-            COLUMNS["trades"],
-            [
-                (
-                    trade.position_id,
-                    trade.account,
-                    trade.strategy,
-                    trade.symbol,
-                    str(trade.side),
-                    trade.lots,
-                    trade.entry_price,
-                    trade.exit_price,
-                    trade.ts_opened,
-                    trade.ts_closed,
-                    trade.pnl,
-                    trade.commission,
-                    trade.return_pct,
-                    trade.r_multiple,
-                    trade.reason,
-                )
-            ],
-        )
+        trade = acct.trades[-1]  # ClosedTrade's fields are the table's columns
+        row = tuple(getattr(trade, column) for column in COLUMNS["trades"])
+        self.writer.upsert("trades", COLUMNS["trades"], [row])
 
     # ---------------------------------------------------------------- money
 
@@ -715,11 +688,13 @@ class Engine:
 
     def handle_commands(self) -> int:
         """Carry out pending commands; their events are stored before the sender is answered."""
-        now = self.wall.now_ns()
-        cmd.expire_older_than(self.conn, now - COMMAND_TTL_NS, now)
         pending = cmd.pending(self.conn)
         if not pending:
             return 0
+        now = self.wall.now_ns()
+        if any(row.ts < now - COMMAND_TTL_NS for row in pending):
+            cmd.expire_older_than(self.conn, now - COMMAND_TTL_NS, now)
+            pending = cmd.pending(self.conn)
         results = []
         for row in pending:
             source = str(row.args.get("source", "operator"))
@@ -885,10 +860,8 @@ class Engine:
             )
         return rows
 
-    def _write_engine_row(self, started: int | None = None) -> None:
+    def _write_engine_row(self) -> None:
         now = self.wall.now_ns()
-        row = self.conn.execute("SELECT started_ts FROM engine WHERE id = 1").fetchone()
-        started_ts = started or (row[0] if row else now)
         self.writer.upsert(
             "engine",
             COLUMNS["engine"],
@@ -901,7 +874,7 @@ class Engine:
                     self.feed.name,
                     str(self.state.trading_state),
                     int(self._started),
-                    started_ts,
+                    self._started_ts,
                     now,
                     __version__,
                 )
@@ -915,14 +888,6 @@ class Engine:
             s = self.sym_index.get(symbol)
             if s is not None:
                 self.carry_bid[s], self.carry_ask[s], self.open_mid[s] = bid, ask, open_mid
-
-    def last_mids(self) -> dict[str, float]:
-        """The last known mid of each symbol (a sim restarted on this database continues)."""
-        return {
-            s: float((self.carry_bid[i] + self.carry_ask[i]) / 2)
-            for i, s in enumerate(self.symbols)
-            if not math.isnan(self.carry_bid[i])
-        }
 
     # ---------------------------------------------------------------- running
 
@@ -949,29 +914,33 @@ class Engine:
         if not self._started:
             self.start()
         consumer = asyncio.create_task(self._consume(stop), name="engine-feed")
-        period = 1.0 / self.settings.engine.snapshot_hz
-        tick = min(self.settings.engine.poll_ms / 1000, Writer.FLUSH_SECONDS)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        next_snapshot = t0
+        # every 50 ms the writer flushes; commands and snapshots come at their own periods
+        due = {"commands": t0, "snapshot": t0}
+        periods = {
+            "commands": self.settings.engine.poll_ms / 1000,
+            "snapshot": 1.0 / self.settings.engine.snapshot_hz,
+        }
         try:
             while not stop.is_set():
-                if duration_s is not None and loop.time() - t0 >= duration_s:
+                now = loop.time()
+                if duration_s is not None and now - t0 >= duration_s:
                     break
                 if consumer.done():
                     consumer.result()  # re-raise a feed failure
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=tick)
-                self._wake.clear()
-                self.handle_commands()
-                if loop.time() >= next_snapshot:
-                    self.write_snapshot()
-                    next_snapshot += period
-                    if next_snapshot < loop.time():
-                        next_snapshot = loop.time() + period
+                if now >= due["commands"]:
+                    self.handle_commands()
+                if now >= due["snapshot"]:
+                    self.write_snapshot()  # flushes too
                 else:
                     self.writer.flush()
+                for what, at in due.items():
+                    if now >= at:
+                        due[what] = max(at + periods[what], now)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=Writer.FLUSH_SECONDS)
         finally:
             stop.set()
             consumer.cancel()
