@@ -45,16 +45,8 @@ M5 = 5 * M1
 TIMEFRAMES = {"M1": M1, "M5": M5}
 
 
-def empty_ticks(n: int = 0) -> np.ndarray:
-    return np.zeros(n, dtype=TICK_DTYPE)
-
-
 def empty_bars(n: int = 0) -> np.ndarray:
     return np.zeros(n, dtype=BAR_DTYPE)
-
-
-def mid(ticks: np.ndarray) -> np.ndarray:
-    return (ticks["bid"] + ticks["ask"]) * 0.5
 
 
 def timeframe_name(period_ns: int) -> str:
@@ -77,17 +69,3 @@ class Bar:
     close: float
     ticks: int
     volume: float
-
-    @classmethod
-    def from_row(cls, row: np.void, symbol: str) -> Bar:
-        return cls(
-            symbol=symbol,
-            timeframe=timeframe_name(int(row["period_ns"])),
-            ts_open=int(row["ts_open"]),
-            open=float(row["open"]),
-            high=float(row["high"]),
-            low=float(row["low"]),
-            close=float(row["close"]),
-            ticks=int(row["ticks"]),
-            volume=float(row["volume"]),
-        )

@@ -248,37 +248,6 @@ class CircuitBreaker:
             self._opened_ts = None
             self._retry_ts = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The full state, JSON-able (for the `breakers` table)."""
-        return {
-            "name": self.name,
-            "state": str(self._state),
-            "failures": self._failures,
-            "successes": self._successes,
-            "opened_ts": self._opened_ts,
-            "retry_ts": self._retry_ts,
-            "last_reason": self._last_reason,
-            "failure_threshold": self.failure_threshold,
-            "reset_timeout_ns": self.reset_timeout_ns,
-            "success_threshold": self.success_threshold,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CircuitBreaker:
-        breaker = cls(
-            str(data["name"]),
-            failure_threshold=int(data["failure_threshold"]),
-            reset_timeout_ns=int(data["reset_timeout_ns"]),
-            success_threshold=int(data["success_threshold"]),
-        )
-        breaker._state = BreakerState(data["state"])
-        breaker._failures = int(data["failures"])
-        breaker._successes = int(data["successes"])
-        breaker._opened_ts = None if data["opened_ts"] is None else int(data["opened_ts"])
-        breaker._retry_ts = None if data["retry_ts"] is None else int(data["retry_ts"])
-        breaker._last_reason = str(data.get("last_reason", ""))
-        return breaker
-
     def __repr__(self) -> str:
         return (
             f"CircuitBreaker({self.name!r}, {self._state}, failures={self._failures}, "
