@@ -197,7 +197,8 @@ def _require_engine(conn: Any, db: Path) -> None:
         )
 
 
-def _send(command: str, timeout: float = 3.0) -> str:
+def _send(command: str, timeout: float = 3.0) -> tuple[str, Any]:
+    """Send a command to the running engine; its answer and the open connection."""
     from mikrobot_tui.store import commands
 
     s = settings()
@@ -209,19 +210,19 @@ def _send(command: str, timeout: float = 3.0) -> str:
         raise fail(f"the engine did not answer {command!r} within {timeout:.0f} s")
     if row.status != "done":
         raise fail(f"{command} failed: {row.result}")
-    return row.result or "done"
+    return row.result or "done", conn
 
 
 @app.command()
 def halt() -> None:
     """Stop new orders and cancel working ones (positions stay open)."""
-    echo(_send("halt"))
+    echo(_send("halt")[0])
 
 
 @app.command()
 def resume() -> None:
     """Allow new orders again after a halt."""
-    echo(_send("resume"))
+    echo(_send("resume")[0])
 
 
 @app.command()
@@ -232,9 +233,8 @@ def flatten(
     """Close every open position at market."""
     if not yes and not typer.confirm("Close every open position at market?", default=False):
         raise fail("flatten cancelled", EXIT_RUNTIME)
-    echo(_send("flatten"))
-    s = settings()
-    conn = _reader(s)
+    answer, conn = _send("flatten")
+    echo(answer)
     deadline = time.monotonic() + wait
     while True:
         left = conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
