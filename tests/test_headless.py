@@ -34,6 +34,16 @@ def cli(db: Path, *args: str, timeout: float = 20) -> subprocess.CompletedProces
     )
 
 
+def start_engine(db: Path, duration_s: int, **env_vars: str) -> subprocess.Popen[bytes]:
+    """A headless engine in its own process, as a user starts one in another terminal."""
+    return subprocess.Popen(
+        [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", str(duration_s)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(**env_vars),
+    )
+
+
 def wait_until_running(db: Path, deadline_s: float = 15) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -68,13 +78,7 @@ def test_a_three_second_run_leaves_ticks_bars_and_events(tmp_path: Path) -> None
 
 def test_halt_resume_and_status_from_another_terminal(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
-    engine = subprocess.Popen(
-        [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", "40"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(MIKROBOT_SIM__SPEED="30"),
-    )
+    engine = start_engine(db, 40, MIKROBOT_SIM__SPEED="30")
     try:
         wait_until_running(db)
         halted = cli(db, "halt")
@@ -102,12 +106,7 @@ def test_halt_resume_and_status_from_another_terminal(tmp_path: Path) -> None:
 
 def test_after_kill_9_the_engine_restarts_to_the_same_state(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
-    engine = subprocess.Popen(
-        [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", "60"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env(MIKROBOT_SIM__SPEED="600", MIKROBOT_RISK__MAX_POSITIONS="6"),
-    )
+    engine = start_engine(db, 60, MIKROBOT_SIM__SPEED="600", MIKROBOT_RISK__MAX_POSITIONS="6")
     try:
         wait_until_running(db)
         time.sleep(4)
