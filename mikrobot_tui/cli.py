@@ -251,6 +251,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
     """What the engine is doing: prices, quality, accounts, positions, breakers, A/B."""
+    from mikrobot_tui.domain.instruments import default_instruments, step_decimals
     from mikrobot_tui.store.queries import read_snapshot
 
     s = settings()
@@ -264,10 +265,12 @@ def status(
     echo(f"engine: {state}  mode {e.mode}  trading {e.trading_state}  db {s.engine.db}")
     echo()
     echo(f"{'symbol':<9}{'bid':>14}{'ask':>14}{'spread':>9}{'chg%':>8}{'quality':>9}")
+    tick = {i.symbol: i.tick_size for i in default_instruments().values()}
     for r in snap.symbols:
         q = "-" if r.quality is None else f"{r.quality:.2f}"
+        d = step_decimals(tick.get(r.symbol, 1e-5))
         echo(
-            f"{r.symbol:<9}{r.bid:>14.5f}{r.ask:>14.5f}{r.spread_pips:>9.1f}"
+            f"{r.symbol:<9}{r.bid:>14.{d}f}{r.ask:>14.{d}f}{r.spread_pips:>9.1f}"
             f"{r.change_pct:>8.2f}{q:>9}"
         )
     echo()

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from mikrobot_tui.config import SimSettings
-from mikrobot_tui.domain.instruments import AssetClass, Instrument
+from mikrobot_tui.domain.instruments import AssetClass, Instrument, step_decimals
 from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TICK_DTYPE
 
 STEP_NS = 100 * NS_PER_MS
@@ -79,10 +79,6 @@ def profile_of(instrument: Instrument) -> Profile:
     return PROFILES.get(instrument.symbol, _CLASS_DEFAULTS[instrument.asset_class])
 
 
-def _decimals(step: float) -> int:
-    return max(0, -math.floor(math.log10(step)) + 1) if step < 1 else 0
-
-
 class _Symbol:
     """One symbol's generator and the state carried from block to block."""
 
@@ -95,9 +91,9 @@ class _Symbol:
         self.profile = p
         self.crypto = inst.asset_class is AssetClass.CRYPTO
         self.tick = inst.tick_size
-        self.dec = _decimals(inst.tick_size)
+        self.dec = step_decimals(inst.tick_size)
         self.lot = inst.lot_step
-        self.lot_dec = _decimals(inst.lot_step)
+        self.lot_dec = step_decimals(inst.lot_step)
         seq = np.random.SeedSequence([settings.seed, zlib.crc32(inst.symbol.encode())])
         self.rng = np.random.default_rng(seq)
         self.log_mid = math.log(mid if mid is not None and mid > 0 else p.mid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -62,9 +63,14 @@ class Instrument:
         return in_quote * quote_to_account
 
 
+def step_decimals(step: float) -> int:
+    """Decimal places of a price or quantity step: 0.00001 -> 5, 0.25 -> 2, 1 or 100 -> 0."""
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
+
+
 def round_to_step(value: float, step: float) -> float:
-    decimals = max(0, -math.floor(math.log10(step)) + 1) if step < 1 else 0
-    return round(round(value / step) * step, decimals)
+    return round(round(value / step) * step, step_decimals(step))
 
 
 def _fx(symbol: str, commission: float = 3.5) -> Instrument:

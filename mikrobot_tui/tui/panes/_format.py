@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.domain.instruments import default_instruments, step_decimals
 
 _TICK_SIZE = {symbol: i.tick_size for symbol, i in default_instruments().items()}
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
@@ -14,7 +14,7 @@ def price_decimals(symbol: str, price: float) -> int:
     """Decimals of the symbol's tick size when the catalogue knows it, else by magnitude."""
     tick = _TICK_SIZE.get(symbol)
     if tick:
-        return max(0, -math.floor(math.log10(tick) + 1e-9))
+        return step_decimals(tick)
     magnitude = abs(price)
     if magnitude >= 1_000:
         return 2
