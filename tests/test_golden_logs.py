@@ -1,0 +1,73 @@
+"""Two event logs pinned byte for byte: a seeded replay and a seeded simulated-market run.
+
+The hashes were recorded on the engine before it was split into rooms (issue 5) and must not
+move when code only moves. A change that means to alter behaviour updates a hash here and says
+why in its commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from engine_data import replay
+
+from mikrobot_tui.clock import FrozenClock
+from mikrobot_tui.config import SimSettings
+from mikrobot_tui.data.sim import generate_ticks
+from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.domain.market import NS_PER_SECOND
+from mikrobot_tui.store.events import raw_events
+
+T0 = 1_767_225_600 * NS_PER_SECOND  # 2026-01-01 00:00 UTC
+SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSDT", "ETHUSDT"]
+ACCOUNTS = [
+    {"name": "A", "params": {"fast": 3, "slow": 8, "atr_period": 5}},
+    {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
+]
+
+REPLAY_SHA256 = "19410d38e692b13325abdfbc2da39be17ec8345083c4662185915078ef46e97e"
+SIM_SHA256 = "e277632d3acea38509814103aad8cf3ca776ebc2bb0fb12c7e42c06eeffb9e72"
+
+
+def log_digest(conn) -> tuple[str, int]:
+    h = hashlib.sha256()
+    rows = raw_events(conn)
+    for seq, ts, kind, account, payload in rows:
+        h.update(f"{seq}\t{ts}\t{kind}\t{account}\t{payload}\n".encode())
+    return h.hexdigest(), len(rows)
+
+
+def test_a_seeded_replay_writes_the_pinned_event_log(make_settings, tmp_path: Path) -> None:
+    catalogue = default_instruments()
+    sim = SimSettings(symbols=SYMBOLS, seed=42, fault_rate=0.01)
+    ticks = generate_ticks([catalogue[s] for s in SYMBOLS], sim, T0, 300_000)
+    settings = make_settings(accounts=ACCOUNTS, engine={"store_ticks": False})
+    engine = replay(settings, ticks, tmp_path / "golden", batch=4096, symbols=SYMBOLS)
+    digest, n = log_digest(engine.conn)
+    engine.close()
+    assert n > 200
+    assert digest == REPLAY_SHA256
+
+
+def test_a_seeded_simulated_market_writes_the_pinned_event_log(make_settings) -> None:
+    from mikrobot_tui.engine import build_engine
+
+    settings = make_settings(
+        accounts=ACCOUNTS,
+        sim={"seed": 5, "fault_rate": 0.01, "warmup_minutes": 30},
+        engine={"store_ticks": False},
+    )
+    engine = build_engine(settings, clock=FrozenClock(T0))
+    engine.start()
+    market = engine.feed.market
+    for _ in range(120):  # two simulated hours, a minute per batch
+        engine.run_batches(iter([market.advance(market.now_ns + 60 * NS_PER_SECOND)]))
+    engine.halt("golden")
+    engine.flatten("golden")
+    engine.resume("golden")
+    engine.run_batches(iter([market.advance(market.now_ns + 600 * NS_PER_SECOND)]))
+    digest, n = log_digest(engine.conn)
+    engine.close()
+    assert n > 200
+    assert digest == SIM_SHA256
