@@ -40,12 +40,12 @@ def main() -> None:
         engine.start()
         batches = feed.iter_batches()
         for _ in range(20_000):  # warm-up: indicators ready, positions open
-            engine.process_batch(next(batches))
+            engine.corridor.process(next(batches))
         times = []
         for _ in range(args.ticks):
             batch = next(batches)
             t0 = time.perf_counter_ns()
-            engine.process_batch(batch)
+            engine.corridor.process(batch)
             times.append(time.perf_counter_ns() - t0)
         engine.close()
     times.sort()

@@ -48,6 +48,7 @@ def one_run(path: Path, store_ticks: bool) -> dict[str, float]:
     from mikrobot_tui.config import load_settings
     from mikrobot_tui.data.feeds import ReplayFeed
     from mikrobot_tui.engine import Engine
+    from mikrobot_tui.engine.runner import Runner
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
@@ -65,7 +66,7 @@ def one_run(path: Path, store_ticks: bool) -> dict[str, float]:
         engine = Engine(settings, feed=feed, clock=ReplayClock())
         engine.start()  # set-up (accounts, instruments) is not part of the replay's speed
         t0 = time.perf_counter()
-        stats = engine.run_batches(feed.iter_batches())
+        stats = Runner(engine).replay(feed.iter_batches())
         wall = time.perf_counter() - t0
         engine.close()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -11,6 +11,7 @@ from mikrobot_tui.config import Settings
 from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
 from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
 from mikrobot_tui.engine import Engine
+from mikrobot_tui.engine.runner import Runner
 
 T0 = 1_767_225_600 * NS_PER_SECOND  # 2026-01-01 00:00 UTC
 SYMBOLS = ["EURUSD", "USDJPY"]
@@ -48,5 +49,5 @@ def replay(
     save_ticks(file, ticks, symbols)
     feed = ReplayFeed(file, batch_size=batch)
     engine = Engine(settings, feed=feed, clock=ReplayClock())
-    engine.run_batches(feed.iter_batches())
+    Runner(engine).replay(feed.iter_batches())
     return engine

@@ -10,6 +10,7 @@ from engine_data import FAST_ACCOUNTS, replay, waves
 
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.orders import TradingState
+from mikrobot_tui.engine.runner import Runner
 from mikrobot_tui.paper.portfolio import fold
 from mikrobot_tui.store import commands
 from mikrobot_tui.store.events import raw_events, read_events
@@ -128,7 +129,7 @@ def test_a_restart_continues_from_the_database_without_losing_or_repeating_fills
     before = {
         n: (a.balance, dict(a.positions), len(a.trades)) for n, a in first.state.accounts.items()
     }
-    last_seq = first.log.last_seq
+    last_seq = first.ledger.log.last_seq
     first.close()
 
     second = replay(settings, ticks[3000:], tmp_path / "second", batch=1000)
@@ -150,18 +151,18 @@ def test_a_restart_continues_from_the_database_without_losing_or_repeating_fills
 def test_halt_refuses_new_orders_and_resume_allows_them_again(settings, tmp_path) -> None:
     ticks = waves(6000)
     engine = replay(settings, ticks[:1000], tmp_path / "halt", batch=500)
-    assert "halted" in engine.halt("test")
+    assert "halted" in engine.control.halt("test")
     assert engine.trading_state is TradingState.HALTED
-    assert engine.halt("test") == "already halted"
-    n = engine.log.last_seq
-    engine.run_batches(iter([ticks[1000:3000]]))
+    assert engine.control.halt("test") == "already halted"
+    n = engine.ledger.log.last_seq
+    Runner(engine).replay(iter([ticks[1000:3000]]))
     new = [e for e in read_events(engine.conn, after_seq=n)]
     assert not any(e.kind is EventKind.ORDER_SUBMITTED for e in new)
     refused = [e for e in new if e.kind is EventKind.ORDER_REFUSED]
     assert refused and all("halted" in e.payload["reason"] for e in refused)
-    engine.resume("test")
-    n = engine.log.last_seq
-    engine.run_batches(iter([ticks[3000:]]))
+    engine.control.resume("test")
+    n = engine.ledger.log.last_seq
+    Runner(engine).replay(iter([ticks[3000:]]))
     assert any(e.kind is EventKind.ORDER_SUBMITTED for e in read_events(engine.conn, after_seq=n))
 
 
@@ -170,14 +171,14 @@ def test_flatten_through_the_commands_table_closes_every_position(settings, tmp_
     engine = replay(settings, ticks[:1500], tmp_path / "flat", batch=500)
     cut = 1500
     while not any(a.positions for a in engine.state.accounts.values()):
-        engine.run_batches(iter([ticks[cut : cut + 50]]))
+        Runner(engine).replay(iter([ticks[cut : cut + 50]]))
         cut += 50
     halt = commands.send(engine.conn, commands.Command.HALT, ts=time.time_ns())
     flat = commands.send(engine.conn, commands.Command.FLATTEN, ts=time.time_ns())
-    assert engine.handle_commands() == 2
+    assert engine.control.handle_commands() == 2
     assert commands.get(engine.conn, halt).status == "done"
     assert "closing" in commands.get(engine.conn, flat).result
-    engine.run_batches(iter([ticks[cut : cut + 20]]))
+    Runner(engine).replay(iter([ticks[cut : cut + 20]]))
     assert all(not a.positions for a in engine.state.accounts.values())
     assert engine.conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0] == 0
     reasons = [
@@ -194,7 +195,7 @@ def test_bad_ticks_are_stored_in_rejects_and_the_engine_goes_on(settings, tmp_pa
     engine = replay(settings, ticks, tmp_path / "bad", batch=64)
     rows = engine.conn.execute("SELECT symbol, reason FROM rejects ORDER BY id").fetchall()
     assert len(rows) == 3
-    assert engine.ticks_clean == 397
+    assert engine.corridor.counts.ticks_clean == 397
     text = " ".join(r for _, r in rows).lower()
     assert "nan" in text and "crossed" in text
 
@@ -209,7 +210,7 @@ def test_the_simulated_market_starts_with_warm_strategies_and_no_trades(make_set
     assert engine.conn.execute("SELECT COUNT(*) FROM ticks").fetchone()[0] == 0  # not stored
     traded = {EventKind.ORDER_SUBMITTED, EventKind.ORDER_REFUSED, EventKind.POSITION_OPENED}
     assert not [e for e in read_events(engine.conn) if e.kind in traded]
-    assert abs(engine.market_now - time.time_ns()) < 5 * 1_000_000_000  # history ends now
+    assert abs(engine.quotes.market_now - time.time_ns()) < 5 * 1_000_000_000  # history ends now
     engine.close()
 
 
@@ -258,7 +259,7 @@ def test_warm_up_history_never_closes_positions_from_the_last_session(make_setti
     engine.start()
     market = engine.feed.market
     ticks = market.advance(market.now_ns + 3 * 3600 * 1_000_000_000)
-    engine.run_batches(iter([ticks]))
+    Runner(engine).replay(iter([ticks]))
     open_before = {p for a in engine.state.accounts.values() for p in a.positions}
     assert open_before, "the session should end with open positions"
     engine.close()
@@ -309,8 +310,8 @@ def test_a_simulated_market_never_restarts_before_its_last_event(make_settings) 
     engine = build_engine(settings)
     engine.start()
     ahead = time.time_ns() + 3600 * 1_000_000_000  # as if it had run at ten times speed
-    engine.halt("test")
-    engine.log.append(ahead, EventKind.RESUMED, None, {"source": "test"})
+    engine.control.halt("test")
+    engine.ledger.log.append(ahead, EventKind.RESUMED, None, {"source": "test"})
     engine.close()
     again = build_engine(settings)
     assert again.feed.market.now_ns >= ahead
@@ -329,7 +330,7 @@ def test_a_position_on_a_symbol_the_feed_no_longer_carries_does_not_stop_the_eng
     again = replay(settings, eur_only, tmp_path / "one", batch=500, symbols=["EURUSD"])
     rows = again.conn.execute("SELECT symbol, mark FROM positions").fetchall()
     assert all(mark is None for sym, mark in rows if sym == "USDJPY")
-    assert "flatten" in again.flatten("test")
+    assert "flatten" in again.control.flatten("test")
     again.close()
 
 
@@ -339,7 +340,7 @@ def test_a_flatten_interrupted_by_a_crash_still_closes_after_the_restart(
     ticks = waves(4000)
     engine = replay(settings, ticks[:2250], tmp_path / "a", batch=1000)
     assert any(a.positions for a in engine.state.accounts.values())
-    engine.flatten("test")
+    engine.control.flatten("test")
     engine.writer.flush()
     engine.conn.close()  # gone before any tick filled the close orders, like kill -9
     again = replay(settings, ticks[2250:2300], tmp_path / "b", batch=10)

@@ -17,6 +17,7 @@ from mikrobot_tui.config import SimSettings
 from mikrobot_tui.data.sim import generate_ticks
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_SECOND
+from mikrobot_tui.engine.runner import Runner
 from mikrobot_tui.store.events import raw_events
 
 T0 = 1_767_225_600 * NS_PER_SECOND  # 2026-01-01 00:00 UTC
@@ -62,11 +63,11 @@ def test_a_seeded_simulated_market_writes_the_pinned_event_log(make_settings) ->
     engine.start()
     market = engine.feed.market
     for _ in range(120):  # two simulated hours, a minute per batch
-        engine.run_batches(iter([market.advance(market.now_ns + 60 * NS_PER_SECOND)]))
-    engine.halt("golden")
-    engine.flatten("golden")
-    engine.resume("golden")
-    engine.run_batches(iter([market.advance(market.now_ns + 600 * NS_PER_SECOND)]))
+        Runner(engine).replay(iter([market.advance(market.now_ns + 60 * NS_PER_SECOND)]))
+    engine.control.halt("golden")
+    engine.control.flatten("golden")
+    engine.control.resume("golden")
+    Runner(engine).replay(iter([market.advance(market.now_ns + 600 * NS_PER_SECOND)]))
     digest, n = log_digest(engine.conn)
     engine.close()
     assert n > 200

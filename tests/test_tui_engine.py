@@ -15,6 +15,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from mikrobot_tui.engine import build_engine
+from mikrobot_tui.engine.runner import Runner
 from mikrobot_tui.tui.app import CockpitApp
 from mikrobot_tui.tui.panes._table import KeyedTable
 from mikrobot_tui.tui.panes.ticks import TicksPane
@@ -68,7 +69,7 @@ async def test_live_engine_halt_flatten_quit(make_settings) -> None:
             answers.append(message)
 
     try:
-        app = CockpitApp(db, engine=engine)
+        app = CockpitApp(db, engine=Runner(engine))
         async with app.run_test(size=SIZE, message_hook=hook) as pilot:
             ticks = app.query_one(TicksPane)
             symbols = list(engine.symbols)

@@ -16,6 +16,7 @@ from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
 from mikrobot_tui.data.sim import generate_ticks
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.engine import Engine
+from mikrobot_tui.engine.runner import Runner
 from mikrobot_tui.store.schema import connect
 from mikrobot_tui.tui.app import CockpitApp
 
@@ -76,8 +77,8 @@ def build_engine_db(make_settings, tmp_path: Path) -> FixtureDB:
     # One run_batches per batch: each ends with a snapshot, as a live engine writes one every
     # 1/snapshot_hz, so the sparklines get 48 points (one replay call would leave two).
     for batch in feed.iter_batches():
-        engine.run_batches(iter([batch]))
-    now_ns = engine.market_now  # the last clean tick: the cockpit's frozen "now"
+        Runner(engine).replay(iter([batch]))
+    now_ns = engine.quotes.market_now  # the last clean tick: the cockpit's frozen "now"
     engine.close()
     # The engine row is the one place that holds wall-clock time and this process's identity
     # (pid, host, started_ts, heartbeat_ts), and a closed engine reads as "not running".

@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 HEARTBEAT_STALE_NS = 3_000_000_000
@@ -217,3 +218,31 @@ def read_only(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+def last_event_ts(path: Path) -> int:
+    """Event time of the newest event in a database file, 0 when there is none (or no file)."""
+    if not path.exists():
+        return 0
+    conn = read_only(str(path))
+    try:
+        row = conn.execute("SELECT COALESCE(MAX(ts), 0) FROM events").fetchone()
+    except sqlite3.OperationalError:  # a file with no events table yet
+        return 0
+    finally:
+        conn.close()
+    return int(row[0])
+
+
+def last_mids(path: Path, symbols: list[str]) -> dict[str, float]:
+    """The last mid of each of `symbols` that the file's `latest` table holds."""
+    if not path.exists():
+        return {}
+    conn = read_only(str(path))
+    try:
+        rows = conn.execute("SELECT symbol, (bid + ask) / 2 FROM latest").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        conn.close()
+    return {s: m for s, m in rows if s in symbols and m is not None and m > 0}

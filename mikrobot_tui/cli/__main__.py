@@ -1,0 +1,3 @@
+from mikrobot_tui.cli import main
+
+main()

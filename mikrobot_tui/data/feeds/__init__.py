@@ -1,0 +1,119 @@
+"""Feeds: one shape for every venue, an async producer of tick batches; `build_feed` picks one.
+
+Every feed has a `mode` (shown in the cockpit: SIMULATED, REPLAY or LIVE), a `name`, `symbols`
+(a tick's `sym` indexes this list), `history()` (ticks from before the start that warm the
+strategies up, never traded) and `async def batches(stop)`, an async iterator of non-empty
+TICK_DTYPE arrays that ends when `stop` is set or the data runs out. One module per venue:
+sim, replay; several venues merge into one stream (`merge`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from mikrobot_tui.clock import Clock
+from mikrobot_tui.config import Settings
+from mikrobot_tui.data.feeds.queue import ConflatingQueue
+from mikrobot_tui.data.feeds.replay import ReplayFeed, load_ticks, save_ticks
+from mikrobot_tui.data.feeds.sim import SimFeed
+
+__all__ = [
+    "ConflatingQueue",
+    "Feed",
+    "MergedFeed",
+    "ReplayFeed",
+    "SimFeed",
+    "build_feed",
+    "load_ticks",
+    "save_ticks",
+]
+
+
+class Feed(Protocol):
+    mode: str  # SIMULATED, REPLAY or LIVE
+    name: str
+
+    @property
+    def symbols(self) -> list[str]: ...
+
+    def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]: ...
+
+    def history(self) -> Iterator[np.ndarray]: ...
+
+
+def build_feed(settings: Settings, clock: Clock) -> Feed:
+    """The feed config.toml names; ConfigError names the key when it cannot be built."""
+    from mikrobot_tui.data.feeds import replay, sim
+
+    if settings.engine.feed == "replay":
+        return replay.from_settings(settings)
+    return sim.from_settings(settings, clock, Path(settings.engine.db))
+
+
+class MergedFeed:
+    """Several venues as one stream: symbols side by side, each feed's `sym` shifted to match.
+
+    Batches are handed on as they arrive from any venue (a live stream has no global order to
+    wait for); history is the venues' histories one after the other.
+    """
+
+    def __init__(self, feeds: list[Feed]) -> None:
+        if not feeds:
+            raise ValueError("a merged feed needs at least one feed")
+        names = [s for f in feeds for s in f.symbols]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two venues quote the same symbol: {sorted(names)}")
+        self.feeds = list(feeds)
+        self.symbols = names
+        modes = {f.mode for f in feeds}
+        self.mode = modes.pop() if len(modes) == 1 else "LIVE"
+        self.name = "+".join(f.name for f in feeds)
+        self._offsets = np.cumsum([0] + [len(f.symbols) for f in feeds[:-1]]).tolist()
+
+    def _shift(self, batch: np.ndarray, i: int) -> np.ndarray:
+        if self._offsets[i] == 0:
+            return batch
+        out = batch.copy()
+        out["sym"] += self._offsets[i]
+        return out
+
+    def history(self) -> Iterator[np.ndarray]:
+        for i, feed in enumerate(self.feeds):
+            for batch in feed.history():
+                yield self._shift(batch, i)
+
+    async def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
+        queue: asyncio.Queue[tuple[int, np.ndarray | Exception | None]] = asyncio.Queue(64)
+
+        async def pump(i: int, feed: Feed) -> None:
+            try:
+                async for batch in feed.batches(stop):
+                    await queue.put((i, batch))
+            except Exception as exc:  # a venue that fails says why, through the merged feed
+                await queue.put((i, exc))
+                return
+            await queue.put((i, None))
+
+        tasks = [asyncio.create_task(pump(i, f)) for i, f in enumerate(self.feeds)]
+        running = len(tasks)
+        try:
+            while running and not stop.is_set():
+                i, item = await queue.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, Exception):
+                    raise item
+                else:
+                    yield self._shift(item, i)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -1,0 +1,97 @@
+"""The simulated-market feed: the embedded market (data/sim.py) paced by the wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mikrobot_tui.clock import Clock
+from mikrobot_tui.config import Settings
+from mikrobot_tui.data.sim import SimMarket
+from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.domain.market import NS_PER_SECOND
+from mikrobot_tui.store.queries import last_event_ts, last_mids
+
+Wall = Callable[[], int]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class SimFeed:
+    """The simulated market, paced by the wall clock: `speed` simulated seconds per second.
+
+    Every `step_s` wall seconds the market advances to start + elapsed wall time x speed (in
+    whole steps), so a slow consumer gets one larger batch rather than a growing delay.
+    """
+
+    mode = "SIMULATED"
+    name = "sim"
+
+    def __init__(
+        self,
+        market: SimMarket,
+        speed: float,
+        step_s: float = 0.05,
+        wall: Wall = time.monotonic_ns,
+        sleep: Sleep = asyncio.sleep,
+        history_ns: int = 0,
+    ) -> None:
+        if speed <= 0 or step_s <= 0:
+            raise ValueError("speed and step_s must be positive")
+        if history_ns < 0:
+            raise ValueError("history_ns must not be negative")
+        self.market = market
+        self.history_ns = history_ns
+        self.speed = speed
+        self.step_s = step_s
+        self._wall = wall
+        self._sleep = sleep
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.market.symbols
+
+    def history(self) -> Iterator[np.ndarray]:
+        """The market's recent past at once, a minute per batch, so strategies start warm.
+
+        The market is built `history_ns` before now; live batches continue where this ends.
+        """
+        end = self.market.now_ns + self.history_ns
+        while self.market.now_ns < end:
+            batch = self.market.advance(min(end, self.market.now_ns + 60 * NS_PER_SECOND))
+            if len(batch):
+                yield batch
+
+    async def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
+        step_wall = max(1, round(self.step_s * NS_PER_SECOND))
+        step_sim = max(1, round(self.step_s * self.speed * NS_PER_SECOND))
+        sim0 = self.market.now_ns
+        wall0 = self._wall()
+        done = 0
+        while not stop.is_set():
+            steps = (self._wall() - wall0) // step_wall
+            if steps > done:
+                done = steps
+                batch = self.market.advance(sim0 + steps * step_sim)
+                if len(batch):
+                    yield batch
+            wait = wall0 + (done + 1) * step_wall - self._wall()
+            await self._sleep(max(0, wait) / NS_PER_SECOND)
+
+
+def from_settings(settings: Settings, clock: Clock, db: Path) -> SimFeed:
+    """The simulated market of config.toml's [sim], its history ending now.
+
+    A simulated market restarted on an existing database continues from its last prices, and
+    never from before its last event (a sim that ran faster than the wall clock is ahead).
+    """
+    catalogue = default_instruments()
+    instruments = [catalogue[s] for s in settings.sim.symbols]
+    start_mids = last_mids(db, settings.sim.symbols)
+    history_ns = int(settings.sim.warmup_minutes * 60 * NS_PER_SECOND)
+    now = max(clock.now_ns(), last_event_ts(db))
+    market = SimMarket(instruments, settings.sim, now - history_ns, start_mids=start_mids)
+    return SimFeed(market, settings.sim.speed, history_ns=history_ns)

@@ -1,0 +1,243 @@
+"""The engine: builds its rooms from Settings, starts and stops. Nothing else lives here.
+
+A tick walks one corridor (engine/corridor.py): quality, candles, strategies and decisions
+(engine/decisions.py), matching, and the books (paper/ledger.py), which turn every change into
+an event. The operator's commands go through engine/control.py, the tables the faces read are
+written by engine/snapshot.py, and engine/runner.py drives it all, live or as a replay.
+
+The engine is the only writer of trading state: the cockpit and the CLI read SQLite and send
+commands through the `commands` table. Nothing trading-related lives in the TUI or the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
+from mikrobot_tui.config import ConfigError, Settings
+from mikrobot_tui.data.feeds import Feed, build_feed
+from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.domain.market import NS_PER_MS
+from mikrobot_tui.domain.orders import TradingState
+from mikrobot_tui.engine.control import Control
+from mikrobot_tui.engine.corridor import Corridor
+from mikrobot_tui.engine.decisions import Decisions
+from mikrobot_tui.engine.snapshot import ReadSide
+from mikrobot_tui.paper.ledger import Ledger
+from mikrobot_tui.paper.portfolio import EngineState, fold
+from mikrobot_tui.paper.quotes import LastQuotes
+from mikrobot_tui.store.events import read_events
+from mikrobot_tui.store.queries import engine_status
+from mikrobot_tui.store.schema import COLUMNS, open_db
+from mikrobot_tui.store.writer import Writer
+from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
+from mikrobot_tui.trading.strategies import Strategy, build_strategy
+
+__all__ = ["Engine", "EngineBusy", "build_engine"]
+
+
+class EngineBusy(RuntimeError):
+    """Another live engine already writes to this database."""
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        feed: Feed,
+        clock: Clock | None = None,
+        db_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.feed = feed
+        self.clock: Clock = clock or LiveClock()
+        # Liveness (heartbeat, command answers) is wall-clock by nature, also during a replay;
+        # it never enters the event log, so replays stay deterministic.
+        self.wall: Clock = LiveClock()
+        self.db_path = Path(db_path or settings.engine.db)
+        self.conn = open_db(self.db_path).conn
+        self.writer = Writer(self.conn)
+
+        catalogue = default_instruments()
+        self.symbols: list[str] = list(feed.symbols)
+        state = fold(read_events(self.conn))
+        self.quotes = LastQuotes(self.symbols, market_now=state.last_ts)
+        equivalents = settings.engine.currency_equivalents
+        self.ledger = Ledger(state, self.writer, catalogue, self.quotes, equivalents)
+
+        b = settings.breakers
+        feed_breaker = CircuitBreaker.from_settings(f"feed:{feed.name}", b)
+        strategies = {a.name: build_strategy(a.strategy, dict(a.params)) for a in settings.accounts}
+        strategy_breakers = {
+            name: CircuitBreaker.from_settings(f"strategy:{name}", b) for name in strategies
+        }
+        self._refuse_changed_accounts(strategies)
+        self.breakers = [feed_breaker, *strategy_breakers.values()]
+        for breaker in self.breakers:
+            saved = state.breakers.get(breaker.name)
+            if saved is not None:
+                breaker.restore(BreakerChange.from_payload(saved))
+
+        latency_ns = int(settings.paper.latency_ms * NS_PER_MS)
+        decisions = Decisions(
+            strategies, strategy_breakers, feed_breaker, self.ledger, settings.risk, latency_ns
+        )
+        self.corridor = Corridor(
+            settings,
+            self.quotes,
+            self.ledger,
+            decisions,
+            self.writer,
+            self.clock,
+            feed_breaker.name,
+        )
+        self.read_side = ReadSide(
+            self.writer,
+            self.quotes,
+            self.corridor.quality,
+            lambda: self.breakers,
+            self.ledger,
+            settings.ab,
+            self.clock,
+            self.wall,
+            (feed.mode, feed.name),
+        )
+        self.read_side.restore(self.conn)
+        self.control = Control(
+            self.conn,
+            self.ledger,
+            self.quotes,
+            self.event_ts,
+            self.wall,
+            latency_ns,
+            self.read_side.write,
+        )
+        self.strategies = strategies
+        self._started = False
+
+    def _refuse_changed_accounts(self, strategies: dict[str, Strategy]) -> None:
+        """An account's strategy and parameters are part of its record: an A/B comparison of
+        trades made under different parameters would be wrong, so a change needs a new name."""
+        for i, acct in enumerate(self.settings.accounts):
+            known = self.ledger.state.accounts.get(acct.name)
+            if known is None:
+                continue
+            wanted = (strategies[acct.name].name, dict(acct.params))
+            if (known.strategy, known.params) != wanted:
+                self.conn.close()
+                raise ConfigError(
+                    f"accounts[{i}] ({acct.name}): {self.db_path} holds this account with "
+                    f"{known.strategy} {known.params}, the configuration asks for "
+                    f"{wanted[0]} {wanted[1]}; give the account a new name or use a new --db"
+                )
+
+    @property
+    def state(self) -> EngineState:
+        """Everything the event log determines: the fold of it."""
+        return self.ledger.state
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.ledger.state.trading_state
+
+    def event_ts(self) -> int:
+        """The time an operator's event carries: market time, or the clock before any tick."""
+        return self.quotes.market_now or self.clock.now_ns()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Claim the database, open new accounts, cancel orders left from a previous run."""
+        now = self.wall.now_ns()
+        status = engine_status(self.conn, now)
+        if status.running and status.pid != os.getpid():
+            raise EngineBusy(
+                f"another engine (pid {status.pid}) is running on {self.db_path}; "
+                "attach to it with `mikrobot --attach`, or stop it first"
+            )
+        ledger = self.ledger
+        ts = self.event_ts()
+        for acct in self.settings.accounts:
+            if acct.name not in ledger.state.accounts:
+                ledger.emit(
+                    ts,
+                    EventKind.ACCOUNT_OPENED,
+                    acct.name,
+                    {
+                        "balance": acct.balance,
+                        "currency": acct.currency,
+                        "strategy": self.strategies[acct.name].name,
+                        "params": dict(acct.params),
+                    },
+                )
+        for acct in ledger.state.accounts.values():
+            for order in list(acct.working.values()):
+                if order.position_id is not None:
+                    continue  # a flatten still to fill: it fills at the first tick now
+                payload = {"order_id": order.order_id, "reason": "engine restarted"}
+                ledger.emit(ts, EventKind.ORDER_CANCELLED, acct.name, payload)
+        self.writer.upsert(
+            "instruments",
+            COLUMNS["instruments"],
+            [
+                (
+                    i.symbol,
+                    str(i.asset_class),
+                    i.base,
+                    i.quote,
+                    i.pip_size,
+                    i.tick_size,
+                    i.contract_size,
+                    i.lot_step,
+                    i.min_lot,
+                )
+                for i in ledger.instruments
+            ],
+        )
+        self._started = True
+        self.read_side.running, self.read_side.started_ts = True, now
+        self._warm_up()
+        self.read_side.write()
+
+    def _warm_up(self) -> None:
+        """Run the feed's history through quality, candles and strategies without trading."""
+        self.corridor.warming = True
+        try:
+            for batch in self.feed.history():
+                self.corridor.process(batch)
+                if self.writer.pending_rows >= Writer.FLUSH_ROWS:
+                    self.writer.flush()
+        finally:
+            self.corridor.warming = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def stop(self) -> None:
+        if self._started:
+            self._started = False
+            self.read_side.running = False
+            self.read_side.write()
+
+    def close(self) -> None:
+        self.stop()
+        self.conn.close()
+
+
+def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:
+    """The engine on the feed config.toml names, with the clock that feed needs.
+
+    Strategy parameters that do not fit the strategy are a configuration error.
+    """
+    for i, acct in enumerate(settings.accounts):
+        try:
+            build_strategy(acct.strategy, dict(acct.params))
+        except ValueError as exc:
+            raise ConfigError(f"accounts[{i}] ({acct.name}).params: {exc}") from None
+    if clock is None:
+        clock = ReplayClock() if settings.engine.feed == "replay" else LiveClock()
+    return Engine(settings, feed=build_feed(settings, clock), clock=clock)

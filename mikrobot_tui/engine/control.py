@@ -1,0 +1,130 @@
+"""The operator's hand on the engine: halt, resume, flatten, and the `commands` table.
+
+Any process sends a command by inserting a row (the cockpit's keys, `mikrobot halt`); the
+engine polls the table, carries each command out as events, refreshes the read side, then
+answers the row, so a sender that sees "done" also sees its effect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from mikrobot_tui.clock import Clock
+from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.market import NS_PER_SECOND
+from mikrobot_tui.domain.orders import TradingState
+from mikrobot_tui.paper.ledger import Ledger
+from mikrobot_tui.paper.portfolio import order_payload
+from mikrobot_tui.paper.quotes import LastQuotes
+from mikrobot_tui.store import commands as cmd
+from mikrobot_tui.trading.orchestrator import close_order
+
+COMMAND_TTL_NS = 10 * NS_PER_SECOND  # senders give up after a few seconds; so do we
+
+
+class Control:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        ledger: Ledger,
+        quotes: LastQuotes,
+        now: Callable[[], int],
+        wall: Clock,
+        latency_ns: int,
+        refresh: Callable[[], None],
+    ) -> None:
+        self._conn = conn
+        self._ledger = ledger
+        self._quotes = quotes
+        self._now = now  # event time: market time, or the clock before any tick
+        self._wall = wall  # commands are answered in wall-clock time, never logged
+        self._latency_ns = latency_ns
+        self._refresh = refresh  # writes the read side, so an answer comes after its effect
+
+    def halt(self, source: str = "operator") -> str:
+        state = self._ledger.state
+        if state.trading_state is TradingState.HALTED:
+            return "already halted"
+        ts = self._now()
+        self._ledger.emit(ts, EventKind.HALTED, None, {"source": source})
+        cancelled = self._cancel_working(ts, "halted")
+        return f"halted: no new orders; {cancelled} working order(s) cancelled"
+
+    def resume(self, source: str = "operator") -> str:
+        if self._ledger.state.trading_state is TradingState.ACTIVE:
+            return "already active"
+        self._ledger.emit(self._now(), EventKind.RESUMED, None, {"source": source})
+        return "resumed: trading is active"
+
+    def flatten(self, source: str = "operator") -> str:
+        ledger = self._ledger
+        ts = self._now()
+        positions = [p for a in ledger.state.accounts.values() for p in a.positions.values()]
+        ledger.emit(ts, EventKind.FLATTEN, None, {"source": source, "positions": len(positions)})
+        cancelled = self._cancel_working(ts, "flatten")
+        for pos in positions:
+            acct = ledger.state.accounts[pos.account]
+            s = self._quotes.index.get(pos.symbol)
+            # due after the symbol's own last tick: market time may have restarted lower
+            last_ts = int(self._quotes.ts[s][0]) if s is not None else 0
+            last = last_ts or ts
+            last = max(last, pos.ts_opened)  # a position is never closed before it opened
+            order = close_order(
+                order_id=acct.next_order_id(),
+                account=acct.name,
+                position_id=pos.position_id,
+                symbol=pos.symbol,
+                side=pos.side,
+                lots=pos.lots,
+                ts=last,
+                latency_ns=self._latency_ns,
+                reason="flatten",
+            )
+            ledger.emit(ts, EventKind.ORDER_SUBMITTED, acct.name, order_payload(order))
+        return (
+            f"flatten: closing {len(positions)} position(s) at market; "
+            f"{cancelled} working order(s) cancelled"
+        )
+
+    def _cancel_working(self, ts: int, reason: str) -> int:
+        """Cancel every working order that opens a position; orders that close one stay."""
+        n = 0
+        for acct in self._ledger.state.accounts.values():
+            for order in list(acct.working.values()):
+                if order.position_id is not None:  # keep orders that close positions
+                    continue
+                payload = {"order_id": order.order_id, "reason": reason}
+                self._ledger.emit(ts, EventKind.ORDER_CANCELLED, acct.name, payload)
+                n += 1
+        return n
+
+    def handle_commands(self) -> int:
+        """Carry out pending commands; their events are stored before the sender is answered."""
+        pending = cmd.pending(self._conn)
+        if not pending:
+            return 0
+        now = self._wall.now_ns()
+        if any(row.ts < now - COMMAND_TTL_NS for row in pending):
+            cmd.expire_older_than(self._conn, now - COMMAND_TTL_NS, now)
+            pending = cmd.pending(self._conn)
+        results = []
+        for row in pending:
+            source = str(row.args.get("source", "operator"))
+            try:
+                action = {
+                    cmd.Command.HALT: self.halt,
+                    cmd.Command.RESUME: self.resume,
+                    cmd.Command.FLATTEN: self.flatten,
+                }[cmd.Command(row.command)]
+                results.append((row.id, "done", action(source)))
+            except (KeyError, ValueError):
+                results.append((row.id, "failed", f"unknown command {row.command!r}"))
+        self._refresh()
+        now = self._wall.now_ns()
+        for command_id, status, text in results:
+            self._conn.execute(
+                "UPDATE commands SET status = ?, result = ?, done_ts = ? WHERE id = ?",
+                [status, text, now, command_id],
+            )
+        return len(results)

@@ -1,0 +1,214 @@
+"""One batch of ticks through the pipeline: quality, candles, strategies, decisions, matching.
+
+A batch is any number of ticks of any symbols, in arrival order. The corridor walks it in tick
+order: the quality monitor keeps the clean ticks (rejects are stored with their reason, spikes
+are stored but never traded on), candles close bars, and at each tick that closed a bar or
+carries a tick strategy's signal, the fills and exits due before it are booked, the feed's
+breaker is judged up to it, and strategies decide. So what happens does not depend on how the
+ticks were cut into batches (invariant 2): replaying with batches of 1 or of 10,000 gives the
+same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from mikrobot_tui.clock import Clock, ReplayClock
+from mikrobot_tui.config import Settings
+from mikrobot_tui.data.candles import CandleSet
+from mikrobot_tui.data.quality import QualityMonitor, QualityResult
+from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.market import M1, M5, TIMEFRAMES, Bar, timeframe_name
+from mikrobot_tui.engine.decisions import Decisions, record_breaker
+from mikrobot_tui.paper.execution import BatchQuotes, Execution, Exit, OrderFill, match
+from mikrobot_tui.paper.ledger import Ledger
+from mikrobot_tui.paper.quotes import LastQuotes
+from mikrobot_tui.store.schema import COLUMNS
+from mikrobot_tui.store.writer import Writer
+from mikrobot_tui.trading.breakers import FeedJudge
+
+
+@dataclass
+class Counts:
+    """What has gone through the corridor since the engine started."""
+
+    ticks_in: int = 0
+    ticks_clean: int = 0
+    bars: int = 0
+    rejects: int = 0
+
+
+class Corridor:
+    def __init__(
+        self,
+        settings: Settings,
+        quotes: LastQuotes,
+        ledger: Ledger,
+        decisions: Decisions,
+        writer: Writer,
+        clock: Clock,
+        source: str,
+    ) -> None:
+        self.symbols = quotes.symbols
+        n = len(self.symbols)
+        self.quality = QualityMonitor(n, settings.quality)
+        self.candles = CandleSet(n, [M1, M5])
+        self.feed_judge = FeedJudge(decisions.feed_breaker)
+        self.counts = Counts()
+        self.warming = False  # history: strategies learn, nothing is traded, ticks not stored
+        self._settings = settings
+        self._quotes = quotes
+        self._ledger = ledger
+        self._decisions = decisions
+        self._writer = writer
+        self._clock = clock
+        self._source = source  # the rejects' source column: the feed's breaker name
+        self._clean_stream = 0  # running maximum of tradeable tick times
+        self._stream = np.zeros(0, dtype=np.int64)  # per tradeable tick of the current batch
+
+    def process(self, ticks: np.ndarray) -> None:
+        """Push one batch of ticks (TICK_DTYPE, any symbols) through the whole pipeline."""
+        if len(ticks) == 0:
+            return
+        self.counts.ticks_in += len(ticks)
+        result = self.quality.check(ticks)
+        self._store_rejects(result)
+        self.feed_judge.note(ticks["ts_event"], result.problem_ts)
+        clean = result.clean
+        if len(clean) == 0:
+            return
+        self.counts.ticks_clean += len(clean)
+        if self._settings.engine.store_ticks and not self.warming:
+            self._writer.append_ticks(clean, self.symbols)
+        if result.spikes is not None:
+            clean = clean[~result.spikes]  # stored and flagged, but never traded on
+            if len(clean) == 0:
+                return
+        stream = np.maximum.accumulate(clean["ts_event"])
+        np.maximum(stream, self._clean_stream, out=stream)
+        self._clean_stream, self._stream = int(stream[-1]), stream
+        self._judge_feed_until(int(stream[0]))
+        quotes = BatchQuotes(clean, self._quotes.bid, self._quotes.ask)
+        bars, closes = self._close_bars(clean)
+        # Fills and exits are planned for the rest of the batch and applied up to each bar
+        # close; the plan is redone only when a decision adds an order. Positions and orders
+        # match independently of each other, so this equals matching segment by segment.
+        # While warming up on history nothing is matched: open positions from an earlier
+        # session must not be stopped out by a past they were not alive in.
+        plan: list[Execution] | None = [] if self.warming else None
+        start = 0
+        for k, closed in self._bars_by_close(bars, closes):
+            if plan is None:
+                plan = self._plan(quotes, start, len(clean))
+            plan = self._apply(plan, quotes, k)
+            self._judge_feed_until(int(stream[k]))
+            ordered = False
+            for bar in closed:
+                ordered |= self._decisions.on_bar(bar, quotes, k, trading=not self.warming)
+            if ordered:
+                plan, start = None, k
+        if plan is None:
+            plan = self._plan(quotes, start, len(clean))
+        self._apply(plan, quotes, len(clean))
+        self._quotes.update(clean)
+        if isinstance(self._clock, ReplayClock):
+            self._clock.advance_to(int(clean["ts_event"][-1]))
+
+    # ---------------------------------------------------------------- quality and the feed
+
+    def _store_rejects(self, result: QualityResult) -> None:
+        if not result.rejects:
+            return
+        self.counts.rejects += len(result.rejects)
+        self._writer.append(
+            "rejects",
+            ("ts", "ts_event", "source", "symbol", "reason", "raw"),
+            [  # ts: when it arrived, which a replay reproduces exactly
+                (r.ts_recv, r.ts_event, self._source, self._sym_name(r.sym), r.reason, r.raw)
+                for r in result.rejects
+            ],
+        )
+
+    def _sym_name(self, sym: int) -> str:
+        return self.symbols[sym] if 0 <= sym < len(self.symbols) else f"#{sym}"
+
+    def _judge_feed_until(self, ts: int) -> None:
+        for change in self.feed_judge.until(ts):
+            record_breaker(self._ledger, change)
+
+    # ---------------------------------------------------------------- candles
+
+    def _close_bars(self, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Closed bars of every timeframe, ordered by the tick that closed them, M1 before M5."""
+        closed = self.candles.update(clean).values()
+        bars = np.concatenate([b for b, _ in closed])
+        closes = np.concatenate([c for _, c in closed]).astype(np.int64)
+        if len(bars) == 0:
+            return bars, closes
+        order = np.lexsort((bars["sym"], bars["period_ns"], closes))
+        bars, closes = bars[order], closes[order]
+        self.counts.bars += len(bars)
+        names = np.asarray(self.symbols, dtype=object)[bars["sym"]]
+        frames = [timeframe_name(p) for p in bars["period_ns"].tolist()]
+        self._writer.upsert(
+            "bars",
+            COLUMNS["bars"],
+            zip(
+                names.tolist(),
+                frames,
+                *(bars[c].tolist() for c in COLUMNS["bars"][2:]),
+                strict=True,
+            ),
+        )
+        return bars, closes
+
+    def _bars_by_close(
+        self, bars: np.ndarray, closes: np.ndarray
+    ) -> Iterator[tuple[int, list[Bar]]]:
+        """(closing tick index, the bars it closed) in tick order, for the timeframes wanted."""
+        wanted = [TIMEFRAMES[t] for t in self._decisions.timeframes if t in TIMEFRAMES]
+        keep = np.isin(bars["period_ns"], wanted)
+        bars, closes = bars[keep], closes[keep]
+        if len(bars) == 0:
+            return
+        cuts = np.flatnonzero(np.diff(closes)) + 1
+        # BAR_DTYPE is (sym, period_ns, ts_open, open, high, low, close, ticks, volume) and Bar
+        # is (symbol, timeframe, ts_open, ...): tuples are far cheaper than numpy records
+        rows = bars.tolist()
+        names = self.symbols
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rows)].tolist(), strict=True):
+            closed = [Bar(names[r[0]], timeframe_name(r[1]), *r[2:]) for r in rows[a:b]]
+            yield int(closes[a]), closed
+
+    # ---------------------------------------------------------------- matching
+
+    def _plan(self, quotes: BatchQuotes, start: int, stop: int) -> list[Execution]:
+        accounts = self._ledger.state.accounts.values()
+        # orders and positions on symbols this feed does not carry wait for one that does
+        known = self._quotes.index
+        working = [o for a in accounts for o in a.working.values() if o.symbol in known]
+        positions = [p for a in accounts for p in a.positions.values() if p.symbol in known]
+        if not working and not positions:
+            return []
+        return match(quotes, start, stop, working, positions, known)
+
+    def _apply(self, plan: list[Execution], quotes: BatchQuotes, stop: int) -> list[Execution]:
+        """Turn the planned executions before tick `stop` into events; return the rest."""
+        done = 0
+        for ex in plan:
+            if ex.idx >= stop:
+                break
+            done += 1
+            self._judge_feed_until(int(self._stream[ex.idx]))
+            if isinstance(ex, OrderFill):
+                self._ledger.fill(ex, quotes)
+            elif isinstance(ex, Exit):
+                self._ledger.exit(ex, quotes)
+            else:
+                payload = {"order_id": ex.order.order_id, "reason": ex.reason}
+                ts = int(quotes.ticks["ts_event"][ex.idx])
+                self._ledger.emit(ts, EventKind.ORDER_CANCELLED, ex.order.account, payload)
+        return plan[done:]

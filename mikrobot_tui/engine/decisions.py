@@ -1,0 +1,142 @@
+"""Strategies see what they asked for; each signal becomes an order or a refusal on record.
+
+One strategy per account, each behind its own circuit breaker: a strategy that raises counts a
+failure and never stops the engine. A signal is priced at what the order can get (the ask for a
+buy, the bid for a sell) as of the tick that closed its bar, then goes through the feed's and
+the strategy's breakers and the orchestrator's risk checks and sizing; the outcome, an order
+submitted or refused with its reason, is an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from mikrobot_tui.config import RiskSettings
+from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.market import Bar
+from mikrobot_tui.domain.orders import Side, Signal, TradingState
+from mikrobot_tui.paper.execution import BatchQuotes
+from mikrobot_tui.paper.ledger import Ledger
+from mikrobot_tui.paper.portfolio import order_payload
+from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
+from mikrobot_tui.trading.orchestrator import decide
+from mikrobot_tui.trading.strategies import Strategy
+
+
+def record_breaker(ledger: Ledger, change: BreakerChange | None) -> None:
+    """A breaker's change of state is an event like any other."""
+    if change is not None:
+        ledger.emit(change.ts, EventKind.BREAKER_CHANGED, None, change.to_payload())
+
+
+class Decisions:
+    def __init__(
+        self,
+        strategies: Mapping[str, Strategy],
+        breakers: Mapping[str, CircuitBreaker],
+        feed_breaker: CircuitBreaker,
+        ledger: Ledger,
+        risk: RiskSettings,
+        latency_ns: int,
+    ) -> None:
+        self.strategies = dict(strategies)  # account -> its strategy
+        self.breakers = dict(breakers)  # account -> its strategy's breaker
+        self.feed_breaker = feed_breaker
+        self.timeframes = {s.timeframe for s in self.strategies.values()}
+        self._ledger = ledger
+        self._risk = risk
+        self._latency_ns = latency_ns
+
+    def on_bar(self, bar: Bar, quotes: BatchQuotes, k: int, *, trading: bool) -> bool:
+        """Let each strategy on the bar's timeframe see it; True when an order was submitted.
+
+        `k` is the batch index of the tick that closed the bar: the decision's time and price.
+        Without `trading` (warm-up on history) strategies learn but nothing is decided.
+        """
+        ledger = self._ledger
+        ordered = False
+        sym = ledger.symbol_index[bar.symbol]
+        now = int(quotes.ticks["ts_event"][k])
+        for name, strategy in self.strategies.items():
+            if strategy.timeframe != bar.timeframe:
+                continue
+            breaker = self.breakers[name]
+            record_breaker(ledger, breaker.poll(now))  # an OPEN breaker's timeout may be up
+            try:
+                signal = strategy.on_bar(bar)
+            except Exception as exc:  # a strategy's bug must not stop the engine
+                failure = breaker.record_failure(now, f"{type(exc).__name__}: {exc}")
+                record_breaker(ledger, failure)
+                continue
+            record_breaker(ledger, breaker.record_success(now))
+            if signal is None or not trading:
+                continue
+            ordered |= self._decide(name, breaker, signal, sym, quotes, k, now)
+        return ordered
+
+    def _decide(
+        self,
+        name: str,
+        breaker: CircuitBreaker,
+        signal: Signal,
+        sym: int,
+        quotes: BatchQuotes,
+        k: int,
+        now: int,
+    ) -> bool:
+        ledger = self._ledger
+        # stops and targets are placed from the price the order can get (the ask for a buy,
+        # the bid for a sell), not from the bar's mid, so a stop-out costs about 1 R
+        quote = quotes.quote_at(sym, k)
+        if quote is not None:
+            entry = quote[1] if signal.side is Side.BUY else quote[0]
+            signal = replace(signal, ts=now, price=entry)
+        else:
+            signal = replace(signal, ts=now)
+        acct = ledger.state.accounts[name]
+        blocked = None
+        for guard in (self.feed_breaker, breaker):
+            allowed, change = guard.allow(now)
+            record_breaker(ledger, change)
+            if not allowed and blocked is None:
+                blocked = guard.name
+        inst = ledger.instruments[sym]
+        decision = decide(
+            signal,
+            account=name,
+            order_id=acct.next_order_id(),
+            instrument=inst,
+            quote_to_account=ledger.rate(inst.quote, acct.currency, quotes, k),
+            equity=ledger.equity(acct, quotes, k),
+            open_positions=len(acct.positions) + len(acct.working),
+            risk=self._risk,
+            halted=ledger.state.trading_state is TradingState.HALTED,
+            blocked_by=blocked,
+            decision_ts=now,
+            latency_ns=self._latency_ns,
+        )
+        if decision.order is None:
+            ledger.emit(
+                now,
+                EventKind.ORDER_REFUSED,
+                name,
+                {
+                    "symbol": signal.symbol,
+                    "side": str(signal.side),
+                    "strategy": signal.strategy,
+                    "reason": decision.refusal,
+                },
+            )
+            return False
+        payload = order_payload(decision.order)
+        payload["reason"] = signal.reason
+        ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)
+        return True
+
+
+def tick_arrays(ticks: np.ndarray, sym: int) -> np.ndarray:
+    """One symbol's ticks of a batch, for strategies that ask for ticks (see `on_ticks`)."""
+    return ticks[ticks["sym"] == sym]

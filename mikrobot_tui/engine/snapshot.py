@@ -1,0 +1,220 @@
+"""The read side: the small tables the cockpit and `mikrobot status` read, refreshed together.
+
+latest (last quote and sparkline per symbol), quality, breakers, accounts, positions, ab, and
+the engine row (who writes this file, in what mode, its heartbeat). Every figure comes from
+state the event log already holds (the accounts are a fold of it) plus the last quotes; the
+rows go through the writer in the same transaction as the events before them, so a reader
+never sees a position its events do not explain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from mikrobot_tui import __version__
+from mikrobot_tui.clock import Clock
+from mikrobot_tui.config import ABSettings
+from mikrobot_tui.data.quality import QualityMonitor
+from mikrobot_tui.domain.market import NS_PER_SECOND
+from mikrobot_tui.domain.orders import Side
+from mikrobot_tui.paper.ab import compare
+from mikrobot_tui.paper.ledger import Ledger, money
+from mikrobot_tui.paper.quotes import LastQuotes
+from mikrobot_tui.store.schema import COLUMNS
+from mikrobot_tui.store.writer import Writer
+from mikrobot_tui.trading.breakers import CircuitBreaker
+
+SPARK_POINTS = 48
+SPARK_STEP_NS = NS_PER_SECOND  # one sparkline point per second of market time: 48 s of trend
+
+
+class ReadSide:
+    def __init__(
+        self,
+        writer: Writer,
+        quotes: LastQuotes,
+        quality: QualityMonitor,
+        breakers: Callable[[], list[CircuitBreaker]],
+        ledger: Ledger,
+        ab: ABSettings,
+        clock: Clock,
+        wall: Clock,
+        feed: tuple[str, str],
+    ) -> None:
+        self._writer = writer
+        self._quotes = quotes
+        self._quality = quality
+        self._breakers = breakers
+        self._ledger = ledger
+        self._ab = ab
+        self._clock = clock
+        self._wall = wall  # the heartbeat is wall-clock by nature, also during a replay
+        self._mode, self._feed = feed
+        self.running = False  # the engine row's `running`, set by the engine's lifecycle
+        self.started_ts: int | None = None
+        self._spark: list[deque[float]] = [deque(maxlen=SPARK_POINTS) for _ in quotes.symbols]
+        self._spark_at = 0  # the market second of the last sparkline point
+
+    def restore(self, conn: sqlite3.Connection) -> None:
+        """Take the last quotes of an earlier session, so positions have a mark at once."""
+        for symbol, bid, ask, open_mid in conn.execute(
+            "SELECT symbol, bid, ask, open_mid FROM latest"
+        ):
+            self._quotes.restore(symbol, bid, ask, open_mid)
+
+    def write(self) -> None:
+        """Refresh every read-side table and flush.
+
+        Stamped with market time: a simulated market running faster than the wall clock
+        keeps its quality windows in its own time.
+        """
+        now = self._quotes.market_now or self._clock.now_ns()
+        w = self._writer
+        w.upsert("latest", COLUMNS["latest"], self._latest_rows(now))
+        w.upsert("quality", COLUMNS["quality"], self._quality_rows(now))
+        w.replace_all(
+            "breakers",
+            COLUMNS["breakers"],
+            [
+                (b.name, str(b.state), b.failures, b.successes, b.opened_ts, b.retry_ts, now)
+                for b in self._breakers()
+            ],
+        )
+        accounts, positions = self._account_rows(now)
+        w.replace_all("accounts", COLUMNS["accounts"], accounts)
+        w.replace_all("positions", COLUMNS["positions"], positions)
+        w.replace_all("ab", COLUMNS["ab"], self._ab_rows(now))
+        w.upsert("engine", COLUMNS["engine"], [self._engine_row()])
+        w.flush()
+
+    def _latest_rows(self, now: int) -> list[tuple[Any, ...]]:
+        q = self._quotes
+        sample = now // SPARK_STEP_NS > self._spark_at
+        if sample:
+            self._spark_at = now // SPARK_STEP_NS
+        rows = []
+        for s, symbol in enumerate(q.symbols):
+            if math.isnan(q.bid[s]):
+                continue
+            mid = float((q.bid[s] + q.ask[s]) / 2)
+            if sample or not self._spark[s]:
+                self._spark[s].append(mid)
+            last = None if math.isnan(q.last[s]) else float(q.last[s])
+            rows.append(
+                (
+                    symbol,
+                    int(q.ts[s][0]),
+                    int(q.ts[s][1]),
+                    float(q.bid[s]),
+                    float(q.ask[s]),
+                    last,
+                    float(q.open_mid[s]),
+                    json.dumps([round(x, 8) for x in self._spark[s]]),
+                )
+            )
+        return rows
+
+    def _quality_rows(self, now: int) -> list[tuple[Any, ...]]:
+        names = self._quotes.symbols
+        return [
+            (
+                names[q.sym] if 0 <= q.sym < len(names) else f"#{q.sym}",
+                now,
+                q.score,
+                q.ticks,
+                q.rejects,
+                q.spikes,
+                q.gaps,
+                q.latency_ms,
+                q.last_problem,
+                q.last_problem_ts,
+            )
+            for q in self._quality.scores(now)
+        ]
+
+    def _account_rows(self, now: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        accounts, positions = [], []
+        for acct in self._ledger.state.accounts.values():
+            unrealized = 0.0
+            for pos in acct.positions.values():
+                mark, upnl = self._ledger.open_pnl(acct, pos, None, 0)
+                unrealized += upnl
+                positions.append(
+                    (
+                        pos.position_id,
+                        acct.name,
+                        pos.symbol,
+                        "LONG" if pos.side is Side.BUY else "SHORT",
+                        pos.lots,
+                        pos.entry_price,
+                        mark,
+                        money(upnl),
+                        pos.stop_loss,
+                        pos.take_profit,
+                        pos.ts_opened,
+                    )
+                )
+            accounts.append(
+                (
+                    acct.name,
+                    acct.currency,
+                    acct.strategy,
+                    json.dumps(acct.params, sort_keys=True),
+                    money(acct.balance),
+                    money(acct.balance + unrealized),
+                    money(acct.realized_pnl),
+                    money(unrealized),
+                    len(acct.positions),
+                    len(acct.trades),
+                    now,
+                )
+            )
+        return accounts, positions
+
+    def _ab_rows(self, now: int) -> list[tuple[Any, ...]]:
+        state = self._ledger.state
+        a_name, b_name = self._ab.a, self._ab.b
+        if a_name not in state.accounts or b_name not in state.accounts:
+            return []
+        a, b = state.accounts[a_name], state.accounts[b_name]
+        result = compare([t.return_pct for t in a.trades], [t.return_pct for t in b.trades])
+        rows = []
+        for variant, acct, stats in (("A", a, result.a), ("B", b, result.b)):
+            rows.append(
+                (
+                    variant,
+                    acct.name,
+                    " ".join(f"{k}={v:g}" for k, v in acct.params.items()) or acct.strategy,
+                    stats.trades,
+                    stats.wins,
+                    stats.win_rate,
+                    stats.mean_return,
+                    stats.std_return,
+                    result.t_stat,
+                    result.p_value,
+                    result.test if result.p_value is not None else f"n/a: {result.reason}",
+                    now,
+                )
+            )
+        return rows
+
+    def _engine_row(self) -> tuple[Any, ...]:
+        return (
+            1,
+            os.getpid(),
+            socket.gethostname(),
+            self._mode,
+            self._feed,
+            str(self._ledger.state.trading_state),
+            int(self.running),
+            self.started_ts,
+            self._wall.now_ns(),
+            __version__,
+        )
