@@ -44,6 +44,7 @@ class EngineSettings(_Section):
     poll_ms: int = Field(100, ge=10, le=1_000)
     snapshot_hz: float = Field(4.0, gt=0, le=20)
     store_ticks: bool = True
+    db_wait_s: float = Field(300.0, gt=0, le=86_400)
     currency_equivalents: dict[str, str] = {"USDT": "USD", "USDC": "USD"}
 
     @field_validator("feed", mode="before")

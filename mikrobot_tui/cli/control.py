@@ -11,20 +11,56 @@ import typer
 
 from mikrobot_tui.cli.common import EXIT_RUNTIME, echo, fail, reader, require_engine, settings
 
+PATIENCE_S = 60.0  # how long a command waits out a database another process has locked
+
 
 def _send(command: str, timeout: float = 3.0) -> tuple[str, sqlite3.Connection]:
-    """Send a command to the running engine; its answer and the open connection."""
+    """Send a command to the running engine; its answer and the open connection.
+
+    A database locked by another process delays the command, it does not lose it: the sender
+    says so and waits (up to PATIENCE_S) while the engine is alive.
+    """
     from mikrobot_tui.store import commands
+    from mikrobot_tui.store.queries import engine_status
 
     s = settings()
     conn = reader(s)
     require_engine(conn, s.engine.db)
-    command_id = commands.send(conn, commands.Command(command), time.time_ns(), source="cli")
-    row = commands.wait(conn, command_id, timeout)
+    said = False
+
+    def waiting(why: str) -> None:
+        nonlocal said
+        if not said:
+            echo(f"waiting: {why} (Ctrl-C to stop waiting)", err=True)
+            said = True
+
+    give_up = time.monotonic() + PATIENCE_S
+    conn.execute("PRAGMA busy_timeout=500")  # say "waiting" soon rather than hang silently
+    while True:
+        try:
+            command_id = commands.send(
+                conn, commands.Command(command), time.time_ns(), source="cli"
+            )
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > give_up:
+                raise fail(f"{command} not sent: {s.engine.db}: {exc}") from None
+            waiting(f"{s.engine.db} is locked by another process")
+
+    def still_hoping() -> bool:
+        status = engine_status(conn, time.time_ns())
+        if status.running and status.db_problem and time.monotonic() < give_up:
+            waiting(f"the engine has the command; {status.db_problem}")
+            return True
+        return False
+
+    row = commands.wait(conn, command_id, timeout, still_hoping=still_hoping)
     if row is None:
-        raise fail(f"the engine did not answer {command!r} within {timeout:.0f} s")
+        raise fail(f"the engine did not answer {command!r} within {timeout:.0f} s; withdrawn")
+    if row.status == "running":
+        raise fail(f"the engine took {command!r} but has not answered yet; see `mikrobot status`")
     if row.status != "done":
-        raise fail(f"{command} failed: {row.result}")
+        raise fail(f"{command} {row.status}: {row.result}")
     return row.result or "done", conn
 
 

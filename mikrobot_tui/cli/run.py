@@ -68,8 +68,12 @@ def run(
         f"{len(engine.symbols)} symbols, db {engine.db_path}; "
         "Ctrl-C or SIGTERM stops it"
     )
+    from mikrobot_tui.engine.runner import DatabaseUnavailable
+
     try:
         asyncio.run(_headless(runner, duration, every))
+    except DatabaseUnavailable as exc:
+        raise fail(f"stopped: {exc}") from None
     finally:
         engine.close()
     echo(f"stopped: {status_line(runner)}")
@@ -82,10 +86,20 @@ async def _headless(runner: Runner, duration: float | None, every: float) -> Non
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
             loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(runner.run(stop, duration_s=duration))
+    loop_time = loop.time
+    next_line = loop_time() + every
+    problem = None
     while not task.done():
-        await asyncio.wait({task}, timeout=every)
-        if not task.done():
+        await asyncio.wait({task}, timeout=min(every, 0.25))
+        if task.done():
+            break
+        now_problem = runner.describe_problem()
+        if now_problem != problem and (now_problem is None) != (problem is None):
+            echo(f"database problem: {now_problem}" if now_problem else "database ok again")
+        problem = now_problem
+        if loop_time() >= next_line:
             echo(status_line(runner))
+            next_line = loop_time() + every
     task.result()
 
 
@@ -107,4 +121,7 @@ def status_line(runner: Runner) -> str:
         )
     opened = [b.name for b in engine.breakers if str(b.state) != "CLOSED"]
     parts.append("breakers " + (", ".join(opened) + " not closed" if opened else "all closed"))
+    problem = runner.describe_problem()
+    if problem:
+        parts.append(f"DATABASE: {problem}")
     return " | ".join(parts)

@@ -12,6 +12,7 @@ commands through the `commands` table. Nothing trading-related lives in the TUI 
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
@@ -28,6 +29,7 @@ from mikrobot_tui.engine.snapshot import ReadSide
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import EngineState, fold
 from mikrobot_tui.paper.quotes import LastQuotes
+from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.events import read_events
 from mikrobot_tui.store.queries import engine_status
 from mikrobot_tui.store.schema import COLUMNS, open_db
@@ -36,6 +38,10 @@ from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
 __all__ = ["Engine", "EngineBusy", "build_engine"]
+
+
+WRITER_BUSY_MS = 100
+CLAIM_BUSY_MS = 5_000  # start-up may wait for another process's short write
 
 
 class EngineBusy(RuntimeError):
@@ -59,7 +65,9 @@ class Engine:
         self.wall: Clock = LiveClock()
         self.db_path = Path(db_path or settings.engine.db)
         self.conn = open_db(self.db_path).conn
-        self.writer = Writer(self.conn)
+        # one attempt waits briefly for another writer: the writer retries rather than
+        # stall the loop that also draws the cockpit
+        self.writer = Writer(self.conn, busy_timeout_ms=WRITER_BUSY_MS)
 
         catalogue = default_instruments()
         self.symbols: list[str] = list(feed.symbols)
@@ -114,6 +122,7 @@ class Engine:
             self.wall,
             latency_ns,
             self.read_side.write,
+            self.writer,
         )
         self.strategies = strategies
         self._started = False
@@ -152,12 +161,7 @@ class Engine:
     def start(self) -> None:
         """Claim the database, open new accounts, cancel orders left from a previous run."""
         now = self.wall.now_ns()
-        status = engine_status(self.conn, now)
-        if status.running and status.pid != os.getpid():
-            raise EngineBusy(
-                f"another engine (pid {status.pid}) is running on {self.db_path}; "
-                "attach to it with `mikrobot --attach`, or stop it first"
-            )
+        self._claim(now)
         ledger = self.ledger
         ts = self.event_ts()
         for acct in self.settings.accounts:
@@ -198,9 +202,48 @@ class Engine:
             ],
         )
         self._started = True
-        self.read_side.running, self.read_side.started_ts = True, now
+        self.control.started_ts = now
         self._warm_up()
         self.read_side.write()
+
+    def _claim(self, now: int) -> None:
+        """Make this engine the database's one writer, in one transaction: refused when
+        another live engine holds it, or when events arrived since this engine read them."""
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout={CLAIM_BUSY_MS}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            conn.execute(f"PRAGMA busy_timeout={WRITER_BUSY_MS}")
+            raise EngineBusy(f"{self.db_path} cannot be claimed: {exc}") from None
+        try:
+            status = engine_status(conn, now)
+            if status.running and status.pid != os.getpid():
+                raise EngineBusy(
+                    f"another engine (pid {status.pid}) is running on {self.db_path}; "
+                    "attach to it with `mikrobot --attach`, or stop it first"
+                )
+            (last_seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            if last_seq != self.ledger.state.last_seq:
+                raise EngineBusy(
+                    f"another engine wrote to {self.db_path} while this one was starting; "
+                    "start again"
+                )
+            self.read_side.running, self.read_side.started_ts = True, now
+            conn.execute(
+                f"INSERT OR REPLACE INTO engine ({', '.join(COLUMNS['engine'])}) "
+                f"VALUES ({', '.join('?' * len(COLUMNS['engine']))})",
+                self.read_side.engine_row(),
+            )
+            cmd.abandon_running(conn, now)
+            conn.execute("COMMIT")
+        except BaseException:
+            self.read_side.running = False
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={WRITER_BUSY_MS}")
 
     def _warm_up(self) -> None:
         """Run the feed's history through quality, candles and strategies without trading."""

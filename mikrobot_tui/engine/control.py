@@ -1,8 +1,9 @@
 """The operator's hand on the engine: halt, resume, flatten, and the `commands` table.
 
 Any process sends a command by inserting a row (the cockpit's keys, `mikrobot halt`); the
-engine polls the table, carries each command out as events, refreshes the read side, then
-answers the row, so a sender that sees "done" also sees its effect.
+engine claims pending rows (store/commands.py says which it refuses and why), carries each
+out as events and answers it in the same transaction as those events and the refreshed read
+side, so a sender that sees "done" also sees its effect.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from collections.abc import Callable
 
 from mikrobot_tui.clock import Clock
 from mikrobot_tui.domain.events import EventKind
-from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import order_payload
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store import commands as cmd
+from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.orchestrator import close_order
-
-COMMAND_TTL_NS = 10 * NS_PER_SECOND  # senders give up after a few seconds; so do we
 
 
 class Control:
@@ -33,7 +32,10 @@ class Control:
         wall: Clock,
         latency_ns: int,
         refresh: Callable[[], None],
+        writer: Writer,
     ) -> None:
+        self.started_ts = 0  # commands sent before this (wall clock) are never carried out
+        self._writer = writer
         self._conn = conn
         self._ledger = ledger
         self._quotes = quotes
@@ -100,31 +102,29 @@ class Control:
         return n
 
     def handle_commands(self) -> int:
-        """Carry out pending commands; their events are stored before the sender is answered."""
-        pending = cmd.pending(self._conn)
-        if not pending:
+        """Carry out pending commands; the answers land with the events they caused.
+
+        Commands sent before this engine started are expired, malformed ones failed with the
+        reason; while the database cannot be written, commands wait in their table.
+        """
+        now = self._wall.now_ns()
+        try:
+            claimed = cmd.claim(self._conn, self.started_ts, now)
+        except sqlite3.OperationalError:  # locked or full: the writer reports it; try later
             return 0
-        now = self._wall.now_ns()
-        if any(row.ts < now - COMMAND_TTL_NS for row in pending):
-            cmd.expire_older_than(self._conn, now - COMMAND_TTL_NS, now)
-            pending = cmd.pending(self._conn)
-        results = []
-        for row in pending:
-            source = str(row.args.get("source", "operator"))
-            try:
-                action = {
-                    cmd.Command.HALT: self.halt,
-                    cmd.Command.RESUME: self.resume,
-                    cmd.Command.FLATTEN: self.flatten,
-                }[cmd.Command(row.command)]
-                results.append((row.id, "done", action(source)))
-            except (KeyError, ValueError):
-                results.append((row.id, "failed", f"unknown command {row.command!r}"))
-        self._refresh()
-        now = self._wall.now_ns()
-        for command_id, status, text in results:
-            self._conn.execute(
-                "UPDATE commands SET status = ?, result = ?, done_ts = ? WHERE id = ?",
-                [status, text, now, command_id],
-            )
-        return len(results)
+        if not claimed:
+            return 0
+        answers = []
+        for c in claimed:
+            if c.problem is not None or c.command is None:
+                answers.append(("failed", c.problem, now, c.id))
+                continue
+            action = {
+                cmd.Command.HALT: self.halt,
+                cmd.Command.RESUME: self.resume,
+                cmd.Command.FLATTEN: self.flatten,
+            }[c.command]
+            answers.append(("done", action(str(c.args.get("source", "operator"))), now, c.id))
+        self._writer.update("commands", ("status", "result", "done_ts"), ("id",), answers)
+        self._refresh()  # the read side and the answers, in one transaction with the events
+        return len(claimed)

@@ -6,20 +6,40 @@ counts what it dropped); a replay must see every tick, so the engine pulls it di
 the feed, the loop flushes the writer every 50 ms, polls commands every `engine.poll_ms` and
 refreshes the read side `engine.snapshot_hz` times a second. A replay from a file runs without
 an event loop at all, flushing by size.
+
+When the database cannot take the writer's rows (locked by another process, full), nothing is
+dropped: the writer keeps them and retries, the runner takes no new ticks while the backlog is
+large (a live feed's queue conflates meanwhile, and counts what it drops), a full database
+halts trading (the event lands once there is room), and the problem is published where the
+cockpit and `mikrobot status` see it. Only when it lasts past `engine.db_wait_s` does the run
+end, with `DatabaseUnavailable` saying what to free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from mikrobot_tui.data.feeds import ConflatingQueue
+from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import Engine
+from mikrobot_tui.store import liveness
 from mikrobot_tui.store.writer import Writer
+
+MIB = 1024 * 1024
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database stayed locked or full for longer than `engine.db_wait_s`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +55,7 @@ class Runner:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.queue = ConflatingQueue()
+        self._published = False  # a liveness file says what is wrong with the database
 
     def replay(self, batches: Iterator[np.ndarray]) -> RunStats:
         """Process batches as fast as they come, flushing by size. No event loop."""
@@ -44,9 +65,11 @@ class Runner:
             engine.start()
         for batch in batches:
             engine.corridor.process(batch)
-            if engine.writer.pending_rows >= Writer.FLUSH_ROWS:
+            if engine.writer.pending_rows >= Writer.FLUSH_ROWS or engine.writer.problem:
                 engine.writer.flush()
+                self._wait_for_writer()
         engine.read_side.write()
+        self._wait_for_writer()
         c = engine.corridor.counts
         return RunStats(
             c.ticks_in, c.ticks_clean, c.bars, engine.ledger.log.last_seq - seq0, c.rejects
@@ -80,6 +103,7 @@ class Runner:
                     engine.read_side.write()  # flushes too
                 else:
                     engine.writer.flush()
+                self.on_writer_problem()
                 for what, at in due.items():
                     if now >= at:
                         due[what] = max(at + periods[what], now)
@@ -91,11 +115,14 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
             engine.stop()
+            self.on_writer_problem()
 
     async def _consume(self, stop: asyncio.Event) -> None:
         feed, process = self.engine.feed, self.engine.corridor.process
         if feed.mode == "REPLAY":  # a replay must see every tick: it waits for us
             async for batch in feed.batches(stop):
+                while self.engine.writer.backlogged and not stop.is_set():
+                    await asyncio.sleep(Writer.FLUSH_SECONDS)
                 process(batch)
                 if stop.is_set():
                     break
@@ -113,6 +140,8 @@ class Runner:
                     process(getter.result())
                 else:
                     getter.cancel()
+                while self.engine.writer.backlogged and not stop.is_set():
+                    await asyncio.sleep(Writer.FLUSH_SECONDS)  # the queue conflates meanwhile
             rest = self.queue.get_nowait()
             if rest is not None:
                 process(rest)
@@ -126,3 +155,71 @@ class Runner:
     async def _produce(self, stop: asyncio.Event) -> None:
         async for batch in self.engine.feed.batches(stop):
             self.queue.put_nowait(batch)
+
+    # ---------------------------------------------------------------- a database in trouble
+
+    def on_writer_problem(self) -> None:
+        """React to the writer's state: halt when full, publish or clear the problem, and give
+        up (DatabaseUnavailable) once it has lasted longer than `engine.db_wait_s`."""
+        engine = self.engine
+        writer = engine.writer
+        if writer.problem is None:
+            if self._published:
+                liveness.clear(engine.db_path)
+                self._published = False
+            return
+        if writer.cannot_store and engine.trading_state is TradingState.ACTIVE:
+            # no new positions while their events cannot be kept; logged once there is room
+            engine.control.halt("database full" if writer.full else "database failing")
+        self._published = liveness.publish(
+            engine.db_path,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "heartbeat_ts": engine.wall.now_ns(),
+                "problem": self.describe_problem(),
+                "mode": engine.feed.mode,
+                "feed": engine.feed.name,
+                "trading_state": str(engine.trading_state),
+            },
+        )
+        waited = time.monotonic() - (writer.since or time.monotonic())
+        if waited > engine.settings.engine.db_wait_s:
+            raise DatabaseUnavailable(
+                f"{self.describe_problem()}; gave up after {waited:.0f} s "
+                f"(engine.db_wait_s); {writer.pending_rows:,} row(s) were not written, the "
+                "database holds everything before them"
+            )
+
+    def describe_problem(self) -> str | None:
+        """The writer's problem in a line an operator can act on, None when there is none."""
+        writer, db = self.engine.writer, Path(self.engine.db_path)
+        if writer.problem is None:
+            return None
+        waiting = f"{writer.pending_rows:,} row(s) waiting"
+        if writer.cannot_store:
+            free = _free_bytes(db.parent)
+            need = max(writer.pending_bytes * 3, 4 * MIB)  # rows, their WAL copy, some room
+            free_text = "unknown" if free is None else f"{free / MIB:.1f} MiB"
+            what = "database or disk full" if writer.full else writer.problem
+            return (
+                f"{db}: {what} ({free_text} free on {db.parent}); free at least "
+                f"{need / MIB:.0f} MiB or fix the disk; trading halted, {waiting}"
+            )
+        return f"{db}: {writer.problem}; retrying, {waiting}"
+
+    def _wait_for_writer(self) -> None:
+        """A replay has no live market to keep up with: it waits until its rows are down."""
+        writer = self.engine.writer
+        while writer.problem is not None:
+            self.on_writer_problem()
+            time.sleep(Writer.FLUSH_SECONDS)
+            writer.flush()
+        self.on_writer_problem()
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None

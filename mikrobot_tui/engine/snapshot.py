@@ -77,8 +77,8 @@ class ReadSide:
         """
         now = self._quotes.market_now or self._clock.now_ns()
         w = self._writer
-        w.upsert("latest", COLUMNS["latest"], self._latest_rows(now))
-        w.upsert("quality", COLUMNS["quality"], self._quality_rows(now))
+        w.snapshot("latest", COLUMNS["latest"], self._latest_rows(now))
+        w.snapshot("quality", COLUMNS["quality"], self._quality_rows(now))
         w.replace_all(
             "breakers",
             COLUMNS["breakers"],
@@ -91,7 +91,7 @@ class ReadSide:
         w.replace_all("accounts", COLUMNS["accounts"], accounts)
         w.replace_all("positions", COLUMNS["positions"], positions)
         w.replace_all("ab", COLUMNS["ab"], self._ab_rows(now))
-        w.upsert("engine", COLUMNS["engine"], [self._engine_row()])
+        w.snapshot("engine", COLUMNS["engine"], [self.engine_row()])
         w.flush()
 
     def _latest_rows(self, now: int) -> list[tuple[Any, ...]]:
@@ -205,7 +205,7 @@ class ReadSide:
             )
         return rows
 
-    def _engine_row(self) -> tuple[Any, ...]:
+    def engine_row(self) -> tuple[Any, ...]:
         return (
             1,
             os.getpid(),

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mikrobot_tui.store import liveness
+
 HEARTBEAT_STALE_NS = 3_000_000_000
 
 
@@ -26,6 +28,7 @@ class EngineStatus:
     pid: int | None
     started_ts: int | None
     heartbeat_ts: int | None
+    db_problem: str | None = None  # why the engine cannot write the database right now
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +143,32 @@ def engine_status(conn: sqlite3.Connection, now_ns: int) -> EngineStatus:
         "SELECT pid, host, mode, feed, trading_state, running, started_ts, heartbeat_ts "
         "FROM engine WHERE id = 1"
     ).fetchone()
-    if r is None:
+    side = _liveness(conn)
+    if r is None and side is None:
         return EngineStatus(False, "-", "-", "-", None, None, None)
-    pid, host, mode, feed, state, running, started, heartbeat = r
+    pid, host, mode, feed, state, running, started, heartbeat = r or (None,) * 8
+    problem = None
+    if side is not None and (pid is None or side.get("pid") == pid):
+        # the engine could not write its row: its pulse and its trouble come from the file
+        pid, host = side.get("pid"), side.get("host")
+        heartbeat = max(heartbeat or 0, int(side.get("heartbeat_ts") or 0))
+        running = 1
+        problem = side.get("problem")
+        mode, feed = mode or side.get("mode", "-"), feed or side.get("feed", "-")
+        state = side.get("trading_state") or state
     fresh = heartbeat is not None and abs(now_ns - heartbeat) <= HEARTBEAT_STALE_NS
     alive = bool(running) and fresh and _pid_alive(pid, host)
-    return EngineStatus(alive, mode, feed, state, pid, started, heartbeat)
+    return EngineStatus(
+        alive, mode, feed, state, pid, started, heartbeat, problem if alive else None
+    )
+
+
+def _liveness(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The engine's pulse file for this connection's database, if it has one now."""
+    row = conn.execute("PRAGMA database_list").fetchone()
+    if not row or not row[2]:
+        return None
+    return liveness.read(row[2])
 
 
 def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:

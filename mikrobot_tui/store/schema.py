@@ -16,12 +16,12 @@ import sqlite_utils
 BUSY_TIMEOUT_MS = 5_000
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
+def connect(path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """A connection with the project's pragmas; autocommit, transactions are explicit."""
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     return conn
 
 
@@ -250,22 +250,43 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 
 def migrate(db: sqlite_utils.Database) -> int:
-    """Apply every migration newer than the file's version, each in its own transaction."""
-    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-    current = schema_version(db)
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this program's "
-            f"{SCHEMA_VERSION}; upgrade mikrobot_tui"
-        )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        with db.atomic():
-            MIGRATIONS[version - 1](db)
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                [str(version)],
+    """Apply every migration newer than the file's version, all under one write lock.
+
+    Two processes opening a new file at the same instant: the second waits for the first's
+    lock, then finds the schema in place. An up-to-date file is only read, never locked.
+    """
+    if _current(db) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        current = schema_version(db)
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {current} is newer than this program's "
+                f"{SCHEMA_VERSION}; upgrade mikrobot_tui"
             )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with db.atomic():  # a savepoint inside the lock
+                MIGRATIONS[version - 1](db)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    [str(version)],
+                )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return SCHEMA_VERSION
+
+
+def _current(db: sqlite_utils.Database) -> int:
+    try:
+        return schema_version(db)
+    except sqlite3.DatabaseError:
+        return -1
 
 
 # Writers name their columns through this, so a row's order always matches its table.

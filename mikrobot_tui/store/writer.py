@@ -1,20 +1,41 @@
-"""The one writer: buffers rows and flushes them in a single transaction.
+"""The one writer: buffers rows and flushes them in a single transaction, losing none.
 
-The engine calls `flush()` every 50 ms or when 5,000 rows are waiting (live), or per batch
+The engine calls `flush()` every 50 ms or when 5,000 rows are waiting (live), or by size
 (replay). Everything buffered between two flushes lands atomically, so an event and the
 projection rows derived from it (trades, positions) are never seen half-written.
+
+When the database is busy, locked by another process, full, or failing on I/O, a flush keeps
+every row it has, records the problem (`problem`, `full`, `since`), and the next flushes retry
+with a growing backoff (50 ms up to 2 s) until one succeeds. Rows for the read-side tables
+(`snapshot`, `replace_all`) keep only their newest version while they wait, so a long lock
+holds the log's rows and one snapshot, not a snapshot per refresh. `backlogged` tells the
+engine to stop taking new ticks until the rows are down (back-pressure, never silent loss).
+Any other error (a missing table, a broken constraint) is a bug: it raises.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-Op = Literal["append", "upsert", "replace_all"]
+Op = Literal["append", "upsert", "replace_all", "update"]
+
+# SQLite's primary result codes that a later attempt can get past
+_TRANSIENT = {
+    5: "locked by another process",  # SQLITE_BUSY
+    6: "locked",  # SQLITE_LOCKED
+    8: "read-only",  # SQLITE_READONLY
+    10: "failing on disk I/O",  # SQLITE_IOERR
+    13: "full",  # SQLITE_FULL
+    14: "unable to open its files",  # SQLITE_CANTOPEN
+}
+_FULL = 13
+_LOCK = (5, 6)  # another connection has it: wait, it will go
 
 
 @dataclass
@@ -23,29 +44,69 @@ class _Pending:
     table: str
     columns: tuple[str, ...]
     rows: list[Sequence[Any]] = field(default_factory=list)
+    key: tuple[str, ...] = ()  # for "update": the WHERE columns, after the SET columns
 
 
 class Writer:
     FLUSH_ROWS = 5_000
     FLUSH_SECONDS = 0.05
+    MAX_PENDING_ROWS = 250_000  # past this the engine takes no new ticks until rows land
+    BACKOFF_S = (0.05, 2.0)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        busy_timeout_ms: int | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._conn = conn
+        if busy_timeout_ms is not None:  # how long one attempt waits for another writer
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._pending: list[_Pending] = []
+        self._latest: dict[str, _Pending] = {}  # read-side tables: newest rows only
         self._rows = 0
+        self._monotonic = monotonic
+        self.problem: str | None = None  # why the last flush could not write, None when fine
+        self.full = False  # the last failure was SQLITE_FULL (disk or database full)
+        self.cannot_store = False  # full, read-only or failing: not a lock that will pass
+        self.since: float | None = None  # monotonic time the current problem started
+        self._retry_at = 0.0
+        self._backoff = self.BACKOFF_S[0]
+        self.before_flush: Callable[[], None] | None = None  # adds rows that must go along
 
     @property
     def pending_rows(self) -> int:
-        return self._rows
+        return self._rows + sum(len(p.rows) for p in self._latest.values())
 
-    def _add(self, op: Op, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]):
+    @property
+    def backlogged(self) -> bool:
+        return self.problem is not None and self._rows >= self.MAX_PENDING_ROWS
+
+    @property
+    def pending_bytes(self) -> int:
+        """A rough size of what waits to be written, for "free at least N MiB" messages."""
+        return 120 * self.pending_rows
+
+    def _add(
+        self,
+        op: Op,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        key: tuple[str, ...] = (),
+    ) -> None:
         rows = list(rows)
         last = self._pending[-1] if self._pending else None
         cols = tuple(columns)
-        if last is not None and (last.op, last.table, last.columns) == (op, table, cols):
+        if last is not None and (last.op, last.table, last.columns, last.key) == (
+            op,
+            table,
+            cols,
+            key,
+        ):
             last.rows.extend(rows)
         else:
-            self._pending.append(_Pending(op, table, cols, rows))
+            self._pending.append(_Pending(op, table, cols, rows, key))
         self._rows += len(rows)
 
     def append(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -55,11 +116,27 @@ class Writer:
         """Insert or replace by primary key."""
         self._add("upsert", table, columns, rows)
 
+    def update(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+    ) -> None:
+        """UPDATE table SET columns WHERE key columns match; each row holds both, in order."""
+        self._add("update", table, columns, rows, tuple(key))
+
     def replace_all(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
-        """Make the table hold exactly these rows (for small snapshot tables)."""
-        self._add("replace_all", table, columns, rows)
+        """Make the table hold exactly these rows (small read-side tables). A newer call
+        supersedes one still waiting."""
+        self._latest[table] = _Pending("replace_all", table, tuple(columns), list(rows))
+
+    def snapshot(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert or replace rows of a read-side table whose newer rows supersede older ones
+        (every call carries every key the one before carried)."""
+        self._latest[table] = _Pending("upsert", table, tuple(columns), list(rows))
 
     def append_ticks(self, ticks: np.ndarray, symbols: Sequence[str]) -> None:
         if len(ticks) == 0:
@@ -82,26 +159,72 @@ class Writer:
         self.append("ticks", TICK_COLUMNS, rows)
 
     def flush(self) -> int:
-        """Write everything buffered in one transaction; returns the number of rows."""
-        if not self._pending:
+        """Write everything buffered in one transaction; the number of rows written.
+
+        0 without an exception when the database cannot take them now: they stay buffered.
+        """
+        if not self._pending and not self._latest:
             return 0
-        pending, self._pending, written, self._rows = self._pending, [], self._rows, 0
+        if self.problem is not None and self._monotonic() < self._retry_at:
+            return 0
+        if self.before_flush is not None:
+            self.before_flush()
+        ops = [*self._pending, *self._latest.values()]
+        written = self.pending_rows
+        try:
+            self._write(ops)
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in _TRANSIENT:
+                self._drop()
+                raise
+            self._failed(code, exc)
+            return 0
+        except BaseException:
+            self._drop()
+            raise
+        self._drop()
+        self.problem, self.full, self.cannot_store, self.since = None, False, False, None
+        self._backoff = self.BACKOFF_S[0]
+        return written
+
+    def _write(self, ops: list[_Pending]) -> None:
         cur = self._conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            for p in pending:
+            for p in ops:
                 cols = ", ".join(p.columns)
                 marks = ", ".join("?" for _ in p.columns)
                 if p.op == "replace_all":
                     cur.execute(f"DELETE FROM {p.table}")
-                verb = "INSERT" if p.op == "append" else "INSERT OR REPLACE"
-                if p.rows:
-                    cur.executemany(f"{verb} INTO {p.table} ({cols}) VALUES ({marks})", p.rows)
+                if not p.rows:
+                    continue
+                if p.op == "update":
+                    sets = ", ".join(f"{c} = ?" for c in p.columns)
+                    where = " AND ".join(f"{c} = ?" for c in p.key)
+                    cur.executemany(f"UPDATE {p.table} SET {sets} WHERE {where}", p.rows)
+                else:
+                    verb = "INSERT" if p.op == "append" else "INSERT OR REPLACE"
+                    sql = f"{verb} INTO {p.table} ({cols}) VALUES ({marks})"
+                    cur.executemany(sql, p.rows)
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                cur.execute("ROLLBACK")
             raise
-        return written
+
+    def _drop(self) -> None:
+        self._pending, self._latest, self._rows = [], {}, 0
+
+    def _failed(self, code: int, exc: sqlite3.OperationalError) -> None:
+        now = self._monotonic()
+        if self.problem is None:
+            self.since = now
+        self.full = code == _FULL
+        self.cannot_store = code not in _LOCK
+        self.problem = f"database {_TRANSIENT[code]} ({exc})"
+        self._retry_at = now + self._backoff
+        self._backoff = min(self._backoff * 2, self.BACKOFF_S[1])
 
 
 TICK_COLUMNS = ("ts_event", "ts_recv", "symbol", "bid", "ask", "last", "volume")
