@@ -26,6 +26,7 @@ from mikrobot_tui.engine.control import Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
 from mikrobot_tui.engine.snapshot import ReadSide
+from mikrobot_tui.engine.warmup import warm_from_history, warm_from_store
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import EngineState, fold
 from mikrobot_tui.paper.quotes import LastQuotes
@@ -246,15 +247,9 @@ class Engine:
             conn.execute(f"PRAGMA busy_timeout={WRITER_BUSY_MS}")
 
     def _warm_up(self) -> None:
-        """Run the feed's history through quality, candles and strategies without trading."""
-        self.corridor.warming = True
-        try:
-            for batch in self.feed.history():
-                self.corridor.process(batch)
-                if self.writer.pending_rows >= Writer.FLUSH_ROWS:
-                    self.writer.flush()
-        finally:
-            self.corridor.warming = False
+        """The past the strategies learn from: the database's, else the feed's history."""
+        warm_from_store(self.conn, self.corridor, self.strategies.values())
+        warm_from_history(self.corridor, self.feed.history(), self.writer)
 
     @property
     def started(self) -> bool:

@@ -55,7 +55,7 @@ class Corridor:
         self.symbols = quotes.symbols
         n = len(self.symbols)
         self.quality = QualityMonitor(n, settings.quality)
-        self.candles = CandleSet(n, [M1, M5])
+        self.candles = CandleSet(n, [M1, M5])  # as _periods, ascending
         self.feed_judge = FeedJudge(decisions.feed_breaker)
         self.counts = Counts()
         self.warming = False  # history: strategies learn, nothing is traded, ticks not stored
@@ -68,6 +68,26 @@ class Corridor:
         self._source = source  # the rejects' source column: the feed's breaker name
         self._clean_stream = 0  # running maximum of tradeable tick times
         self._stream = np.zeros(0, dtype=np.int64)  # per tradeable tick of the current batch
+        # the newest stored bar per symbol and timeframe at start: the past is never rewritten
+        self._periods = [M1, M5]
+        self._bar_floor: np.ndarray | None = None
+
+    def set_bar_floors(self, floors: dict[tuple[str, str], int]) -> None:
+        """(symbol, timeframe) -> ts_open of its newest stored bar: no bar at or before it is
+        written or handed to a strategy again."""
+        index = {s: i for i, s in enumerate(self.symbols)}
+        floor = np.full((len(self.symbols), len(self._periods)), np.iinfo(np.int64).min)
+        names = [timeframe_name(p) for p in self._periods]
+        for (symbol, timeframe), ts in floors.items():
+            if symbol in index and timeframe in names:
+                floor[index[symbol], names.index(timeframe)] = ts
+        self._bar_floor = floor
+
+    def seed_candles(self, ticks: np.ndarray) -> None:
+        """Ticks of bars that were open when the last engine stopped: the bars they close
+        were stored then, so only the open bars are kept."""
+        if len(ticks):
+            self.candles.update(ticks)
 
     def process(self, ticks: np.ndarray) -> None:
         """Push one batch of ticks (TICK_DTYPE, any symbols) through the whole pipeline."""
@@ -146,6 +166,11 @@ class Corridor:
         closed = self.candles.update(clean).values()
         bars = np.concatenate([b for b, _ in closed])
         closes = np.concatenate([c for _, c in closed]).astype(np.int64)
+        if len(bars) and self._bar_floor is not None:
+            period_at = np.searchsorted(self._periods, bars["period_ns"])
+            new = bars["ts_open"] > self._bar_floor[bars["sym"], period_at]
+            if not new.all():
+                bars, closes = bars[new], closes[new]
         if len(bars) == 0:
             return bars, closes
         order = np.lexsort((bars["sym"], bars["period_ns"], closes))

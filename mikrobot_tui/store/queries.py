@@ -269,3 +269,20 @@ def last_mids(path: Path, symbols: list[str]) -> dict[str, float]:
     finally:
         conn.close()
     return {s: m for s, m in rows if s in symbols and m is not None and m > 0}
+
+
+def last_quote_ts(path: Path, symbols: list[str]) -> int:
+    """Event time of the newest stored quote among `symbols` (the `latest` table), 0 if none."""
+    if not path.exists():
+        return 0
+    conn = read_only(str(path))
+    try:
+        marks = ", ".join("?" * len(symbols))
+        row = conn.execute(
+            f"SELECT COALESCE(MAX(ts_event), 0) FROM latest WHERE symbol IN ({marks})", symbols
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+    return int(row[0])

@@ -14,7 +14,7 @@ from mikrobot_tui.config import Settings
 from mikrobot_tui.data.sim import SimMarket
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_SECOND
-from mikrobot_tui.store.queries import last_event_ts, last_mids
+from mikrobot_tui.store.queries import last_event_ts, last_mids, last_quote_ts
 
 Wall = Callable[[], int]
 Sleep = Callable[[float], Awaitable[None]]
@@ -83,15 +83,23 @@ class SimFeed:
 
 
 def from_settings(settings: Settings, clock: Clock, db: Path) -> SimFeed:
-    """The simulated market of config.toml's [sim], its history ending now.
+    """The simulated market of config.toml's [sim].
 
-    A simulated market restarted on an existing database continues from its last prices, and
-    never from before its last event (a sim that ran faster than the wall clock is ahead).
+    On a database that has quoted these symbols before, the market continues from the last
+    stored time and prices, with no generated history: the engine warms up from the stored
+    bars instead, and nothing already stored is generated again. On a new database it starts
+    now with `sim.warmup_minutes` of generated history (never before the database's last
+    event: a sim that ran faster than the wall clock is ahead of it).
     """
     catalogue = default_instruments()
     instruments = [catalogue[s] for s in settings.sim.symbols]
-    start_mids = last_mids(db, settings.sim.symbols)
+    mids = last_mids(db, settings.sim.symbols)
+    last = last_event_ts(db)
+    if mids:
+        start = max(last, last_quote_ts(db, settings.sim.symbols))
+        market = SimMarket(instruments, settings.sim, start, start_mids=mids)
+        return SimFeed(market, settings.sim.speed)
     history_ns = int(settings.sim.warmup_minutes * 60 * NS_PER_SECOND)
-    now = max(clock.now_ns(), last_event_ts(db))
-    market = SimMarket(instruments, settings.sim, now - history_ns, start_mids=start_mids)
+    now = max(clock.now_ns(), last)
+    market = SimMarket(instruments, settings.sim, now - history_ns)
     return SimFeed(market, settings.sim.speed, history_ns=history_ns)
