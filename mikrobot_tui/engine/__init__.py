@@ -17,11 +17,12 @@ from pathlib import Path
 
 from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
 from mikrobot_tui.config import ConfigError, Settings
-from mikrobot_tui.data.feeds import Feed, build_feed
+from mikrobot_tui.data.feeds import Feed, ReplayFeed, build_feed
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_MS
 from mikrobot_tui.domain.orders import TradingState
+from mikrobot_tui.engine import checkpoint
 from mikrobot_tui.engine.control import Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
@@ -127,6 +128,26 @@ class Engine:
         )
         self.strategies = strategies
         self._started = False
+        self.resumed_at: int | None = None  # ticks of the replay file an earlier run did
+        if isinstance(feed, ReplayFeed):
+            self._resume_replay(feed, decisions)
+
+    def _resume_replay(self, feed: ReplayFeed, decisions: Decisions) -> None:
+        """A replay of a file this database has a checkpoint of goes on from it; every flush
+        stores a new checkpoint with the rows (engine/checkpoint.py)."""
+        if checkpoint.stored_fingerprint(self.conn) == feed.fingerprint():
+            memory = checkpoint.load(self.conn, feed.fingerprint(), self.settings)
+            if memory is not None:
+                checkpoint.restore(memory, self.corridor, decisions, self.clock)
+                self.resumed_at = min(memory.counts.ticks_in, len(feed))
+                feed.resume_at(self.resumed_at)
+        checkpoint.Checkpoints(
+            self.writer,
+            feed.fingerprint,
+            str(feed.path),
+            lambda: checkpoint.Memory.of(self.corridor, decisions, self.clock),
+            self.wall,
+        )
 
     def _refuse_changed_accounts(self, strategies: dict[str, Strategy]) -> None:
         """An account's strategy and parameters are part of its record: an A/B comparison of
@@ -178,7 +199,7 @@ class Engine:
                         "params": dict(acct.params),
                     },
                 )
-        for acct in ledger.state.accounts.values():
+        for acct in ledger.state.accounts.values() if self.resumed_at is None else ():
             for order in list(acct.working.values()):
                 if order.position_id is not None:
                     continue  # a flatten still to fill: it fills at the first tick now
@@ -247,7 +268,10 @@ class Engine:
             conn.execute(f"PRAGMA busy_timeout={WRITER_BUSY_MS}")
 
     def _warm_up(self) -> None:
-        """The past the strategies learn from: the database's, else the feed's history."""
+        """The past the strategies learn from: the database's, else the feed's history. A
+        resumed replay has its memory back already."""
+        if self.resumed_at is not None:
+            return
         warm_from_store(self.conn, self.corridor, self.strategies.values())
         warm_from_history(self.corridor, self.feed.history(), self.writer)
 

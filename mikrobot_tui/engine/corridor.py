@@ -60,17 +60,17 @@ class Corridor:
         self.counts = Counts()
         self.warming = False  # history: strategies learn, nothing is traded, ticks not stored
         self._settings = settings
-        self._quotes = quotes
+        self.quotes = quotes
         self._ledger = ledger
         self._decisions = decisions
         self._writer = writer
         self._clock = clock
         self._source = source  # the rejects' source column: the feed's breaker name
-        self._clean_stream = 0  # running maximum of tradeable tick times
+        self.clean_stream = 0  # running maximum of tradeable tick times
         self._stream = np.zeros(0, dtype=np.int64)  # per tradeable tick of the current batch
         # the newest stored bar per symbol and timeframe at start: the past is never rewritten
         self._periods = [M1, M5]
-        self._bar_floor: np.ndarray | None = None
+        self.bar_floor: np.ndarray | None = None
 
     def set_bar_floors(self, floors: dict[tuple[str, str], int]) -> None:
         """(symbol, timeframe) -> ts_open of its newest stored bar: no bar at or before it is
@@ -81,7 +81,7 @@ class Corridor:
         for (symbol, timeframe), ts in floors.items():
             if symbol in index and timeframe in names:
                 floor[index[symbol], names.index(timeframe)] = ts
-        self._bar_floor = floor
+        self.bar_floor = floor
 
     def seed_candles(self, ticks: np.ndarray) -> None:
         """Ticks of bars that were open when the last engine stopped: the bars they close
@@ -108,10 +108,10 @@ class Corridor:
             if len(clean) == 0:
                 return
         stream = np.maximum.accumulate(clean["ts_event"])
-        np.maximum(stream, self._clean_stream, out=stream)
-        self._clean_stream, self._stream = int(stream[-1]), stream
+        np.maximum(stream, self.clean_stream, out=stream)
+        self.clean_stream, self._stream = int(stream[-1]), stream
         self._judge_feed_until(int(stream[0]))
-        quotes = BatchQuotes(clean, self._quotes.bid, self._quotes.ask)
+        quotes = BatchQuotes(clean, self.quotes.bid, self.quotes.ask)
         bars, closes = self._close_bars(clean)
         # Fills and exits are planned for the rest of the batch and applied up to each bar
         # close; the plan is redone only when a decision adds an order. Positions and orders
@@ -133,7 +133,7 @@ class Corridor:
         if plan is None:
             plan = self._plan(quotes, start, len(clean))
         self._apply(plan, quotes, len(clean))
-        self._quotes.update(clean)
+        self.quotes.update(clean)
         if isinstance(self._clock, ReplayClock):
             self._clock.advance_to(int(clean["ts_event"][-1]))
 
@@ -166,9 +166,9 @@ class Corridor:
         closed = self.candles.update(clean).values()
         bars = np.concatenate([b for b, _ in closed])
         closes = np.concatenate([c for _, c in closed]).astype(np.int64)
-        if len(bars) and self._bar_floor is not None:
+        if len(bars) and self.bar_floor is not None:
             period_at = np.searchsorted(self._periods, bars["period_ns"])
-            new = bars["ts_open"] > self._bar_floor[bars["sym"], period_at]
+            new = bars["ts_open"] > self.bar_floor[bars["sym"], period_at]
             if not new.all():
                 bars, closes = bars[new], closes[new]
         if len(bars) == 0:
@@ -213,7 +213,7 @@ class Corridor:
     def _plan(self, quotes: BatchQuotes, start: int, stop: int) -> list[Execution]:
         accounts = self._ledger.state.accounts.values()
         # orders and positions on symbols this feed does not carry wait for one that does
-        known = self._quotes.index
+        known = self.quotes.index
         working = [o for a in accounts for o in a.working.values() if o.symbol in known]
         positions = [p for a in accounts for p in a.positions.values() if p.symbol in known]
         if not working and not positions:

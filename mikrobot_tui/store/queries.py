@@ -286,3 +286,19 @@ def last_quote_ts(path: Path, symbols: list[str]) -> int:
     finally:
         conn.close()
     return int(row[0])
+
+
+def replay_checkpoint(path: Path) -> tuple[str, int] | None:
+    """(fingerprint of the replayed file, ticks processed) of a replay stopped midway."""
+    if not path.exists():
+        return None
+    conn = read_only(str(path))
+    try:
+        row = conn.execute(
+            "SELECT fingerprint, position FROM replay_checkpoint WHERE id = 1"
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+    return (row[0], int(row[1])) if row else None

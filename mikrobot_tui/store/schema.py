@@ -231,7 +231,17 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    # What a replay needs to resume exactly where it stopped: the file it replays, how many
+    # of its ticks the stored rows account for, and the pipeline's memory at that point,
+    # written in the same transaction as those rows (engine/checkpoint.py).
+    db["replay_checkpoint"].create(
+        {"id": int, "fingerprint": str, "file": str, "position": int, "state": bytes, "ts": int},
+        pk="id",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -6,6 +6,7 @@ Replay files are .npz archives with two arrays: `ticks` (TICK_DTYPE) and `symbol
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,7 +17,7 @@ import numpy as np
 
 from mikrobot_tui.config import ConfigError, Settings
 from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
-from mikrobot_tui.store.queries import last_event_ts
+from mikrobot_tui.store.queries import last_event_ts, replay_checkpoint
 
 Wall = Callable[[], int]
 Sleep = Callable[[float], Awaitable[None]]
@@ -47,6 +48,8 @@ class ReplayFeed:
         self._ticks.flags.writeable = False
         self._wall = wall
         self._sleep = sleep
+        self._start = 0  # ticks already processed by an earlier run that this one resumes
+        self._fingerprint: str | None = None
 
     @property
     def symbols(self) -> list[str]:
@@ -63,10 +66,25 @@ class ReplayFeed:
         """A replay has no history before its file: every tick is traded."""
         return iter(())
 
+    def fingerprint(self) -> str:
+        """What identifies the file's content (symbols and every tick), whatever its name."""
+        if self._fingerprint is None:
+            h = hashlib.sha1(usedforsecurity=False)  # identity, not security: the fastest here
+            h.update("\n".join(self._symbols).encode())
+            h.update(np.ascontiguousarray(self._ticks).view(np.uint8))
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def resume_at(self, position: int) -> None:
+        """Start after the first `position` ticks: an earlier run processed them."""
+        if not 0 <= position <= len(self._ticks):
+            raise ValueError(f"cannot resume {self.path} at tick {position}")
+        self._start = position
+
     def iter_batches(self) -> Iterator[np.ndarray]:
         """Read-only views of batch_size ticks (the last one shorter), for backtests."""
         t, size = self._ticks, self.batch_size
-        for start in range(0, len(t), size):
+        for start in range(self._start, len(t), size):
             yield t[start : start + size]
 
     async def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
@@ -78,12 +96,12 @@ class ReplayFeed:
                 await asyncio.sleep(0)
             return
         t = self._ticks
-        if not len(t):
+        if self._start >= len(t):
             return
         due = np.maximum.accumulate(t["ts_event"])  # a tick from the past is due on arrival
-        ts0 = int(due[0])
+        i = self._start
+        ts0 = int(due[i])
         wall0 = self._wall()
-        i = 0
         while i < len(t) and not stop.is_set():
             reached = ts0 + int((self._wall() - wall0) * self.speed)
             j = int(np.searchsorted(due, reached, side="right"))
@@ -132,6 +150,9 @@ def from_settings(settings: Settings) -> ReplayFeed:
     first = feed.first_ts()
     db = Path(settings.engine.db)
     last = last_event_ts(db)
+    resumed = replay_checkpoint(db)
+    if resumed is not None and resumed[0] == feed.fingerprint():
+        return feed  # the engine resumes it where the last run stopped (engine/checkpoint.py)
     if first is not None and first < last:
         raise ConfigError(
             f"replay.file: its first tick ({_iso(first)}) is before the last event in "
