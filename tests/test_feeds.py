@@ -192,3 +192,34 @@ async def test_queue_get_waits_for_a_batch() -> None:
     assert got["sym"].tolist() == [0, 1, 2]
     q.put_nowait(np.zeros(0, dtype=TICK_DTYPE))  # empty batches are ignored
     assert len(q) == 0
+
+
+async def test_several_venues_merge_into_one_stream_with_their_symbols_side_by_side() -> None:
+    from mikrobot_tui.data.feeds import MergedFeed
+
+    catalogue = default_instruments()
+    sim = SimSettings(symbols=["EURUSD", "BTCUSDT"], faults=False)
+
+    def venue(symbol: str, seed: int) -> SimFeed:
+        settings = sim.model_copy(update={"seed": seed})
+        market = SimMarket([catalogue[symbol]], settings, START)
+        return SimFeed(market, speed=600, step_s=0.01, history_ns=60 * NS_PER_SECOND)
+
+    fx, crypto = venue("EURUSD", 1), venue("BTCUSDT", 2)
+    merged = MergedFeed([fx, crypto])
+    assert merged.symbols == ["EURUSD", "BTCUSDT"] and merged.mode == "SIMULATED"
+    history = np.concatenate(list(merged.history()))
+    assert set(history["sym"].tolist()) == {0, 1}
+    stop = asyncio.Event()
+    seen: list[np.ndarray] = []
+    async for batch in merged.batches(stop):
+        seen.append(batch)
+        both = len({int(s) for b in seen for s in b["sym"]}) == 2
+        if (both and len(seen) > 4) or len(seen) > 500:  # bounded: stops by itself
+            stop.set()
+    ticks = np.concatenate(seen)
+    btc = ticks[ticks["sym"] == 1]
+    assert len(btc) and btc["bid"].min() > 1000  # BTC prices under the shifted index
+    assert ticks[ticks["sym"] == 0]["bid"].max() < 10
+    with pytest.raises(ValueError, match="same symbol"):
+        MergedFeed([fx, venue("EURUSD", 3)])

@@ -2,9 +2,10 @@
 
 A batch is any number of ticks of any symbols, in arrival order. The corridor walks it in tick
 order: the quality monitor keeps the clean ticks (rejects are stored with their reason, spikes
-are stored but never traded on), candles close bars, and at each tick that closed a bar or
-carries a tick strategy's signal, the fills and exits due before it are booked, the feed's
-breaker is judged up to it, and strategies decide. So what happens does not depend on how the
+are stored but never traded on), candles close bars, strategies that ask for ticks get their
+symbols' ticks of the batch as arrays, and at each tick that closed a bar or carries a tick
+strategy's signal, the fills and exits due before it are booked, the feed's breaker is judged
+up to it, and strategies decide. So what happens does not depend on how the
 ticks were cut into batches (invariant 2): replaying with batches of 1 or of 10,000 gives the
 same events.
 """
@@ -22,6 +23,7 @@ from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.market import M1, M5, TIMEFRAMES, Bar, timeframe_name
+from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.engine.decisions import Decisions, record_breaker
 from mikrobot_tui.paper.execution import BatchQuotes, Execution, Exit, OrderFill, match
 from mikrobot_tui.paper.ledger import Ledger
@@ -120,7 +122,7 @@ class Corridor:
         # session must not be stopped out by a past they were not alive in.
         plan: list[Execution] | None = [] if self.warming else None
         start = 0
-        for k, closed in self._bars_by_close(bars, closes):
+        for k, closed, signals in self._decision_points(clean, bars, closes):
             if plan is None:
                 plan = self._plan(quotes, start, len(clean))
             plan = self._apply(plan, quotes, k)
@@ -128,6 +130,8 @@ class Corridor:
             ordered = False
             for bar in closed:
                 ordered |= self._decisions.on_bar(bar, quotes, k, trading=not self.warming)
+            for name, signal in signals if not self.warming else ():
+                ordered |= self._decisions.on_signal(name, signal, quotes, k)
             if ordered:
                 plan, start = None, k
         if plan is None:
@@ -207,6 +211,23 @@ class Corridor:
         for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rows)].tolist(), strict=True):
             closed = [Bar(names[r[0]], timeframe_name(r[1]), *r[2:]) for r in rows[a:b]]
             yield int(closes[a]), closed
+
+    def _decision_points(
+        self, clean: np.ndarray, bars: np.ndarray, closes: np.ndarray
+    ) -> Iterator[tuple[int, list[Bar], list[tuple[str, Signal]]]]:
+        """(batch index, bars closed there, tick strategies' signals there), in tick order."""
+        by_bar = self._bars_by_close(bars, closes)
+        if not self._decisions.tick_strategies:
+            for k, closed in by_bar:
+                yield k, closed, []
+            return
+        points: dict[int, tuple[list[Bar], list[tuple[str, Signal]]]] = {}
+        for k, closed in by_bar:
+            points[k] = (closed, [])
+        for k, name, signal in self._decisions.tick_signals(clean, self.symbols):
+            points.setdefault(k, ([], []))[1].append((name, signal))
+        for k in sorted(points):
+            yield k, *points[k]
 
     # ---------------------------------------------------------------- matching
 

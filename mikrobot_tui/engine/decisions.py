@@ -23,7 +23,7 @@ from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import order_payload
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.orchestrator import decide
-from mikrobot_tui.trading.strategies import Strategy
+from mikrobot_tui.trading.strategies import TICK, Strategy
 
 
 def record_breaker(ledger: Ledger, change: BreakerChange | None) -> None:
@@ -46,6 +46,7 @@ class Decisions:
         self.breakers = dict(breakers)  # account -> its strategy's breaker
         self.feed_breaker = feed_breaker
         self.timeframes = {s.timeframe for s in self.strategies.values()}
+        self.tick_strategies = [n for n, s in self.strategies.items() if s.timeframe == TICK]
         self._ledger = ledger
         self._risk = risk
         self._latency_ns = latency_ns
@@ -76,6 +77,38 @@ class Decisions:
                 continue
             ordered |= self._decide(name, breaker, signal, sym, quotes, k, now)
         return ordered
+
+    def tick_signals(self, ticks: np.ndarray, symbols: list[str]) -> list[tuple[int, str, Signal]]:
+        """Hand each tick strategy its symbols' ticks of the batch: (batch index, account,
+        signal) for every decision, in tick order. A strategy that raises fails its breaker
+        once for the batch."""
+        out: list[tuple[int, str, Signal]] = []
+        syms = ticks["sym"]
+        for s in np.unique(syms).tolist():
+            at = np.flatnonzero(syms == s)
+            mine = ticks[at]
+            for name in self.tick_strategies:
+                try:
+                    for i, signal in self.strategies[name].on_ticks(symbols[s], mine):
+                        out.append((int(at[i]), name, signal))
+                except Exception as exc:  # a strategy's bug must not stop the engine
+                    now = int(mine["ts_event"][-1])
+                    failure = self.breakers[name].record_failure(
+                        now, f"{type(exc).__name__}: {exc}"
+                    )
+                    record_breaker(self._ledger, failure)
+        out.sort(key=lambda item: item[0])
+        return out
+
+    def on_signal(self, name: str, signal: Signal, quotes: BatchQuotes, k: int) -> bool:
+        """A tick strategy's signal at batch tick k, decided like a bar's."""
+        ledger = self._ledger
+        now = int(quotes.ticks["ts_event"][k])
+        breaker = self.breakers[name]
+        record_breaker(ledger, breaker.poll(now))
+        record_breaker(ledger, breaker.record_success(now))
+        sym = ledger.symbol_index[signal.symbol]
+        return self._decide(name, breaker, signal, sym, quotes, k, now)
 
     def _decide(
         self,
@@ -135,8 +168,3 @@ class Decisions:
         payload["reason"] = signal.reason
         ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)
         return True
-
-
-def tick_arrays(ticks: np.ndarray, sym: int) -> np.ndarray:
-    """One symbol's ticks of a batch, for strategies that ask for ticks (see `on_ticks`)."""
-    return ticks[ticks["sym"] == sym]
