@@ -47,7 +47,9 @@ def settings() -> Settings:
     if options.db is not None:
         overrides["engine"] = {"db": options.db}
     try:
-        return load_settings(options.config, overrides=overrides)
+        return load_settings(
+            options.config, overrides=overrides, warn=lambda m: echo(f"warning: {m}", err=True)
+        )
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
 
