@@ -124,3 +124,84 @@ def test_replaying_an_older_file_into_a_used_database_is_refused(
     result = invoke("--config", str(cfg), "--db", str(db_path), "run", "--headless")
     assert result.exit_code == 2
     assert "before the last event" in result.output and "--db" in result.output
+
+
+CHECK = ["config", "check"]
+RUN = ["run", "--headless", "--duration", "1"]
+BAD_PARAMS = (
+    '[[accounts]]\nname = "A"\nparams = { fast = 30, slow = 10 }\n[[accounts]]\nname = "B"\n',
+    '[[accounts]]\nname = "A"\nparams = { fats = 3 }\n[[accounts]]\nname = "B"\n',
+)
+
+
+@pytest.mark.parametrize("toml", BAD_PARAMS, ids=["fast above slow", "unknown param"])
+@pytest.mark.parametrize("command", [CHECK, RUN], ids=["config check", "run"])
+def test_config_check_and_run_refuse_the_same_strategy_params(
+    tmp_path: Path, toml: str, command: list[str]
+) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    result = invoke("--config", str(cfg), *command)
+    assert result.exit_code == 2
+    assert "accounts[0] (A).params" in result.stderr
+
+
+@pytest.mark.parametrize("command", [CHECK, RUN], ids=["config check", "run"])
+def test_config_check_and_run_refuse_a_missing_replay_file(
+    tmp_path: Path, command: list[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[engine]\nfeed = "replay"\n[replay]\nfile = "{tmp_path / "nope.npz"}"\n')
+    result = invoke("--config", str(cfg), *command)
+    assert result.exit_code == 2
+    assert "replay.file" in result.stderr and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("command", [CHECK, RUN], ids=["config check", "run"])
+def test_a_database_in_a_missing_directory_is_refused_naming_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "nope" / "dir"
+    result = invoke("--db", str(missing / "x.db"), *command)
+    assert result.exit_code == 2
+    assert "engine.db" in result.stderr and str(missing) in result.stderr
+    assert "mkdir" in result.stderr
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[engine]\ndb = "{missing / "x.db"}"\n')
+    assert invoke("--config", str(cfg), *command).exit_code == 2
+
+
+def test_bad_environment_and_config_files_exit_2_without_a_traceback(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("MIKROBOT_SIM__SYMBOLS", "EURUSD")
+    result = invoke("config", "check")
+    assert result.exit_code == 2 and "MIKROBOT_SIM__SYMBOLS" in result.stderr
+    monkeypatch.delenv("MIKROBOT_SIM__SYMBOLS")
+    result = invoke("--config", str(tmp_path), "config", "check")
+    assert result.exit_code == 2 and "is a directory" in result.stderr
+    u16 = tmp_path / "u16.toml"
+    u16.write_bytes("[sim]\nspeed = 2.0\n".encode("utf-16-le"))
+    result = invoke("--config", str(u16), "config", "check")
+    assert result.exit_code == 2 and "save it as UTF-8" in result.stderr
+
+
+def test_an_unknown_environment_variable_is_a_warning_on_stderr(monkeypatch) -> None:
+    monkeypatch.setenv("MIKROBOT_SIM__SPEEED", "3")
+    result = invoke("config", "check")
+    assert result.exit_code == 0 and "configuration ok" in result.stdout
+    assert result.stderr.startswith("warning: MIKROBOT_SIM__SPEEED")
+    assert "MIKROBOT_SIM__SPEED?" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_config_check_refuses_accounts_the_database_holds_with_other_params(
+    make_settings, tmp_path, db_path
+) -> None:
+    replay(make_settings(accounts=FAST_ACCOUNTS), waves(400), tmp_path / "s", batch=200).close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[accounts]]\nname = "A"\nparams = { fast = 5, slow = 20 }\n[ab]\nb = "A"\n')
+    for command in (CHECK, RUN):
+        result = invoke("--config", str(cfg), "--db", str(db_path), *command)
+        assert result.exit_code == 2, result.output
+        assert "accounts[0] (A)" in result.stderr and "new name" in result.stderr
