@@ -205,3 +205,65 @@ def test_config_check_refuses_accounts_the_database_holds_with_other_params(
         result = invoke("--config", str(cfg), "--db", str(db_path), *command)
         assert result.exit_code == 2, result.output
         assert "accounts[0] (A)" in result.stderr and "new name" in result.stderr
+
+
+def all_commands():
+    """Every command of the app as its argument path, e.g. ["config", "check"]."""
+    from mikrobot_tui.cli import command
+
+    def walk(group, path):
+        for name, sub in group.commands.items():
+            if hasattr(sub, "commands"):
+                yield from walk(sub, [*path, name])
+            else:
+                yield [*path, name], sub
+
+    return list(walk(command(), []))
+
+
+def test_help_shows_flags_as_flags_and_h_is_help() -> None:
+    for args in (["--help"], ["-h"], ["run", "--help"], ["run", "-h"], ["config", "-h"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, args
+        assert "Usage:" in result.output
+        assert "<bool>" not in result.output and "BOOLEAN" not in result.output
+    run_help = invoke("run", "-h").output
+    assert "--headless" in run_help
+    for path, _ in all_commands():
+        assert invoke(*path, "-h").exit_code == 0, path
+    bare = invoke("config")  # a group without its command shows the group's help
+    assert "Usage:" in bare.output and "error:" not in bare.output
+
+
+def test_a_flag_given_a_value_is_a_one_line_usage_error() -> None:
+    result = invoke("run", "--headless", "true")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "--headless" in lines[0] and "takes no value" in lines[0]
+    bogus = invoke("status", "--bogus")
+    assert bogus.exit_code == 2 and len(bogus.stderr.strip().splitlines()) == 1
+    assert "--bogus" in bogus.stderr and "mikrobot status --help" in bogus.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    from mikrobot_tui import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"mikrobot {__version__}"
+
+
+def test_every_command_takes_the_global_options_after_it_too(tmp_path: Path) -> None:
+    for path, cmd in all_commands():
+        opts = {o for p in cmd.params for o in p.opts}
+        assert {"--db", "--config"} <= opts, path
+    result = invoke("status", "--db", str(tmp_path / "after.db"))
+    assert result.exit_code == 1 and str(tmp_path / "after.db") in result.stderr
+    result = invoke("--db", str(tmp_path / "before.db"), "status", "--db", str(tmp_path / "b.db"))
+    assert str(tmp_path / "b.db") in result.stderr and "before.db" not in result.stderr
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[sim]\nspeed = 7.0\n")
+    shown = invoke("config", "show", "--config", str(cfg))
+    assert json.loads(shown.stdout)["sim"]["speed"] == 7.0
+

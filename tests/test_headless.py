@@ -81,6 +81,9 @@ def test_halt_resume_and_status_from_another_terminal(tmp_path: Path) -> None:
     engine = start_engine(db, 40, MIKROBOT_SIM__SPEED="30")
     try:
         wait_until_running(db)
+        busy = cli(db, "run", "--headless", "--duration", "1")
+        assert busy.returncode == 1
+        assert f"attach to it with `mikrobot --db {db} --attach`" in busy.stderr, busy.stderr
         halted = cli(db, "halt")
         assert halted.returncode == 0, halted.stderr
         assert "halted" in halted.stdout

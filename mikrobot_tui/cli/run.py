@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_BAD_INPUT, echo, fail, settings
+from mikrobot_tui.cli.common import EXIT_BAD_INPUT, echo, fail, options, settings
 from mikrobot_tui.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -27,10 +29,26 @@ def started_engine(s: Settings) -> Engine:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     try:
         engine.start()
-    except EngineBusy as exc:
-        engine.conn.close()
-        raise fail(str(exc)) from None
+    except EngineBusy:
+        raise fail(_busy_message(engine)) from None
     return engine
+
+
+def _busy_message(engine: Engine) -> str:
+    """Another engine runs on the database: how to attach to that one, with this --db."""
+    from mikrobot_tui.store.queries import engine_status
+
+    pid = engine_status(engine.conn, time.time_ns()).pid
+    engine.conn.close()
+    attach = ["mikrobot"]
+    if options.config is not None:
+        attach += ["--config", shlex.quote(str(options.config))]
+    attach += ["--db", shlex.quote(str(engine.db_path)), "--attach"]
+    who = f"another engine (pid {pid})" if pid is not None else "another engine"
+    return (
+        f"{who} is running on {engine.db_path}; attach to it with `{' '.join(attach)}`, "
+        "or stop it first"
+    )
 
 
 def cockpit(attach: bool) -> None:
