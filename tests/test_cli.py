@@ -267,3 +267,47 @@ def test_every_command_takes_the_global_options_after_it_too(tmp_path: Path) -> 
     shown = invoke("config", "show", "--config", str(cfg))
     assert json.loads(shown.stdout)["sim"]["speed"] == 7.0
 
+
+def test_flatten_checks_for_an_engine_before_asking(tmp_path: Path) -> None:
+    result = invoke("--db", str(tmp_path / "none.db"), "flatten", input="y\n")
+    assert result.exit_code == 1
+    assert "no engine has run here" in result.stderr
+    assert "Close every" not in result.output
+    from mikrobot_tui.store.schema import open_db
+
+    open_db(tmp_path / "idle.db").conn.close()
+    result = invoke("--db", str(tmp_path / "idle.db"), "flatten", input="y\n")
+    assert result.exit_code == 1 and "no engine is running" in result.stderr
+    assert "Close every" not in result.output
+
+
+def test_status_json_rounds_prices_money_and_scores(make_settings, tmp_path, db_path) -> None:
+    from mikrobot_tui.domain.instruments import default_instruments, step_decimals
+
+    settings = make_settings(accounts=FAST_ACCOUNTS)
+    replay(settings, waves(3000), tmp_path / "s", batch=1000).close()
+    doc = json.loads(invoke("--db", str(db_path), "status", "--json").stdout)
+    inst = default_instruments()
+
+    def decimals(x: float) -> int:
+        text = repr(x)
+        return 0 if "." not in text else len(text.split(".")[1])
+
+    for s in doc["symbols"]:
+        d = step_decimals(inst[s["symbol"]].tick_size)
+        assert decimals(s["bid"]) <= d and decimals(s["ask"]) <= d
+        assert decimals(s["spread_pips"]) <= 1 and decimals(s["change_pct"]) <= 4
+        assert all(decimals(x) <= d + 1 for x in s["spark"])
+    for a in doc["accounts"]:
+        for key in ("balance", "equity", "realized_pnl", "unrealized_pnl"):
+            assert decimals(a[key]) <= 2
+    for q in doc["quality"]:
+        assert decimals(q["score"]) <= 4 and decimals(q["latency_ms"]) <= 2
+    for p in doc["positions"]:
+        d = step_decimals(inst[p["symbol"]].tick_size)
+        assert decimals(p["entry_price"]) <= d and decimals(p["unrealized_pnl"]) <= 2
+    assert doc["positions"] or doc["accounts"][0]["trades"]  # the run traded
+    floats: list[str] = []
+    raw = invoke("--db", str(db_path), "status", "--json").stdout
+    json.loads(raw, parse_float=lambda text: floats.append(text) or float(text))
+    assert floats and not [f for f in floats if "0000000" in f or "9999999" in f]

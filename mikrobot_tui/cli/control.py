@@ -5,37 +5,42 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mikrobot_tui.cli.common import EXIT_RUNTIME, echo, fail, reader, require_engine, settings
 
 
-def _send(command: str, timeout: float = 3.0) -> tuple[str, sqlite3.Connection]:
-    """Send a command to the running engine; its answer and the open connection."""
-    from mikrobot_tui.store import commands
-
+def _engine() -> sqlite3.Connection:
+    """A connection to the database of a running engine; exit 1 saying why when none runs."""
     s = settings()
     conn = reader(s)
     require_engine(conn, s.engine.db)
+    return conn
+
+
+def _send(conn: sqlite3.Connection, command: str, timeout: float = 3.0) -> str:
+    """Send a command to the running engine and return its answer."""
+    from mikrobot_tui.store import commands
+
     command_id = commands.send(conn, commands.Command(command), time.time_ns(), source="cli")
     row = commands.wait(conn, command_id, timeout)
     if row is None:
         raise fail(f"the engine did not answer {command!r} within {timeout:.0f} s")
     if row.status != "done":
         raise fail(f"{command} failed: {row.result}")
-    return row.result or "done", conn
+    return row.result or "done"
 
 
 def halt() -> None:
     """Stop new orders and cancel working ones (positions stay open)."""
-    echo(_send("halt")[0])
+    echo(_send(_engine(), "halt"))
 
 
 def resume() -> None:
     """Allow new orders again after a halt."""
-    echo(_send("resume")[0])
+    echo(_send(_engine(), "resume"))
 
 
 def flatten(
@@ -43,10 +48,10 @@ def flatten(
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait until flat")] = 5.0,
 ) -> None:
     """Close every open position at market."""
+    conn = _engine()  # before asking: no question when there is nothing to flatten
     if not yes and not typer.confirm("Close every open position at market?", default=False):
         raise fail("flatten cancelled", EXIT_RUNTIME)
-    answer, conn = _send("flatten")
-    echo(answer)
+    echo(_send(conn, "flatten"))
     deadline = time.monotonic() + wait
     while True:
         left = conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
@@ -69,7 +74,8 @@ def status(
     conn = reader(s)
     snap = read_snapshot(conn, time.time_ns())
     if as_json:
-        echo(json.dumps(snap.to_json(), indent=2, ensure_ascii=True, allow_nan=False, default=str))
+        doc = rounded(snap.to_json())
+        echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False, default=str))
         return
     e = snap.engine
     state = "running" if e.running else "not running"
@@ -104,3 +110,54 @@ def status(
     for v in snap.ab:
         p = "n/a" if v.p_value is None else f"{v.p_value:.3f}"
         echo(f"A/B {v.variant} ({v.account}): trades {v.trades} p-value {p}")
+
+
+PCT_DECIMALS = 4  # change_pct and mean_return are percentages: 0.1449 %
+SCORE_DECIMALS = 4  # quality scores and win rates are fractions 0..1
+P_DIGITS = 4  # p-values keep 4 significant digits: 0.0001234 stays 0.0001234
+
+
+def rounded(doc: dict[str, Any]) -> dict[str, Any]:
+    """`status --json` with floats as a person reads them: prices to the instrument's digits,
+    money to cents, percentages and scores to a fixed number of decimals. Keys stay as they
+    are (they are a contract); only the values' float noise goes."""
+    from mikrobot_tui.domain.instruments import default_instruments, step_decimals
+
+    catalogue = default_instruments()
+
+    def digits(symbol: str) -> int | None:
+        inst = catalogue.get(symbol)
+        return None if inst is None else step_decimals(inst.tick_size)
+
+    def r(value: Any, places: int | None) -> Any:
+        if not isinstance(value, float) or places is None:
+            return value
+        return round(value, places)
+
+    def sig(value: Any, figures: int) -> Any:
+        return float(f"{value:.{figures}g}") if isinstance(value, float) else value
+
+    for row in doc.get("symbols", []):
+        d = digits(row["symbol"])
+        row["bid"], row["ask"] = r(row["bid"], d), r(row["ask"], d)
+        row["spark"] = [r(x, None if d is None else d + 1) for x in row["spark"]]  # mids
+        row["spread_pips"] = r(row["spread_pips"], 1)
+        row["change_pct"] = r(row["change_pct"], PCT_DECIMALS)
+        row["quality"] = r(row["quality"], SCORE_DECIMALS)
+    for row in doc.get("quality", []):
+        row["score"] = r(row["score"], SCORE_DECIMALS)
+        row["latency_ms"] = r(row["latency_ms"], 2)
+    for row in doc.get("accounts", []):
+        for key in ("balance", "equity", "realized_pnl", "unrealized_pnl"):
+            row[key] = r(row[key], 2)
+    for row in doc.get("positions", []):
+        d = digits(row["symbol"])
+        inst = catalogue.get(row["symbol"])
+        row["quantity"] = r(row["quantity"], inst and step_decimals(inst.lot_step))
+        row["entry_price"], row["mark"] = r(row["entry_price"], d), r(row["mark"], d)
+        row["unrealized_pnl"] = r(row["unrealized_pnl"], 2)
+    for row in doc.get("ab", []):
+        row["win_rate"] = r(row["win_rate"], SCORE_DECIMALS)
+        row["mean_return"] = r(row["mean_return"], PCT_DECIMALS)
+        row["p_value"] = sig(row["p_value"], P_DIGITS)
+    return doc
