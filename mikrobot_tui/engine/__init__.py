@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
@@ -142,8 +143,13 @@ class Engine:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        """Claim the database, open new accounts, cancel orders left from a previous run."""
+    def start(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Claim the database, open new accounts, cancel orders left from a previous run.
+
+        `should_stop` is asked between warm-up batches: when it says yes the warm-up ends
+        early (the strategies are colder, nothing else differs), so a signal during start-up
+        stops the program in moments; the caller then stops the engine instead of running it.
+        """
         now = self.wall.now_ns()
         status = engine_status(self.conn, now)
         if status.running and status.pid != os.getpid():
@@ -192,14 +198,16 @@ class Engine:
         )
         self._started = True
         self.read_side.running, self.read_side.started_ts = True, now
-        self._warm_up()
+        self._warm_up(should_stop or (lambda: False))
         self.read_side.write()
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, should_stop: Callable[[], bool]) -> None:
         """Run the feed's history through quality, candles and strategies without trading."""
         self.corridor.warming = True
         try:
             for batch in self.feed.history():
+                if should_stop():
+                    break
                 self.corridor.process(batch)
                 if self.writer.pending_rows >= Writer.FLUSH_ROWS:
                     self.writer.flush()
