@@ -311,3 +311,100 @@ def test_status_json_rounds_prices_money_and_scores(make_settings, tmp_path, db_
     raw = invoke("--db", str(db_path), "status", "--json").stdout
     json.loads(raw, parse_float=lambda text: floats.append(text) or float(text))
     assert floats and not [f for f in floats if "0000000" in f or "9999999" in f]
+
+
+# ------------------------------------------------------------ --db that cannot be a database
+
+DB_COMMANDS = [RUN, ["status"], ["status", "--json"], ["halt"], ["resume"], ["flatten"], CHECK]
+DB_IDS = ["run", "status", "status --json", "halt", "resume", "flatten", "config check"]
+
+
+def not_a_database(tmp_path: Path, kind: str) -> Path:
+    if kind == "directory":
+        path = tmp_path / "a-directory"
+        path.mkdir()
+    else:
+        path = tmp_path / "notes.txt"
+        path.write_text("these are my notes, not a database\n")
+    return path
+
+
+def assert_one_line_naming(result, path: Path, problem: str, code: int = 2) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and "unexpected error" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and problem in lines[0]
+
+
+@pytest.mark.parametrize("kind", ["directory", "text file"])
+@pytest.mark.parametrize("command", DB_COMMANDS, ids=DB_IDS)
+def test_a_db_path_that_cannot_be_a_database_is_one_line_exit_2(
+    tmp_path: Path, kind: str, command: list[str]
+) -> None:
+    path = not_a_database(tmp_path, kind)
+    result = invoke("--db", str(path), *command, input="y\n")
+    problem = "is a directory" if kind == "directory" else "is not an SQLite database"
+    assert_one_line_naming(result, path, problem)
+    if kind == "text file":
+        assert path.read_text().startswith("these are my notes")  # untouched
+
+
+@pytest.fixture
+def read_only(tmp_path: Path):
+    """Make a file or directory read-only for real. Root writes through chmod 444, so as root
+    the immutable attribute (chattr +i) is used instead; skip where neither works."""
+    import os
+    import shutil
+    import subprocess
+
+    made: list[Path] = []
+
+    def make(path: Path) -> Path:
+        if os.geteuid() != 0:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        else:
+            chattr = shutil.which("chattr")
+            done = chattr and subprocess.run([chattr, "+i", str(path)], capture_output=True)
+            if not done or done.returncode != 0:
+                pytest.skip("running as root without chattr +i: cannot make a file read-only")
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.mark.parametrize("command", [RUN, ["halt"], ["flatten", "--yes"], CHECK], ids=str)
+def test_a_read_only_database_is_one_line_exit_2(read_only, tmp_path, command) -> None:
+    from mikrobot_tui.store.schema import open_db
+
+    db = tmp_path / "ro.db"
+    open_db(db).conn.close()
+    read_only(db)
+    assert_one_line_naming(invoke("--db", str(db), *command), db, "read-only")
+
+
+@pytest.mark.parametrize("command", [RUN, CHECK], ids=str)
+def test_a_database_in_a_read_only_directory_is_one_line_exit_2(
+    read_only, tmp_path, command
+) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    read_only(folder)
+    result = invoke("--db", str(folder / "new.db"), *command)
+    assert_one_line_naming(result, folder, "not writable")
+
+
+def test_status_reads_a_read_only_database_or_says_why_in_one_line(read_only, tmp_path) -> None:
+    from mikrobot_tui.store.schema import open_db
+
+    db = tmp_path / "ro.db"
+    open_db(db).conn.close()
+    read_only(db)
+    result = invoke("--db", str(db), "status")
+    if result.exit_code != 0:
+        assert_one_line_naming(result, db, "read-only")

@@ -184,3 +184,26 @@ def test_a_signal_during_start_up_still_stops_cleanly(tmp_path: Path, sig: int) 
         if engine.poll() is None:
             engine.kill()
     assert engine_row_running(db) in (None, 0)
+
+
+@pytest.mark.parametrize("kind", ["directory", "text file"])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--attach"], ["run", "--headless", "--duration", "1"], ["status"], ["halt"]],
+    ids=["cockpit", "cockpit --attach", "run", "status", "halt"],
+)
+def test_a_db_that_cannot_be_a_database_is_one_line_in_a_real_process(
+    tmp_path: Path, kind: str, args: list[str]
+) -> None:
+    path = tmp_path / ("a-directory" if kind == "directory" else "notes.txt")
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text("not a database\n")
+    try:
+        out = cli(path, *args, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the command did not stop on a bad --db") from None
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and "unexpected error" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and str(path) in out.stderr

@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 import typer
 from typer.core import TyperGroup
 
-from mikrobot_tui.config import ConfigError, Settings, load_settings
+from mikrobot_tui.config import ConfigError, Settings, db_path_problem, load_settings
 
 try:  # typer >= 0.29 carries its own copy of click
     from typer._click.exceptions import UsageError
@@ -189,16 +189,45 @@ def settings() -> Settings:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
 
 
-def reader(s: Settings) -> sqlite3.Connection:
-    """A connection to the database of a running (or earlier) engine; exit 1 when none."""
+def check_db(path: Path, *, write: bool) -> None:
+    """Exit 2 with one line when `path` cannot be the database (a directory, not SQLite,
+    read-only when `write`)."""
+    problem = db_path_problem(Path(path), write=write)
+    if problem is not None:
+        raise fail(f"engine.db: {problem}", EXIT_BAD_INPUT)
+
+
+@contextlib.contextmanager
+def db_errors(path: Path) -> Iterator[None]:
+    """SQLite errors as one line naming the file: a busy or locked database is a runtime
+    failure (1), any other (a damaged file, one SQLite cannot open or write) bad input (2)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise fail(f"{path}: {text}; another program holds it, try again") from None
+        raise fail(
+            f"engine.db: {path} cannot be used as the database ({text}); give the path of a "
+            "mikrobot database or of a new file",
+            EXIT_BAD_INPUT,
+        ) from None
+
+
+def reader(s: Settings, *, write: bool = False) -> sqlite3.Connection:
+    """A connection to the database of a running (or earlier) engine; exit 1 when none,
+    2 when the path cannot be a database (`write`: one the CLI can send commands through)."""
     from mikrobot_tui.store.schema import open_db
 
-    if not Path(s.engine.db).exists():
+    path = Path(s.engine.db)
+    if not path.exists():
         raise fail(
-            f"no database at {s.engine.db}: no engine has run here; start one with "
+            f"no database at {path}: no engine has run here; start one with "
             "`mikrobot run --headless` or `mikrobot`"
         )
-    return open_db(s.engine.db).conn
+    check_db(path, write=write)
+    with db_errors(path):
+        return open_db(path).conn
 
 
 def require_engine(conn: sqlite3.Connection, db: Path) -> None:

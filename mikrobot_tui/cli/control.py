@@ -5,27 +5,39 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_RUNTIME, echo, fail, reader, require_engine, settings
+from mikrobot_tui.cli.common import (
+    EXIT_RUNTIME,
+    db_errors,
+    echo,
+    fail,
+    reader,
+    require_engine,
+    settings,
+)
 
 
-def _engine() -> sqlite3.Connection:
-    """A connection to the database of a running engine; exit 1 saying why when none runs."""
+def _engine() -> tuple[sqlite3.Connection, Path]:
+    """A connection to the database of a running engine, and its path; exit 1 saying why
+    when none runs, 2 when the path cannot be a database."""
     s = settings()
-    conn = reader(s)
-    require_engine(conn, s.engine.db)
-    return conn
+    conn = reader(s, write=True)
+    with db_errors(s.engine.db):
+        require_engine(conn, s.engine.db)
+    return conn, s.engine.db
 
 
-def _send(conn: sqlite3.Connection, command: str, timeout: float = 3.0) -> str:
+def _send(conn: sqlite3.Connection, db: Path, command: str, timeout: float = 3.0) -> str:
     """Send a command to the running engine and return its answer."""
     from mikrobot_tui.store import commands
 
-    command_id = commands.send(conn, commands.Command(command), time.time_ns(), source="cli")
-    row = commands.wait(conn, command_id, timeout)
+    with db_errors(db):
+        command_id = commands.send(conn, commands.Command(command), time.time_ns(), source="cli")
+        row = commands.wait(conn, command_id, timeout)
     if row is None:
         raise fail(f"the engine did not answer {command!r} within {timeout:.0f} s")
     if row.status != "done":
@@ -35,12 +47,12 @@ def _send(conn: sqlite3.Connection, command: str, timeout: float = 3.0) -> str:
 
 def halt() -> None:
     """Stop new orders and cancel working ones (positions stay open)."""
-    echo(_send(_engine(), "halt"))
+    echo(_send(*_engine(), "halt"))
 
 
 def resume() -> None:
     """Allow new orders again after a halt."""
-    echo(_send(_engine(), "resume"))
+    echo(_send(*_engine(), "resume"))
 
 
 def flatten(
@@ -48,13 +60,14 @@ def flatten(
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait until flat")] = 5.0,
 ) -> None:
     """Close every open position at market."""
-    conn = _engine()  # before asking: no question when there is nothing to flatten
+    conn, db = _engine()  # before asking: no question when there is nothing to flatten
     if not yes and not typer.confirm("Close every open position at market?", default=False):
         raise fail("flatten cancelled", EXIT_RUNTIME)
-    echo(_send(conn, "flatten"))
+    echo(_send(conn, db, "flatten"))
     deadline = time.monotonic() + wait
     while True:
-        left = conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
+        with db_errors(db):
+            left = conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
         if left == 0:
             echo("flat: no open positions")
             return
@@ -72,7 +85,8 @@ def status(
 
     s = settings()
     conn = reader(s)
-    snap = read_snapshot(conn, time.time_ns())
+    with db_errors(s.engine.db):
+        snap = read_snapshot(conn, time.time_ns())
     if as_json:
         doc = rounded(snap.to_json())
         echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False, default=str))

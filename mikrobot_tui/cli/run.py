@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_BAD_INPUT, echo, fail, options, settings
+from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    check_db,
+    db_errors,
+    echo,
+    fail,
+    options,
+    settings,
+)
 from mikrobot_tui.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -71,17 +79,18 @@ def started_engine(s: Settings, stop: StopSignals) -> Engine | None:
     """The engine, started; None when a signal came before it was."""
     from mikrobot_tui.engine import EngineBusy, build_engine
 
-    try:
-        engine = build_engine(s)
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
-    if stop.requested:
-        engine.close()
-        return None
-    try:
-        engine.start(should_stop=stop)
-    except EngineBusy:
-        raise fail(_busy_message(engine)) from None
+    with db_errors(s.engine.db):
+        try:
+            engine = build_engine(s)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_BAD_INPUT) from None
+        if stop.requested:
+            engine.close()
+            return None
+        try:
+            engine.start(should_stop=stop)
+        except EngineBusy:
+            raise fail(_busy_message(engine)) from None
     return engine
 
 
@@ -108,7 +117,9 @@ def cockpit(attach: bool) -> None:
     from mikrobot_tui.tui.app import CockpitApp
 
     engine = None
-    if not attach:
+    if attach:
+        check_db(s.engine.db, write=False)
+    else:
         stop = StopSignals()
         with stop.installed():  # the cockpit handles its keys itself once it is up
             engine = started_engine(s, stop)
