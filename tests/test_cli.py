@@ -408,3 +408,16 @@ def test_status_reads_a_read_only_database_or_says_why_in_one_line(read_only, tm
     result = invoke("--db", str(db), "status")
     if result.exit_code != 0:
         assert_one_line_naming(result, db, "read-only")
+
+
+def test_an_unexpected_error_is_one_line_naming_a_file_with_the_traceback(capsys) -> None:
+    from mikrobot_tui.cli.common import last_resort
+
+    with pytest.raises(SystemExit) as stopped, last_resort():
+        raise RuntimeError("boom")
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "RuntimeError: boom" in err
+    crash = Path(err.split("the details are in ")[1].split(";")[0])
+    assert "Traceback" in crash.read_text() and "boom" in crash.read_text()
+    crash.unlink()
