@@ -3,34 +3,60 @@
 Precedence, highest first: explicit overrides (CLI flags), environment (`MIKROBOT_SIM__SPEED=5`,
 nested with `__`), .env, config.toml, defaults. Secrets are SecretStr and are accepted only from
 the environment or .env (invariant 5): a secret found in config.toml is a configuration error.
+
+config.toml is read and parsed once, here (UTF-8, or UTF-16/32 when a byte-order mark says so),
+and the parsed table is what both the secrets check and the settings see. A `MIKROBOT_*`
+variable that names no setting is a warning (with the closest setting), never an error: the
+environment is shared with other programs and other versions of this one.
 """
 
 from __future__ import annotations
 
+import codecs
+import difflib
+import json
+import os
 import tomllib
+import warnings
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from mikrobot_tui.domain.instruments import default_instruments
 
 DEFAULT_CONFIG = Path("config.toml")
 ENV_PREFIX = "MIKROBOT_"
+ENV_FILE = ".env"
 SECRET_KEYS = {("binance", "api_key"), ("binance", "api_secret"), ("mt5", "password")}
-
-_toml_path: ContextVar[Path | None] = ContextVar("mikrobot_toml_path", default=None)
+JSON_EXAMPLE = """MIKROBOT_SIM__SYMBOLS='["EURUSD"]'"""
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class ConfigError(Exception):
     """Bad configuration: the message names each key, its bad value and the fix."""
+
+
+class ConfigWarning(UserWarning):
+    """A configuration that works but is probably not what was meant (an unknown variable)."""
+
+
+@dataclass
+class _Loading:
+    """What one load_settings call hands to Settings' sources, and what they report back."""
+
+    toml: dict[str, Any] | None = None
+    unknown: list[tuple[str, str]] = field(default_factory=list)  # (variable, where)
+    env: list[tuple[str, str | None, str]] = field(default_factory=list)  # (name, value, where)
+
+
+_loading: ContextVar[_Loading | None] = ContextVar("mikrobot_loading", default=None)
 
 
 class _Section(BaseModel):
@@ -57,7 +83,7 @@ class EngineSettings(_Section):
 
 class SimSettings(_Section):
     symbols: list[str] = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSDT", "ETHUSDT"]
-    seed: int = 7
+    seed: int = Field(7, ge=0, description="numpy's SeedSequence takes no negative seed")
     speed: float = Field(1.0, gt=0, le=1_000)
     faults: bool = True
     fault_rate: float = Field(0.002, ge=0, le=0.2)
@@ -185,41 +211,195 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        loading = _loading.get() or _Loading()
+        for source, where in ((env_settings, "the environment"), (dotenv_settings, ENV_FILE)):
+            _keep_known_variables(source, where, loading)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        path = _toml_path.get()
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        if loading.toml is not None:
+            sources.append(_ParsedToml(settings_cls, loading.toml))
         return tuple(sources)
 
 
+class _ParsedToml(PydanticBaseSettingsSource):
+    """config.toml as load_settings parsed it (one reader for the file, not two)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def _setting_path(name: str) -> list[str] | None:
+    """The setting a (lower-case) variable name sets, as [field] or [section, key, ...]."""
+    prefix = ENV_PREFIX.lower()
+    if not name.startswith(prefix):
+        return None
+    parts = name[len(prefix) :].split("__")
+    top = Settings.model_fields.get(parts[0])
+    if top is None:
+        return None
+    if len(parts) == 1:
+        return parts
+    section = top.annotation
+    if not (isinstance(section, type) and issubclass(section, BaseModel)):
+        return None  # lists (accounts) are set whole, as JSON
+    sub = section.model_fields.get(parts[1])
+    if sub is None or (len(parts) > 2 and get_origin(sub.annotation) is not dict):
+        return None
+    return parts
+
+
+def _known_variables() -> list[str]:
+    names = []
+    for name, info in Settings.model_fields.items():
+        names.append(f"{ENV_PREFIX}{name.upper()}")
+        model = info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names += [f"{ENV_PREFIX}{name.upper()}__{key.upper()}" for key in model.model_fields]
+    return names
+
+
+def _keep_known_variables(source: Any, where: str, loading: _Loading) -> None:
+    """Drop the MIKROBOT_* variables that name no setting (and, from .env, everything else)
+    from a source, noting them for a warning: unknown names must not stop the program."""
+    env_vars: Mapping[str, str | None] = getattr(source, "env_vars", {})
+    kept: dict[str, str | None] = {}
+    for name, value in env_vars.items():
+        lower = name.lower()
+        if not lower.startswith(ENV_PREFIX.lower()):
+            if where != ENV_FILE:
+                kept[name] = value  # other programs' variables: not ours to judge
+            continue
+        if _setting_path(lower) is None:
+            loading.unknown.append((name.upper(), where))
+            continue
+        kept[name] = value
+        loading.env.append((name.upper(), value, where))
+    source.env_vars = kept
+
+
+def _unknown_variable_warning(name: str, where: str) -> str:
+    closest = difflib.get_close_matches(name, _known_variables(), n=1, cutoff=0.0)
+    hint = f"; did you mean {closest[0]}?" if closest else ""
+    return f"{name} (in {where}) is not a mikrobot setting and is ignored{hint}"
+
+
+def _is_json_setting(parts: list[str]) -> bool:
+    """Whether a variable's value must be JSON: a whole section, a list or a table."""
+    info = Settings.model_fields[parts[0]]
+    annotation = info.annotation
+    if len(parts) == 1:
+        is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        return is_section or get_origin(annotation) in (list, dict)
+    assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    sub = annotation.model_fields[parts[1]].annotation
+    if len(parts) > 2:
+        return False
+    origins = {get_origin(sub), *(get_origin(a) for a in get_args(sub))}
+    return bool(origins & {list, dict})
+
+
+def _explain_settings_error(exc: SettingsError, loading: _Loading) -> str:
+    """pydantic-settings says which field failed, not which variable: find the variable."""
+    for name, value, where in loading.env:
+        parts = _setting_path(name.lower())
+        if parts is None or value is None or not _is_json_setting(parts):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            source = "" if where == "the environment" else f" (in {where})"
+            return (
+                f"{name}{source} = {shown!r}: not valid JSON; lists and tables are given as "
+                f"JSON, e.g. {JSON_EXAMPLE}"
+            )
+    return f"{exc}; lists and tables in MIKROBOT_* variables are JSON, e.g. {JSON_EXAMPLE}"
+
+
 def load_settings(
-    config_path: Path | None = None, overrides: dict[str, Any] | None = None
+    config_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Build Settings, or raise ConfigError with one line per bad key.
 
     `config_path` None means ./config.toml when it exists, else the built-in defaults.
     `overrides` are nested dicts from CLI flags, e.g. {"engine": {"db": Path("x.db")}}.
+    `warn` receives one line per MIKROBOT_* variable that names no setting (default: a
+    ConfigWarning through the warnings module).
     """
     path = config_path if config_path is not None else DEFAULT_CONFIG
     if config_path is not None and not path.exists():
         raise ConfigError(f"--config: {path} does not exist; pass the path of a config.toml")
+    if path.is_dir():
+        flag = "--config: " if config_path is not None else ""
+        raise ConfigError(
+            f"{flag}{path} is a directory, not a file; pass the path of a config.toml"
+        )
     toml_path = path if path.exists() else None
-    if toml_path is not None:
-        _refuse_secrets_in_file(toml_path)
-    token = _toml_path.set(toml_path)
+    loading = _Loading(toml=read_toml(toml_path) if toml_path is not None else None)
+    if loading.toml is not None and toml_path is not None:
+        _refuse_secrets(loading.toml, toml_path)
+    token = _loading.set(loading)
     try:
-        return Settings(**(overrides or {}))
+        settings = Settings(**(overrides or {}))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, toml_path)) from None
+    except SettingsError as exc:
+        raise ConfigError(_explain_settings_error(exc, loading)) from None
     finally:
-        _toml_path.reset(token)
+        _loading.reset(token)
+    for name, where in dict.fromkeys(loading.unknown):
+        message = _unknown_variable_warning(name, where)
+        if warn is None:
+            warnings.warn(message, ConfigWarning, stacklevel=2)
+        else:
+            warn(message)
+    return settings
 
 
-def _refuse_secrets_in_file(path: Path) -> None:
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a config file: UTF-8, or UTF-16/32 with a byte-order mark; ConfigError otherwise."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a directory, not a file; pass the path of a config.toml"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror}); check the path and its permissions"
+        ) from None
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        text = None
+    if text is None or (encoding == "utf-8" and "\x00" in text):
+        what = "UTF-16 without a byte-order mark" if b"\x00" in raw else "not UTF-8 text"
+        raise ConfigError(f"{path}: the file is {what}; save it as UTF-8 and try again")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
+
+
+def _refuse_secrets(data: dict[str, Any], path: Path) -> None:
     for section, key in sorted(SECRET_KEYS):
         if isinstance(data.get(section), dict) and key in data[section]:
             env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
@@ -244,6 +424,41 @@ def format_validation_error(exc: ValidationError, source: Path | None) -> str:
             msg = "unknown key; check the spelling against config.toml's comments"
         lines.append(f"  {key} = {shown}: {msg}")
     return "\n".join(lines)
+
+
+def db_path_problem(path: Path, *, write: bool) -> str | None:
+    """Why `path` cannot be the SQLite database, with the fix; None when it can.
+
+    With `write`, also a file or directory the engine could not write (SQLite in WAL mode
+    writes files next to the database). A missing file is fine: the engine creates it.
+    """
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        return f"{path} is a directory; give a file in it, e.g. --db {path / 'mikrobot.db'}"
+    if not parent.exists():
+        return f"directory {parent} does not exist; create it (mkdir -p {parent}) or use another"
+    if not parent.is_dir():
+        return f"{parent} is not a directory; give a path inside a directory"
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            return f"{path} cannot be read ({exc.strerror}); check its permissions"
+        if head and head != SQLITE_HEADER:
+            return (
+                f"{path} is not an SQLite database; give the path of a mikrobot database or "
+                "of a new file"
+            )
+        if write and not os.access(path, os.W_OK):
+            return f"{path} is read-only; make it writable (chmod u+w) or use another file"
+    if write and not os.access(parent, os.W_OK | os.X_OK):
+        return (
+            f"directory {parent} is not writable (SQLite writes its journal next to the "
+            "database); make it writable or use another directory"
+        )
+    return None
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.paper.portfolio import fold
 from mikrobot_tui.store.events import read_events
@@ -81,6 +83,9 @@ def test_halt_resume_and_status_from_another_terminal(tmp_path: Path) -> None:
     engine = start_engine(db, 40, MIKROBOT_SIM__SPEED="30")
     try:
         wait_until_running(db)
+        busy = cli(db, "run", "--headless", "--duration", "1")
+        assert busy.returncode == 1
+        assert f"attach to it with `mikrobot --db {db} --attach`" in busy.stderr, busy.stderr
         halted = cli(db, "halt")
         assert halted.returncode == 0, halted.stderr
         assert "halted" in halted.stdout
@@ -134,3 +139,71 @@ def test_after_kill_9_the_engine_restarts_to_the_same_state(tmp_path: Path) -> N
         assert again.accounts[name].balance == acct.balance
         assert again.accounts[name].positions == acct.positions
     assert sum(e.kind is EventKind.ACCOUNT_OPENED for e in events) == 2
+
+
+def engine_row_running(db: Path) -> int | None:
+    """The engine row's running flag; None when the engine never wrote its row."""
+    if not db.exists():
+        return None
+    row = open_db(db).conn.execute("SELECT running FROM engine").fetchone()
+    return None if row is None else row[0]
+
+
+def test_sighup_stops_the_engine_cleanly_like_sigterm(tmp_path: Path) -> None:
+    db = tmp_path / "hup.db"
+    engine = start_engine(db, 40, MIKROBOT_SIM__SPEED="30")
+    try:
+        wait_until_running(db)
+        engine.send_signal(signal.SIGHUP)
+        assert engine.wait(timeout=15) == 0
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    assert engine_row_running(db) == 0
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["TERM", "HUP", "INT"]
+)
+def test_a_signal_during_start_up_still_stops_cleanly(tmp_path: Path, sig: int) -> None:
+    """Start-up warms the strategies on simulated history (here a day of it, seconds of
+    work): a signal then must stop the engine cleanly, and soon."""
+    db = tmp_path / "early.db"
+    engine = start_engine(db, 60, MIKROBOT_SIM__WARMUP_MINUTES="1440")
+    try:
+        end = time.monotonic() + 15
+        while not db.exists() and time.monotonic() < end:
+            time.sleep(0.02)
+        assert db.exists()
+        time.sleep(0.3)  # inside the warm-up now
+        sent = time.monotonic()
+        engine.send_signal(sig)
+        assert engine.wait(timeout=30) == 0
+        assert time.monotonic() - sent < 5, "the warm-up was not cut short"
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    assert engine_row_running(db) in (None, 0)
+
+
+@pytest.mark.parametrize("kind", ["directory", "text file"])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--attach"], ["run", "--headless", "--duration", "1"], ["status"], ["halt"]],
+    ids=["cockpit", "cockpit --attach", "run", "status", "halt"],
+)
+def test_a_db_that_cannot_be_a_database_is_one_line_in_a_real_process(
+    tmp_path: Path, kind: str, args: list[str]
+) -> None:
+    path = tmp_path / ("a-directory" if kind == "directory" else "notes.txt")
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text("not a database\n")
+    try:
+        out = cli(path, *args, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the command did not stop on a bad --db") from None
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and "unexpected error" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and str(path) in out.stderr

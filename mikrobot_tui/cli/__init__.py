@@ -1,41 +1,76 @@
 """`mikrobot`: the cockpit, the headless engine, and remote control of a running engine.
 
 One module per command group (run, control, config); the typer app is assembled here.
+
+Help and errors are plain text: typer's rich help shows every flag as `--flag <bool>` (its
+options panel prints a type for flags too), and its boxed error panels are several lines of
+non-ASCII. Usage errors are one line on stderr, exit 2. `-h` is `--help` everywhere, and the
+global options `--config` and `--db` are accepted after the command too (that value wins).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mikrobot_tui import __version__
 from mikrobot_tui.cli import config, control, run
-from mikrobot_tui.cli.common import options
+from mikrobot_tui.cli.common import (
+    ConfigOption,
+    DbOption,
+    Group,
+    echo,
+    last_resort,
+    options,
+    with_global_options,
+)
+
+PROG = "mikrobot"
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
+    name=PROG,
+    cls=Group,
     add_completion=False,
     no_args_is_help=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
     help="mikrobot: a terminal trading cockpit that paper-trades live markets.",
 )
-config_app = typer.Typer(help="Show or check the configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    cls=Group,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
+    help="Show or check the configuration.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        echo(f"{PROG} {__version__}")
+        raise typer.Exit()
 
 
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    config_path: Annotated[
-        Path | None, typer.Option("--config", help="config.toml to read (default ./config.toml)")
-    ] = None,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="SQLite file (overrides engine.db)")
-    ] = None,
+    config_path: ConfigOption = None,
+    db: DbOption = None,
     attach: Annotated[
         bool,
         typer.Option(
             "--attach", help="Open the cockpit on an engine already running in another process"
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit"
         ),
     ] = False,
 ) -> None:
@@ -45,17 +80,20 @@ def main_callback(
         run.cockpit(attach)
 
 
-app.command()(run.run)
-app.command()(control.status)
-app.command()(control.halt)
-app.command()(control.resume)
-app.command()(control.flatten)
-config_app.command("show")(config.show)
-config_app.command("check")(config.check)
+for _command in (run.run, control.status, control.halt, control.resume, control.flatten):
+    app.command()(with_global_options(_command))
+config_app.command("show")(with_global_options(config.show))
+config_app.command("check")(with_global_options(config.check))
+
+
+def command() -> typer.core.TyperGroup:
+    """The click group behind the app (for tests that walk every command)."""
+    return typer.main.get_group(app)
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    with last_resort():
+        try:
+            app(prog_name=PROG)
+        except KeyboardInterrupt:
+            sys.exit(130)

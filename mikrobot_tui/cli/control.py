@@ -5,17 +5,36 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_RUNTIME, echo, fail, reader, require_engine, settings
+from mikrobot_tui.cli.common import (
+    EXIT_RUNTIME,
+    db_errors,
+    echo,
+    fail,
+    reader,
+    require_engine,
+    settings,
+)
 
 PATIENCE_S = 60.0  # how long a command waits out a database another process has locked
 
 
-def _send(command: str, timeout: float = 3.0) -> tuple[str, sqlite3.Connection]:
-    """Send a command to the running engine; its answer and the open connection.
+def _engine() -> tuple[sqlite3.Connection, Path]:
+    """A connection to the database of a running engine, and its path; exit 1 saying why
+    when none runs, 2 when the path cannot be a database."""
+    s = settings()
+    conn = reader(s, write=True)
+    with db_errors(s.engine.db):
+        require_engine(conn, s.engine.db)
+    return conn, s.engine.db
+
+
+def _send(conn: sqlite3.Connection, db: Path, command: str, timeout: float = 3.0) -> str:
+    """Send a command to the running engine and return its answer.
 
     A database locked by another process delays the command, it does not lose it: the sender
     says so and waits (up to PATIENCE_S) while the engine is alive.
@@ -23,9 +42,6 @@ def _send(command: str, timeout: float = 3.0) -> tuple[str, sqlite3.Connection]:
     from mikrobot_tui.store import commands
     from mikrobot_tui.store.queries import engine_status
 
-    s = settings()
-    conn = reader(s)
-    require_engine(conn, s.engine.db)
     said = False
 
     def waiting(why: str) -> None:
@@ -44,8 +60,9 @@ def _send(command: str, timeout: float = 3.0) -> tuple[str, sqlite3.Connection]:
             break
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > give_up:
-                raise fail(f"{command} not sent: {s.engine.db}: {exc}") from None
-            waiting(f"{s.engine.db} is locked by another process")
+                with db_errors(db):
+                    raise
+            waiting(f"{db} is locked by another process")
 
     def still_hoping() -> bool:
         status = engine_status(conn, time.time_ns())
@@ -54,24 +71,25 @@ def _send(command: str, timeout: float = 3.0) -> tuple[str, sqlite3.Connection]:
             return True
         return False
 
-    row = commands.wait(conn, command_id, timeout, still_hoping=still_hoping)
+    with db_errors(db):
+        row = commands.wait(conn, command_id, timeout, still_hoping=still_hoping)
     if row is None:
         raise fail(f"the engine did not answer {command!r} within {timeout:.0f} s; withdrawn")
     if row.status == "running":
         raise fail(f"the engine took {command!r} but has not answered yet; see `mikrobot status`")
     if row.status != "done":
         raise fail(f"{command} {row.status}: {row.result}")
-    return row.result or "done", conn
+    return row.result or "done"
 
 
 def halt() -> None:
     """Stop new orders and cancel working ones (positions stay open)."""
-    echo(_send("halt")[0])
+    echo(_send(*_engine(), "halt"))
 
 
 def resume() -> None:
     """Allow new orders again after a halt."""
-    echo(_send("resume")[0])
+    echo(_send(*_engine(), "resume"))
 
 
 def flatten(
@@ -79,13 +97,14 @@ def flatten(
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait until flat")] = 5.0,
 ) -> None:
     """Close every open position at market."""
+    conn, db = _engine()  # before asking: no question when there is nothing to flatten
     if not yes and not typer.confirm("Close every open position at market?", default=False):
         raise fail("flatten cancelled", EXIT_RUNTIME)
-    answer, conn = _send("flatten")
-    echo(answer)
+    echo(_send(conn, db, "flatten"))
     deadline = time.monotonic() + wait
     while True:
-        left = conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
+        with db_errors(db):
+            left = conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
         if left == 0:
             echo("flat: no open positions")
             return
@@ -103,9 +122,11 @@ def status(
 
     s = settings()
     conn = reader(s)
-    snap = read_snapshot(conn, time.time_ns())
+    with db_errors(s.engine.db):
+        snap = read_snapshot(conn, time.time_ns())
     if as_json:
-        echo(json.dumps(snap.to_json(), indent=2, ensure_ascii=True, allow_nan=False, default=str))
+        doc = rounded(snap.to_json())
+        echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False, default=str))
         return
     e = snap.engine
     state = "running" if e.running else "not running"
@@ -140,3 +161,54 @@ def status(
     for v in snap.ab:
         p = "n/a" if v.p_value is None else f"{v.p_value:.3f}"
         echo(f"A/B {v.variant} ({v.account}): trades {v.trades} p-value {p}")
+
+
+PCT_DECIMALS = 4  # change_pct and mean_return are percentages: 0.1449 %
+SCORE_DECIMALS = 4  # quality scores and win rates are fractions 0..1
+P_DIGITS = 4  # p-values keep 4 significant digits: 0.0001234 stays 0.0001234
+
+
+def rounded(doc: dict[str, Any]) -> dict[str, Any]:
+    """`status --json` with floats as a person reads them: prices to the instrument's digits,
+    money to cents, percentages and scores to a fixed number of decimals. Keys stay as they
+    are (they are a contract); only the values' float noise goes."""
+    from mikrobot_tui.domain.instruments import default_instruments, step_decimals
+
+    catalogue = default_instruments()
+
+    def digits(symbol: str) -> int | None:
+        inst = catalogue.get(symbol)
+        return None if inst is None else step_decimals(inst.tick_size)
+
+    def r(value: Any, places: int | None) -> Any:
+        if not isinstance(value, float) or places is None:
+            return value
+        return round(value, places)
+
+    def sig(value: Any, figures: int) -> Any:
+        return float(f"{value:.{figures}g}") if isinstance(value, float) else value
+
+    for row in doc.get("symbols", []):
+        d = digits(row["symbol"])
+        row["bid"], row["ask"] = r(row["bid"], d), r(row["ask"], d)
+        row["spark"] = [r(x, None if d is None else d + 1) for x in row["spark"]]  # mids
+        row["spread_pips"] = r(row["spread_pips"], 1)
+        row["change_pct"] = r(row["change_pct"], PCT_DECIMALS)
+        row["quality"] = r(row["quality"], SCORE_DECIMALS)
+    for row in doc.get("quality", []):
+        row["score"] = r(row["score"], SCORE_DECIMALS)
+        row["latency_ms"] = r(row["latency_ms"], 2)
+    for row in doc.get("accounts", []):
+        for key in ("balance", "equity", "realized_pnl", "unrealized_pnl"):
+            row[key] = r(row[key], 2)
+    for row in doc.get("positions", []):
+        d = digits(row["symbol"])
+        inst = catalogue.get(row["symbol"])
+        row["quantity"] = r(row["quantity"], inst and step_decimals(inst.lot_step))
+        row["entry_price"], row["mark"] = r(row["entry_price"], d), r(row["mark"], d)
+        row["unrealized_pnl"] = r(row["unrealized_pnl"], 2)
+    for row in doc.get("ab", []):
+        row["win_rate"] = r(row["win_rate"], SCORE_DECIMALS)
+        row["mean_return"] = r(row["mean_return"], PCT_DECIMALS)
+        row["p_value"] = sig(row["p_value"], P_DIGITS)
+    return doc

@@ -4,33 +4,114 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_BAD_INPUT, echo, fail, settings
+from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    check_db,
+    db_errors,
+    echo,
+    fail,
+    options,
+    settings,
+)
 from mikrobot_tui.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from mikrobot_tui.engine import Engine
+    from mikrobot_tui.engine import Engine, EngineBusy
     from mikrobot_tui.engine.runner import Runner
 
 
-def started_engine(s: Settings) -> Engine:
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) ask for a clean stop, from the moment
+    the command starts: during the engine's start-up (its warm-up takes seconds) as well as
+    while it runs. A second Ctrl-C gives up on the clean stop."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self._loop is not None and self._event is not None:
+            # wakes the loop at once (a plain set() from a handler may wait for its timeout)
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def attach(self, event: asyncio.Event) -> None:
+        """Set `event` (of the running loop) on the next signal, or now if one came."""
+        self._loop, self._event = asyncio.get_running_loop(), event
+        if self.requested:
+            event.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        previous = {}
+        try:
+            for sig in STOP_SIGNALS:
+                with contextlib.suppress(ValueError):  # not the main thread: leave them be
+                    previous[sig] = signal.signal(sig, self._handle)
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._loop = self._event = None
+
+
+def started_engine(s: Settings, stop: StopSignals) -> Engine | None:
+    """The engine, started; None when a signal came before it was."""
     from mikrobot_tui.engine import EngineBusy, build_engine
 
-    try:
-        engine = build_engine(s)
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
-    try:
-        engine.start()
-    except EngineBusy as exc:
-        engine.conn.close()
-        raise fail(str(exc)) from None
+    with db_errors(s.engine.db):
+        try:
+            engine = build_engine(s)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_BAD_INPUT) from None
+        if stop.requested:
+            engine.close()
+            return None
+        try:
+            engine.start(should_stop=stop)
+        except EngineBusy as exc:
+            raise fail(_busy_message(engine, exc)) from None
     return engine
+
+
+def _busy_message(engine: Engine, exc: EngineBusy) -> str:
+    """Another engine runs on the database: how to attach to that one, with this --db."""
+    from mikrobot_tui.store.queries import engine_status
+
+    if not exc.running_elsewhere:  # locked, or written to while starting: its own words
+        engine.conn.close()
+        return str(exc)
+    pid = engine_status(engine.conn, time.time_ns()).pid
+    engine.conn.close()
+    attach = ["mikrobot"]
+    if options.config is not None:
+        attach += ["--config", shlex.quote(str(options.config))]
+    attach += ["--db", shlex.quote(str(engine.db_path)), "--attach"]
+    who = f"another engine (pid {pid})" if pid is not None else "another engine"
+    return (
+        f"{who} is running on {engine.db_path}; attach to it with `{' '.join(attach)}`, "
+        "or stop it first"
+    )
 
 
 def cockpit(attach: bool) -> None:
@@ -38,10 +119,23 @@ def cockpit(attach: bool) -> None:
     from mikrobot_tui.engine.runner import Runner
     from mikrobot_tui.tui.app import CockpitApp
 
-    engine = None if attach else started_engine(s)
-    CockpitApp(s.engine.db, engine=Runner(engine) if engine is not None else None).run()
-    if engine is not None:
-        engine.close()
+    engine = None
+    if attach:
+        check_db(s.engine.db, write=False)
+    else:
+        stop = StopSignals()
+        with stop.installed():  # the cockpit handles its keys itself once it is up
+            engine = started_engine(s, stop)
+            if stop.requested:
+                if engine is not None:
+                    engine.close()
+                echo("stopped during start-up")
+                return
+    try:
+        CockpitApp(s.engine.db, engine=Runner(engine) if engine is not None else None).run()
+    finally:
+        if engine is not None:
+            engine.close()
 
 
 def run(
@@ -59,34 +153,40 @@ def run(
     if not headless:
         cockpit(attach=False)
         return
-    from mikrobot_tui.engine.runner import Runner
+    from mikrobot_tui.engine.runner import DatabaseUnavailable, Runner
 
-    engine = started_engine(settings())
-    runner = Runner(engine)
-    echo(
-        f"mikrobot engine: {engine.feed.mode} feed {engine.feed.name}, "
-        f"{len(engine.symbols)} symbols, db {engine.db_path}; "
-        "Ctrl-C or SIGTERM stops it"
-    )
-    from mikrobot_tui.engine.runner import DatabaseUnavailable
-
-    try:
-        asyncio.run(_headless(runner, duration, every))
-    except DatabaseUnavailable as exc:
-        raise fail(f"stopped: {exc}") from None
-    finally:
-        engine.close()
+    s = settings()
+    stop = StopSignals()
+    with stop.installed():
+        engine = started_engine(s, stop)
+        if engine is None:
+            echo("stopped during start-up")
+            return
+        runner = Runner(engine)
+        try:
+            if stop.requested:
+                echo("stopped during start-up")
+                return
+            echo(
+                f"mikrobot engine: {engine.feed.mode} feed {engine.feed.name}, "
+                f"{len(engine.symbols)} symbols, db {engine.db_path}; "
+                "Ctrl-C, SIGTERM or SIGHUP stops it"
+            )
+            asyncio.run(_headless(runner, duration, every, stop))
+        except DatabaseUnavailable as exc:
+            raise fail(f"stopped: {exc}") from None
+        finally:
+            engine.close()
     echo(f"stopped: {status_line(runner)}")
 
 
-async def _headless(runner: Runner, duration: float | None, every: float) -> None:
+async def _headless(
+    runner: Runner, duration: float | None, every: float, signals: StopSignals
+) -> None:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-            loop.add_signal_handler(sig, stop.set)
+    signals.attach(stop)
     task = asyncio.create_task(runner.run(stop, duration_s=duration))
-    loop_time = loop.time
+    loop_time = asyncio.get_running_loop().time
     next_line = loop_time() + every
     problem = None
     while not task.done():

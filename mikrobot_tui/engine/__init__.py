@@ -11,12 +11,14 @@ commands through the `commands` table. Nothing trading-related lives in the TUI 
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
-from mikrobot_tui.config import ConfigError, Settings
+from mikrobot_tui.config import ConfigError, Settings, db_path_problem
 from mikrobot_tui.data.feeds import Feed, ReplayFeed, build_feed
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import default_instruments
@@ -33,13 +35,13 @@ from mikrobot_tui.paper.portfolio import EngineState, fold
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.events import read_events
-from mikrobot_tui.store.queries import engine_status
+from mikrobot_tui.store.queries import engine_status, read_only
 from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
-__all__ = ["Engine", "EngineBusy", "build_engine"]
+__all__ = ["Engine", "EngineBusy", "build_engine", "check_runnable"]
 
 
 WRITER_BUSY_MS = 100
@@ -47,7 +49,11 @@ CLAIM_BUSY_MS = 5_000  # start-up may wait for another process's short write
 
 
 class EngineBusy(RuntimeError):
-    """Another live engine already writes to this database."""
+    """Another engine holds this database (or did while this one was starting)."""
+
+    def __init__(self, message: str, *, running_elsewhere: bool = False) -> None:
+        super().__init__(message)
+        self.running_elsewhere = running_elsewhere  # a live engine runs on it now
 
 
 class Engine:
@@ -150,20 +156,11 @@ class Engine:
         )
 
     def _refuse_changed_accounts(self, strategies: dict[str, Strategy]) -> None:
-        """An account's strategy and parameters are part of its record: an A/B comparison of
-        trades made under different parameters would be wrong, so a change needs a new name."""
-        for i, acct in enumerate(self.settings.accounts):
-            known = self.ledger.state.accounts.get(acct.name)
-            if known is None:
-                continue
-            wanted = (strategies[acct.name].name, dict(acct.params))
-            if (known.strategy, known.params) != wanted:
-                self.conn.close()
-                raise ConfigError(
-                    f"accounts[{i}] ({acct.name}): {self.db_path} holds this account with "
-                    f"{known.strategy} {known.params}, the configuration asks for "
-                    f"{wanted[0]} {wanted[1]}; give the account a new name or use a new --db"
-                )
+        recorded = {n: (a.strategy, a.params) for n, a in self.ledger.state.accounts.items()}
+        problem = _changed_account(self.settings, strategies, recorded, self.db_path)
+        if problem is not None:
+            self.conn.close()
+            raise ConfigError(problem)
 
     @property
     def state(self) -> EngineState:
@@ -180,8 +177,13 @@ class Engine:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        """Claim the database, open new accounts, cancel orders left from a previous run."""
+    def start(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Claim the database, open new accounts, cancel orders left from a previous run.
+
+        `should_stop` is asked between warm-up batches: when it says yes the warm-up ends
+        early (the strategies are colder, nothing else differs), so a signal during start-up
+        stops the program in moments; the caller then stops the engine instead of running it.
+        """
         now = self.wall.now_ns()
         self._claim(now)
         ledger = self.ledger
@@ -225,7 +227,7 @@ class Engine:
         )
         self._started = True
         self.control.started_ts = now
-        self._warm_up()
+        self._warm_up(should_stop or (lambda: False))
         self.read_side.write()
 
     def _claim(self, now: int) -> None:
@@ -243,7 +245,8 @@ class Engine:
             if status.running and status.pid != os.getpid():
                 raise EngineBusy(
                     f"another engine (pid {status.pid}) is running on {self.db_path}; "
-                    "attach to it with `mikrobot --attach`, or stop it first"
+                    "attach to it with `mikrobot --attach`, or stop it first",
+                    running_elsewhere=True,
                 )
             (last_seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
             if last_seq != self.ledger.state.last_seq:
@@ -267,13 +270,13 @@ class Engine:
         finally:
             conn.execute(f"PRAGMA busy_timeout={WRITER_BUSY_MS}")
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, should_stop: Callable[[], bool]) -> None:
         """The past the strategies learn from: the database's, else the feed's history. A
-        resumed replay has its memory back already."""
+        resumed replay has its memory back already. `should_stop` can end it early."""
         if self.resumed_at is not None:
             return
         warm_from_store(self.conn, self.corridor, self.strategies.values())
-        warm_from_history(self.corridor, self.feed.history(), self.writer)
+        warm_from_history(self.corridor, self.feed.history(), self.writer, should_stop)
 
     @property
     def started(self) -> bool:
@@ -290,16 +293,85 @@ class Engine:
         self.conn.close()
 
 
+def _changed_account(
+    settings: Settings,
+    strategies: dict[str, Strategy],
+    recorded: dict[str, tuple[str, dict[str, float]]],
+    db_path: Path,
+) -> str | None:
+    """An account's strategy and parameters are part of its record: an A/B comparison of
+    trades made under different parameters would be wrong, so a change needs a new name."""
+    for i, acct in enumerate(settings.accounts):
+        known = recorded.get(acct.name)
+        if known is None:
+            continue
+        wanted = (strategies[acct.name].name, dict(acct.params))
+        if known != wanted:
+            return (
+                f"accounts[{i}] ({acct.name}): {db_path} holds this account with "
+                f"{known[0]} {known[1]}, the configuration asks for "
+                f"{wanted[0]} {wanted[1]}; give the account a new name or use a new --db"
+            )
+    return None
+
+
+def _recorded_accounts(db_path: Path) -> dict[str, tuple[str, dict[str, float]]]:
+    """Strategy and parameters of each account a database holds (its last ACCOUNT_OPENED)."""
+    if not db_path.exists():
+        return {}
+    conn = read_only(str(db_path))
+    try:
+        rows = conn.execute(
+            "SELECT account, payload FROM events WHERE kind = ? ORDER BY seq",
+            (str(EventKind.ACCOUNT_OPENED),),
+        ).fetchall()
+    except sqlite3.OperationalError:  # a new file: no events table yet
+        return {}
+    finally:
+        conn.close()
+    recorded = {}
+    for account, payload in rows:
+        p = json.loads(payload)
+        recorded[account] = (p.get("strategy", ""), dict(p.get("params", {})))
+    return recorded
+
+
+def check_runnable(settings: Settings, clock: Clock | None = None) -> Feed:
+    """Everything the engine refuses before it starts, as a ConfigError naming the key.
+
+    Strategy parameters that do not fit the strategy, a database path that cannot be one,
+    accounts the database holds with other parameters, a feed that cannot be built (a replay
+    file that is missing, unreadable or older than the database). `build_engine` and
+    `mikrobot config check` both call this, so a configuration that passes the check is one
+    `run` accepts. Returns the feed it built.
+    """
+    strategies = {}
+    for i, acct in enumerate(settings.accounts):
+        try:
+            strategies[acct.name] = build_strategy(acct.strategy, dict(acct.params))
+        except ValueError as exc:
+            raise ConfigError(f"accounts[{i}] ({acct.name}).params: {exc}") from None
+    db_path = Path(settings.engine.db)
+    problem = db_path_problem(db_path, write=True)
+    if problem is not None:
+        raise ConfigError(f"engine.db: {problem}")
+    feed = build_feed(settings, clock or _clock_for(settings))
+    problem = _changed_account(settings, strategies, _recorded_accounts(db_path), db_path)
+    if problem is not None:
+        raise ConfigError(problem)
+    return feed
+
+
+def _clock_for(settings: Settings) -> Clock:
+    return ReplayClock() if settings.engine.feed == "replay" else LiveClock()
+
+
 def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:
     """The engine on the feed config.toml names, with the clock that feed needs.
 
-    Strategy parameters that do not fit the strategy are a configuration error.
+    What `check_runnable` refuses is a configuration error.
     """
-    for i, acct in enumerate(settings.accounts):
-        try:
-            build_strategy(acct.strategy, dict(acct.params))
-        except ValueError as exc:
-            raise ConfigError(f"accounts[{i}] ({acct.name}).params: {exc}") from None
     if clock is None:
-        clock = ReplayClock() if settings.engine.feed == "replay" else LiveClock()
-    return Engine(settings, feed=build_feed(settings, clock), clock=clock)
+        clock = _clock_for(settings)
+    feed = check_runnable(settings, clock)
+    return Engine(settings, feed=feed, clock=clock)

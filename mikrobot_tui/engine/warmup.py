@@ -12,7 +12,7 @@ trading off: strategies learn, nothing is matched, ticks are not stored.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -51,11 +51,19 @@ def warm_from_store(
     return len(bars)
 
 
-def warm_from_history(corridor: Corridor, history: Iterable[np.ndarray], writer: Writer) -> None:
-    """Run a feed's generated history through the corridor with trading off."""
+def warm_from_history(
+    corridor: Corridor,
+    history: Iterable[np.ndarray],
+    writer: Writer,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run a feed's generated history through the corridor with trading off; `should_stop`
+    (a signal during start-up) ends it early, leaving the strategies colder."""
     corridor.warming = True
     try:
         for batch in history:
+            if should_stop():
+                break
             corridor.process(batch)
             if writer.pending_rows >= Writer.FLUSH_ROWS:
                 writer.flush()
