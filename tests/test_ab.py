@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -117,3 +118,24 @@ def test_non_finite_returns_are_refused() -> None:
         compare(A, [0.1, math.nan, 0.2])
     with pytest.raises(ValueError, match="finite"):
         variant_stats([math.inf])
+
+
+def test_the_student_t_tail_matches_scipy_across_degrees_of_freedom() -> None:
+    from mikrobot_tui.paper.ab import student_t_two_sided
+
+    for df in (1.0, 1.7, 2.5, 4.0, 9.3, 30.0, 117.2, 1e4):
+        for t in (0.0, 0.01, 0.3, 1.0, 1.96, 2.5, 4.0, 8.0, 25.0):
+            expected = 2 * stats.t.sf(abs(t), df)
+            assert student_t_two_sided(t, df) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_compare_matches_scipys_welch_test_on_random_samples() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        a = rng.normal(rng.normal(0, 1), rng.uniform(0.1, 3), rng.integers(2, 60))
+        b = rng.normal(rng.normal(0, 1), rng.uniform(0.1, 3), rng.integers(2, 60))
+        ref = stats.ttest_ind(a, b, equal_var=False)
+        got = compare(a.tolist(), b.tolist())
+        assert got.t_stat == pytest.approx(ref.statistic, rel=1e-12)
+        assert got.df == pytest.approx(ref.df, rel=1e-12)
+        assert got.p_value == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-300)
