@@ -11,15 +11,14 @@ commands through the `commands` table. Nothing trading-related lives in the TUI 
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
-from mikrobot_tui.config import ConfigError, Settings, db_path_problem
-from mikrobot_tui.data.feeds import Feed, ReplayFeed, build_feed
+from mikrobot_tui.clock import Clock, LiveClock
+from mikrobot_tui.config import ConfigError, Settings
+from mikrobot_tui.data.feeds import Feed, ReplayFeed
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_MS
@@ -28,6 +27,7 @@ from mikrobot_tui.engine import checkpoint
 from mikrobot_tui.engine.control import Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
+from mikrobot_tui.engine.preflight import changed_account, check_runnable, clock_for
 from mikrobot_tui.engine.snapshot import ReadSide
 from mikrobot_tui.engine.warmup import warm_from_history, warm_from_store
 from mikrobot_tui.paper.ledger import Ledger
@@ -35,7 +35,7 @@ from mikrobot_tui.paper.portfolio import EngineState, fold
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.events import read_events
-from mikrobot_tui.store.queries import engine_status, read_only
+from mikrobot_tui.store.queries import engine_status
 from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
@@ -157,7 +157,7 @@ class Engine:
 
     def _refuse_changed_accounts(self, strategies: dict[str, Strategy]) -> None:
         recorded = {n: (a.strategy, a.params) for n, a in self.ledger.state.accounts.items()}
-        problem = _changed_account(self.settings, strategies, recorded, self.db_path)
+        problem = changed_account(self.settings, strategies, recorded, self.db_path)
         if problem is not None:
             self.conn.close()
             raise ConfigError(problem)
@@ -293,85 +293,12 @@ class Engine:
         self.conn.close()
 
 
-def _changed_account(
-    settings: Settings,
-    strategies: dict[str, Strategy],
-    recorded: dict[str, tuple[str, dict[str, float]]],
-    db_path: Path,
-) -> str | None:
-    """An account's strategy and parameters are part of its record: an A/B comparison of
-    trades made under different parameters would be wrong, so a change needs a new name."""
-    for i, acct in enumerate(settings.accounts):
-        known = recorded.get(acct.name)
-        if known is None:
-            continue
-        wanted = (strategies[acct.name].name, dict(acct.params))
-        if known != wanted:
-            return (
-                f"accounts[{i}] ({acct.name}): {db_path} holds this account with "
-                f"{known[0]} {known[1]}, the configuration asks for "
-                f"{wanted[0]} {wanted[1]}; give the account a new name or use a new --db"
-            )
-    return None
-
-
-def _recorded_accounts(db_path: Path) -> dict[str, tuple[str, dict[str, float]]]:
-    """Strategy and parameters of each account a database holds (its last ACCOUNT_OPENED)."""
-    if not db_path.exists():
-        return {}
-    conn = read_only(str(db_path))
-    try:
-        rows = conn.execute(
-            "SELECT account, payload FROM events WHERE kind = ? ORDER BY seq",
-            (str(EventKind.ACCOUNT_OPENED),),
-        ).fetchall()
-    except sqlite3.OperationalError:  # a new file: no events table yet
-        return {}
-    finally:
-        conn.close()
-    recorded = {}
-    for account, payload in rows:
-        p = json.loads(payload)
-        recorded[account] = (p.get("strategy", ""), dict(p.get("params", {})))
-    return recorded
-
-
-def check_runnable(settings: Settings, clock: Clock | None = None) -> Feed:
-    """Everything the engine refuses before it starts, as a ConfigError naming the key.
-
-    Strategy parameters that do not fit the strategy, a database path that cannot be one,
-    accounts the database holds with other parameters, a feed that cannot be built (a replay
-    file that is missing, unreadable or older than the database). `build_engine` and
-    `mikrobot config check` both call this, so a configuration that passes the check is one
-    `run` accepts. Returns the feed it built.
-    """
-    strategies = {}
-    for i, acct in enumerate(settings.accounts):
-        try:
-            strategies[acct.name] = build_strategy(acct.strategy, dict(acct.params))
-        except ValueError as exc:
-            raise ConfigError(f"accounts[{i}] ({acct.name}).params: {exc}") from None
-    db_path = Path(settings.engine.db)
-    problem = db_path_problem(db_path, write=True)
-    if problem is not None:
-        raise ConfigError(f"engine.db: {problem}")
-    feed = build_feed(settings, clock or _clock_for(settings))
-    problem = _changed_account(settings, strategies, _recorded_accounts(db_path), db_path)
-    if problem is not None:
-        raise ConfigError(problem)
-    return feed
-
-
-def _clock_for(settings: Settings) -> Clock:
-    return ReplayClock() if settings.engine.feed == "replay" else LiveClock()
-
-
 def build_engine(settings: Settings, clock: Clock | None = None) -> Engine:
     """The engine on the feed config.toml names, with the clock that feed needs.
 
     What `check_runnable` refuses is a configuration error.
     """
     if clock is None:
-        clock = _clock_for(settings)
+        clock = clock_for(settings)
     feed = check_runnable(settings, clock)
     return Engine(settings, feed=feed, clock=clock)
