@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,62 +244,41 @@ def read_only(path: str) -> sqlite3.Connection:
     return conn
 
 
-def last_event_ts(path: Path) -> int:
-    """Event time of the newest event in a database file, 0 when there is none (or no file)."""
+def _from_file(path: Path, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one query on a database file, none when there is no file or no such table
+    yet (a new or half-made database): for decisions taken before the engine opens it."""
     if not path.exists():
-        return 0
+        return []
     conn = read_only(str(path))
     try:
-        row = conn.execute("SELECT COALESCE(MAX(ts), 0) FROM events").fetchone()
-    except sqlite3.OperationalError:  # a file with no events table yet
-        return 0
+        return conn.execute(sql, list(args)).fetchall()
+    except sqlite3.OperationalError:
+        return []
     finally:
         conn.close()
-    return int(row[0])
+
+
+def last_event_ts(path: Path) -> int:
+    """Event time of the newest event in a database file, 0 when there is none (or no file)."""
+    rows = _from_file(path, "SELECT COALESCE(MAX(ts), 0) FROM events")
+    return int(rows[0][0]) if rows else 0
 
 
 def last_mids(path: Path, symbols: list[str]) -> dict[str, float]:
     """The last mid of each of `symbols` that the file's `latest` table holds."""
-    if not path.exists():
-        return {}
-    conn = read_only(str(path))
-    try:
-        rows = conn.execute("SELECT symbol, (bid + ask) / 2 FROM latest").fetchall()
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        conn.close()
+    rows = _from_file(path, "SELECT symbol, (bid + ask) / 2 FROM latest")
     return {s: m for s, m in rows if s in symbols and m is not None and m > 0}
 
 
 def last_quote_ts(path: Path, symbols: list[str]) -> int:
     """Event time of the newest stored quote among `symbols` (the `latest` table), 0 if none."""
-    if not path.exists():
-        return 0
-    conn = read_only(str(path))
-    try:
-        marks = ", ".join("?" * len(symbols))
-        row = conn.execute(
-            f"SELECT COALESCE(MAX(ts_event), 0) FROM latest WHERE symbol IN ({marks})", symbols
-        ).fetchone()
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-    return int(row[0])
+    marks = ", ".join("?" * len(symbols))
+    sql = f"SELECT COALESCE(MAX(ts_event), 0) FROM latest WHERE symbol IN ({marks})"
+    rows = _from_file(path, sql, symbols)
+    return int(rows[0][0]) if rows else 0
 
 
 def replay_checkpoint(path: Path) -> tuple[str, int] | None:
     """(fingerprint of the replayed file, ticks processed) of a replay stopped midway."""
-    if not path.exists():
-        return None
-    conn = read_only(str(path))
-    try:
-        row = conn.execute(
-            "SELECT fingerprint, position FROM replay_checkpoint WHERE id = 1"
-        ).fetchone()
-    except sqlite3.OperationalError:
-        return None
-    finally:
-        conn.close()
-    return (row[0], int(row[1])) if row else None
+    rows = _from_file(path, "SELECT fingerprint, position FROM replay_checkpoint WHERE id = 1")
+    return (rows[0][0], int(rows[0][1])) if rows else None
