@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -290,3 +293,27 @@ async def test_a_bad_row_is_shown_and_polling_goes_on(cockpit_db: FixtureDB) -> 
         conn.execute("ALTER TABLE latest_away RENAME TO latest")
         conn.close()
         await wait_until(pilot, lambda: header(app, "engine").startswith("● engine running"))
+
+
+def test_quitting_while_polls_read_never_crashes(tmp_path: Path) -> None:
+    """Quit thirty times at varied moments, polls reading in their thread at 500 Hz.
+
+    The cockpit runs in a child process (tests/quit_race.py): a segmentation fault there
+    fails this test rather than killing pytest. Before the fix the child died within the first
+    few quits, every time; a bigger database made no difference, a busy machine did.
+    """
+    db = build_fixture_db(tmp_path / "cockpit.db")
+    here = Path(__file__).parent
+    child = subprocess.run(
+        [sys.executable, "-X", "faulthandler", str(here / "quit_race.py"), str(db.path), "30"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    died = child.returncode
+    how = signal.Signals(-died).name if died < 0 else f"exit {died}"
+    assert died == 0, f"the cockpit died quitting ({how}):\n{child.stderr[-3000:]}"
+    quits, in_flight = (int(n) for n in child.stdout.split()[-3::2])
+    assert quits == 30
+    assert in_flight >= 3, "too few quits landed during a poll to test anything"
