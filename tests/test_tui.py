@@ -87,6 +87,13 @@ def header(app: CockpitApp, part: str) -> str:
     return str(app.query_one(f"#header #{part}").content)
 
 
+PANES = ("ticks", "quality", "positions", "breakers", "ab")
+
+
+def subtitle(app: CockpitApp, pane: str) -> str:
+    return app.query_one(f"#{pane}").border_subtitle or ""
+
+
 async def test_panes_fill_from_the_database(cockpit_db: FixtureDB) -> None:
     app = cockpit(cockpit_db)
     async with app.run_test(size=SIZE):
@@ -249,15 +256,38 @@ async def test_no_engine_says_so(tmp_path: Path) -> None:
         assert not missing.exists(), "the cockpit never creates the engine's database"
 
 
-async def test_stale_heartbeat_means_no_engine(tmp_path: Path) -> None:
+async def test_a_stopped_engines_figures_are_dated_not_shown_as_live(tmp_path: Path) -> None:
     db = build_fixture_db(tmp_path / "cockpit.db")
     conn = open_db(db.path).conn
-    set_engine(conn, db.now_ns - 60 * 1_000_000_000)  # last heartbeat a minute ago
+    set_engine(conn, db.now_ns - 60 * 1_000_000_000)  # killed a minute ago: running=1 stays
     conn.close()
     app = cockpit(db)
-    async with app.run_test(size=SIZE):
-        assert header(app, "engine") == "○ no engine running"
+    async with app.run_test(size=SIZE) as pilot:
+        assert header(app, "engine") == "○ no engine running since 14:29:00 UTC"
         assert header(app, "mode") == "SIMULATED"
+        assert app.query_one("#header #state").has_class("-unknown"), "ACTIVE is not shown live"
+        for pane in PANES:
+            assert app.query_one(f"#{pane}").has_class("-stale"), pane
+            assert subtitle(app, pane) == "as of 14:29:00 · engine stopped", pane
+        assert app.query_one("#ticks").border_title == "Last ticks"
+        # The last scores stay readable but lose their traffic-light colour.
+        score = app.query_one("#quality", KeyedTable).get_cell("USDJPY", "score")
+        assert str(score).strip() == "0.62"
+        assert {str(span.style) for span in score.spans} == {"dim"}
+
+        conn = connect(db.path)
+        set_engine(conn, db.now_ns)  # an engine writes again
+        conn.close()
+        await wait_until(pilot, lambda: not app.query_one("#ab").has_class("-stale"))
+        assert header(app, "engine").startswith("● engine running")
+        assert not any(app.query_one(f"#{pane}").has_class("-stale") for pane in PANES)
+        assert subtitle(app, "quality") == "score: last minute · counts: since start"
+        assert subtitle(app, "breakers") == "2 tripped"
+        assert subtitle(app, "positions") == "3 open"
+        assert subtitle(app, "ticks") == ""
+        assert app.query_one("#ticks").border_title == "Live ticks"
+        score = app.query_one("#quality", KeyedTable).get_cell("USDJPY", "score")
+        assert "dim" not in {str(span.style) for span in score.spans}
 
 
 class BrokenEngine:

@@ -27,6 +27,8 @@ from mikrobot_tui.store import commands
 from mikrobot_tui.store.commands import Command, CommandRow
 from mikrobot_tui.store.queries import Snapshot, read_only, read_snapshot
 from mikrobot_tui.store.schema import connect
+from mikrobot_tui.tui.panes._dated import Dated
+from mikrobot_tui.tui.panes._format import as_of_time
 from mikrobot_tui.tui.panes.ab import ABPane
 from mikrobot_tui.tui.panes.breakers import BreakersPane
 from mikrobot_tui.tui.panes.header import StatusHeader
@@ -36,6 +38,17 @@ from mikrobot_tui.tui.panes.ticks import TicksPane
 
 NO_ANSWER = "no engine answered — is one running?"
 SLOW_PANES_HZ = 2.0
+
+
+def stale_note(heartbeat_ts: int | None, now_ns: int) -> str:
+    """What each pane says while no engine runs: the figures are its last snapshot's.
+
+    The engine writes its heartbeat with every snapshot of the read-side tables, so the last
+    heartbeat is when the figures on screen were written.
+    """
+    if heartbeat_ts is None:
+        return "not live · no engine has run here"
+    return f"as of {as_of_time(heartbeat_ts, now_ns)} · engine stopped"
 
 
 class CockpitScreen(Screen):
@@ -67,6 +80,7 @@ class CockpitScreen(Screen):
         # Slow panes (DataTables) get every n-th snapshot: at most SLOW_PANES_HZ.
         self._slow_every = max(1, round(refresh_hz / SLOW_PANES_HZ))
         self.polls = 0
+        self._live: bool | None = None  # whether an engine kept the last figures shown live
         self.last_snapshot: Snapshot | None = None
 
     def compose(self) -> ComposeResult:
@@ -127,9 +141,17 @@ class CockpitScreen(Screen):
             if snap is None:
                 return
             self.last_snapshot = snap
+            live = snap.engine.running
+            # An engine stopping or starting changes every pane at once, the slow ones too.
+            slow = slow or live != self._live
+            self._live = live
+            note = "" if live else stale_note(snap.engine.heartbeat_ts, now_ns)
+            for pane in self.query("#panes > * > *"):
+                if isinstance(pane, Dated):
+                    pane.set_as_of(note)
             self.query_one(TicksPane).show(snap.symbols)
             if slow:
-                self.query_one(QualityPane).show(snap.quality)
+                self.query_one(QualityPane).show(snap.quality, live=live)
                 self.query_one(PositionsPane).show(snap.accounts, snap.positions)
                 self.query_one(BreakersPane).show(snap.breakers, now_ns)
                 self.query_one(ABPane).show(snap.ab)

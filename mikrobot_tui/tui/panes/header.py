@@ -9,6 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import Label
 
 from mikrobot_tui.store.queries import EngineStatus
+from mikrobot_tui.tui.panes._format import as_of_time
 
 
 def clock_text(now_ns: int) -> str:
@@ -63,11 +64,17 @@ class StatusHeader(Horizontal):
         halted = engine.trading_state == "HALTED"
         state = engine.trading_state if engine.trading_state in ("ACTIVE", "HALTED") else "-"
         label = " HALTED · orders refused " if halted else state
-        kind = "halted" if halted else "active" if state == "ACTIVE" else "unknown"
+        # ACTIVE is only shown as live while an engine runs; HALTED stays red, it is also
+        # the state an engine restarts in.
+        live = engine.running and state == "ACTIVE"
+        kind = "halted" if halted else "active" if live else "unknown"
         self._set("state", label, kind)
         self.set_class(halted, "-halted")
         if engine.running:
             feed = f" · feed {engine.feed}" if engine.feed not in ("", "-") else ""
             self._set("engine", f"● engine running{feed}", "up")
+        elif engine.heartbeat_ts is not None:
+            since = as_of_time(engine.heartbeat_ts, now_ns)
+            self._set("engine", f"○ no engine running since {since} UTC", "down")
         else:
             self._set("engine", "○ no engine running", "down")
