@@ -290,6 +290,28 @@ async def test_a_stopped_engines_figures_are_dated_not_shown_as_live(tmp_path: P
         assert "dim" not in {str(span.style) for span in score.spans}
 
 
+@pytest.mark.parametrize("trading_state", ["ACTIVE", "HALTED"])
+@pytest.mark.parametrize("engine_age_s", [0, 60])
+async def test_the_header_fits_an_80_column_terminal(
+    tmp_path: Path, trading_state: str, engine_age_s: int
+) -> None:
+    """At 80 columns the header keeps what matters whole: state, engine, time (not the date)."""
+    db = build_fixture_db(tmp_path / "cockpit.db")
+    conn = connect(db.path)
+    set_engine(conn, db.now_ns - engine_age_s * 1_000_000_000, trading_state=trading_state)
+    conn.close()
+    app = cockpit(db)
+    async with app.run_test(size=(80, 24)):
+        assert header(app, "clock") == "14:30:00 UTC"
+        if engine_age_s:
+            assert header(app, "engine") == "○ no engine since 14:29:00"
+        else:
+            assert header(app, "engine") == "● engine running · feed sim"
+        for part in ("brand", "mode", "state", "engine", "clock"):
+            label = app.query_one(f"#header #{part}")
+            assert label.size.width >= len(str(label.content)), f"{part} cut short"
+
+
 class BrokenEngine:
     async def run(self, stop: asyncio.Event) -> None:
         raise RuntimeError("feed refused the API key")
