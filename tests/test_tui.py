@@ -368,4 +368,4 @@ def test_quitting_while_polls_read_never_crashes(tmp_path: Path) -> None:
     assert died == 0, f"the cockpit died quitting ({how}):\n{child.stderr[-3000:]}"
     quits, in_flight = (int(n) for n in child.stdout.split()[-3::2])
     assert quits == 30
-    assert in_flight >= 3, "too few quits landed during a poll to test anything"
+    assert in_flight >= 20, "too few quits landed during a poll to test anything"
