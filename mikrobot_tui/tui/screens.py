@@ -96,6 +96,7 @@ class CockpitScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._dated: list[Dated] = [w for w in self.query("#panes *") if isinstance(w, Dated)]
         # The first read is inline (about a millisecond) so the first frame is complete.
         self._apply(*self._read())
         self.set_timer(self.interval, self._poll)
@@ -146,9 +147,8 @@ class CockpitScreen(Screen):
             slow = slow or live != self._live
             self._live = live
             note = "" if live else stale_note(snap.engine.heartbeat_ts, now_ns)
-            for pane in self.query("#panes > * > *"):
-                if isinstance(pane, Dated):
-                    pane.set_as_of(note)
+            for pane in self._dated:
+                pane.set_as_of(note)
             self.query_one(TicksPane).show(snap.symbols)
             if slow:
                 self.query_one(QualityPane).show(snap.quality, live=live)
