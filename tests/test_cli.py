@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from engine_data import FAST_ACCOUNTS, replay, waves
+from tui_fixtures import SECOND, build_fixture_db, set_engine
 from typer.testing import CliRunner
 
 from mikrobot_tui.cli import app
@@ -91,6 +93,60 @@ def test_status_json_has_the_documented_keys_after_a_run(make_settings, tmp_path
     plain = invoke("--db", str(db_path), "status").output
     assert "engine: not running" in plain and "EURUSD" in plain
     plain.encode("ascii")
+
+
+def symbol_lines(plain: str) -> dict[str, list[str]]:
+    return {
+        line.split()[0]: line.split()
+        for line in plain.splitlines()
+        if line[:6] in ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD", "ETHUSD")
+    }
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_status_without_an_engine_dates_its_figures(how, tmp_path) -> None:
+    """Figures an engine left behind are labelled with their time, never presented as live.
+
+    "stopped": it wrote running=0 on its way out; "killed" (kill -9): the row still says
+    running=1 but the heartbeat is old and nobody refreshes it.
+    """
+    written = time.time_ns() - 300 * SECOND
+    db = build_fixture_db(tmp_path / "gone.db", now_ns=written)
+    from mikrobot_tui.store.schema import connect
+
+    conn = connect(db.path)
+    set_engine(conn, written, running=how == "killed")
+    conn.close()
+
+    doc = json.loads(invoke("--db", str(db.path), "status", "--json").output)
+    assert doc["stale"] is True
+    assert doc["as_of_ts"] == written == doc["engine"]["heartbeat_ts"]
+    assert doc["engine"]["running"] is False
+    # the contract: every key stays, the figures are those of `as_of_ts`
+    assert {"engine", "symbols", "quality", "accounts", "positions", "breakers", "ab"} <= set(doc)
+    assert {s["symbol"]: s["quality"] for s in doc["symbols"]}["EURUSD"] == 0.99
+
+    plain = invoke("--db", str(db.path), "status").output
+    plain.encode("ascii")
+    lines = plain.splitlines()
+    assert lines[0].startswith("engine: not running")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(written / 1e9))
+    assert lines[1].startswith(f"as of {when} UTC (5 min ago)")
+    assert "not live" in plain
+    rows = symbol_lines(plain)
+    assert set(rows) == {"EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSDT", "ETHUSDT"}
+    assert all(cells[-1] == "-" for cells in rows.values()), "no score is shown as current"
+
+
+def test_status_of_a_running_engine_is_live(tmp_path) -> None:
+    db = build_fixture_db(tmp_path / "live.db", now_ns=time.time_ns())
+    doc = json.loads(invoke("--db", str(db.path), "status", "--json").output)
+    assert doc["stale"] is False
+    assert doc["as_of_ts"] == doc["engine"]["heartbeat_ts"]
+    plain = invoke("--db", str(db.path), "status").output
+    assert plain.startswith("engine: running")
+    assert "not live" not in plain and "as of" not in plain
+    assert symbol_lines(plain)["EURUSD"][-1] == "0.99"
 
 
 @pytest.mark.parametrize("args", [["status"], ["halt"], ["resume"]])

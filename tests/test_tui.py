@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +85,13 @@ def cell(app: CockpitApp, table_id: str, row: str, column: str) -> str:
 
 def header(app: CockpitApp, part: str) -> str:
     return str(app.query_one(f"#header #{part}").content)
+
+
+PANES = ("ticks", "quality", "positions", "breakers", "ab")
+
+
+def subtitle(app: CockpitApp, pane: str) -> str:
+    return app.query_one(f"#{pane}").border_subtitle or ""
 
 
 async def test_panes_fill_from_the_database(cockpit_db: FixtureDB) -> None:
@@ -246,15 +256,60 @@ async def test_no_engine_says_so(tmp_path: Path) -> None:
         assert not missing.exists(), "the cockpit never creates the engine's database"
 
 
-async def test_stale_heartbeat_means_no_engine(tmp_path: Path) -> None:
+async def test_a_stopped_engines_figures_are_dated_not_shown_as_live(tmp_path: Path) -> None:
     db = build_fixture_db(tmp_path / "cockpit.db")
     conn = open_db(db.path).conn
-    set_engine(conn, db.now_ns - 60 * 1_000_000_000)  # last heartbeat a minute ago
+    set_engine(conn, db.now_ns - 60 * 1_000_000_000)  # killed a minute ago: running=1 stays
     conn.close()
     app = cockpit(db)
-    async with app.run_test(size=SIZE):
-        assert header(app, "engine") == "○ no engine running"
+    async with app.run_test(size=SIZE) as pilot:
+        assert header(app, "engine") == "○ no engine running since 14:29:00 UTC"
         assert header(app, "mode") == "SIMULATED"
+        assert app.query_one("#header #state").has_class("-unknown"), "ACTIVE is not shown live"
+        for pane in PANES:
+            assert app.query_one(f"#{pane}").has_class("-stale"), pane
+            assert subtitle(app, pane) == "as of 14:29:00 · engine stopped", pane
+        assert app.query_one("#ticks").border_title == "Last ticks"
+        # The last scores stay readable but lose their traffic-light colour.
+        score = app.query_one("#quality", KeyedTable).get_cell("USDJPY", "score")
+        assert str(score).strip() == "0.62"
+        assert {str(span.style) for span in score.spans} == {"dim"}
+
+        conn = connect(db.path)
+        set_engine(conn, db.now_ns)  # an engine writes again
+        conn.close()
+        await wait_until(pilot, lambda: not app.query_one("#ab").has_class("-stale"))
+        assert header(app, "engine").startswith("● engine running")
+        assert not any(app.query_one(f"#{pane}").has_class("-stale") for pane in PANES)
+        assert subtitle(app, "quality") == "score: last minute · counts: since start"
+        assert subtitle(app, "breakers") == "2 tripped"
+        assert subtitle(app, "positions") == "3 open"
+        assert subtitle(app, "ticks") == ""
+        assert app.query_one("#ticks").border_title == "Live ticks"
+        score = app.query_one("#quality", KeyedTable).get_cell("USDJPY", "score")
+        assert "dim" not in {str(span.style) for span in score.spans}
+
+
+@pytest.mark.parametrize("trading_state", ["ACTIVE", "HALTED"])
+@pytest.mark.parametrize("engine_age_s", [0, 60])
+async def test_the_header_fits_an_80_column_terminal(
+    tmp_path: Path, trading_state: str, engine_age_s: int
+) -> None:
+    """At 80 columns the header keeps what matters whole: state, engine, time (not the date)."""
+    db = build_fixture_db(tmp_path / "cockpit.db")
+    conn = connect(db.path)
+    set_engine(conn, db.now_ns - engine_age_s * 1_000_000_000, trading_state=trading_state)
+    conn.close()
+    app = cockpit(db)
+    async with app.run_test(size=(80, 24)):
+        assert header(app, "clock") == "14:30:00 UTC"
+        if engine_age_s:
+            assert header(app, "engine") == "○ no engine since 14:29:00"
+        else:
+            assert header(app, "engine") == "● engine running · feed sim"
+        for part in ("brand", "mode", "state", "engine", "clock"):
+            label = app.query_one(f"#header #{part}")
+            assert label.size.width >= len(str(label.content)), f"{part} cut short"
 
 
 class BrokenEngine:
@@ -290,3 +345,27 @@ async def test_a_bad_row_is_shown_and_polling_goes_on(cockpit_db: FixtureDB) -> 
         conn.execute("ALTER TABLE latest_away RENAME TO latest")
         conn.close()
         await wait_until(pilot, lambda: header(app, "engine").startswith("● engine running"))
+
+
+def test_quitting_while_polls_read_never_crashes(tmp_path: Path) -> None:
+    """Quit thirty times at varied moments, polls reading in their thread at 500 Hz.
+
+    The cockpit runs in a child process (tests/quit_race.py): a segmentation fault there
+    fails this test rather than killing pytest. Before the fix the child died within the first
+    few quits, every time; a bigger database made no difference, a busy machine did.
+    """
+    db = build_fixture_db(tmp_path / "cockpit.db")
+    here = Path(__file__).parent
+    child = subprocess.run(
+        [sys.executable, "-X", "faulthandler", str(here / "quit_race.py"), str(db.path), "30"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    died = child.returncode
+    how = signal.Signals(-died).name if died < 0 else f"exit {died}"
+    assert died == 0, f"the cockpit died quitting ({how}):\n{child.stderr[-3000:]}"
+    quits, in_flight = (int(n) for n in child.stdout.split()[-3::2])
+    assert quits == 30
+    assert in_flight >= 20, "too few quits landed during a poll to test anything"

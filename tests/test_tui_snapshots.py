@@ -48,6 +48,14 @@ def test_halted(snap_compare, cockpit_db: FixtureDB) -> None:
     assert snap_compare(cockpit(cockpit_db), terminal_size=SIZE)
 
 
+def test_engine_gone(snap_compare, cockpit_db: FixtureDB) -> None:
+    """`mikrobot --attach` on a file whose engine stopped a minute ago: dated, not live."""
+    conn = connect(cockpit_db.path)
+    set_engine(conn, cockpit_db.now_ns - 60 * 1_000_000_000, running=False)
+    conn.close()
+    assert snap_compare(cockpit(cockpit_db), terminal_size=SIZE)
+
+
 def test_narrow_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
     assert snap_compare(cockpit(cockpit_db), terminal_size=(100, 30))
 

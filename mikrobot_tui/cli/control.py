@@ -116,26 +116,49 @@ def flatten(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
-    """What the engine is doing: prices, quality, accounts, positions, breakers, A/B."""
+    """What the engine is doing: prices, quality, accounts, positions, breakers, A/B.
+
+    With no engine running, the figures are those its last snapshot wrote: dated, not live.
+    """
+    from datetime import UTC, datetime
+
     from mikrobot_tui.domain.instruments import default_instruments, step_decimals
     from mikrobot_tui.store.queries import read_snapshot
 
     s = settings()
     conn = reader(s)
+    now = time.time_ns()
     with db_errors(s.engine.db):
-        snap = read_snapshot(conn, time.time_ns())
+        snap = read_snapshot(conn, now)
+    e = snap.engine
+    # The engine writes its heartbeat with every snapshot of the read-side tables, so its
+    # last heartbeat is when these figures were written.
+    stale, as_of = not e.running, e.heartbeat_ts
     if as_json:
-        doc = rounded(snap.to_json())
+        doc = rounded({**snap.to_json(), "stale": stale, "as_of_ts": as_of})
         echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False, default=str))
         return
-    e = snap.engine
     state = "running" if e.running else "not running"
     echo(f"engine: {state}  mode {e.mode}  trading {e.trading_state}  db {s.engine.db}")
+    if stale:
+        if as_of is None:
+            echo("as of: never; no engine has written figures here")
+        else:
+            when = datetime.fromtimestamp(as_of / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+            seconds = max(0, (now - as_of) // 1_000_000_000)
+            unit, size = next(
+                (u, n)
+                for u, n in (("days", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
+                if seconds >= 2 * n or n == 1
+            )
+            age = f"{seconds // size} {unit} ago"
+            echo(f"as of {when} UTC ({age}), when the engine last wrote: not live")
+        echo("quality is not scored while no engine runs (shown as -)")
     echo()
     echo(f"{'symbol':<9}{'bid':>14}{'ask':>14}{'spread':>9}{'chg%':>8}{'quality':>9}")
     tick = {i.symbol: i.tick_size for i in default_instruments().values()}
     for r in snap.symbols:
-        q = "-" if r.quality is None else f"{r.quality:.2f}"
+        q = "-" if r.quality is None or stale else f"{r.quality:.2f}"
         d = step_decimals(tick.get(r.symbol, 1e-5))
         echo(
             f"{r.symbol:<9}{r.bid:>14.{d}f}{r.ask:>14.{d}f}{r.spread_pips:>9.1f}"

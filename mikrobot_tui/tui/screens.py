@@ -10,6 +10,7 @@ on the loop would stall the ticks too.
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +27,8 @@ from mikrobot_tui.store import commands
 from mikrobot_tui.store.commands import Command, CommandRow
 from mikrobot_tui.store.queries import Snapshot, read_only, read_snapshot
 from mikrobot_tui.store.schema import connect
+from mikrobot_tui.tui.panes._dated import Dated
+from mikrobot_tui.tui.panes._format import as_of_time
 from mikrobot_tui.tui.panes.ab import ABPane
 from mikrobot_tui.tui.panes.breakers import BreakersPane
 from mikrobot_tui.tui.panes.header import StatusHeader
@@ -35,6 +38,17 @@ from mikrobot_tui.tui.panes.ticks import TicksPane
 
 NO_ANSWER = "no engine answered — is one running?"
 SLOW_PANES_HZ = 2.0
+
+
+def stale_note(heartbeat_ts: int | None, now_ns: int) -> str:
+    """What each pane says while no engine runs: the figures are its last snapshot's.
+
+    The engine writes its heartbeat with every snapshot of the read-side tables, so the last
+    heartbeat is when the figures on screen were written.
+    """
+    if heartbeat_ts is None:
+        return "not live · no engine has run here"
+    return f"as of {as_of_time(heartbeat_ts, now_ns)} · engine stopped"
 
 
 class CockpitScreen(Screen):
@@ -65,8 +79,8 @@ class CockpitScreen(Screen):
         self.interval = 1.0 / refresh_hz
         # Slow panes (DataTables) get every n-th snapshot: at most SLOW_PANES_HZ.
         self._slow_every = max(1, round(refresh_hz / SLOW_PANES_HZ))
-        self._conn: sqlite3.Connection | None = None
         self.polls = 0
+        self._live: bool | None = None  # whether an engine kept the last figures shown live
         self.last_snapshot: Snapshot | None = None
 
     def compose(self) -> ComposeResult:
@@ -82,24 +96,26 @@ class CockpitScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        # The first read is inline (well under a millisecond) so the first frame is complete.
+        self._dated: list[Dated] = [w for w in self.query("#panes *") if isinstance(w, Dated)]
+        # The first read is inline (about a millisecond) so the first frame is complete.
         self._apply(*self._read())
         self.set_timer(self.interval, self._poll)
 
-    def on_unmount(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     # -- reading ------------------------------------------------------------------------------
     def _read(self) -> tuple[Snapshot | None, int, str]:
+        """One snapshot, through a connection opened and closed here, in the calling thread.
+
+        A connection belongs to the thread that uses it: closing one while another thread is
+        inside a query on it crashes the process (a quit during a poll did). Each poll runs
+        in its own worker thread, so each opens its own connection and nothing is left to
+        close when the screen goes. Opening one adds under a millisecond to a read.
+        """
         now = self.clock.now_ns()
-        if self._conn is None:
-            if not self.db_path.exists():
-                return None, now, f"no database at {self.db_path}"
-            self._conn = read_only(str(self.db_path))
+        if not self.db_path.exists():
+            return None, now, f"no database at {self.db_path}"
         try:
-            return read_snapshot(self._conn, now), now, ""
+            with closing(read_only(str(self.db_path))) as conn:
+                return read_snapshot(conn, now), now, ""
         except sqlite3.Error as exc:
             return None, now, f"database: {exc}"
 
@@ -126,9 +142,16 @@ class CockpitScreen(Screen):
             if snap is None:
                 return
             self.last_snapshot = snap
+            live = snap.engine.running
+            # An engine stopping or starting changes every pane at once, the slow ones too.
+            slow = slow or live != self._live
+            self._live = live
+            note = "" if live else stale_note(snap.engine.heartbeat_ts, now_ns)
+            for pane in self._dated:
+                pane.set_as_of(note)
             self.query_one(TicksPane).show(snap.symbols)
             if slow:
-                self.query_one(QualityPane).show(snap.quality)
+                self.query_one(QualityPane).show(snap.quality, live=live)
                 self.query_one(PositionsPane).show(snap.accounts, snap.positions)
                 self.query_one(BreakersPane).show(snap.breakers, now_ns)
                 self.query_one(ABPane).show(snap.ab)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 from mikrobot_tui.domain.instruments import default_instruments, step_decimals
 
@@ -58,3 +59,11 @@ def sparkline(values: list[float] | tuple[float, ...], width: int) -> str:
         return SPARK_BLOCKS[len(SPARK_BLOCKS) // 2 - 1] * len(tail)
     top = len(SPARK_BLOCKS) - 1
     return "".join(SPARK_BLOCKS[round((v - low) / (high - low) * top)] for v in tail)
+
+
+def as_of_time(ts_ns: int, now_ns: int) -> str:
+    """When figures were written: the time if on the same UTC day as now, else date and time."""
+    then = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
+    if then.date() == datetime.fromtimestamp(now_ns / 1e9, tz=UTC).date():
+        return then.strftime("%H:%M:%S")
+    return then.strftime("%Y-%m-%d %H:%M")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mikrobot_tui.store.queries import ABRow
+from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
 # The numbers come first and the free-text params last: a half-width pane crops the right
@@ -33,12 +34,12 @@ def ab_cells(r: ABRow) -> tuple[Cell, ...]:
     return (r.variant, r.account, f"{r.trades:,}", win, mean, p, r.params)
 
 
-class ABPane(KeyedTable):
+class ABPane(Dated, KeyedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(COLUMNS, id=id)
         self.border_title = "A/B results"
 
     def show(self, rows: list[ABRow]) -> int:
         tests = sorted({r.test for r in rows if r.test})
-        self.border_subtitle = f"p: {', '.join(tests)}" if tests else ""
+        self.set_subtitle(f"p: {', '.join(tests)}" if tests else "")
         return self.apply({r.variant: ab_cells(r) for r in rows})

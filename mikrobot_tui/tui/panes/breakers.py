@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mikrobot_tui.store.queries import BreakerRow
+from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
 COLUMNS = (
@@ -22,12 +23,12 @@ def breaker_cells(r: BreakerRow, now_ns: int) -> tuple[Cell, ...]:
     return (r.name, (r.state, STATE_STYLE.get(r.state, "")), f"{r.failures:,}", retry)
 
 
-class BreakersPane(KeyedTable):
+class BreakersPane(Dated, KeyedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(COLUMNS, id=id)
         self.border_title = "Circuit breakers"
 
     def show(self, rows: list[BreakerRow], now_ns: int) -> int:
         tripped = sum(r.state != "CLOSED" for r in rows)
-        self.border_subtitle = f"{tripped} tripped" if tripped else ""
+        self.set_subtitle(f"{tripped} tripped" if tripped else "")
         return self.apply({r.name: breaker_cells(r, now_ns) for r in rows})

@@ -9,10 +9,16 @@ from textual.containers import Horizontal
 from textual.widgets import Label
 
 from mikrobot_tui.store.queries import EngineStatus
+from mikrobot_tui.tui.panes._format import as_of_time
+
+# Below this many columns the header drops what it can spare (the date, words), so the trading
+# state and the engine's stay whole on an 80-column terminal.
+NARROW = 100
 
 
-def clock_text(now_ns: int) -> str:
-    return datetime.fromtimestamp(now_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def clock_text(now_ns: int, narrow: bool = False) -> str:
+    when = datetime.fromtimestamp(now_ns / 1e9, tz=UTC)
+    return when.strftime("%H:%M:%S UTC" if narrow else "%Y-%m-%d %H:%M:%S UTC")
 
 
 class StatusHeader(Horizontal):
@@ -52,7 +58,8 @@ class StatusHeader(Horizontal):
             label.set_classes(f"-{cls}")
 
     def show(self, engine: EngineStatus | None, now_ns: int, problem: str = "") -> None:
-        self._set("clock", clock_text(now_ns))
+        narrow = self.app.size.width < NARROW
+        self._set("clock", clock_text(now_ns, narrow))
         if engine is None:
             self._set("mode", "-")
             self._set("state", "-", "unknown")
@@ -62,12 +69,21 @@ class StatusHeader(Horizontal):
         self._set("mode", engine.mode or "-")
         halted = engine.trading_state == "HALTED"
         state = engine.trading_state if engine.trading_state in ("ACTIVE", "HALTED") else "-"
-        label = " HALTED · orders refused " if halted else state
-        kind = "halted" if halted else "active" if state == "ACTIVE" else "unknown"
+        label = (" HALTED " if narrow else " HALTED · orders refused ") if halted else state
+        # ACTIVE is only shown as live while an engine runs; HALTED stays red, it is also
+        # the state an engine restarts in.
+        live = engine.running and state == "ACTIVE"
+        kind = "halted" if halted else "active" if live else "unknown"
         self._set("state", label, kind)
         self.set_class(halted, "-halted")
         if engine.running:
             feed = f" · feed {engine.feed}" if engine.feed not in ("", "-") else ""
             self._set("engine", f"● engine running{feed}", "up")
+        elif engine.heartbeat_ts is not None:
+            since = as_of_time(engine.heartbeat_ts, now_ns)
+            text = (
+                f"○ no engine since {since}" if narrow else f"○ no engine running since {since} UTC"
+            )
+            self._set("engine", text, "down")
         else:
             self._set("engine", "○ no engine running", "down")

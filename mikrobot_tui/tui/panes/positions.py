@@ -7,6 +7,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from mikrobot_tui.store.queries import AccountRow, PositionRow
+from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import direction, fmt_money, fmt_price, fmt_qty
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
@@ -51,7 +52,7 @@ def position_cells(p: PositionRow) -> tuple[Cell, ...]:
     )
 
 
-class PositionsPane(Vertical):
+class PositionsPane(Dated, Vertical):
     DEFAULT_CSS = """
     PositionsPane { height: auto; }
     PositionsPane > #accounts-table { margin-bottom: 1; }
@@ -74,5 +75,5 @@ class PositionsPane(Vertical):
         table = self.query_one("#positions-table", KeyedTable)
         self.query_one("#no-positions").display = not positions
         table.display = bool(positions)
-        self.border_subtitle = f"{len(positions)} open" if positions else ""
+        self.set_subtitle(f"{len(positions)} open" if positions else "")
         return touched + table.apply({p.position_id: position_cells(p) for p in positions})

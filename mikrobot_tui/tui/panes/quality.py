@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mikrobot_tui.store.queries import QualityRow
+from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
 COLUMNS = (
@@ -25,10 +26,11 @@ def score_style(score: float) -> str:
     return "down"
 
 
-def quality_cells(r: QualityRow) -> tuple[Cell, ...]:
+def quality_cells(r: QualityRow, live: bool = True) -> tuple[Cell, ...]:
+    """`live` False: the score is the last one a stopped engine wrote, shown without colour."""
     return (
         (r.symbol, "bold"),
-        (f"{r.score:.2f}", score_style(r.score)),
+        (f"{r.score:.2f}", score_style(r.score) if live else "muted"),
         f"{r.ticks:,}",
         (f"{r.rejects:,}", "warn" if r.rejects else ""),
         (f"{r.spikes:,}", "warn" if r.spikes else ""),
@@ -38,12 +40,12 @@ def quality_cells(r: QualityRow) -> tuple[Cell, ...]:
     )
 
 
-class QualityPane(KeyedTable):
+class QualityPane(Dated, KeyedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(COLUMNS, id=id)
         self.border_title = "Data quality"
         # the score looks at the recent window, the counts at the whole session: say so
-        self.border_subtitle = "score: last minute · counts: since start"
+        self.set_subtitle("score: last minute · counts: since start")
 
-    def show(self, rows: list[QualityRow]) -> int:
-        return self.apply({r.symbol: quality_cells(r) for r in rows})
+    def show(self, rows: list[QualityRow], live: bool = True) -> int:
+        return self.apply({r.symbol: quality_cells(r, live) for r in rows})

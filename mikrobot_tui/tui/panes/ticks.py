@@ -18,6 +18,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from mikrobot_tui.store.queries import SymbolRow
+from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import direction, fmt_price, sparkline
 
 # (label, width, justify); the sparkline takes what is left of the line.
@@ -55,7 +56,7 @@ def tick_line(row: SymbolRow, previous: SymbolRow | None) -> TickLine:
     )
 
 
-class TicksPane(ScrollView, can_focus=True):
+class TicksPane(Dated, ScrollView, can_focus=True):
     """Bid, ask, spread, change and a sparkline per symbol; the header line stays on top."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -87,6 +88,12 @@ class TicksPane(ScrollView, can_focus=True):
         self.builds: Counter[str] = Counter()  # Strips rendered from scratch, by symbol
 
     # -- data ---------------------------------------------------------------------------------
+    def set_as_of(self, note: str) -> None:
+        super().set_as_of(note)
+        title = "Last ticks" if note else "Live ticks"  # no engine: nothing here is live
+        if self.border_title != title:
+            self.border_title = title
+
     def show(self, rows: list[SymbolRow]) -> int:
         """Take a new poll's rows; refresh only the lines whose content changed."""
         lines = [tick_line(r, self._rows.get(r.symbol)) for r in rows]
