@@ -369,3 +369,21 @@ def test_quitting_while_polls_read_never_crashes(tmp_path: Path) -> None:
     quits, in_flight = (int(n) for n in child.stdout.split()[-3::2])
     assert quits == 30
     assert in_flight >= 20, "too few quits landed during a poll to test anything"
+
+
+async def test_the_header_says_when_the_engine_cannot_write_its_database(tmp_path: Path) -> None:
+    from mikrobot_tui.store import liveness
+
+    db = build_fixture_db(tmp_path / "cockpit.db")
+    conn = open_db(db.path).conn
+    set_engine(conn, db.now_ns - 10 * 1_000_000_000)  # its row stopped 10 s ago: locked out
+    conn.close()
+    pulse = {"pid": 4242, "host": "fixture-host", "heartbeat_ts": db.now_ns}
+    liveness.publish(db.path, {**pulse, "problem": f"{db.path}: database locked by another"})
+    try:
+        app = cockpit(db)
+        async with app.run_test(size=SIZE):
+            assert header(app, "engine") == "● database locked: rows kept, retrying"
+            assert not app.query_one("#ab").has_class("-stale")  # the engine is alive
+    finally:
+        liveness.clear(db.path)

@@ -140,6 +140,8 @@ def status(
         return
     state = "running" if e.running else "not running"
     echo(f"engine: {state}  mode {e.mode}  trading {e.trading_state}  db {s.engine.db}")
+    if e.db_problem:
+        echo(f"database problem: {e.db_problem}")
     if stale:
         if as_of is None:
             echo("as of: never; no engine has written figures here")

@@ -76,7 +76,12 @@ class StatusHeader(Horizontal):
         kind = "halted" if halted else "active" if live else "unknown"
         self._set("state", label, kind)
         self.set_class(halted, "-halted")
-        if engine.running:
+        if engine.running and engine.db_problem:
+            # the engine keeps every row and retries; the operator should know, and why
+            p = engine.db_problem
+            what = "full" if "full" in p else "locked" if "locked" in p else "failing"
+            self._set("engine", f"● database {what}: rows kept, retrying", "down")
+        elif engine.running:
             feed = f" · feed {engine.feed}" if engine.feed not in ("", "-") else ""
             self._set("engine", f"● engine running{feed}", "up")
         elif engine.heartbeat_ts is not None:
