@@ -257,15 +257,15 @@ def test_a_repeat_behind_a_rejected_tick_is_still_a_duplicate(cut: int) -> None:
 
 
 def test_the_private_scipy_filter_agrees_with_lfilter() -> None:
-    """quality.py calls scipy's private _linear_filter for speed; if a scipy upgrade changes it,
-    this says so before any number drifts."""
+    """quality/flags.py calls scipy's private _linear_filter for speed; if a scipy upgrade
+    changes it, this says so before any number drifts."""
     from scipy.signal import lfilter
 
-    from mikrobot_tui.data import quality
+    from mikrobot_tui.data.quality import flags
 
-    if quality._linear_filter is None:
+    if flags._linear_filter is None:
         return  # the import fell back to lfilter itself
     x = np.random.default_rng(1).normal(size=500) ** 2
     b, a, zi = [0.02], [1.0, -0.98], np.array([0.3])
-    fast = quality._linear_filter(b, a, x, -1, zi)
+    fast = flags._linear_filter(b, a, x, -1, zi)
     assert np.array_equal(fast[0], lfilter(b, a, x, zi=zi)[0])

@@ -1,0 +1,253 @@
+"""Flagged but passed on: spikes, gaps, stale quotes and latency among the accepted ticks.
+
+They lower the score and set `last_problem`:
+- spike: the log return of the mid against the symbol's previous accepted mid is beyond
+  `spike_sigma` standard deviations. The variance is an EWMA of squared returns over accepted
+  ticks (alpha 2 / 101, bias-corrected, the sigma before the tick's own return, floored at
+  `min_sigma`), flagged only after `SPIKE_WARMUP` returns. A flagged return that follows a
+  flagged return of the opposite sign is the way back from the same spike and is not counted
+  again;
+- gap: consecutive accepted ticks of a symbol further apart than `max_gap_s` (counted once, on
+  the tick that ends it);
+- stale: the quote (bid and ask) unchanged for longer than `max_gap_s` while ticks keep coming
+  (counted once per episode; a gap restarts the clock);
+- latency: ts_recv - ts_event above `max_latency_ms` (counted per tick).
+
+The variance EWMA runs through scipy.signal.lfilter with the filter state carried between
+batches, which repeats the sequential arithmetic exactly, so the flags do not depend on how the
+stream is cut into batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import lfilter
+
+try:  # what lfilter calls for a first-order filter with zi, without its per-call checks
+    from scipy.signal._sigtools import _linear_filter
+except ImportError:  # pragma: no cover - another scipy layout: the public route, same numbers
+    _linear_filter = None
+
+from mikrobot_tui.config import QualitySettings
+from mikrobot_tui.data.quality.score import GAP, LATENCY, SPIKE, STALE, Found
+from mikrobot_tui.data.quality.segments import Segments
+from mikrobot_tui.data.quality.validity import LastAccepted
+from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND
+
+EWMA_ALPHA = 2.0 / 101.0  # for the variance of returns, per accepted tick
+SPIKE_WARMUP = 20
+_LAT_RING = 64
+_RING_BACK = np.arange(1 - _LAT_RING, 1)
+_MIN = np.iinfo(np.int64).min
+# 1 / (1 - (1 - alpha)^n): the EWMA's bias correction after n returns (0 for n = 0; 1 beyond)
+_DEBIAS = np.concatenate(([0.0], 1.0 / (1.0 - (1.0 - EWMA_ALPHA) ** np.arange(1, 2048)), [1.0]))
+# the EWMA as a filter: y[n] = alpha x[n] + (1 - alpha) y[n - 1]
+_FILTER_B = np.array([EWMA_ALPHA])
+_FILTER_A = np.array([1.0, -(1.0 - EWMA_ALPHA)])
+# r^2 > _LOOSE spike_sigma^2 max(var, min_sigma^2) holds for every spike, rounding included
+_LOOSE = 0.9
+
+
+class Flags:
+    """The flags of accepted ticks, with what each symbol carries from batch to batch."""
+
+    def __init__(self, n_symbols: int, settings: QualitySettings, min_sigma: float) -> None:
+        n = n_symbols
+        self.settings = settings
+        self.min_sigma = min_sigma
+        self._max_gap_ns = round(settings.max_gap_s * NS_PER_SECOND)
+        self._var_y = np.zeros(n)  # the EWMA after the symbol's last return
+        self._n_ret = np.zeros(n, dtype=np.int64)
+        self._prev_spike = np.zeros(n, dtype=np.int8)  # sign of a flagged last return, or 0
+        self._lat_ring = np.zeros((n, _LAT_RING))  # latencies of the last accepted ticks
+        self._lat_pos = np.zeros(n, dtype=np.int64)  # next slot to write, circular
+        self._n_lat = np.zeros(n, dtype=np.int64)
+        self._change_ts = np.full(n, _MIN, dtype=np.int64)
+        self._stale = np.zeros(n, dtype=bool)
+
+    def check(
+        self,
+        seg: Segments,
+        ts: np.ndarray,
+        recv: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        last: LastAccepted,
+    ) -> list[Found]:
+        """Spikes, gaps, stale episodes and latency breaches among accepted ticks (symbol order).
+
+        `last` is each symbol's last accepted tick before these. Returns (kind, positions into
+        these arrays, value for the message) per kind.
+        """
+        k = len(ts)
+        f_at, fs = seg.first, seg.sym
+        f_has = last.has[fs]
+        # each tick's previous accepted tick is the one before it, except for a symbol's first
+        # tick in the batch: that one is carried (or, for a symbol's very first tick, itself)
+        carried = last.fields[fs]
+        f_bid = np.where(f_has, carried[:, 0], bid[f_at])
+        f_ask = np.where(f_has, carried[:, 1], ask[f_at])
+        f_pts = np.where(f_has, last.ts[fs], ts[f_at])
+
+        dt = np.empty(k, dtype=np.int64)
+        np.subtract(ts[1:], ts[:-1], out=dt[1:])
+        dt[f_at] = ts[f_at] - f_pts
+        gap = dt > self._max_gap_ns
+        mid = bid + ask
+        mid *= 0.5
+        r = np.empty(k)
+        np.divide(mid[1:], mid[:-1], out=r[1:])
+        r[f_at] = mid[f_at] / ((f_bid + f_ask) * 0.5)
+        np.log(r, out=r)
+        lat = (recv - ts) / NS_PER_MS
+        self._remember_latency(seg, lat)
+
+        out = []
+        spikes = self._spikes(seg, r, f_has)
+        if spikes is not None:
+            out.append(spikes)
+        if gap.any():
+            p = np.flatnonzero(gap)
+            out.append((GAP, p, dt[p] / NS_PER_SECOND))
+        stale = self._stale_episodes(seg, ts, bid, ask, f_bid, f_ask, f_has, gap)
+        if stale is not None:
+            out.append(stale)
+        breach = lat > self.settings.max_latency_ms
+        if breach.any():
+            p = np.flatnonzero(breach)
+            out.append((LATENCY, p, lat[p]))
+        return out
+
+    def _spikes(self, seg: Segments, r: np.ndarray, f_has: np.ndarray) -> Found | None:
+        """Returns beyond spike_sigma EWMA sigmas (moves the EWMA on), or None."""
+        st = self.settings
+        k = len(r)
+        f_at, last_at, fs = seg.first, seg.last, seg.sym
+        # the EWMA of squared returns, per symbol through lfilter, started from the carried
+        # state (1 - alpha) * last EWMA, which is exactly what lfilter carries itself
+        seg_len = last_at - f_at + 1
+        r0 = f_at + (~f_has).astype(np.int64)  # position of the first return of each segment
+        n_r = last_at + 1 - r0
+        old_var = self._var_y[fs]
+        zi = (1.0 - EWMA_ALPHA) * old_var
+        r2 = np.square(r)
+        v = np.zeros(k)
+        ends = (last_at + 1).tolist()
+        run = _linear_filter or (lambda b, a, x, axis, zi: lfilter(b, a, x, axis, zi))
+        for i, (a, b, s) in enumerate(zip(r0.tolist(), ends, fs.tolist(), strict=True)):
+            if b > a:
+                y = run(_FILTER_B, _FILTER_A, r2[a:b], -1, zi[i : i + 1])[0]
+                v[a:b] = y
+                self._var_y[s] = y[-1]
+        prior_v = np.empty(k)
+        prior_v[1:] = v[:-1]
+        prior_v[f_at] = old_var
+        warm = bool((self._n_ret[fs] >= len(_DEBIAS)).all())
+        if not warm:
+            n_prior = np.arange(k) + np.repeat(self._n_ret[fs] - r0, seg_len)
+            np.clip(n_prior, 0, len(_DEBIAS) - 1, out=n_prior)
+            prior_v *= np.take(_DEBIAS, n_prior)
+        self._n_ret[fs] += n_r
+
+        # spikes: |r| against the sigma before the tick's own return, z = |r| / sigma. Only the
+        # ticks that pass a looser test on r^2 (a sure superset) get the exact one
+        ms = self.min_sigma
+        if ms >= 1e-150:
+            bound = np.maximum(prior_v, ms * ms)
+            bound *= _LOOSE * st.spike_sigma * st.spike_sigma
+            cand = np.flatnonzero(r2 > bound)
+        else:
+            cand = np.arange(k)
+        z = np.abs(r[cand]) / np.maximum(np.sqrt(prior_v[cand]), ms)
+        raw = z > st.spike_sigma
+        if not warm:
+            raw &= n_prior[cand] >= SPIKE_WARMUP
+        at = cand[raw]
+        seg_at = np.searchsorted(f_at, at, side="right") - 1
+        is_first = f_at[seg_at] == at
+        if is_first.any():  # a symbol's very first tick has no return
+            keep = ~is_first | f_has[seg_at]
+            at, seg_at, is_first, z_at = at[keep], seg_at[keep], is_first[keep], z[raw][keep]
+        else:
+            z_at = z[raw]
+        if not len(at):
+            self._prev_spike[fs] = 0
+            return None
+        sign = np.zeros(k, dtype=np.int8)
+        sg = np.sign(r[at]).astype(np.int8)
+        sign[at] = sg
+        p_sign = sign[at - 1]
+        p_sign[is_first] = self._prev_spike[fs[seg_at[is_first]]]
+        back = p_sign == -sg  # the way back from the spike before
+        self._prev_spike[fs] = sign[last_at]
+        if back.any():
+            at, z_at = at[~back], z_at[~back]
+        return (SPIKE, at, z_at) if len(at) else None
+
+    def _stale_episodes(
+        self,
+        seg: Segments,
+        ts: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        f_bid: np.ndarray,
+        f_ask: np.ndarray,
+        f_has: np.ndarray,
+        gap: np.ndarray,
+    ) -> Found | None:
+        """The starts of stale episodes, or None.
+
+        Stale: the quote unchanged for longer than max_gap while ticks keep coming; the clock is
+        the time of the last change (a gap counts as one), or of the symbol's first tick.
+        """
+        k = len(ts)
+        f_at, last_at, fs = seg.first, seg.last, seg.sym
+        changed = np.empty(k, dtype=bool)
+        np.not_equal(bid[1:], bid[:-1], out=changed[1:])
+        changed[1:] |= ask[1:] != ask[:-1]
+        changed |= gap
+        f_changed = (bid[f_at] != f_bid) | (ask[f_at] != f_ask) | gap[f_at] | ~f_has
+        cts = ts.copy()
+        cts[f_at] = np.where(f_changed, ts[f_at], self._change_ts[fs])
+        changed[f_at] = True  # a symbol's first tick carries its clock
+        same = np.flatnonzero(~changed)
+        if len(same):  # unchanged ticks take the clock of the changed tick before their run
+            start = np.empty(len(same), dtype=bool)
+            start[0] = True
+            np.not_equal(same[1:] - 1, same[:-1], out=start[1:])
+            cts[same] = cts[(same[start] - 1)[np.cumsum(start) - 1]]
+        self._change_ts[fs] = cts[last_at]
+        age = ts - cts
+        stale = age > self._max_gap_ns
+        if not stale.any():
+            self._stale[fs] = False
+            return None
+        p_stale = np.empty(k, dtype=bool)
+        p_stale[1:] = stale[:-1]
+        p_stale[f_at] = self._stale[fs]
+        self._stale[fs] = stale[last_at]
+        p = np.flatnonzero(stale & ~p_stale)
+        return (STALE, p, age[p] / NS_PER_SECOND) if len(p) else None
+
+    # ---------------------------------------------------------------- latency
+    def _remember_latency(self, seg: Segments, lat: np.ndarray) -> None:
+        """The last _LAT_RING latencies per symbol in a circular buffer (only the set of values
+        counts: its median)."""
+        fs, last_at = seg.sym, seg.last
+        seg_len = seg.length
+        if (seg_len >= _LAT_RING).all():  # every symbol fills its ring: oldest first at 0
+            self._lat_ring[fs] = lat[last_at[:, None] + _RING_BACK]
+            self._lat_pos[fs] = 0
+        else:
+            take_n = np.minimum(seg_len, _LAT_RING)
+            offs = np.arange(int(take_n.sum())) - np.repeat(np.cumsum(take_n) - take_n, take_n)
+            pos = self._lat_pos[fs]
+            ring_at = (np.repeat(fs, take_n), (np.repeat(pos, take_n) + offs) % _LAT_RING)
+            self._lat_ring[ring_at] = lat[np.repeat(last_at + 1 - take_n, take_n) + offs]
+            self._lat_pos[fs] = (pos + take_n) % _LAT_RING
+        self._n_lat[fs] += seg_len
+
+    def latency_ms(self, s: int) -> float:
+        """Median latency of the symbol's last _LAT_RING accepted ticks, 0 before any."""
+        n_lat = min(int(self._n_lat[s]), _LAT_RING)
+        return float(np.median(self._lat_ring[s, :n_lat])) if n_lat else 0.0
