@@ -256,16 +256,26 @@ def test_a_repeat_behind_a_rejected_tick_is_still_a_duplicate(cut: int) -> None:
     assert clean.tobytes() == t[[0, 3]].tobytes()
 
 
-def test_the_private_scipy_filter_agrees_with_lfilter() -> None:
-    """quality/flags.py calls scipy's private _linear_filter for speed; if a scipy upgrade
-    changes it, this says so before any number drifts."""
+def test_the_variance_ewma_is_the_recurrence_and_ignores_batching() -> None:
+    """ewma.py computes v[j] = a x[j] + (1 - a) v[j - 1] as a scaled cumulative sum; checked
+    against the recurrence run one step at a time (scipy's lfilter, in the test only), and cut
+    anywhere, across the grid's cells included, it gives the same bits."""
     from scipy.signal import lfilter
 
-    from mikrobot_tui.data.quality import flags
+    from mikrobot_tui.data.quality import ewma
 
-    if flags._linear_filter is None:
-        return  # the import fell back to lfilter itself
-    x = np.random.default_rng(1).normal(size=500) ** 2
-    b, a, zi = [0.02], [1.0, -0.98], np.array([0.3])
-    fast = flags._linear_filter(b, a, x, -1, zi)
-    assert np.array_equal(fast[0], lfilter(b, a, x, zi=zi)[0])
+    x = (np.random.default_rng(1).standard_t(3, size=3 * ewma.CELL + 500) * 1e-4) ** 2
+    ref = lfilter([ewma.ALPHA], [1.0, -(1.0 - ewma.ALPHA)], x)
+    whole = np.empty_like(x)
+    acc = ewma.run(x, 0.0, 0, whole)
+    np.testing.assert_allclose(whole, ref, rtol=1e-14, atol=0)
+    assert ewma.variance_of(np.array([acc]), np.array([len(x)]))[0] == whole[-1]
+    for cuts in ([1, 2, ewma.CELL - 3, ewma.CELL, 7], [ewma.CELL] * 4, [4999, 17, 1]):
+        parts, acc, n, at = [], 0.0, 0, 0
+        for c in [*cuts, len(x)]:
+            piece = x[at : at + c]
+            out = np.empty_like(piece)
+            acc = ewma.run(piece, acc, n, out) if len(piece) else acc
+            parts.append(out)
+            n, at = n + len(piece), at + len(piece)
+        assert np.concatenate(parts).tobytes() == whole.tobytes()

@@ -13,37 +13,28 @@ They lower the score and set `last_problem`:
   (counted once per episode; a gap restarts the clock);
 - latency: ts_recv - ts_event above `max_latency_ms` (counted per tick).
 
-The variance EWMA runs through scipy.signal.lfilter with the filter state carried between
-batches, which repeats the sequential arithmetic exactly, so the flags do not depend on how the
-stream is cut into batches.
+The variance EWMA (ewma.py) carries its state between batches and computes the same numbers
+however the stream is cut, so the flags do not depend on batching either.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
-
-try:  # what lfilter calls for a first-order filter with zi, without its per-call checks
-    from scipy.signal._sigtools import _linear_filter
-except ImportError:  # pragma: no cover - another scipy layout: the public route, same numbers
-    _linear_filter = None
 
 from mikrobot_tui.config import QualitySettings
+from mikrobot_tui.data.quality import ewma
 from mikrobot_tui.data.quality.score import GAP, LATENCY, SPIKE, STALE, Found
 from mikrobot_tui.data.quality.segments import Segments
 from mikrobot_tui.data.quality.validity import LastAccepted
 from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND
 
-EWMA_ALPHA = 2.0 / 101.0  # for the variance of returns, per accepted tick
+EWMA_ALPHA = ewma.ALPHA  # for the variance of returns, per accepted tick
 SPIKE_WARMUP = 20
 _LAT_RING = 64
 _RING_BACK = np.arange(1 - _LAT_RING, 1)
 _MIN = np.iinfo(np.int64).min
 # 1 / (1 - (1 - alpha)^n): the EWMA's bias correction after n returns (0 for n = 0; 1 beyond)
 _DEBIAS = np.concatenate(([0.0], 1.0 / (1.0 - (1.0 - EWMA_ALPHA) ** np.arange(1, 2048)), [1.0]))
-# the EWMA as a filter: y[n] = alpha x[n] + (1 - alpha) y[n - 1]
-_FILTER_B = np.array([EWMA_ALPHA])
-_FILTER_A = np.array([1.0, -(1.0 - EWMA_ALPHA)])
 # r^2 > _LOOSE spike_sigma^2 max(var, min_sigma^2) holds for every spike, rounding included
 _LOOSE = 0.9
 
@@ -56,7 +47,7 @@ class Flags:
         self.settings = settings
         self.min_sigma = min_sigma
         self._max_gap_ns = round(settings.max_gap_s * NS_PER_SECOND)
-        self._var_y = np.zeros(n)  # the EWMA after the symbol's last return
+        self._var_t = np.zeros(n)  # the EWMA's accumulator after the symbol's last return
         self._n_ret = np.zeros(n, dtype=np.int64)
         self._prev_spike = np.zeros(n, dtype=np.int8)  # sign of a flagged last return, or 0
         self._lat_ring = np.zeros((n, _LAT_RING))  # latencies of the last accepted ticks
@@ -123,22 +114,18 @@ class Flags:
         st = self.settings
         k = len(r)
         f_at, last_at, fs = seg.first, seg.last, seg.sym
-        # the EWMA of squared returns, per symbol through lfilter, started from the carried
-        # state (1 - alpha) * last EWMA, which is exactly what lfilter carries itself
+        # the EWMA of squared returns, per symbol, continued from the carried accumulator
         seg_len = last_at - f_at + 1
         r0 = f_at + (~f_has).astype(np.int64)  # position of the first return of each segment
         n_r = last_at + 1 - r0
-        old_var = self._var_y[fs]
-        zi = (1.0 - EWMA_ALPHA) * old_var
+        n_ret, acc = self._n_ret, self._var_t
+        old_var = ewma.variance_of(acc[fs], n_ret[fs])
         r2 = np.square(r)
         v = np.zeros(k)
         ends = (last_at + 1).tolist()
-        run = _linear_filter or (lambda b, a, x, axis, zi: lfilter(b, a, x, axis, zi))
-        for i, (a, b, s) in enumerate(zip(r0.tolist(), ends, fs.tolist(), strict=True)):
+        for a, b, s in zip(r0.tolist(), ends, fs.tolist(), strict=True):
             if b > a:
-                y = run(_FILTER_B, _FILTER_A, r2[a:b], -1, zi[i : i + 1])[0]
-                v[a:b] = y
-                self._var_y[s] = y[-1]
+                acc[s] = ewma.run(r2[a:b], acc[s], int(n_ret[s]), v[a:b])
         prior_v = np.empty(k)
         prior_v[1:] = v[:-1]
         prior_v[f_at] = old_var
