@@ -8,7 +8,7 @@ import statistics
 import pytest
 from scipy import stats
 
-from mikrobot_tui.paper.ab import ABResult, VariantStats, compare, variant_stats
+from mikrobot_tui.paper.ab import ABResult, VariantStats, compare, t_two_sided_p, variant_stats
 
 # A: few trades, wide spread; B: more trades, tight spread. Unequal sizes and variances are
 # where Welch and Student's pooled test disagree.
@@ -117,3 +117,17 @@ def test_non_finite_returns_are_refused() -> None:
         compare(A, [0.1, math.nan, 0.2])
     with pytest.raises(ValueError, match="finite"):
         variant_stats([math.inf])
+
+
+@pytest.mark.parametrize("t", [0.0, 1e-6, 0.3, 1.0, 2.5, 12.0, 1e3])
+def test_students_t_p_value_in_closed_form(t: float) -> None:
+    # df = 1 is the Cauchy distribution, df = 2 has a closed form too
+    assert t_two_sided_p(t, 1.0) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-13)
+    assert t_two_sided_p(t, 2.0) == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-12)
+    assert t_two_sided_p(-t, 2.0) == t_two_sided_p(t, 2.0)
+
+
+@pytest.mark.parametrize("df", [0.7, 3.3, 9.0, 41.5, 250.0, 4000.0])
+@pytest.mark.parametrize("t", [0.05, 0.9, 1.96, 4.0, 9.0, 40.0])
+def test_students_t_p_value_agrees_with_scipy(t: float, df: float) -> None:
+    assert t_two_sided_p(t, df) == pytest.approx(2 * stats.t.sf(t, df), rel=1e-10)
