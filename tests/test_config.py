@@ -92,3 +92,10 @@ def test_broken_toml_names_the_problem(tmp_path: Path) -> None:
 def test_a_missing_config_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_a_price_jump_factor_of_one_or_less_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[quality]\nmax_price_jump = 1.0\n")
+    msg = config_error(cfg)
+    assert "quality.max_price_jump" in msg and "greater than 1" in msg

@@ -279,3 +279,56 @@ def test_the_variance_ewma_is_the_recurrence_and_ignores_batching() -> None:
             parts.append(out)
             n, at = n + len(piece), at + len(piece)
         assert np.concatenate(parts).tobytes() == whole.tobytes()
+
+
+def walk_with(n: int, seed: int, at: dict[int, float], spike: int | None = None) -> np.ndarray:
+    """A uniform walk (0.25 s apart) whose tick i is quoted at at[i] instead, and whose tick
+    `spike` is 3% above the one before."""
+    rows = uniform_walk(n, seed)
+    for i, price in at.items():
+        rows[i] = (rows[i][0], 0, price, price)
+    if spike is not None:
+        rows[spike] = (rows[spike][0], 0, rows[spike - 1][2] * 1.03, rows[spike - 1][3] * 1.03)
+    return ticks_of(rows)
+
+
+def test_an_absurd_price_is_rejected_even_on_a_symbols_first_tick() -> None:
+    t = walk_with(300, 4, {0: 1.7e308, 100: 1.7e308, 200: 2e12})
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [(r.ts_event, r.reason) for r in res.rejects] == [
+        (t["ts_event"][i], "absurd price") for i in (0, 100, 200)
+    ]
+    assert np.isfinite(res.clean["bid"]).all() and res.clean["ask"].max() < 2
+
+
+def test_a_price_far_from_the_last_one_is_a_jump_and_the_estimator_never_sees_it() -> None:
+    # 20x above and 20x below: rejected; a 3% spike later is still flagged
+    t = walk_with(400, 5, {100: 21.6, 200: 0.054}, spike=300)
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [r.reason for r in res.rejects] == ["price jump", "price jump"]
+    assert res.spikes is not None and res.clean["ts_event"][res.spikes].tolist() == [
+        t["ts_event"][300]
+    ]
+
+
+def test_a_wrong_first_price_does_not_lock_the_symbol_out() -> None:
+    """The first tick is 100x off: the real level is accepted on its fifth tick in a row."""
+    t = walk_with(200, 6, {0: 108.0}, spike=150)
+    for cut in (0, 1, 3, 5, 6, 200):
+        qm = QualityMonitor(1, SETTINGS)
+        results = [qm.check(t[:cut]), qm.check(t[cut:])]
+        rejects = [r for res in results for r in res.rejects]
+        assert [r.reason for r in rejects] == ["price jump"] * 4, cut
+        assert [r.ts_event for r in rejects] == t["ts_event"][1:5].tolist()
+        clean = np.concatenate([res.clean for res in results])
+        assert len(clean) == 196
+        # the step back to the real level is no return: no spike, and the variance stays
+        # small enough to flag a 3% spike later
+        assert qm.counters()[0].tolist() == [4, 1, 0, 0, 0], cut
+
+
+def test_jumps_that_do_not_agree_with_each_other_never_make_a_level() -> None:
+    far = {i: (200.0 if i % 2 else 0.005) for i in range(50, 70)}  # 20 in a row, all over
+    t = walk_with(100, 7, far)
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [r.reason for r in res.rejects] == ["price jump"] * 20

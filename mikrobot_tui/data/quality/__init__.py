@@ -38,6 +38,7 @@ from mikrobot_tui.data.quality.score import (
 from mikrobot_tui.data.quality.segments import Segments, select
 from mikrobot_tui.data.quality.validity import (
     DUP,
+    JUMP,
     PAST,
     REASONS,
     Reject,
@@ -66,6 +67,15 @@ __all__ = [
 _MIN = np.iinfo(np.int64).min
 
 
+def _drop(
+    gone: np.ndarray, seg: Segments, *arrays: np.ndarray
+) -> tuple[Segments, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The segments and the arrays (symbol order) without the positions where `gone` is set."""
+    keep = ~gone
+    order, ts, bid, ask = (a[keep] for a in arrays)
+    return seg.without(np.flatnonzero(gone)), order, ts, bid, ask
+
+
 @dataclass(frozen=True)
 class QualityResult:
     clean: np.ndarray  # accepted ticks, TICK_DTYPE, in their original order
@@ -89,7 +99,7 @@ class QualityMonitor:
         self.settings = settings
         self.min_sigma = min_sigma
         self._stream_ts = _MIN
-        self._validity = Validity(n_symbols)
+        self._validity = Validity(n_symbols, settings.max_price_jump)
         self._flags = Flags(n_symbols, settings, min_sigma)
         self._score = Score(
             n_symbols,
@@ -142,19 +152,26 @@ class QualityMonitor:
         if cand is not None:
             a_order, a_ts, a_bid, a_ask = order[cand], ts[cand], bid[cand], ask[cand]
             a_seg = seg.without(np.flatnonzero(~cand))
+        jump, anchored = validity.jumps(a_seg, a_bid, a_ask) if len(a_order) else (None, [])
+        fresh = None  # batch order: ticks that start a symbol's new price level
+        if anchored:
+            fresh = np.zeros(n, dtype=bool)
+            fresh[a_order[anchored]] = True
+        if jump is not None:
+            reason[a_order[jump]] = JUMP
+            a_seg, a_order, a_ts, a_bid, a_ask = _drop(jump, a_seg, a_order, a_ts, a_bid, a_ask)
         dup = validity.duplicates(a_seg, a_ts, a_order, ticks) if len(a_order) else None
         if dup is not None:
             reason[a_order[dup]] = DUP
-            a_seg = a_seg.without(np.flatnonzero(dup))
-            keep = ~dup
-            a_order, a_ts, a_bid, a_ask = a_order[keep], a_ts[keep], a_bid[keep], a_ask[keep]
-        all_acc = cand is None and dup is None
+            a_seg, a_order, a_ts, a_bid, a_ask = _drop(dup, a_seg, a_order, a_ts, a_bid, a_ask)
+        all_acc = cand is None and jump is None and dup is None
 
         # the flags of the accepted ticks
         pos_kind: list[Found] = []  # (kind, original idx, value)
         if len(a_order):
             a_recv = np.take(ticks["ts_recv"], a_order)
-            flagged = self._flags.check(a_seg, a_ts, a_recv, a_bid, a_ask, validity.last)
+            a_fresh = None if fresh is None else fresh[a_order]
+            flagged = self._flags.check(a_seg, a_ts, a_recv, a_bid, a_ask, validity.last, a_fresh)
             for kind, p, v in flagged:
                 pos_kind.append((kind, a_order[p], v))
             validity.last.remember(a_seg, a_ts, a_bid, a_ask, a_order, ticks)

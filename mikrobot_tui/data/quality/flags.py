@@ -64,11 +64,13 @@ class Flags:
         bid: np.ndarray,
         ask: np.ndarray,
         last: LastAccepted,
+        fresh: np.ndarray | None = None,
     ) -> list[Found]:
         """Spikes, gaps, stale episodes and latency breaches among accepted ticks (symbol order).
 
-        `last` is each symbol's last accepted tick before these. Returns (kind, positions into
-        these arrays, value for the message) per kind.
+        `last` is each symbol's last accepted tick before these; `fresh` marks ticks that start
+        a new price level (their return from the old one is not one). Returns (kind, positions
+        into these arrays, value for the message) per kind.
         """
         k = len(ts)
         f_at, fs = seg.first, seg.sym
@@ -90,6 +92,8 @@ class Flags:
         np.divide(mid[1:], mid[:-1], out=r[1:])
         r[f_at] = mid[f_at] / ((f_bid + f_ask) * 0.5)
         np.log(r, out=r)
+        if fresh is not None:
+            r[fresh] = 0.0
         lat = (recv - ts) / NS_PER_MS
         self._remember_latency(seg, lat)
 

@@ -5,14 +5,23 @@ Rejected (returned as `Reject` values, counted, they go no further):
 - "non-positive price": bid or ask zero or below;
 - "crossed quote": bid above ask. A locked quote (bid == ask) is accepted: it happens on real
   venues and its mid is well defined;
-- "bad trade price" (last present but not a positive finite number), "bad volume" (volume present
-  but negative or not finite);
+- "absurd price": the ask above PRICE_CEILING (1e12, far above any instrument's price; it also
+  keeps (bid + ask) / 2 from overflowing), so not even a symbol's first tick can be absurd;
+- "bad trade price" (last present but not a positive number up to PRICE_CEILING), "bad volume"
+  (volume present but negative or not finite);
 - "timestamp from the past": ts_event earlier than the symbol's last accepted tick;
+- "price jump": the mid more than `max_price_jump` times above, or below 1 / `max_price_jump`
+  of, the mid of the symbol's last accepted tick. So no absurd price reaches the spike
+  estimator. A new level is accepted when REANCHOR ticks in a row jump to it (each within the
+  factor of the one before): a symbol whose last accepted price was itself wrong, or that really
+  moved that far, is not locked out for ever. Its first tick there is marked `anchored`: its
+  return from the old level means nothing and is not fed to the spike estimator;
 - "duplicate tick": the same ts_event, bid, ask, last and volume as the symbol's previous accepted
   tick (ts_recv is ignored: a message delivered twice is still one tick).
 
-The static checks look at one tick alone; the other two compare a tick with the symbol's past,
-which this room keeps: the latest good timestamp and the last accepted tick of each symbol.
+The static checks look at one tick alone; the others compare a tick with the symbol's past,
+which this room keeps: the latest good timestamp, the last accepted tick of each symbol and a
+level that jumped ticks are pointing to.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ import numpy as np
 from mikrobot_tui.data.quality.segments import Segments
 
 _MIN = np.iinfo(np.int64).min
+PRICE_CEILING = 1e12
+REANCHOR = 5  # ticks in a row at a new level that make it the symbol's price
 
 REASONS = (
     "",
@@ -36,8 +47,10 @@ REASONS = (
     "bad volume",
     "timestamp from the past",
     "duplicate tick",
+    "absurd price",
+    "price jump",
 )
-PAST, DUP = 7, 8
+PAST, DUP, ABSURD, JUMP = 7, 8, 9, 10
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,9 @@ def static_reason(t: np.void) -> int:
         return 3
     if bid > ask:
         return 4
-    if not math.isnan(last) and (math.isinf(last) or last <= 0):
+    if ask > PRICE_CEILING:
+        return ABSURD
+    if not math.isnan(last) and (last > PRICE_CEILING or last <= 0):
         return 5
     return 6
 
@@ -112,10 +127,14 @@ class LastAccepted:
 class Validity:
     """The static checks, timestamps from the past and duplicates, with the state they need."""
 
-    def __init__(self, n_symbols: int) -> None:
+    def __init__(self, n_symbols: int, max_price_jump: float) -> None:
         # running max of the statically good ts_event of each symbol: a tick before it is late
         self.last_ts = np.full(n_symbols, _MIN, dtype=np.int64)
         self.last = LastAccepted(n_symbols)
+        self.max_jump = max_price_jump
+        # the mid of the latest tick rejected as a jump, and how many in a row agree with it
+        self._level = np.full(n_symbols, np.nan)
+        self._level_n = np.zeros(n_symbols, dtype=np.int64)
 
     @staticmethod
     def static_ok(
@@ -124,14 +143,14 @@ class Validity:
         """Mask (symbol order) of ticks with good prices and volume, or None when all are."""
         ok = bid > 0
         ok &= ask >= bid
-        ok &= ask < np.inf
+        ok &= ask <= PRICE_CEILING
         # trade price and volume: NaN is fine; fmin/fmax skip NaN, so they say if any is bad
         last, vol = ticks["last"].copy(), ticks["volume"].copy()
         l_min, l_max = np.fmin.reduce(last), np.fmax.reduce(last)
         v_min, v_max = np.fmin.reduce(vol), np.fmax.reduce(vol)
-        if l_min <= 0 or l_max == np.inf or v_min < 0 or v_max == np.inf:
+        if l_min <= 0 or l_max > PRICE_CEILING or v_min < 0 or v_max == np.inf:
             last, vol = np.take(last, order), np.take(vol, order)
-            ok &= ~((last <= 0) | (last == np.inf) | (vol < 0) | (vol == np.inf))
+            ok &= ~((last <= 0) | (last > PRICE_CEILING) | (vol < 0) | (vol == np.inf))
         return None if ok.all() else ok
 
     def past(self, seg: Segments, ts: np.ndarray, ok: np.ndarray | None) -> np.ndarray | None:
@@ -171,6 +190,48 @@ class Validity:
             new_last[j] = run[-1]
         self.last_ts[seg.sym] = new_last
         return past if past.any() else None
+
+    def jumps(
+        self, c_seg: Segments, c_bid: np.ndarray, c_ask: np.ndarray
+    ) -> tuple[np.ndarray | None, list[int]]:
+        """Mask of candidates (symbol order) whose mid jumps too far from the symbol's last
+        accepted mid, or None when there is none; and the positions where a new level was
+        accepted (see REANCHOR)."""
+        f = self.max_jump
+        fs, first = c_seg.sym, c_seg.first
+        mid = c_bid + c_ask
+        mid *= 0.5
+        carried = self.last.fields[fs]
+        prev = np.empty_like(mid)
+        prev[1:] = mid[:-1]
+        prev[first] = (carried[:, 0] + carried[:, 1]) * 0.5  # NaN for a symbol's first tick
+        far = mid > prev * f
+        far |= mid * f < prev
+        pending = self._level_n[fs] > 0
+        if not (far.any() or pending.any()):
+            return None, []
+        # the symbols with a jump (or a level pending from earlier batches), one tick at a time:
+        # a rejected tick leaves the reference where it was
+        hit = pending.copy()
+        hit[np.searchsorted(first, np.flatnonzero(far), side="right") - 1] = True
+        jump = np.zeros(len(mid), dtype=bool)
+        anchored: list[int] = []
+        for j in np.flatnonzero(hit).tolist():
+            s, a, b = int(fs[j]), int(first[j]), int(c_seg.last[j]) + 1
+            ref, level, n = float(prev[a]), float(self._level[s]), int(self._level_n[s])
+            for i, m in enumerate(mid[a:b].tolist(), a):
+                if ref != ref or (m <= ref * f and m * f >= ref):  # no reference yet, or near
+                    ref, n = m, 0
+                    continue
+                n = n + 1 if n and m <= level * f and m * f >= level else 1
+                level = m
+                if n >= REANCHOR:
+                    anchored.append(i)
+                    ref, n = m, 0
+                else:
+                    jump[i] = True
+            self._level[s], self._level_n[s] = level, n
+        return (jump if jump.any() else None), anchored
 
     def duplicates(
         self, c_seg: Segments, c_ts: np.ndarray, c_order: np.ndarray, ticks: np.ndarray
