@@ -240,7 +240,7 @@ def test_a_spike_is_stored_but_never_fills_a_stop_or_makes_a_bar(settings, tmp_p
     assert quality[0] >= 1
 
 
-@pytest.mark.parametrize("absurd", [1.7e308])  # an overflow
+@pytest.mark.parametrize("absurd", [1.7e308, 5.0])  # an overflow, and 5x: a spike, no jump
 def test_after_an_absurd_tick_a_real_spike_is_still_flagged_and_never_builds_a_bar(
     settings, tmp_path, absurd: float
 ) -> None:

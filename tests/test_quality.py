@@ -267,7 +267,7 @@ def test_the_variance_ewma_is_the_recurrence_and_ignores_batching() -> None:
     x = (np.random.default_rng(1).standard_t(3, size=3 * ewma.CELL + 500) * 1e-4) ** 2
     ref = lfilter([ewma.ALPHA], [1.0, -(1.0 - ewma.ALPHA)], x)
     whole = np.empty_like(x)
-    acc = ewma.run(x, 0.0, 0, whole)
+    acc = ewma.run(x, 0.0, 0, whole, np.empty_like(x))
     np.testing.assert_allclose(whole, ref, rtol=1e-14, atol=0)
     assert ewma.variance_of(np.array([acc]), np.array([len(x)]))[0] == whole[-1]
     for cuts in ([1, 2, ewma.CELL - 3, ewma.CELL, 7], [ewma.CELL] * 4, [4999, 17, 1]):
@@ -275,7 +275,7 @@ def test_the_variance_ewma_is_the_recurrence_and_ignores_batching() -> None:
         for c in [*cuts, len(x)]:
             piece = x[at : at + c]
             out = np.empty_like(piece)
-            acc = ewma.run(piece, acc, n, out) if len(piece) else acc
+            acc = ewma.run(piece, acc, n, out, np.empty_like(piece)) if len(piece) else acc
             parts.append(out)
             n, at = n + len(piece), at + len(piece)
         assert np.concatenate(parts).tobytes() == whole.tobytes()
@@ -332,3 +332,24 @@ def test_jumps_that_do_not_agree_with_each_other_never_make_a_level() -> None:
     t = walk_with(100, 7, far)
     res = QualityMonitor(1, SETTINGS).check(t)
     assert [r.reason for r in res.rejects] == ["price jump"] * 20
+
+
+@pytest.mark.parametrize("cut", [0, 201, 202, 203, 206, 207])
+def test_a_big_spike_does_not_hide_the_next_one(cut: int) -> None:
+    """The variance is fed a flagged return winsorised at spike_sigma sigmas: after a 1% print
+    (100 sigma) a 7.3-sigma one five ticks later is still flagged, however the batches fall."""
+    c = math.log(1.0001)
+    mids = [1.0 if i % 2 == 0 else 1.0001 for i in range(200)]  # returns +-c: sigma = c
+    mids += [mids[-1] * 1.01, mids[-1], 1.0001, 1.0, 1.0001]  # a 1% spike and back
+    mids += [mids[-1] * math.exp(7.3 * c), mids[-1], 1.0001, 1.0]  # the next one
+    t = ticks_of([(i * 0.2, 0, m, m) for i, m in enumerate(mids)])
+    qm = QualityMonitor(1, SETTINGS)
+    results = [qm.check(t[:cut]), qm.check(t[cut:])]
+    flagged = [
+        int(ts)
+        for res in results
+        if res.spikes is not None
+        for ts in res.clean["ts_event"][res.spikes]
+    ]
+    assert flagged == [int(t["ts_event"][200]), int(t["ts_event"][205])]
+    assert qm.counters()[0].tolist() == [0, 2, 0, 0, 0]

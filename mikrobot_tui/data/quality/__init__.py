@@ -2,8 +2,8 @@
 
 `QualityMonitor.check` takes one batch through the rooms of this package, in order:
 - validity.py: the rejects (bad prices or volume, timestamps from the past, duplicates);
-- flags.py: what is flagged but passed on (spikes against an EWMA of the variance, gaps, stale
-  quotes, latency);
+- flags.py: what is flagged but passed on: spikes (spikes.py, against a robust EWMA of the
+  variance, ewma.py), gaps, stale quotes, latency;
 - score.py: problems counted into totals and one-second buckets, the last problem, the score
   formula;
 - segments.py: the batch sorted by symbol and cut into one run per symbol, which they all share.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mikrobot_tui.config import QualitySettings
-from mikrobot_tui.data.quality.flags import EWMA_ALPHA, SPIKE_WARMUP, Flags
+from mikrobot_tui.data.quality.flags import Flags
 from mikrobot_tui.data.quality.score import (
     GAP,
     LATENCY,
@@ -36,6 +36,7 @@ from mikrobot_tui.data.quality.score import (
     SymbolQuality,
 )
 from mikrobot_tui.data.quality.segments import Segments, select
+from mikrobot_tui.data.quality.spikes import EWMA_ALPHA, SPIKE_WARMUP
 from mikrobot_tui.data.quality.validity import (
     DUP,
     JUMP,

@@ -33,18 +33,26 @@ def variance_of(t: np.ndarray, n: np.ndarray) -> np.ndarray:
     return _DOWN[(n - 1) % CELL] * t
 
 
-def run(x: np.ndarray, t: float, n: int, out: np.ndarray) -> float:
+def run(x: np.ndarray, t: float, n: int, out: np.ndarray, acc: np.ndarray) -> float:
     """The EWMA after each of x into `out`, continuing a symbol that has had n returns and
-    accumulator t; returns the new accumulator."""
+    accumulator t; `acc` receives the accumulator after each (to continue from any of them).
+    Returns the last accumulator."""
     q = n % CELL
     a, b = 0, len(x)
+    if q and q + b <= CELL:  # within one cell, the usual case
+        np.multiply(x, _UP[q : q + b], out=acc)
+        acc[0] += t
+        np.add.accumulate(acc, out=acc)
+        np.multiply(acc, _DOWN[q : q + b], out=out)
+        return float(acc[-1])
     while a < b:
         e = min(b, a + CELL - q)
         if q == 0:
             t = t * _CELL_DECAY
-        wx = x[a:e] * _UP[q : q + e - a]
-        wx[0] += t
-        cs = np.cumsum(wx)
+        cs = acc[a:e]
+        np.multiply(x[a:e], _UP[q : q + e - a], out=cs)
+        cs[0] += t
+        np.add.accumulate(cs, out=cs)
         np.multiply(cs, _DOWN[q : q + e - a], out=out[a:e])
         t = float(cs[-1])
         a, q = e, 0

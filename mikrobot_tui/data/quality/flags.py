@@ -2,19 +2,14 @@
 
 They lower the score and set `last_problem`:
 - spike: the log return of the mid against the symbol's previous accepted mid is beyond
-  `spike_sigma` standard deviations. The variance is an EWMA of squared returns over accepted
-  ticks (alpha 2 / 101, bias-corrected, the sigma before the tick's own return, floored at
-  `min_sigma`), flagged only after `SPIKE_WARMUP` returns. A flagged return that follows a
-  flagged return of the opposite sign is the way back from the same spike and is not counted
-  again;
+  `spike_sigma` standard deviations of a robust EWMA estimate (spikes.py);
 - gap: consecutive accepted ticks of a symbol further apart than `max_gap_s` (counted once, on
   the tick that ends it);
 - stale: the quote (bid and ask) unchanged for longer than `max_gap_s` while ticks keep coming
   (counted once per episode; a gap restarts the clock);
 - latency: ts_recv - ts_event above `max_latency_ms` (counted per tick).
 
-The variance EWMA (ewma.py) carries its state between batches and computes the same numbers
-however the stream is cut, so the flags do not depend on batching either.
+Each check carries its state from batch to batch, so the flags do not depend on batching.
 """
 
 from __future__ import annotations
@@ -22,21 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 from mikrobot_tui.config import QualitySettings
-from mikrobot_tui.data.quality import ewma
-from mikrobot_tui.data.quality.score import GAP, LATENCY, SPIKE, STALE, Found
+from mikrobot_tui.data.quality.score import GAP, LATENCY, STALE, Found
 from mikrobot_tui.data.quality.segments import Segments
+from mikrobot_tui.data.quality.spikes import Spikes
 from mikrobot_tui.data.quality.validity import LastAccepted
 from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND
 
-EWMA_ALPHA = ewma.ALPHA  # for the variance of returns, per accepted tick
-SPIKE_WARMUP = 20
 _LAT_RING = 64
 _RING_BACK = np.arange(1 - _LAT_RING, 1)
 _MIN = np.iinfo(np.int64).min
-# 1 / (1 - (1 - alpha)^n): the EWMA's bias correction after n returns (0 for n = 0; 1 beyond)
-_DEBIAS = np.concatenate(([0.0], 1.0 / (1.0 - (1.0 - EWMA_ALPHA) ** np.arange(1, 2048)), [1.0]))
-# r^2 > _LOOSE spike_sigma^2 max(var, min_sigma^2) holds for every spike, rounding included
-_LOOSE = 0.9
 
 
 class Flags:
@@ -45,11 +34,8 @@ class Flags:
     def __init__(self, n_symbols: int, settings: QualitySettings, min_sigma: float) -> None:
         n = n_symbols
         self.settings = settings
-        self.min_sigma = min_sigma
         self._max_gap_ns = round(settings.max_gap_s * NS_PER_SECOND)
-        self._var_t = np.zeros(n)  # the EWMA's accumulator after the symbol's last return
-        self._n_ret = np.zeros(n, dtype=np.int64)
-        self._prev_spike = np.zeros(n, dtype=np.int8)  # sign of a flagged last return, or 0
+        self._spikes = Spikes(n, settings.spike_sigma, min_sigma)
         self._lat_ring = np.zeros((n, _LAT_RING))  # latencies of the last accepted ticks
         self._lat_pos = np.zeros(n, dtype=np.int64)  # next slot to write, circular
         self._n_lat = np.zeros(n, dtype=np.int64)
@@ -98,7 +84,7 @@ class Flags:
         self._remember_latency(seg, lat)
 
         out = []
-        spikes = self._spikes(seg, r, f_has)
+        spikes = self._spikes.check(seg, r, f_has)
         if spikes is not None:
             out.append(spikes)
         if gap.any():
@@ -112,68 +98,6 @@ class Flags:
             p = np.flatnonzero(breach)
             out.append((LATENCY, p, lat[p]))
         return out
-
-    def _spikes(self, seg: Segments, r: np.ndarray, f_has: np.ndarray) -> Found | None:
-        """Returns beyond spike_sigma EWMA sigmas (moves the EWMA on), or None."""
-        st = self.settings
-        k = len(r)
-        f_at, last_at, fs = seg.first, seg.last, seg.sym
-        # the EWMA of squared returns, per symbol, continued from the carried accumulator
-        seg_len = last_at - f_at + 1
-        r0 = f_at + (~f_has).astype(np.int64)  # position of the first return of each segment
-        n_r = last_at + 1 - r0
-        n_ret, acc = self._n_ret, self._var_t
-        old_var = ewma.variance_of(acc[fs], n_ret[fs])
-        r2 = np.square(r)
-        v = np.zeros(k)
-        ends = (last_at + 1).tolist()
-        for a, b, s in zip(r0.tolist(), ends, fs.tolist(), strict=True):
-            if b > a:
-                acc[s] = ewma.run(r2[a:b], acc[s], int(n_ret[s]), v[a:b])
-        prior_v = np.empty(k)
-        prior_v[1:] = v[:-1]
-        prior_v[f_at] = old_var
-        warm = bool((self._n_ret[fs] >= len(_DEBIAS)).all())
-        if not warm:
-            n_prior = np.arange(k) + np.repeat(self._n_ret[fs] - r0, seg_len)
-            np.clip(n_prior, 0, len(_DEBIAS) - 1, out=n_prior)
-            prior_v *= np.take(_DEBIAS, n_prior)
-        self._n_ret[fs] += n_r
-
-        # spikes: |r| against the sigma before the tick's own return, z = |r| / sigma. Only the
-        # ticks that pass a looser test on r^2 (a sure superset) get the exact one
-        ms = self.min_sigma
-        if ms >= 1e-150:
-            bound = np.maximum(prior_v, ms * ms)
-            bound *= _LOOSE * st.spike_sigma * st.spike_sigma
-            cand = np.flatnonzero(r2 > bound)
-        else:
-            cand = np.arange(k)
-        z = np.abs(r[cand]) / np.maximum(np.sqrt(prior_v[cand]), ms)
-        raw = z > st.spike_sigma
-        if not warm:
-            raw &= n_prior[cand] >= SPIKE_WARMUP
-        at = cand[raw]
-        seg_at = np.searchsorted(f_at, at, side="right") - 1
-        is_first = f_at[seg_at] == at
-        if is_first.any():  # a symbol's very first tick has no return
-            keep = ~is_first | f_has[seg_at]
-            at, seg_at, is_first, z_at = at[keep], seg_at[keep], is_first[keep], z[raw][keep]
-        else:
-            z_at = z[raw]
-        if not len(at):
-            self._prev_spike[fs] = 0
-            return None
-        sign = np.zeros(k, dtype=np.int8)
-        sg = np.sign(r[at]).astype(np.int8)
-        sign[at] = sg
-        p_sign = sign[at - 1]
-        p_sign[is_first] = self._prev_spike[fs[seg_at[is_first]]]
-        back = p_sign == -sg  # the way back from the spike before
-        self._prev_spike[fs] = sign[last_at]
-        if back.any():
-            at, z_at = at[~back], z_at[~back]
-        return (SPIKE, at, z_at) if len(at) else None
 
     def _stale_episodes(
         self,

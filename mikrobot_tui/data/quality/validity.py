@@ -197,33 +197,37 @@ class Validity:
         """Mask of candidates (symbol order) whose mid jumps too far from the symbol's last
         accepted mid, or None when there is none; and the positions where a new level was
         accepted (see REANCHOR)."""
-        f = self.max_jump
+        lo, hi = 1.0 / self.max_jump, self.max_jump
         fs, first = c_seg.sym, c_seg.first
         mid = c_bid + c_ask
         mid *= 0.5
         carried = self.last.fields[fs]
-        prev = np.empty_like(mid)
-        prev[1:] = mid[:-1]
-        prev[first] = (carried[:, 0] + carried[:, 1]) * 0.5  # NaN for a symbol's first tick
-        far = mid > prev * f
-        far |= mid * f < prev
+        ref0 = (carried[:, 0] + carried[:, 1]) * 0.5  # NaN before a symbol's first tick
+        # each mid over the one before it, or over the carried one
+        q = np.empty_like(mid)
+        np.divide(mid[1:], mid[:-1], out=q[1:])
+        q[first] = mid[first] / ref0
+        near = bool(np.fmax.reduce(q) <= hi and np.fmin.reduce(q) >= lo)  # NaN is skipped
+        far = None if near else (q > hi) | (q < lo)
         pending = self._level_n[fs] > 0
-        if not (far.any() or pending.any()):
+        if far is None and not pending.any():
             return None, []
         # the symbols with a jump (or a level pending from earlier batches), one tick at a time:
         # a rejected tick leaves the reference where it was
         hit = pending.copy()
-        hit[np.searchsorted(first, np.flatnonzero(far), side="right") - 1] = True
+        if far is not None:
+            hit[np.searchsorted(first, np.flatnonzero(far), side="right") - 1] = True
         jump = np.zeros(len(mid), dtype=bool)
         anchored: list[int] = []
         for j in np.flatnonzero(hit).tolist():
             s, a, b = int(fs[j]), int(first[j]), int(c_seg.last[j]) + 1
-            ref, level, n = float(prev[a]), float(self._level[s]), int(self._level_n[s])
+            ref = float(ref0[j])
+            level, n = float(self._level[s]), int(self._level_n[s])
             for i, m in enumerate(mid[a:b].tolist(), a):
-                if ref != ref or (m <= ref * f and m * f >= ref):  # no reference yet, or near
+                if ref != ref or lo <= m / ref <= hi:  # no reference yet, or near it
                     ref, n = m, 0
                     continue
-                n = n + 1 if n and m <= level * f and m * f >= level else 1
+                n = n + 1 if n and lo <= m / level <= hi else 1
                 level = m
                 if n >= REANCHOR:
                     anchored.append(i)
