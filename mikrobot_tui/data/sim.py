@@ -201,7 +201,9 @@ class _Symbol:
             elif name == "spike":
                 factor = 1.0 + (0.005 + 0.025 * u1) * (1.0 if u2 < 0.5 else -1.0)
                 for f in ("bid", "ask"):
-                    out[f][j] = round(round(out[f][j] * factor / self.tick) * self.tick, self.dec)
+                    if not np.isnan(out[f][j]):  # an earlier fault may have made it NaN
+                        p = round(out[f][j] * factor / self.tick)
+                        out[f][j] = round(p * self.tick, self.dec)
             elif name == "crossed":
                 burst = slice(j, j + 1 + int(3 * u1))
                 bid = out["bid"][burst].copy()
