@@ -117,6 +117,10 @@ class QualitySettings(_Section):
     spike_sigma: float = Field(6.0, gt=0)
     max_latency_ms: float = Field(250.0, gt=0)
     window_s: float = Field(60.0, gt=0)
+    # a mid more than this many times above (or below 1/this of) the symbol's last accepted
+    # mid is rejected as "price jump"; capped so that every return the spike estimator sees
+    # stays finite (prices are capped at 1e12 and positive)
+    max_price_jump: float = Field(10.0, gt=1, le=1e6)
 
 
 class RiskSettings(_Section):

@@ -196,3 +196,12 @@ def test_nested_tables_from_the_environment_still_work(monkeypatch: pytest.Monke
     assert s.engine.currency_equivalents == {"USDT": "USD"}
     assert s.risk.max_positions == 4
     assert warnings == []
+
+
+def test_a_price_jump_factor_of_one_or_less_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[quality]\nmax_price_jump = 1.0\n")
+    msg = config_error(cfg)
+    assert "quality.max_price_jump" in msg and "greater than 1" in msg
+    cfg.write_text("[quality]\nmax_price_jump = 1e9\n")
+    assert "less than or equal to 1000000" in config_error(cfg)

@@ -240,6 +240,38 @@ def test_a_spike_is_stored_but_never_fills_a_stop_or_makes_a_bar(settings, tmp_p
     assert quality[0] >= 1
 
 
+@pytest.mark.parametrize("absurd", [1.7e308, 5.0])  # an overflow, and 5x: a spike, no jump
+def test_after_an_absurd_tick_a_real_spike_is_still_flagged_and_never_builds_a_bar(
+    settings, tmp_path, absurd: float
+) -> None:
+    ticks = waves(4000)
+    eur = np.flatnonzero(ticks["sym"] == 0)
+    price = absurd if absurd > 10 else ticks["bid"][eur[500]] * absurd
+    ticks["bid"][eur[500]] = ticks["ask"][eur[500]] = price
+    bad = eur[530]
+    ticks["bid"][bad] *= 0.97  # a real bad print, 3% below the market, soon after
+    ticks["ask"][bad] *= 0.97
+    engine = replay(settings, ticks, tmp_path / "absurd", batch=333)
+    low, high = engine.conn.execute(
+        "SELECT MIN(low), MAX(high) FROM bars WHERE symbol = 'EURUSD'"
+    ).fetchone()
+    assert low > ticks["bid"][bad] * 1.02 and high < 1.2
+    spikes = engine.conn.execute("SELECT spikes FROM quality WHERE symbol='EURUSD'").fetchone()
+    assert spikes[0] == (1 if absurd > 10 else 2)  # the 5x tick is flagged, not rejected
+    engine.close()
+
+
+def test_a_first_tick_at_an_absurd_price_is_rejected_and_stores_no_bar(settings, tmp_path) -> None:
+    ticks = waves(400)
+    ticks["bid"][0] = ticks["ask"][0] = 1.7e308
+    engine = replay(settings, ticks, tmp_path / "first", batch=100)
+    (high,) = engine.conn.execute("SELECT MAX(high) FROM bars WHERE symbol = 'EURUSD'").fetchone()
+    assert high < 1.2
+    reasons = engine.conn.execute("SELECT reason FROM rejects").fetchall()
+    assert reasons == [("absurd price",)]
+    engine.close()
+
+
 def test_bar_records_and_bar_values_line_up_field_for_field() -> None:
     from dataclasses import fields
 

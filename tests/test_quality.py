@@ -256,16 +256,100 @@ def test_a_repeat_behind_a_rejected_tick_is_still_a_duplicate(cut: int) -> None:
     assert clean.tobytes() == t[[0, 3]].tobytes()
 
 
-def test_the_private_scipy_filter_agrees_with_lfilter() -> None:
-    """quality.py calls scipy's private _linear_filter for speed; if a scipy upgrade changes it,
-    this says so before any number drifts."""
+def test_the_variance_ewma_is_the_recurrence_and_ignores_batching() -> None:
+    """ewma.py computes v[j] = a x[j] + (1 - a) v[j - 1] as a scaled cumulative sum; checked
+    against the recurrence run one step at a time (scipy's lfilter, in the test only), and cut
+    anywhere, across the grid's cells included, it gives the same bits."""
     from scipy.signal import lfilter
 
-    from mikrobot_tui.data import quality
+    from mikrobot_tui.data.quality import ewma
 
-    if quality._linear_filter is None:
-        return  # the import fell back to lfilter itself
-    x = np.random.default_rng(1).normal(size=500) ** 2
-    b, a, zi = [0.02], [1.0, -0.98], np.array([0.3])
-    fast = quality._linear_filter(b, a, x, -1, zi)
-    assert np.array_equal(fast[0], lfilter(b, a, x, zi=zi)[0])
+    x = (np.random.default_rng(1).standard_t(3, size=3 * ewma.CELL + 500) * 1e-4) ** 2
+    ref = lfilter([ewma.ALPHA], [1.0, -(1.0 - ewma.ALPHA)], x)
+    whole = np.empty_like(x)
+    acc = ewma.run(x, 0.0, 0, whole, np.empty_like(x))
+    np.testing.assert_allclose(whole, ref, rtol=1e-14, atol=0)
+    assert ewma.variance_of(np.array([acc]), np.array([len(x)]))[0] == whole[-1]
+    for cuts in ([1, 2, ewma.CELL - 3, ewma.CELL, 7], [ewma.CELL] * 4, [4999, 17, 1]):
+        parts, acc, n, at = [], 0.0, 0, 0
+        for c in [*cuts, len(x)]:
+            piece = x[at : at + c]
+            out = np.empty_like(piece)
+            acc = ewma.run(piece, acc, n, out, np.empty_like(piece)) if len(piece) else acc
+            parts.append(out)
+            n, at = n + len(piece), at + len(piece)
+        assert np.concatenate(parts).tobytes() == whole.tobytes()
+
+
+def walk_with(n: int, seed: int, at: dict[int, float], spike: int | None = None) -> np.ndarray:
+    """A uniform walk (0.25 s apart) whose tick i is quoted at at[i] instead, and whose tick
+    `spike` is 3% above the one before."""
+    rows = uniform_walk(n, seed)
+    for i, price in at.items():
+        rows[i] = (rows[i][0], 0, price, price)
+    if spike is not None:
+        rows[spike] = (rows[spike][0], 0, rows[spike - 1][2] * 1.03, rows[spike - 1][3] * 1.03)
+    return ticks_of(rows)
+
+
+def test_an_absurd_price_is_rejected_even_on_a_symbols_first_tick() -> None:
+    t = walk_with(300, 4, {0: 1.7e308, 100: 1.7e308, 200: 2e12})
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [(r.ts_event, r.reason) for r in res.rejects] == [
+        (t["ts_event"][i], "absurd price") for i in (0, 100, 200)
+    ]
+    assert np.isfinite(res.clean["bid"]).all() and res.clean["ask"].max() < 2
+
+
+def test_a_price_far_from_the_last_one_is_a_jump_and_the_estimator_never_sees_it() -> None:
+    # 20x above and 20x below: rejected; a 3% spike later is still flagged
+    t = walk_with(400, 5, {100: 21.6, 200: 0.054}, spike=300)
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [r.reason for r in res.rejects] == ["price jump", "price jump"]
+    assert res.spikes is not None and res.clean["ts_event"][res.spikes].tolist() == [
+        t["ts_event"][300]
+    ]
+
+
+def test_a_wrong_first_price_does_not_lock_the_symbol_out() -> None:
+    """The first tick is 100x off: the real level is accepted on its fifth tick in a row."""
+    t = walk_with(200, 6, {0: 108.0}, spike=150)
+    for cut in (0, 1, 3, 5, 6, 200):
+        qm = QualityMonitor(1, SETTINGS)
+        results = [qm.check(t[:cut]), qm.check(t[cut:])]
+        rejects = [r for res in results for r in res.rejects]
+        assert [r.reason for r in rejects] == ["price jump"] * 4, cut
+        assert [r.ts_event for r in rejects] == t["ts_event"][1:5].tolist()
+        clean = np.concatenate([res.clean for res in results])
+        assert len(clean) == 196
+        # the step back to the real level is no return: no spike, and the variance stays
+        # small enough to flag a 3% spike later
+        assert qm.counters()[0].tolist() == [4, 1, 0, 0, 0], cut
+
+
+def test_jumps_that_do_not_agree_with_each_other_never_make_a_level() -> None:
+    far = {i: (200.0 if i % 2 else 0.005) for i in range(50, 70)}  # 20 in a row, all over
+    t = walk_with(100, 7, far)
+    res = QualityMonitor(1, SETTINGS).check(t)
+    assert [r.reason for r in res.rejects] == ["price jump"] * 20
+
+
+@pytest.mark.parametrize("cut", [0, 201, 202, 203, 206, 207])
+def test_a_big_spike_does_not_hide_the_next_one(cut: int) -> None:
+    """The variance is fed a flagged return winsorised at spike_sigma sigmas: after a 1% print
+    (100 sigma) a 7.3-sigma one five ticks later is still flagged, however the batches fall."""
+    c = math.log(1.0001)
+    mids = [1.0 if i % 2 == 0 else 1.0001 for i in range(200)]  # returns +-c: sigma = c
+    mids += [mids[-1] * 1.01, mids[-1], 1.0001, 1.0, 1.0001]  # a 1% spike and back
+    mids += [mids[-1] * math.exp(7.3 * c), mids[-1], 1.0001, 1.0]  # the next one
+    t = ticks_of([(i * 0.2, 0, m, m) for i, m in enumerate(mids)])
+    qm = QualityMonitor(1, SETTINGS)
+    results = [qm.check(t[:cut]), qm.check(t[cut:])]
+    flagged = [
+        int(ts)
+        for res in results
+        if res.spikes is not None
+        for ts in res.clean["ts_event"][res.spikes]
+    ]
+    assert flagged == [int(t["ts_event"][200]), int(t["ts_event"][205])]
+    assert qm.counters()[0].tolist() == [0, 2, 0, 0, 0]

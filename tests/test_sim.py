@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mikrobot_tui.config import QualitySettings, SimSettings
 from mikrobot_tui.data.quality import QualityMonitor
@@ -118,3 +120,27 @@ def test_every_injected_fault_reaches_the_quality_monitor() -> None:
 def test_generate_a_million_ticks_quickly() -> None:
     ticks = generate_ticks(DEFAULT, SimSettings(), START, 1_000_000)
     assert len(ticks) == 1_000_000
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    fault_rate=st.floats(0.0, 0.2),
+    minutes=st.integers(1, 20),
+    symbols=st.lists(st.sampled_from(sorted(default_instruments())), min_size=1, unique=True),
+)
+def test_any_accepted_fault_rate_runs_and_every_tick_is_well_formed(
+    seed: int, fault_rate: float, minutes: int, symbols: list[str]
+) -> None:
+    """Faults on, any seed and any rate the settings accept: the market never raises, and its
+    ticks are TICK_DTYPE with prices finite or NaN (a NaN fault), never infinite."""
+    sim = SimSettings(symbols=symbols, seed=seed, faults=True, fault_rate=fault_rate)
+    catalogue = default_instruments()
+    market = SimMarket([catalogue[s] for s in symbols], sim, START)
+    for _ in range(minutes):
+        ticks = market.advance(market.now_ns + 60 * NS_PER_SECOND)
+        assert ticks.dtype == TICK_DTYPE
+        for side in ("bid", "ask"):
+            assert not np.isinf(ticks[side]).any()
+            assert (ticks[side][~np.isnan(ticks[side])] > 0).all()
+        assert ((ticks["sym"] >= 0) & (ticks["sym"] < len(symbols))).all()

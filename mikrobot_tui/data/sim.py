@@ -25,7 +25,6 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 from mikrobot_tui.config import SimSettings
 from mikrobot_tui.domain.instruments import AssetClass, Instrument, step_decimals
@@ -37,6 +36,7 @@ BLOCK_NS = STEP_NS * BLOCK_STEPS
 _STEP_S = STEP_NS / NS_PER_SECOND
 _REGIME_PHI = 0.5 ** (1.0 / 3000.0)  # half-life 300 s on the 100 ms grid
 _REGIME_SD = 0.4  # stationary standard deviation of the log-volatility
+_REGIME_SHOCK = _REGIME_SD * math.sqrt(1.0 - _REGIME_PHI**2)
 
 FAULTS = ("spike", "gap", "crossed", "stale", "nan", "past", "duplicate", "latency")
 
@@ -79,6 +79,21 @@ def profile_of(instrument: Instrument) -> Profile:
     return PROFILES.get(instrument.symbol, _CLASS_DEFAULTS[instrument.asset_class])
 
 
+def _ar1(shocks: np.ndarray, z: float) -> tuple[np.ndarray, float]:
+    """h[n] = shocks[n] + phi h[n - 1], from the carried z = phi h[-1]; returns h and the new z.
+
+    One step at a time in the order scipy.signal.lfilter's loop uses (h = z + shock, then
+    z = phi h), so the regime, and with it every simulated tick, is the same to the last bit
+    as when the simulator ran through lfilter. 300 steps per block: a plain loop is enough.
+    """
+    phi = _REGIME_PHI
+    h = shocks.tolist()
+    for i, shock in enumerate(h):
+        h[i] = y = z + shock
+        z = y * phi
+    return np.array(h), z
+
+
 class _Symbol:
     """One symbol's generator and the state carried from block to block."""
 
@@ -110,11 +125,7 @@ class _Symbol:
     def block(self, t0: int) -> tuple[np.ndarray, np.ndarray]:
         """Ticks of this symbol in [t0, t0 + BLOCK_NS): (arrival times, TICK_DTYPE rows)."""
         rng, p = self.rng, self.profile
-        sd_h = _REGIME_SD * math.sqrt(1.0 - _REGIME_PHI**2)
-        h, zf = lfilter(
-            [sd_h], [1.0, -_REGIME_PHI], rng.standard_normal(BLOCK_STEPS), zi=[self.h_zi]
-        )
-        self.h_zi = float(zf[0])
+        h, self.h_zi = _ar1(rng.standard_normal(BLOCK_STEPS) * _REGIME_SHOCK, self.h_zi)
         rate = p.rate * np.exp(0.5 * h)
         counts = rng.poisson(rate * _STEP_S)
         k = int(counts.sum())
@@ -190,7 +201,9 @@ class _Symbol:
             elif name == "spike":
                 factor = 1.0 + (0.005 + 0.025 * u1) * (1.0 if u2 < 0.5 else -1.0)
                 for f in ("bid", "ask"):
-                    out[f][j] = round(round(out[f][j] * factor / self.tick) * self.tick, self.dec)
+                    if not np.isnan(out[f][j]):  # an earlier fault may have made it NaN
+                        p = round(out[f][j] * factor / self.tick)
+                        out[f][j] = round(p * self.tick, self.dec)
             elif name == "crossed":
                 burst = slice(j, j + 1 + int(3 * u1))
                 bid = out["bid"][burst].copy()

@@ -1,6 +1,9 @@
 """The replay feed: ticks from a file, as fast as possible or paced by their event times.
 
-Replay files are .npz archives with two arrays: `ticks` (TICK_DTYPE) and `symbols` (str).
+Replay files are .npz archives with two arrays: `ticks` (TICK_DTYPE, one dimension, event
+and receive times in nanoseconds since the Unix epoch, from 1980 on) and `symbols` (str: each
+a known instrument, listed once; a tick's `sym` indexes this list). `load_ticks` refuses any
+other file with a ValueError that names the file and the problem.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from mikrobot_tui.config import ConfigError, Settings
+from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
 from mikrobot_tui.store.queries import last_event_ts, replay_checkpoint
 
 Wall = Callable[[], int]
 Sleep = Callable[[float], Awaitable[None]]
+
+# no tick data is older: an earlier time is a value in seconds, ms or us, or garbage
+EARLIEST_NS = 315_532_800 * NS_PER_SECOND  # 1980-01-01 00:00 UTC
 
 
 class ReplayFeed:
@@ -124,17 +131,68 @@ def save_ticks(path: Path, ticks: np.ndarray, symbols: list[str]) -> None:
 
 
 def load_ticks(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Read a replay file; ValueError names what is wrong with it."""
+    """Read a replay file; ValueError names the file and what is wrong with it."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes), not a replay archive")
+    unreadable = (EOFError, OSError, ValueError, zipfile.BadZipFile)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            ticks, symbols = data["ticks"], [str(s) for s in data["symbols"]]
+        data = np.load(path, allow_pickle=False)
+    except unreadable as exc:
+        raise ValueError(f"{path}: cannot be read as an .npz replay archive ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{path}: a single .npy array (renamed?), not an .npz replay archive with the "
+            "arrays 'ticks' and 'symbols'"
+        )
+    try:
+        with data:
+            ticks, names = data["ticks"], data["symbols"]
     except KeyError as exc:
         raise ValueError(f"{path}: not a replay file, missing array {exc}") from None
-    if ticks.dtype != TICK_DTYPE:
-        raise ValueError(f"{path}: ticks have dtype {ticks.dtype}, expected {TICK_DTYPE}")
+    except unreadable as exc:
+        raise ValueError(f"{path}: cannot be read as an .npz replay archive ({exc})") from None
+    if ticks.dtype != TICK_DTYPE or ticks.ndim != 1:
+        raise ValueError(
+            f"{path}: ticks have dtype {ticks.dtype} in {ticks.ndim} dimension(s), expected "
+            f"one dimension of {TICK_DTYPE}"
+        )
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise ValueError(f"{path}: symbols must be a list of strings, got {names.dtype}")
+    symbols = [str(s) for s in names]
+    _check_symbols(path, symbols)
     if len(ticks) and int(ticks["sym"].max()) >= len(symbols):
         raise ValueError(f"{path}: a tick's sym is beyond the {len(symbols)} symbols listed")
+    for field in ("ts_event", "ts_recv"):
+        early = np.flatnonzero(ticks[field] < EARLIEST_NS)
+        if len(early):
+            i = int(early[0])
+            raise ValueError(
+                f"{path}: {len(early)} tick(s) have a {field} before 1980, the first is tick "
+                f"{i} at {int(ticks[field][i])} ({_iso(ticks[field][i])}): times must be "
+                "nanoseconds since the Unix epoch (seconds, milliseconds or microseconds look "
+                "like this)"
+            )
     return ticks, symbols
+
+
+def _check_symbols(path: Path, symbols: list[str]) -> None:
+    """Every symbol known, and listed once (two entries would be one series cut in two)."""
+    twice = sorted({s for i, s in enumerate(symbols) if s in symbols[:i]})
+    if twice:
+        raise ValueError(
+            f"{path}: symbols {twice} are listed more than once; list each once (a tick names "
+            "its symbol by its position in the list)"
+        )
+    known = default_instruments()
+    unknown = [s for s in symbols if s not in known]
+    if unknown:
+        hint = [f"{s!r} -> {s.upper()!r}" for s in unknown if s.upper() in known]
+        raise ValueError(
+            f"{path}: unknown symbols {unknown}"
+            + (f" (symbols are upper case: {', '.join(hint)})" if hint else "")
+            + f"; known: {', '.join(sorted(known))}"
+        )
 
 
 def from_settings(settings: Settings) -> ReplayFeed:
@@ -146,7 +204,7 @@ def from_settings(settings: Settings) -> ReplayFeed:
     try:
         feed = ReplayFeed(file, settings.engine.batch_max, speed=settings.replay.speed)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"replay.file: {file} cannot be read: {exc}") from None
+        raise ConfigError(f"replay.file: {exc}") from None
     first = feed.first_ts()
     db = Path(settings.engine.db)
     last = last_event_ts(db)
@@ -162,4 +220,8 @@ def from_settings(settings: Settings) -> ReplayFeed:
 
 
 def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts / NS_PER_SECOND, tz=UTC).isoformat(timespec="seconds")
+    seconds = int(ts) / NS_PER_SECOND
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # beyond what datetime can show
+        return f"{seconds:.0f} s from 1970"

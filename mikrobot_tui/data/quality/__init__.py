@@ -1,0 +1,223 @@
+"""The data-quality monitor: which ticks go on, which are rejected, and a score per symbol.
+
+`QualityMonitor.check` takes one batch through the rooms of this package, in order:
+- validity.py: the rejects (bad prices or volume, timestamps from the past, duplicates);
+- flags.py: what is flagged but passed on: spikes (spikes.py, against a robust EWMA of the
+  variance, ewma.py), gaps, stale quotes, latency;
+- score.py: problems counted into totals and one-second buckets, the last problem, the score
+  formula;
+- segments.py: the batch sorted by symbol and cut into one run per symbol, which they all share.
+
+Batch independence: every result (clean ticks, rejects, flags, counters, scores) is the same
+however the stream is cut into batches. Every room carries its per-symbol state from batch to
+batch; event times are the stream time (the running maximum of ts_event), never the batch's.
+The hot path is vectorised over the batch (one stable sort by symbol); Python runs per symbol
+and per problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mikrobot_tui.config import QualitySettings
+from mikrobot_tui.data.quality.flags import Flags
+from mikrobot_tui.data.quality.score import (
+    GAP,
+    LATENCY,
+    REJECT,
+    SILENT_WEIGHT,
+    SPIKE,
+    STALE,
+    WEIGHTS,
+    Found,
+    Score,
+    SymbolQuality,
+)
+from mikrobot_tui.data.quality.segments import Segments, select
+from mikrobot_tui.data.quality.spikes import EWMA_ALPHA, SPIKE_WARMUP
+from mikrobot_tui.data.quality.validity import (
+    DUP,
+    JUMP,
+    PAST,
+    REASONS,
+    Reject,
+    Validity,
+    raw_text,
+    static_reason,
+)
+from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
+
+__all__ = [
+    "EWMA_ALPHA",
+    "GAP",
+    "LATENCY",
+    "REJECT",
+    "SILENT_WEIGHT",
+    "SPIKE",
+    "SPIKE_WARMUP",
+    "STALE",
+    "WEIGHTS",
+    "QualityMonitor",
+    "QualityResult",
+    "Reject",
+    "SymbolQuality",
+]
+
+_MIN = np.iinfo(np.int64).min
+
+
+def _drop(
+    gone: np.ndarray, seg: Segments, *arrays: np.ndarray
+) -> tuple[Segments, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The segments and the arrays (symbol order) without the positions where `gone` is set."""
+    keep = ~gone
+    order, ts, bid, ask = (a[keep] for a in arrays)
+    return seg.without(np.flatnonzero(gone)), order, ts, bid, ask
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    clean: np.ndarray  # accepted ticks, TICK_DTYPE, in their original order
+    rejects: list[Reject]
+    # every symbol present in the batch -> rejects + spikes + gaps + stale + latency breaches
+    problems_by_sym: dict[int, int]
+    # stream time (running max of ts_event) of each problem in the batch, in no set order: the
+    # engine's feed breaker judges fixed seconds of stream time, whatever the batching
+    problem_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    # aligned with `clean`: ticks flagged as return spikes. They are stored and counted, but
+    # the engine keeps them out of candles and order matching (a bad print must not fill a
+    # stop or widen a bar); None when there is none
+    spikes: np.ndarray | None = None
+
+
+class QualityMonitor:
+    def __init__(
+        self, n_symbols: int, settings: QualitySettings, *, min_sigma: float = 1e-6
+    ) -> None:
+        self.n_symbols = n_symbols
+        self.settings = settings
+        self.min_sigma = min_sigma
+        self._stream_ts = _MIN
+        self._validity = Validity(n_symbols, settings.max_price_jump)
+        self._flags = Flags(n_symbols, settings, min_sigma)
+        self._score = Score(
+            n_symbols,
+            window_ns=round(settings.window_s * NS_PER_SECOND),
+            max_gap_ns=round(settings.max_gap_s * NS_PER_SECOND),
+        )
+
+    def check(self, ticks: np.ndarray) -> QualityResult:
+        n = len(ticks)
+        if n == 0:
+            return QualityResult(ticks[:0].copy(), [], {})
+        if ticks.dtype != TICK_DTYPE:
+            raise TypeError(f"ticks must be TICK_DTYPE, got {ticks.dtype}")
+        validity, score = self._validity, self._score
+        # every column is read once into a contiguous array (the rows are 50 bytes, unaligned)
+        ts_raw = ticks["ts_event"].copy()
+        stream = np.maximum.accumulate(ts_raw)
+        np.maximum(stream, self._stream_ts, out=stream)
+        self._stream_ts = int(stream[-1])
+        sym_raw = ticks["sym"]
+
+        # everything below runs in symbol order (stable: arrival order within a symbol);
+        # `order` maps back to the batch
+        order = np.argsort(sym_raw, kind="stable")
+        sym = np.take(sym_raw, order)
+        ts = np.take(ts_raw, order)
+        bid = np.take(ticks["bid"], order)
+        ask = np.take(ticks["ask"], order)
+        seg = Segments.of(sym)
+        seg_sym = seg.sym
+        score.seen[seg_sym] = True
+        score.ticks[seg_sym] += seg.length
+
+        # the rejects: a reason per tick (0 for none), batch order
+        ok = validity.static_ok(ticks, order, bid, ask)
+        all_ok = ok is None
+        reason = np.zeros(n, dtype=np.int8)
+        if not all_ok:
+            for i in order[~ok].tolist():
+                reason[i] = static_reason(ticks[i])
+        past = validity.past(seg, ts, ok)
+        if past is not None:
+            reason[order[past]] = PAST
+            cand = ok & ~past if not all_ok else ~past
+        else:
+            cand = ok  # None: every tick is a candidate
+        # the candidates (neither bad nor from the past), then the accepted ticks: compressed
+        # only when something was rejected
+        a_order, a_seg, a_ts, a_bid, a_ask = order, seg, ts, bid, ask
+        if cand is not None:
+            a_order, a_ts, a_bid, a_ask = order[cand], ts[cand], bid[cand], ask[cand]
+            a_seg = seg.without(np.flatnonzero(~cand))
+        jump, anchored = validity.jumps(a_seg, a_bid, a_ask) if len(a_order) else (None, [])
+        fresh = None  # batch order: ticks that start a symbol's new price level
+        if anchored:
+            fresh = np.zeros(n, dtype=bool)
+            fresh[a_order[anchored]] = True
+        if jump is not None:
+            reason[a_order[jump]] = JUMP
+            a_seg, a_order, a_ts, a_bid, a_ask = _drop(jump, a_seg, a_order, a_ts, a_bid, a_ask)
+        dup = validity.duplicates(a_seg, a_ts, a_order, ticks) if len(a_order) else None
+        if dup is not None:
+            reason[a_order[dup]] = DUP
+            a_seg, a_order, a_ts, a_bid, a_ask = _drop(dup, a_seg, a_order, a_ts, a_bid, a_ask)
+        all_acc = cand is None and jump is None and dup is None
+
+        # the flags of the accepted ticks
+        pos_kind: list[Found] = []  # (kind, original idx, value)
+        if len(a_order):
+            a_recv = np.take(ticks["ts_recv"], a_order)
+            a_fresh = None if fresh is None else fresh[a_order]
+            flagged = self._flags.check(a_seg, a_ts, a_recv, a_bid, a_ask, validity.last, a_fresh)
+            for kind, p, v in flagged:
+                pos_kind.append((kind, a_order[p], v))
+            validity.last.remember(a_seg, a_ts, a_bid, a_ask, a_order, ticks)
+
+        if not all_acc:
+            rej = np.flatnonzero(reason)
+            pos_kind.append((REJECT, rej, reason[rej].astype(np.float64)))
+        problems = score.record(pos_kind, sym_raw, stream, seg_sym, self._stream_ts)
+        where = [p for _, p, _ in pos_kind if len(p)]
+        if len(where) == 1:
+            problem_ts = stream[where[0]]
+        elif where:
+            problem_ts = stream[np.concatenate(where)]
+        else:
+            problem_ts = np.empty(0, dtype=np.int64)
+
+        spiked = [p for kd, p, _ in pos_kind if kd == SPIKE]
+        if all_acc:
+            clean, keep, rejects = ticks, None, []
+        else:
+            keep = reason == 0
+            clean = select(ticks, keep)
+            recv_raw = ticks["ts_recv"]
+            rejects = [
+                Reject(
+                    int(ts_raw[i]),
+                    int(recv_raw[i]),
+                    int(sym_raw[i]),
+                    REASONS[reason[i]],
+                    raw_text(ticks[i]),
+                )
+                for i in rej.tolist()
+            ]
+        spikes = None
+        if spiked:
+            mask = np.zeros(n, dtype=bool)
+            mask[spiked[0]] = True
+            spikes = mask if keep is None else mask[keep]
+        return QualityResult(clean, rejects, problems, problem_ts, spikes)
+
+    def scores(self, now_ns: int) -> list[SymbolQuality]:
+        """Quality per symbol seen so far, ordered by sym (see score.py)."""
+        v = self._validity
+        return self._score.scores(now_ns, v.last.has, v.last_ts, self._flags.latency_ms)
+
+    def counters(self) -> np.ndarray:
+        """Totals per symbol: columns rejects, spikes, gaps, stale, latency breaches."""
+        return self._score.totals.copy()
