@@ -12,39 +12,70 @@ environment is shared with other programs and other versions of this one.
 
 from __future__ import annotations
 
-import codecs
 import difflib
 import json
-import os
-import tomllib
 import warnings
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.config.errors import ConfigError, ConfigWarning
+from mikrobot_tui.config.files import (
+    ENV_PREFIX,
+    SECRET_KEYS,
+    _refuse_secrets,
+    db_path_problem,
+    format_validation_error,
+    read_toml,
+)
+from mikrobot_tui.config.sections import (
+    ABSettings,
+    AccountSettings,
+    BinanceSettings,
+    BreakerSettings,
+    EngineSettings,
+    MT5Settings,
+    PaperSettings,
+    QualitySettings,
+    ReplaySettings,
+    RiskSettings,
+    SimSettings,
+    _default_accounts,
+)
+
+__all__ = [
+    "SECRET_KEYS",
+    "ABSettings",
+    "AccountSettings",
+    "BinanceSettings",
+    "BreakerSettings",
+    "ConfigError",
+    "ConfigWarning",
+    "EngineSettings",
+    "MT5Settings",
+    "PaperSettings",
+    "QualitySettings",
+    "ReplaySettings",
+    "RiskSettings",
+    "Settings",
+    "SimSettings",
+    "db_path_problem",
+    "format_validation_error",
+    "load_settings",
+    "read_toml",
+    "redacted",
+]
 
 DEFAULT_CONFIG = Path("config.toml")
-ENV_PREFIX = "MIKROBOT_"
 ENV_FILE = ".env"
-SECRET_KEYS = {("binance", "api_key"), ("binance", "api_secret"), ("mt5", "password")}
 JSON_EXAMPLE = """MIKROBOT_SIM__SYMBOLS='["EURUSD"]'"""
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-class ConfigError(Exception):
-    """Bad configuration: the message names each key, its bad value and the fix."""
-
-
-class ConfigWarning(UserWarning):
-    """A configuration that works but is probably not what was meant (an unknown variable)."""
 
 
 @dataclass
@@ -57,116 +88,6 @@ class _Loading:
 
 
 _loading: ContextVar[_Loading | None] = ContextVar("mikrobot_loading", default=None)
-
-
-class _Section(BaseModel):
-    model_config = {"extra": "forbid"}
-
-
-class EngineSettings(_Section):
-    feed: Literal["sim", "replay"] = "sim"
-    db: Path = Path("mikrobot.db")
-    batch_max: int = Field(10_000, ge=1, le=1_000_000)
-    poll_ms: int = Field(100, ge=10, le=1_000)
-    snapshot_hz: float = Field(4.0, gt=0, le=20)
-    store_ticks: bool = True
-    db_wait_s: float = Field(300.0, gt=0, le=86_400)
-    currency_equivalents: dict[str, str] = {"USDT": "USD", "USDC": "USD"}
-
-    @field_validator("feed", mode="before")
-    @classmethod
-    def _feed_available(cls, value: Any) -> Any:
-        if value in ("binance", "mt5"):
-            raise ValueError(f"the {value} feed is not in this version yet; use 'sim' or 'replay'")
-        return value
-
-
-class SimSettings(_Section):
-    symbols: list[str] = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSDT", "ETHUSDT"]
-    seed: int = Field(7, ge=0, description="numpy's SeedSequence takes no negative seed")
-    speed: float = Field(1.0, gt=0, le=1_000)
-    faults: bool = True
-    fault_rate: float = Field(0.002, ge=0, le=0.2)
-    volatility_scale: float = Field(1.0, gt=0, le=100)
-    warmup_minutes: float = Field(60.0, ge=0, le=1440)
-
-    @field_validator("symbols")
-    @classmethod
-    def _known_symbols(cls, value: list[str]) -> list[str]:
-        known = default_instruments()
-        unknown = [s for s in value if s not in known]
-        if unknown:
-            raise ValueError(f"unknown symbols {unknown}; known: {sorted(known)}")
-        if not value:
-            raise ValueError("needs at least one symbol")
-        return value
-
-
-class ReplaySettings(_Section):
-    file: Path | None = None
-    speed: float = Field(0.0, ge=0, description="0 replays as fast as possible")
-
-    @field_validator("file", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
-
-
-class QualitySettings(_Section):
-    max_gap_s: float = Field(5.0, gt=0)
-    spike_sigma: float = Field(6.0, gt=0)
-    max_latency_ms: float = Field(250.0, gt=0)
-    window_s: float = Field(60.0, gt=0)
-    # a mid more than this many times above (or below 1/this of) the symbol's last accepted
-    # mid is rejected as "price jump"; capped so that every return the spike estimator sees
-    # stays finite (prices are capped at 1e12 and positive)
-    max_price_jump: float = Field(10.0, gt=1, le=1e6)
-
-
-class RiskSettings(_Section):
-    max_positions: int = Field(3, ge=1, le=100)
-    risk_per_trade: float = Field(0.005, gt=0, le=0.1)
-
-
-class BreakerSettings(_Section):
-    failure_threshold: int = Field(5, ge=1)
-    reset_timeout_s: float = Field(30.0, gt=0)
-    success_threshold: int = Field(3, ge=1)
-
-
-class PaperSettings(_Section):
-    latency_ms: float = Field(50.0, ge=0, le=10_000)
-
-
-class AccountSettings(_Section):
-    name: str = Field(min_length=1, max_length=24, pattern=r"^[A-Za-z0-9_\-]+$")
-    balance: float = Field(10_000.0, gt=0)
-    currency: str = Field("USD", min_length=3, max_length=4)
-    strategy: Literal["ema_cross"] = "ema_cross"
-    params: dict[str, float] = {}
-
-
-class ABSettings(_Section):
-    a: str = "A"
-    b: str = "B"
-
-
-class BinanceSettings(_Section):
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
-
-
-class MT5Settings(_Section):
-    login: int | None = None
-    server: str | None = None
-    password: SecretStr | None = None
-
-
-def _default_accounts() -> list[AccountSettings]:
-    return [
-        AccountSettings(name="A", params={"fast": 5, "slow": 20}),
-        AccountSettings(name="B", params={"fast": 8, "slow": 34}),
-    ]
 
 
 class Settings(BaseSettings):
@@ -366,103 +287,6 @@ def load_settings(
         else:
             warn(message)
     return settings
-
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a config file: UTF-8, or UTF-16/32 with a byte-order mark; ConfigError otherwise."""
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(
-            f"{path} is a directory, not a file; pass the path of a config.toml"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot be read ({exc.strerror}); check the path and its permissions"
-        ) from None
-    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError:
-        text = None
-    if text is None or (encoding == "utf-8" and "\x00" in text):
-        what = "UTF-16 without a byte-order mark" if b"\x00" in raw else "not UTF-8 text"
-        raise ConfigError(f"{path}: the file is {what}; save it as UTF-8 and try again")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
-
-
-def _refuse_secrets(data: dict[str, Any], path: Path) -> None:
-    for section, key in sorted(SECRET_KEYS):
-        if isinstance(data.get(section), dict) and key in data[section]:
-            env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
-            raise ConfigError(
-                f"{section}.{key}: secrets are not read from {path}; remove it there and set "
-                f"the environment variable {env} (or put it in .env)"
-            )
-
-
-def format_validation_error(exc: ValidationError, source: Path | None) -> str:
-    where = f" (from {source}, the environment or .env)" if source else ""
-    lines = [f"Invalid configuration{where}:"]
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(settings)"
-        value = err.get("input")
-        secret = any(str(p) in {"api_key", "api_secret", "password"} for p in err["loc"])
-        shown = "<redacted>" if secret else repr(value)
-        if isinstance(value, dict) and not err["loc"]:
-            shown = "(whole file)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key; check the spelling against config.toml's comments"
-        lines.append(f"  {key} = {shown}: {msg}")
-    return "\n".join(lines)
-
-
-def db_path_problem(path: Path, *, write: bool) -> str | None:
-    """Why `path` cannot be the SQLite database, with the fix; None when it can.
-
-    With `write`, also a file or directory the engine could not write (SQLite in WAL mode
-    writes files next to the database). A missing file is fine: the engine creates it.
-    """
-    path = Path(path)
-    parent = path.parent
-    if path.is_dir():
-        return f"{path} is a directory; give a file in it, e.g. --db {path / 'mikrobot.db'}"
-    if not parent.exists():
-        return f"directory {parent} does not exist; create it (mkdir -p {parent}) or use another"
-    if not parent.is_dir():
-        return f"{parent} is not a directory; give a path inside a directory"
-    if path.exists():
-        try:
-            with path.open("rb") as f:
-                head = f.read(len(SQLITE_HEADER))
-        except OSError as exc:
-            return f"{path} cannot be read ({exc.strerror}); check its permissions"
-        if head and head != SQLITE_HEADER:
-            return (
-                f"{path} is not an SQLite database; give the path of a mikrobot database or "
-                "of a new file"
-            )
-        if write and not os.access(path, os.W_OK):
-            return f"{path} is read-only; make it writable (chmod u+w) or use another file"
-    if write and not os.access(parent, os.W_OK | os.X_OK):
-        return (
-            f"directory {parent} is not writable (SQLite writes its journal next to the "
-            "database); make it writable or use another directory"
-        )
-    return None
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
