@@ -10,6 +10,7 @@ flow) and prints the median and the 99th percentile. DESIGN's target is a p99 un
 from __future__ import annotations
 
 import argparse
+import gc
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def main() -> None:
         feed = ReplayFeed(path, batch_size=1)
         engine = Engine(settings, feed=feed, clock=ReplayClock())
         engine.start()
+        gc.freeze()  # as `mikrobot run` does once its engine has started
         batches = feed.iter_batches()
         for _ in range(20_000):  # warm-up: indicators ready, positions open
             engine.corridor.process(next(batches))

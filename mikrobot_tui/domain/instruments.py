@@ -110,25 +110,35 @@ def default_instruments() -> dict[str, Instrument]:
     return {i.symbol: i for i in items}
 
 
+def currency_pairs(
+    instruments: Iterable[Instrument], equivalents: Mapping[str, str] | None = None
+) -> dict[tuple[str, str], str]:
+    """(base, quote) -> symbol for every instrument, currencies mapped through `equivalents`."""
+    eq = equivalents or {}
+    return {(eq.get(i.base, i.base), eq.get(i.quote, i.quote)): i.symbol for i in instruments}
+
+
 def conversion_rate(
     from_ccy: str,
     to_ccy: str,
     instruments: Iterable[Instrument],
     mid_of: Callable[[str], float | None],
     equivalents: Mapping[str, str] | None = None,
+    pairs: Mapping[tuple[str, str], str] | None = None,
 ) -> float | None:
     """Rate that turns an amount in `from_ccy` into `to_ccy` using current mids.
 
     `equivalents` maps a currency to the one it is pegged to (USDT -> USD) as configured by the
     operator. Tries a direct pair, then the inverse, then a cross through USD. Returns None when
     no quoted pair links the currencies yet (no price seen), so callers can refuse rather than
-    guess.
+    guess. `pairs` is `currency_pairs(instruments, equivalents)` for callers that ask often.
     """
     eq = equivalents or {}
     src, dst = eq.get(from_ccy, from_ccy), eq.get(to_ccy, to_ccy)
     if src == dst:
         return 1.0
-    pairs = {(eq.get(i.base, i.base), eq.get(i.quote, i.quote)): i.symbol for i in instruments}
+    if pairs is None:
+        pairs = currency_pairs(instruments, eq)
 
     def direct(a: str, b: str) -> float | None:
         if (a, b) in pairs:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mikrobot_tui.domain.events import Event, EventKind
-from mikrobot_tui.domain.instruments import Instrument, conversion_rate
+from mikrobot_tui.domain.instruments import Instrument, conversion_rate, currency_pairs
 from mikrobot_tui.domain.orders import Fill, Position, Side
 from mikrobot_tui.paper.execution import BatchQuotes, Exit, OrderFill
 from mikrobot_tui.paper.portfolio import AccountState, EngineState, apply
@@ -45,6 +45,7 @@ class Ledger:
         self.symbol_index = quotes.index  # sym of a batch's ticks, by symbol name
         self.instruments = [catalogue[s] for s in quotes.symbols]  # indexed by sym
         self._equivalents = equivalents
+        self._pairs = currency_pairs(self.instruments, equivalents)
 
     # ---------------------------------------------------------------- events
 
@@ -148,7 +149,7 @@ class Ledger:
     def rate(self, src: str, dst: str, quotes: BatchQuotes | None, k: int = 0) -> float | None:
         """What one unit of `src` is worth in `dst` at batch tick k (or now, without a batch)."""
         return conversion_rate(
-            src, dst, self.instruments, self._mid_fn(quotes, k), self._equivalents
+            src, dst, self.instruments, self._mid_fn(quotes, k), self._equivalents, self._pairs
         )
 
     def mark(self, symbol: str, side: Side, quotes: BatchQuotes | None, k: int) -> float | None:

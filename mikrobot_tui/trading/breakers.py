@@ -293,16 +293,29 @@ class FeedJudge:
             self._bad.update((problem_ts // self.SECOND_NS).tolist())
 
     def until(self, ts: int) -> list[BreakerChange]:
-        """Judge every noted second that ended at or before `ts`; the breaker's changes."""
+        """Judge every noted second that ended at or before `ts`; the breaker's changes.
+
+        Seconds whose judgement cannot change anything are passed over in one go: clean ones
+        while the breaker is closed with no failures, and any while it is open and its retry
+        time has not come (an open breaker ignores both outcomes).
+        """
         cut = ts // self.SECOND_NS
         pending, bad, breaker = self._pending, self._bad, self.breaker
         changes: list[BreakerChange] = []
         while pending and pending[0] < cut:
-            calm = breaker.state is BreakerState.CLOSED and breaker.failures == 0
-            if calm and (not bad or min(bad) >= cut):
-                while pending and pending[0] < cut:
+            state = breaker.state
+            if state is BreakerState.CLOSED and breaker.failures == 0:
+                limit = min(cut, min(bad)) if bad else cut  # up to the first bad second
+                while pending and pending[0] < limit:
                     pending.popleft()
-                break
+                if not pending or pending[0] >= cut:
+                    break
+            elif state is BreakerState.OPEN and breaker.retry_ts is not None:
+                limit = min(cut, breaker.retry_ts // self.SECOND_NS - 1)  # ends before retry
+                while pending and pending[0] < limit:
+                    bad.discard(pending.popleft())
+                if not pending or pending[0] >= cut:
+                    break
             second = pending.popleft()
             failed = second in bad
             bad.discard(second)
