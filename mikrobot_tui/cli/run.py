@@ -181,7 +181,10 @@ def run(
         except DatabaseUnavailable as exc:
             raise fail(f"stopped: {exc}") from None
         finally:
+            lost = engine.writer.pending_rows and runner.describe_problem()
             engine.close()
+    if lost:
+        raise fail(f"stopped with rows not written: {lost}")
     echo(f"stopped: {status_line(runner)}")
 
 

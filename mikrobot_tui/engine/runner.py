@@ -36,6 +36,7 @@ from mikrobot_tui.store import liveness
 from mikrobot_tui.store.writer import Writer
 
 MIB = 1024 * 1024
+SETTLE_S = 5.0  # how long a stop waits for a locked or full database to take its last rows
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -115,7 +116,16 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
             engine.stop()
+            await self._settle(SETTLE_S)
             self.on_writer_problem()
+
+    async def _settle(self, grace_s: float) -> None:
+        """At the stop, give a database in trouble a few seconds to take the last rows."""
+        writer = self.engine.writer
+        deadline = time.monotonic() + grace_s
+        while writer.problem is not None and time.monotonic() < deadline:
+            await asyncio.sleep(Writer.FLUSH_SECONDS)
+            writer.flush()
 
     async def _consume(self, stop: asyncio.Event) -> None:
         feed, process = self.engine.feed, self.engine.corridor.process
