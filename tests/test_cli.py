@@ -477,3 +477,24 @@ def test_an_unexpected_error_is_one_line_naming_a_file_with_the_traceback(capsys
     crash = Path(err.split("the details are in ")[1].split(";")[0])
     assert "Traceback" in crash.read_text() and "boom" in crash.read_text()
     crash.unlink()
+
+
+def test_status_json_lists_each_feed_connection_with_the_documented_keys(
+    make_settings, tmp_path, db_path
+) -> None:
+    engine = replay(make_settings(accounts=FAST_ACCOUNTS), waves(2000), tmp_path / "f", batch=500)
+    engine.close()
+    doc = json.loads(invoke("--db", str(db_path), "status", "--json").output)
+    (feed,) = doc["feeds"]
+    assert set(feed) >= {
+        "name",
+        "venue",
+        "state",
+        "reconnects",
+        "last_message_age_s",
+        "msgs_per_s",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "conflated",
+    }
+    assert feed["venue"] == "replay" and feed["reconnects"] == 0

@@ -93,6 +93,11 @@ def build_engine_db(make_settings, tmp_path: Path) -> FixtureDB:
     # Pin it to fixed values, as a running engine would have written them at the last tick,
     # so the header shows a live engine and the screen is the same on every run and machine.
     conn = connect(settings.engine.db)
+    conn.execute(  # the feed's health is wall-clock too
+        "UPDATE feeds SET state = 'LIVE', msgs_per_s = 43.5, latency_ms_p50 = 9.8, "
+        "latency_ms_p99 = 31.0, last_message_ts = ?",
+        [now_ns],
+    )
     conn.execute(
         "UPDATE engine SET pid = 4242, host = 'fixture-host', running = 1, "
         "started_ts = ?, heartbeat_ts = ? WHERE id = 1",

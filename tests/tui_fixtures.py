@@ -104,7 +104,7 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
     w.upsert(
         "instruments",
         COLUMNS["instruments"],
-        INSTRUMENTS,
+        [(*row, 0.0) for row in INSTRUMENTS],  # min_notional
     )
     w.upsert(
         "latest",

@@ -181,6 +181,14 @@ def status(
                 f"pnl {p.unrealized_pnl:+.2f}"
             )
     echo()
+    for f in snap.feeds:
+        age = "-" if f.last_message_age_s is None else f"{f.last_message_age_s:.1f}s"
+        p50 = "-" if f.latency_ms_p50 is None else f"{f.latency_ms_p50:.0f}ms"
+        echo(
+            f"feed {f.name} ({f.venue}): {f.state}  {f.msgs_per_s:.1f} msg/s  last {age} ago  "
+            f"latency p50 {p50}  reconnects {f.reconnects}  conflated {f.conflated}"
+            + (f"  ({f.detail})" if f.detail else "")
+        )
     for b in snap.breakers:
         echo(f"breaker {b.name}: {b.state} failures {b.failures}")
     for v in snap.ab:
@@ -236,4 +244,9 @@ def rounded(doc: dict[str, Any]) -> dict[str, Any]:
         row["win_rate"] = r(row["win_rate"], SCORE_DECIMALS)
         row["mean_return"] = r(row["mean_return"], PCT_DECIMALS)
         row["p_value"] = sig(row["p_value"], P_DIGITS)
+    for row in doc.get("feeds", []):
+        row["last_message_age_s"] = r(row["last_message_age_s"], 3)
+        row["msgs_per_s"] = r(row["msgs_per_s"], 2)
+        row["latency_ms_p50"] = r(row["latency_ms_p50"], 2)
+        row["latency_ms_p99"] = r(row["latency_ms_p99"], 2)
     return doc

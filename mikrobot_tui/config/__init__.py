@@ -41,11 +41,13 @@ from mikrobot_tui.config.sections import (
     BinanceSettings,
     BreakerSettings,
     EngineSettings,
+    FeedSpec,
     MT5Settings,
     PaperSettings,
     QualitySettings,
     ReplaySettings,
     RiskSettings,
+    SignalsSettings,
     SimSettings,
     _default_accounts,
 )
@@ -59,12 +61,14 @@ __all__ = [
     "ConfigError",
     "ConfigWarning",
     "EngineSettings",
+    "FeedSpec",
     "MT5Settings",
     "PaperSettings",
     "QualitySettings",
     "ReplaySettings",
     "RiskSettings",
     "Settings",
+    "SignalsSettings",
     "SimSettings",
     "db_path_problem",
     "format_validation_error",
@@ -110,6 +114,8 @@ class Settings(BaseSettings):
     ab: ABSettings = ABSettings()
     binance: BinanceSettings = BinanceSettings()
     mt5: MT5Settings = MT5Settings()
+    feeds: list[FeedSpec] = []  # the venues of engine.feed = "mixed"
+    signals: SignalsSettings = SignalsSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -125,6 +131,26 @@ class Settings(BaseSettings):
                 )
         if self.engine.feed == "replay" and self.replay.file is None:
             raise ValueError("replay.file: the replay feed needs a file to read")
+        if self.engine.feed == "mixed":
+            if not self.feeds:
+                raise ValueError(
+                    'feeds: engine.feed = "mixed" needs [[feeds]] tables, e.g. '
+                    '{ venue = "binance", symbols = ["BTCUSDT"] }'
+                )
+            seen = [s for f in self.feeds for s in f.symbols]
+            twice = sorted({s for s in seen if seen.count(s) > 1})
+            if twice:
+                raise ValueError(f"feeds: {twice} come from more than one venue; keep one")
+            venues = [f.venue for f in self.feeds]
+            if len(set(venues)) != len(venues):
+                raise ValueError(f"feeds: one [[feeds]] table per venue, got {venues}")
+        if self.signals.account not in names and (
+            self.signals.ea_file is not None or self.signals.webhook
+        ):
+            raise ValueError(
+                f"signals.account: {self.signals.account!r} is not an account; "
+                f"choose one of {names}"
+            )
         return self
 
     @classmethod

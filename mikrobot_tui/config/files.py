@@ -15,7 +15,12 @@ from pydantic import ValidationError
 from mikrobot_tui.config.errors import ConfigError
 
 ENV_PREFIX = "MIKROBOT_"
-SECRET_KEYS = {("binance", "api_key"), ("binance", "api_secret"), ("mt5", "password")}
+SECRET_KEYS = {
+    ("binance", "api_key"),
+    ("binance", "api_secret"),
+    ("mt5", "password"),
+    ("signals", "webhook_secret"),
+}
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -70,7 +75,7 @@ def format_validation_error(exc: ValidationError, source: Path | None) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(settings)"
         value = err.get("input")
-        secret = any(str(p) in {"api_key", "api_secret", "password"} for p in err["loc"])
+        secret = any(str(p) in {k for _, k in SECRET_KEYS} for p in err["loc"])
         shown = "<redacted>" if secret else repr(value)
         if isinstance(value, dict) and not err["loc"]:
             shown = "(whole file)"

@@ -17,8 +17,13 @@ class _Section(BaseModel):
     model_config = {"extra": "forbid"}
 
 
+FEEDS = ("sim", "replay", "binance", "mt5", "mixed")
+VENUES = ("binance", "mt5", "sim")
+BINANCE_STREAMS = ("bookTicker", "trade", "depth", "kline")
+
+
 class EngineSettings(_Section):
-    feed: Literal["sim", "replay"] = "sim"
+    feed: Literal["sim", "replay", "binance", "mt5", "mixed"] = "sim"
     db: Path = Path("mikrobot.db")
     batch_max: int = Field(10_000, ge=1, le=1_000_000)
     poll_ms: int = Field(100, ge=10, le=1_000)
@@ -26,13 +31,6 @@ class EngineSettings(_Section):
     store_ticks: bool = True
     db_wait_s: float = Field(300.0, gt=0, le=86_400)
     currency_equivalents: dict[str, str] = {"USDT": "USD", "USDC": "USD"}
-
-    @field_validator("feed", mode="before")
-    @classmethod
-    def _feed_available(cls, value: Any) -> Any:
-        if value in ("binance", "mt5"):
-            raise ValueError(f"the {value} feed is not in this version yet; use 'sim' or 'replay'")
-        return value
 
 
 class SimSettings(_Section):
@@ -105,15 +103,114 @@ class ABSettings(_Section):
     b: str = "B"
 
 
+def _symbol_names(value: list[str]) -> list[str]:
+    bad = [s for s in value if not s.isascii() or not s.isalnum() or s != s.upper()]
+    if bad:
+        raise ValueError(f"symbols are upper-case letters and digits, e.g. BTCUSDT; got {bad}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"a symbol is listed twice: {value}")
+    return value
+
+
 class BinanceSettings(_Section):
+    symbols: list[str] = ["BTCUSDT", "ETHUSDT"]
+    stream_url: str = "wss://stream.binance.com:9443"
+    fallback_urls: list[str] = ["wss://data-stream.binance.vision"]
+    rest_url: str = "https://api.binance.com"
+    streams: list[Literal["bookTicker", "trade", "depth", "kline"]] = list(BINANCE_STREAMS)
+    stale_after_s: float = Field(10.0, gt=0, le=3600)
+    rotate_after_h: float = Field(23.0, gt=0, le=23.9)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
 
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one symbol")
+        return _symbol_names(value)
+
+    @field_validator("streams")
+    @classmethod
+    def _quotes_drive(cls, value: list[str]) -> list[str]:
+        if "bookTicker" not in value:
+            raise ValueError("bookTicker is the quote that drives the pipeline: keep it")
+        return value
+
 
 class MT5Settings(_Section):
+    symbols: list[str] = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"]
+    path: Path | None = None
     login: int | None = None
     server: str | None = None
     password: SecretStr | None = None
+    bridge: str | None = None  # host:port of an mt5linux RPyC server (Linux)
+    server_timezone: str = "America/New_York+7"
+    poll_ms: int = Field(100, ge=10, le=10_000)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one symbol")
+        return value
+
+    @field_validator("path", "bridge", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("bridge")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"give host:port, e.g. 127.0.0.1:18812; got {value!r}")
+        return value
+
+    @field_validator("server_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from mikrobot_tui.domain.timezones import parse_server_zone
+
+        parse_server_zone(value)  # ValueError names what is wrong
+        return value
+
+
+class FeedSpec(_Section):
+    """One venue of a mixed feed: `[[feeds]]` with `venue` and `symbols`."""
+
+    venue: Literal["binance", "mt5", "sim"]
+    symbols: list[str]
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one symbol")
+        return _symbol_names(value)
+
+
+class SignalsSettings(_Section):
+    """External signals: an expert advisor's JSON file and a webhook for charting alerts."""
+
+    account: str = "A"  # the account external signals trade in, unless a signal names one
+    ea_file: Path | None = None
+    ea_poll_ms: int = Field(250, ge=20, le=60_000)
+    webhook: bool = False
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(8787, ge=0, le=65_535)
+    webhook_allow: list[str] = ["127.0.0.1", "::1"]
+    webhook_per_minute: int = Field(60, ge=1, le=6_000)
+    webhook_max_age_s: float = Field(30.0, gt=0, le=3_600)
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("ea_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
 
 def _default_accounts() -> list[AccountSettings]:

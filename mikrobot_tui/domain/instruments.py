@@ -35,6 +35,7 @@ class Instrument:
     min_lot: float
     commission_per_lot: float = 0.0  # per side, in the quote currency
     commission_bps: float = 0.0  # per side, in basis points of notional
+    min_notional: float = 0.0  # smallest order value the venue takes, in the quote currency
 
     def round_price(self, price: float) -> float:
         return round_to_step(price, self.tick_size)

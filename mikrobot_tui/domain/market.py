@@ -26,6 +26,19 @@ TICK_DTYPE = np.dtype(
     ]
 )
 
+# A trade on the venue (Binance's trade stream, an MT5 last price): a record of its own, never
+# a copy of a quote. side: +1 the buyer took the offer, -1 the seller hit the bid, 0 unknown.
+TRADE_DTYPE = np.dtype(
+    [
+        ("ts_event", "<i8"),
+        ("ts_recv", "<i8"),
+        ("sym", "<u2"),
+        ("price", "<f8"),
+        ("size", "<f8"),
+        ("side", "<i1"),
+    ]
+)
+
 BAR_DTYPE = np.dtype(
     [
         ("sym", "<u2"),
@@ -69,3 +82,14 @@ class Bar:
     close: float
     ticks: int
     volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """The top of one symbol's order book: price levels best first, as (price, size) rows."""
+
+    symbol: str
+    ts_event: int
+    ts_recv: int
+    bids: np.ndarray  # shape (levels, 2), prices descending
+    asks: np.ndarray  # shape (levels, 2), prices ascending

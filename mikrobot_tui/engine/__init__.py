@@ -77,7 +77,7 @@ class Engine:
         # stall the loop that also draws the cockpit
         self.writer = Writer(self.conn, busy_timeout_ms=WRITER_BUSY_MS)
 
-        catalogue = default_instruments()
+        catalogue = {**default_instruments(), **feed.instruments()}  # the venue's own win
         self.symbols: list[str] = list(feed.symbols)
         state = fold(read_events(self.conn))
         self.quotes = LastQuotes(self.symbols, market_now=state.last_ts)
@@ -120,6 +120,7 @@ class Engine:
             self.clock,
             self.wall,
             (feed.mode, feed.name),
+            feed.health,
         )
         self.read_side.restore(self.conn)
         self.control = Control(
@@ -221,6 +222,7 @@ class Engine:
                     i.contract_size,
                     i.lot_step,
                     i.min_lot,
+                    i.min_notional,
                 )
                 for i in ledger.instruments
             ],

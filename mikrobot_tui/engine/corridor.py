@@ -141,6 +141,11 @@ class Corridor:
         if isinstance(self._clock, ReplayClock):
             self._clock.advance_to(int(clean["ts_event"][-1]))
 
+    def record_trades(self, trades: np.ndarray) -> None:
+        """The venue's trades (TRADE_DTYPE), kept beside the ticks when ticks are kept."""
+        if len(trades) and self._settings.engine.store_ticks and not self.warming:
+            self._writer.append_trades(trades, self.symbols)
+
     # ---------------------------------------------------------------- quality and the feed
 
     def _store_rejects(self, result: QualityResult) -> None:

@@ -128,7 +128,12 @@ class Runner:
             writer.flush()
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        feed, process = self.engine.feed, self.engine.corridor.process
+        feed, corridor = self.engine.feed, self.engine.corridor
+
+        def process(batch: np.ndarray) -> None:
+            corridor.process(batch)
+            corridor.record_trades(feed.take_trades())
+
         if feed.mode == "REPLAY":  # a replay must see every tick: it waits for us
             async for batch in feed.batches(stop):
                 while self.engine.writer.backlogged and not stop.is_set():

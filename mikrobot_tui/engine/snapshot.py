@@ -1,10 +1,10 @@
 """The read side: the small tables the cockpit and `mikrobot status` read, refreshed together.
 
-latest (last quote and sparkline per symbol), quality, breakers, accounts, positions, ab, and
-the engine row (who writes this file, in what mode, its heartbeat). Every figure comes from
-state the event log already holds (the accounts are a fold of it) plus the last quotes; the
-rows go through the writer in the same transaction as the events before them, so a reader
-never sees a position its events do not explain.
+latest (last quote and sparkline per symbol), quality, breakers, accounts, positions, ab, feeds
+(each connection's health), and the engine row (who writes this file, in what mode, its
+heartbeat). Every figure comes from state the event log already holds (the accounts are a
+fold of it) plus the last quotes; the rows go through the writer in the same transaction as
+the events before them, so a reader never sees a position its events do not explain.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from mikrobot_tui import __version__
 from mikrobot_tui.clock import Clock
 from mikrobot_tui.config import ABSettings
+from mikrobot_tui.data.feeds.health import FeedHealth
 from mikrobot_tui.data.quality import QualityMonitor
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import Side
@@ -47,6 +48,7 @@ class ReadSide:
         clock: Clock,
         wall: Clock,
         feed: tuple[str, str],
+        health: Callable[[], list[FeedHealth]] = list,
     ) -> None:
         self._writer = writer
         self._quotes = quotes
@@ -57,6 +59,7 @@ class ReadSide:
         self._clock = clock
         self._wall = wall  # the heartbeat is wall-clock by nature, also during a replay
         self._mode, self._feed = feed
+        self._health = health
         self.running = False  # the engine row's `running`, set by the engine's lifecycle
         self.started_ts: int | None = None
         self._spark: list[deque[float]] = [deque(maxlen=SPARK_POINTS) for _ in quotes.symbols]
@@ -91,8 +94,28 @@ class ReadSide:
         w.replace_all("accounts", COLUMNS["accounts"], accounts)
         w.replace_all("positions", COLUMNS["positions"], positions)
         w.replace_all("ab", COLUMNS["ab"], self._ab_rows(now))
+        w.replace_all("feeds", COLUMNS["feeds"], self._feed_rows())
         w.snapshot("engine", COLUMNS["engine"], [self.engine_row()])
         w.flush()
+
+    def _feed_rows(self) -> list[tuple[Any, ...]]:
+        now = self._wall.now_ns()
+        return [
+            (
+                h.name,
+                h.venue,
+                h.state,
+                h.reconnects,
+                h.last_message_ts,
+                round(h.msgs_per_s, 3),
+                h.latency_ms_p50,
+                h.latency_ms_p99,
+                h.conflated,
+                h.detail,
+                now,
+            )
+            for h in self._health()
+        ]
 
     def _latest_rows(self, now: int) -> list[tuple[Any, ...]]:
         q = self._quotes

@@ -105,6 +105,22 @@ class ABRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One connection's health (`status --json`'s `feeds`; the names are a contract)."""
+
+    name: str
+    venue: str  # binance, mt5, sim or replay
+    state: str  # CONNECTING, LIVE, STALE, DOWN or STOPPED
+    reconnects: int
+    last_message_age_s: float | None  # seconds since its last message, as of the read
+    msgs_per_s: float
+    latency_ms_p50: float | None
+    latency_ms_p99: float | None
+    conflated: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     engine: EngineStatus
     symbols: list[SymbolRow] = field(default_factory=list)
@@ -113,6 +129,7 @@ class Snapshot:
     positions: list[PositionRow] = field(default_factory=list)
     breakers: list[BreakerRow] = field(default_factory=list)
     ab: list[ABRow] = field(default_factory=list)
+    feeds: list[FeedRow] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +243,25 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
             "test FROM ab ORDER BY variant"
         )
     ]
+    feeds = [
+        FeedRow(
+            name,
+            venue,
+            state,
+            reconnects,
+            None if last is None else max(0.0, (now_ns - last) / 1e9),
+            rate,
+            p50,
+            p99,
+            conflated,
+            detail or "",
+        )
+        for name, venue, state, reconnects, last, rate, p50, p99, conflated, detail in _rows(
+            conn,
+            "SELECT name, venue, state, reconnects, last_message_ts, msgs_per_s, latency_ms_p50, "
+            "latency_ms_p99, conflated, detail FROM feeds ORDER BY name",
+        )
+    ]
     return Snapshot(
         engine=engine_status(conn, now_ns),
         symbols=symbols,
@@ -234,7 +270,16 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
         positions=positions,
         breakers=breakers,
         ab=ab,
+        feeds=feeds,
     )
+
+
+def _rows(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
+    """A table an older database may not have yet reads as empty."""
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
 
 
 def read_only(path: str) -> sqlite3.Connection:

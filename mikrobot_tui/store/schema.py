@@ -241,7 +241,40 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    # Real venues: each connection's health, trades as records of their own (never copies of
+    # quotes), and the venue's minimum order value for each instrument.
+    db["feeds"].create(
+        {
+            "name": str,
+            "venue": str,
+            "state": str,
+            "reconnects": int,
+            "last_message_ts": int,
+            "msgs_per_s": float,
+            "latency_ms_p50": float,
+            "latency_ms_p99": float,
+            "conflated": int,
+            "detail": str,
+            "ts": int,
+        },
+        pk="name",
+    )
+    db["market_trades"].create(
+        {
+            "ts_event": int,
+            "ts_recv": int,
+            "symbol": str,
+            "price": float,
+            "size": float,
+            "side": int,
+        }
+    )
+    db["market_trades"].create_index(["symbol", "ts_event"])
+    db["instruments"].add_column("min_notional", float)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -158,6 +158,19 @@ class Writer:
         )
         self.append("ticks", TICK_COLUMNS, rows)
 
+    def append_trades(self, trades: np.ndarray, symbols: Sequence[str]) -> None:
+        names = np.asarray(symbols, dtype=object)[trades["sym"]]
+        rows = zip(
+            trades["ts_event"].tolist(),
+            trades["ts_recv"].tolist(),
+            names.tolist(),
+            trades["price"].tolist(),
+            trades["size"].tolist(),
+            trades["side"].tolist(),
+            strict=True,
+        )
+        self.append("market_trades", TRADE_COLUMNS, rows)
+
     def flush(self) -> int:
         """Write everything buffered in one transaction; the number of rows written.
 
@@ -228,3 +241,4 @@ class Writer:
 
 
 TICK_COLUMNS = ("ts_event", "ts_recv", "symbol", "bid", "ask", "last", "volume")
+TRADE_COLUMNS = ("ts_event", "ts_recv", "symbol", "price", "size", "side")

@@ -138,7 +138,8 @@ class CockpitScreen(Screen):
         self.polls += 1
         slow = (self.polls - 1) % self._slow_every == 0
         with self.app.batch_update():
-            self.query_one(StatusHeader).show(snap.engine if snap else None, now_ns, problem)
+            header = self.query_one(StatusHeader)
+            header.show(snap.engine if snap else None, now_ns, problem, snap.feeds if snap else ())
             if snap is None:
                 return
             self.last_snapshot = snap

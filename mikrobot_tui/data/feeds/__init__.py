@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -18,14 +19,19 @@ from typing import Protocol
 import numpy as np
 
 from mikrobot_tui.clock import Clock
-from mikrobot_tui.config import Settings
+from mikrobot_tui.config import ConfigError, Settings
+from mikrobot_tui.data.feeds.health import FeedHealth, HealthMeter
 from mikrobot_tui.data.feeds.queue import ConflatingQueue
 from mikrobot_tui.data.feeds.replay import ReplayFeed, load_ticks, save_ticks
 from mikrobot_tui.data.feeds.sim import SimFeed
+from mikrobot_tui.domain.instruments import Instrument
+from mikrobot_tui.domain.market import TRADE_DTYPE
 
 __all__ = [
     "ConflatingQueue",
     "Feed",
+    "FeedHealth",
+    "HealthMeter",
     "MergedFeed",
     "ReplayFeed",
     "SimFeed",
@@ -46,14 +52,50 @@ class Feed(Protocol):
 
     def history(self) -> Iterator[np.ndarray]: ...
 
+    def instruments(self) -> dict[str, Instrument]:
+        """The venue's own description of its symbols (tick size, lot step, currencies)."""
+        ...
+
+    def health(self) -> list[FeedHealth]:
+        """One entry per connection."""
+        ...
+
+    def take_trades(self) -> np.ndarray:
+        """Trades (TRADE_DTYPE) received since the last call, in arrival order."""
+        ...
+
 
 def build_feed(settings: Settings, clock: Clock) -> Feed:
     """The feed config.toml names; ConfigError names the key when it cannot be built."""
     from mikrobot_tui.data.feeds import replay, sim
 
-    if settings.engine.feed == "replay":
+    feed = settings.engine.feed
+    if feed == "replay":
         return replay.from_settings(settings)
-    return sim.from_settings(settings, clock, Path(settings.engine.db))
+    if feed == "sim":
+        return sim.from_settings(settings, clock, Path(settings.engine.db))
+    if feed == "mixed":
+        return MergedFeed(
+            [_venue(spec.venue, settings, clock, spec.symbols) for spec in settings.feeds]
+        )
+    return _venue(feed, settings, clock, None)
+
+
+def _venue(venue: str, settings: Settings, clock: Clock, symbols: list[str] | None) -> Feed:
+    """One venue's feed, on `symbols` when a mixed feed gives them (else its own section's)."""
+    from mikrobot_tui.data.feeds import sim
+
+    if venue == "sim":
+        if symbols is not None:
+            settings = settings.model_copy(
+                update={"sim": settings.sim.model_copy(update={"symbols": symbols})}
+            )
+        return sim.from_settings(settings, clock, Path(settings.engine.db))
+    try:
+        module = importlib.import_module(f"mikrobot_tui.data.feeds.{venue}")
+    except ModuleNotFoundError:
+        raise ConfigError(f"engine.feed: the {venue} feed is not in this build") from None
+    return module.from_settings(settings, clock, symbols)
 
 
 class MergedFeed:
@@ -77,7 +119,7 @@ class MergedFeed:
         self._offsets = np.cumsum([0] + [len(f.symbols) for f in feeds[:-1]]).tolist()
 
     def _shift(self, batch: np.ndarray, i: int) -> np.ndarray:
-        if self._offsets[i] == 0:
+        if self._offsets[i] == 0 or not len(batch):
             return batch
         out = batch.copy()
         out["sym"] += self._offsets[i]
@@ -87,6 +129,16 @@ class MergedFeed:
         for i, feed in enumerate(self.feeds):
             for batch in feed.history():
                 yield self._shift(batch, i)
+
+    def instruments(self) -> dict[str, Instrument]:
+        return {k: v for f in self.feeds for k, v in f.instruments().items()}
+
+    def health(self) -> list[FeedHealth]:
+        return [h for f in self.feeds for h in f.health()]
+
+    def take_trades(self) -> np.ndarray:
+        parts = [self._shift(f.take_trades(), i) for i, f in enumerate(self.feeds)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=TRADE_DTYPE)
 
     async def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
         queue: asyncio.Queue[tuple[int, np.ndarray | Exception | None]] = asyncio.Queue(64)

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from mikrobot_tui.config import ConfigError, Settings
-from mikrobot_tui.domain.instruments import default_instruments
-from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
+from mikrobot_tui.data.feeds.health import LIVE, FeedHealth, HealthMeter
+from mikrobot_tui.domain.instruments import Instrument, default_instruments
+from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE, TRADE_DTYPE
 from mikrobot_tui.store.queries import last_event_ts, replay_checkpoint
 
 Wall = Callable[[], int]
@@ -55,6 +56,7 @@ class ReplayFeed:
         self._ticks.flags.writeable = False
         self._wall = wall
         self._sleep = sleep
+        self._meter = HealthMeter("replay", "replay")
         self._start = 0  # ticks already processed by an earlier run that this one resumes
         self._fingerprint: str | None = None
 
@@ -72,6 +74,20 @@ class ReplayFeed:
     def history(self) -> Iterator[np.ndarray]:
         """A replay has no history before its file: every tick is traded."""
         return iter(())
+
+    def instruments(self) -> dict[str, Instrument]:
+        catalogue = default_instruments()
+        return {s: catalogue[s] for s in self._symbols if s in catalogue}
+
+    def health(self) -> list[FeedHealth]:
+        return [self._meter.snapshot()]
+
+    def take_trades(self) -> np.ndarray:
+        return np.zeros(0, dtype=TRADE_DTYPE)
+
+    def _count(self, batch: np.ndarray) -> None:
+        self._meter.state = LIVE
+        self._meter.message(len(batch))
 
     def fingerprint(self) -> str:
         """What identifies the file's content (symbols and every tick), whatever its name."""
@@ -92,6 +108,7 @@ class ReplayFeed:
         """Read-only views of batch_size ticks (the last one shorter), for backtests."""
         t, size = self._ticks, self.batch_size
         for start in range(self._start, len(t), size):
+            self._count(t[start : start + size])
             yield t[start : start + size]
 
     async def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
@@ -114,6 +131,7 @@ class ReplayFeed:
             j = int(np.searchsorted(due, reached, side="right"))
             while i < j and not stop.is_set():
                 end = min(j, i + self.batch_size)
+                self._count(t[i:end])
                 yield t[i:end]
                 i = end
                 await asyncio.sleep(0)

@@ -11,9 +11,10 @@ import numpy as np
 
 from mikrobot_tui.clock import Clock
 from mikrobot_tui.config import Settings
+from mikrobot_tui.data.feeds.health import LIVE, FeedHealth, HealthMeter
 from mikrobot_tui.data.sim import SimMarket
-from mikrobot_tui.domain.instruments import default_instruments
-from mikrobot_tui.domain.market import NS_PER_SECOND
+from mikrobot_tui.domain.instruments import Instrument, default_instruments
+from mikrobot_tui.domain.market import NS_PER_SECOND, TRADE_DTYPE
 from mikrobot_tui.store.queries import last_event_ts, last_mids, last_quote_ts
 
 Wall = Callable[[], int]
@@ -49,10 +50,21 @@ class SimFeed:
         self.step_s = step_s
         self._wall = wall
         self._sleep = sleep
+        self._meter = HealthMeter("sim", "sim")
 
     @property
     def symbols(self) -> list[str]:
         return self.market.symbols
+
+    def instruments(self) -> dict[str, Instrument]:
+        return {i.symbol: i for i in self.market.instruments}
+
+    def health(self) -> list[FeedHealth]:
+        return [self._meter.snapshot()]
+
+    def take_trades(self) -> np.ndarray:
+        """The simulated market prints its trades on the quote record (`last`, `volume`)."""
+        return np.zeros(0, dtype=TRADE_DTYPE)
 
     def history(self) -> Iterator[np.ndarray]:
         """The market's recent past at once, a minute per batch, so strategies start warm.
@@ -77,6 +89,9 @@ class SimFeed:
                 done = steps
                 batch = self.market.advance(sim0 + steps * step_sim)
                 if len(batch):
+                    self._meter.state = LIVE
+                    self._meter.message(len(batch))
+                    self._meter.latencies(batch["ts_recv"] - batch["ts_event"])
                     yield batch
             wait = wall0 + (done + 1) * step_wall - self._wall()
             await self._sleep(max(0, wait) / NS_PER_SECOND)

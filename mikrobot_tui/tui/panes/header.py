@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
-from mikrobot_tui.store.queries import EngineStatus
+from mikrobot_tui.store.queries import EngineStatus, FeedRow
 from mikrobot_tui.tui.panes._format import as_of_time
 
 # Below this many columns the header drops what it can spare (the date, words), so the trading
@@ -19,6 +20,14 @@ NARROW = 100
 def clock_text(now_ns: int, narrow: bool = False) -> str:
     when = datetime.fromtimestamp(now_ns / 1e9, tz=UTC)
     return when.strftime("%H:%M:%S UTC" if narrow else "%Y-%m-%d %H:%M:%S UTC")
+
+
+def feed_text(feed: FeedRow, narrow: bool) -> str:
+    """A connection in a few words: its name and state, and when live its rate and latency."""
+    if feed.state != "LIVE" or narrow:
+        return f"{feed.name} {feed.state}"
+    latency = "" if feed.latency_ms_p50 is None else f" {feed.latency_ms_p50:.0f}ms"
+    return f"{feed.name} {feed.msgs_per_s:.0f}/s{latency}"
 
 
 class StatusHeader(Horizontal):
@@ -57,7 +66,13 @@ class StatusHeader(Horizontal):
         if cls is not None:
             label.set_classes(f"-{cls}")
 
-    def show(self, engine: EngineStatus | None, now_ns: int, problem: str = "") -> None:
+    def show(
+        self,
+        engine: EngineStatus | None,
+        now_ns: int,
+        problem: str = "",
+        feeds: Sequence[FeedRow] = (),
+    ) -> None:
         narrow = self.app.size.width < NARROW
         self._set("clock", clock_text(now_ns, narrow))
         if engine is None:
@@ -82,8 +97,14 @@ class StatusHeader(Horizontal):
             what = "full" if "full" in p else "locked" if "locked" in p else "failing"
             self._set("engine", f"● database {what}: rows kept, retrying", "down")
         elif engine.running:
-            feed = f" · feed {engine.feed}" if engine.feed not in ("", "-") else ""
-            self._set("engine", f"● engine running{feed}", "up")
+            if feeds:
+                text = " · ".join(feed_text(f, narrow) for f in feeds)
+                healthy = all(f.state == "LIVE" for f in feeds)
+                lead = "● " if narrow else "● engine running · "
+                self._set("engine", lead + text, "up" if healthy else "down")
+            else:
+                feed = f" · feed {engine.feed}" if engine.feed not in ("", "-") else ""
+                self._set("engine", f"● engine running{feed}", "up")
         elif engine.heartbeat_ts is not None:
             since = as_of_time(engine.heartbeat_ts, now_ns)
             text = (
