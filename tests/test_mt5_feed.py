@@ -596,6 +596,29 @@ def test_a_bridge_that_does_not_answer_is_named(settings, monkeypatch) -> None:
         build_feed(settings(bridge="127.0.0.1:18812"), Wall(WED))
 
 
+async def test_a_mixed_feed_takes_forex_from_mt5_and_crypto_from_the_simulated_market(
+    make_settings, monkeypatch
+) -> None:
+    fake = FakeMT5(infos())
+    seed(fake)
+    monkeypatch.setitem(__import__("sys").modules, "MetaTrader5", fake)  # as on Windows
+    settings = make_settings(
+        engine={"feed": "mixed"},
+        feeds=[
+            {"venue": "mt5", "symbols": ["EURUSD", "USDJPY"]},
+            {"venue": "sim", "symbols": ["BTCUSDT"]},
+        ],
+    )
+    feed = build_feed(settings, Wall(WED))
+    assert feed.symbols == ["EURUSD", "USDJPY", "BTCUSDT"] and feed.mode == "LIVE"
+    assert feed.instruments()["USDJPY"].asset_class is AssetClass.FOREX_JPY
+    assert [h.venue for h in feed.health()] == ["mt5", "sim"]
+    fake.add("USDJPY", T0 + 5, 150.5, 150.51)
+    got = await run_until(feed, lambda t: {0, 1} <= set(t["sym"].tolist()))
+    jpy = got[got["sym"] == 1]
+    assert jpy["bid"].tolist()[:2] == [150.0, 150.5]
+
+
 def test_quote_flags_constant_matches_the_module() -> None:
     assert QUOTE == FLAG_BID | FLAG_ASK
 
