@@ -696,3 +696,18 @@ def test_no_metatrader_through_the_real_cli_exits_2_with_the_alternatives(tmp_pa
     )  # fmt: skip
     assert shown.returncode == 0 and SECRET not in shown.stdout + shown.stderr
     assert '"password": "**********"' in shown.stdout
+
+
+async def test_a_symbol_gone_after_a_reconnect_is_left_out_and_said(settings) -> None:
+    fake = FakeMT5(infos())
+    seed(fake)
+    feed = open_feed(settings, fake)
+    feed.poll_once()
+    delivered(feed)
+    del fake.infos["XAUUSD"]  # the broker dropped it while we were away
+    fake.fail(-10004, "IPC send failed", calls={"copy_ticks_from"})
+    fake.add("EURUSD", T0 + 10, 1.2, 1.2001)
+    got = await run_until(feed, lambda t: (t["sym"] == 0).any())
+    assert got["bid"].tolist() == [1.2]
+    detail = feed.health()[0].detail
+    assert "reconnected after" in detail and "no longer has ['XAUUSD']" in detail

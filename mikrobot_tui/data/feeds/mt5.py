@@ -247,8 +247,6 @@ class MT5Feed:
                 "shows the broker's names (some add a suffix, e.g. EURUSD.m)"
             )
         self._refused = {self._symbols.index(s) for s, _ in refused}
-        if refused:
-            self._meter.detail = f"the broker no longer has {[s for s, _ in refused]}"
 
     def _down(self, exc: Exception) -> None:
         with self._out_lock:
@@ -279,7 +277,9 @@ class MT5Feed:
         self._meter.reconnects += 1
         self._meter.state = LIVE
         self._live_since_ns = self._clock.now_ns()
-        self._meter.detail = f"reconnected after: {reason}"
+        gone = [s for i, s in enumerate(self._symbols) if i in self._refused]
+        lost = f"; the broker no longer has {gone}, left out" if gone else ""
+        self._meter.detail = f"reconnected after: {reason}{lost}"
 
     # ---------------------------------------------------------------- polling
 
