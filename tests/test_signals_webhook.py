@@ -216,3 +216,49 @@ def test_the_rate_window_says_when_there_is_room_again() -> None:
     assert w.retry_after(20 * s, 3) == 50  # all three by 70 s
     assert w.retry_after(60 * s, 2) is None
     assert w.retry_after(0, 4) == 60  # never fits: a minute
+
+
+class Clock:
+    def __init__(self, s: int) -> None:
+        self.ns = s * 1_000_000_000
+
+    def now_ns(self) -> int:
+        return self.ns
+
+    def advance(self, s: float) -> None:
+        self.ns += round(s * 1_000_000_000)
+
+
+def lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def test_a_signature_is_remembered_while_its_timestamp_could_pass_and_then_forgotten() -> None:
+    clock = Clock(1_800_000_000)
+    s = SignalsSettings(webhook=True, webhook_secret=SECRET, webhook_max_age_s=30)
+    hook = Webhook(s, Inbox(), clock)
+    headers = lower(sign(BODY, 1_800_000_000))
+    assert hook.judge("127.0.0.1", headers, BODY).status == 202
+    clock.advance(29)
+    assert hook.judge("127.0.0.1", headers, BODY).status == 409
+    clock.advance(2)
+    assert hook.judge("127.0.0.1", headers, BODY).status == 401  # stale by now
+    clock.advance(30)
+    fresh = lower(sign(BODY, 1_800_000_061))
+    assert hook.judge("127.0.0.1", fresh, BODY).status == 202
+    assert len(hook._seen) == 1  # the first is forgotten: memory stays bounded
+
+
+def test_the_rate_counts_signals_in_a_sliding_minute() -> None:
+    clock = Clock(1_800_000_000)
+    s = SignalsSettings(webhook=True, webhook_secret=SECRET, webhook_per_minute=3)
+    hook = Webhook(s, Inbox(), clock)
+    two = json.dumps([json.loads(BODY), {**json.loads(BODY), "id": "tv-2"}]).encode()
+    ts = 1_800_000_000
+    assert hook.judge("127.0.0.1", lower(sign(two, ts)), two).status == 202
+    clock.advance(20)
+    answer = hook.judge("127.0.0.1", lower(sign(two, ts + 20)), two)
+    assert (answer.status, answer.headers["Retry-After"]) == (429, "40")
+    assert hook.judge("127.0.0.1", lower(sign(BODY, ts + 20)), BODY).status == 202
+    clock.advance(40)
+    assert hook.judge("127.0.0.1", lower(sign(two, ts + 60)), two).status == 202

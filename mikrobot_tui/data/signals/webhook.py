@@ -173,7 +173,9 @@ class Webhook:
         self._clock = clock
         self._rate = RateWindow(settings.webhook_per_minute)
         self._door = RateWindow(settings.webhook_per_minute)  # refusals kept in `rejects`
-        self._seen: dict[str, int] = {}  # signatures used -> when they may be forgotten
+        # signatures used, and (when they may be forgotten, signature) in the order they came
+        self._seen: set[str] = set()
+        self._forget_at: deque[tuple[int, str]] = deque()
         self._server: asyncio.Server | None = None
         self._clients = 0
         self.answers: dict[int, int] = {}  # status -> how many
@@ -328,7 +330,8 @@ class Webhook:
             answer.headers["Retry-After"] = str(wait)
             return answer
         self._rate.add(now, n)
-        self._seen[expected] = now + round(2 * self.max_age_s * NS)
+        self._seen.add(expected)  # a timestamp within max_age either way: 2 x max_age is enough
+        self._forget_at.append((now + round(2 * self.max_age_s * NS), expected))
         for item in items:
             self._inbox.put(item)
         queued = [s for s in items if isinstance(s, ExternalSignal)]
@@ -353,8 +356,8 @@ class Webhook:
         )
 
     def _forget(self, now: int) -> None:
-        if self._seen:
-            self._seen = {s: t for s, t in self._seen.items() if t > now}
+        while self._forget_at and self._forget_at[0][0] <= now:
+            self._seen.discard(self._forget_at.popleft()[1])
 
     def _door_refusal(self, ip: str, answer: Answer, body: bytes) -> Answer:
         """Refused before its content counts: answered, and kept in `rejects` up to the rate
