@@ -236,3 +236,12 @@ def test_the_inbox_is_bounded_and_counts_what_it_dropped() -> None:
         inbox.put(Rejection("ea:f", str(i), "", NOW))
     assert [r.reason for r in inbox.take()] == ["2", "3", "4"]
     assert inbox.dropped == 2 and len(inbox) == 0
+
+
+def test_json_nested_beyond_reason_is_rejected_not_raised(ea) -> None:
+    path, inbox, watcher = ea
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    watcher.poll()
+    watcher.poll()
+    (rejection,) = inbox.take()
+    assert "nested too deeply" in rejection.reason

@@ -262,3 +262,11 @@ def test_the_rate_counts_signals_in_a_sliding_minute() -> None:
     assert hook.judge("127.0.0.1", lower(sign(BODY, ts + 20)), BODY).status == 202
     clock.advance(40)
     assert hook.judge("127.0.0.1", lower(sign(two, ts + 60)), two).status == 202
+
+
+def test_a_body_nested_beyond_reason_is_a_400_not_a_crash() -> None:
+    s = SignalsSettings(webhook=True, webhook_secret=SECRET)
+    hook = Webhook(s, Inbox(), LiveClock())
+    deep = b"[" * 30_000 + b"]" * 30_000
+    answer = hook.judge("127.0.0.1", lower(sign(deep)), deep)
+    assert answer.status == 400 and "not JSON" in answer.body["error"]

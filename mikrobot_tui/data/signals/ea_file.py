@@ -69,7 +69,10 @@ def first_json(text: str) -> Any:
     starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
     if not starts:
         raise ValueError("no JSON object or list in it")
-    value, _ = json.JSONDecoder().raw_decode(text, min(starts))
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text, min(starts))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     return value
 
 
@@ -96,7 +99,10 @@ class EAFileWatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set; each poll in a worker thread."""
         while not stop.is_set():
-            await asyncio.to_thread(self.poll)
+            try:
+                await asyncio.to_thread(self.poll)
+            except Exception as exc:  # a bug here must not stop the engine: say so, go on
+                self._reject(f"the file could not be handled: {exc!r}", "")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
 

@@ -62,6 +62,7 @@ PHRASES = {
     422: "Unprocessable Content",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -227,6 +228,8 @@ class Webhook:
                     answer = _no(431, f"headers longer than {MAX_HEADER} bytes")
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return  # the client went away
+                except Exception as exc:  # a bug must not leave the client without an answer
+                    answer = _no(500, f"the request could not be handled: {exc!r}")
             self.answers[answer.status] = self.answers.get(answer.status, 0) + 1
             writer.write(answer.encode())
             with contextlib.suppress(Exception):
@@ -315,7 +318,7 @@ class Webhook:
         not_json = False
         try:
             value = json.loads(decode(body))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             not_json = True
             items: list[ExternalSignal | Rejection] = [
                 Rejection(source, f"the body is not JSON: {exc}", raw_text(decode(body)), now)
