@@ -387,3 +387,48 @@ async def test_the_header_says_when_the_engine_cannot_write_its_database(tmp_pat
             assert not app.query_one("#ab").has_class("-stale")  # the engine is alive
     finally:
         liveness.clear(db.path)
+
+
+async def test_external_signals_are_told_as_they_come(cockpit_db: FixtureDB) -> None:
+    """An order, a refusal and a rejected input of an external source each become a toast;
+    what was in the database before the cockpit opened, and strategies' orders, do not."""
+    conn = connect(cockpit_db.path)
+    reject = "INSERT INTO rejects (ts, ts_event, source, symbol, reason, raw) VALUES (?,?,?,?,?,?)"
+    conn.execute(reject, [1, 1, "ea:signals.json", "", "old news", ""])
+    app = cockpit(cockpit_db)
+
+    def toasts() -> str:
+        return " | ".join(str(t.render()) for t in app.screen.query("Toast"))
+
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        notices = app.screen.query_one("#signal-notices")
+        await wait_until(pilot, lambda: notices._cursor is not None)
+        (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        event = "INSERT INTO events (seq, ts, kind, account, payload) VALUES (?,?,?,?,?)"
+        submitted = {"source": "webhook:127.0.0.1", "side": "BUY", "symbol": "EURUSD", "lots": 0.25}
+        refused = {"source": "ea:signals.json", "side": "SELL", "symbol": "USDJPY", "reason": "no"}
+        conn.execute(event, [seq + 1, 1, "order_submitted", "A", json.dumps(submitted)])
+        conn.execute(
+            event,
+            [
+                seq + 2,
+                1,
+                "order_refused",
+                "A",
+                json.dumps({"reason": "no", "source": "x"} | refused),
+            ],
+        )
+        conn.execute(
+            event, [seq + 3, 1, "order_refused", "B", json.dumps({"reason": "strategy's"})]
+        )
+        conn.execute(reject, [2, 2, "webhook:127.0.0.1", "", "HTTP 401: bad signature", ""])
+        conn.execute(reject, [3, 3, "feed:sim", "EURUSD", "crossed quote", ""])
+        await notices._poll().wait()
+        await wait_until(pilot, lambda: toasts().count("|") >= 2)
+        shown = toasts()
+        assert "webhook:127.0.0.1: BUY EURUSD in A, 0.25 lots" in shown
+        assert "ea:signals.json: SELL USDJPY in A: no" in shown
+        assert "webhook:127.0.0.1: HTTP 401: bad signature" in shown
+        assert "old news" not in shown and "crossed quote" not in shown
+        assert "strategy's" not in shown
+    conn.close()

@@ -180,6 +180,8 @@ def run(
             asyncio.run(_headless(runner, duration, every, stop))
         except DatabaseUnavailable as exc:
             raise fail(f"stopped: {exc}") from None
+        except ConfigError as exc:  # an external signal source that could not start
+            raise fail(str(exc), EXIT_BAD_INPUT) from None
         finally:
             lost = engine.writer.pending_rows and runner.describe_problem()
             engine.close()
@@ -226,6 +228,12 @@ def status_line(runner: Runner) -> str:
         parts.append(
             f"{acct.name}: bal {acct.balance:.2f} pos {len(acct.positions)} "
             f"trades {len(acct.trades)}"
+        )
+    if engine.intake is not None:
+        n = engine.intake.counts
+        parts.append(
+            f"signals {n.signals} orders {n.submitted} refused {n.refused} "
+            f"rejected {n.rejected + n.suppressed}"
         )
     opened = [b.name for b in engine.breakers if str(b.state) != "CLOSED"]
     parts.append("breakers " + (", ".join(opened) + " not closed" if opened else "all closed"))

@@ -1,9 +1,10 @@
 """The engine: builds its rooms from Settings, starts and stops. Nothing else lives here.
 
 A tick walks one corridor (engine/corridor.py): quality, candles, strategies and decisions
-(engine/decisions.py), matching, and the books (paper/ledger.py), which turn every change into
-an event. The operator's commands go through engine/control.py, the tables the faces read are
-written by engine/snapshot.py, and engine/runner.py drives it all, live or as a replay.
+(engine/decisions.py), external signals (engine/external.py), matching, and the books
+(paper/ledger.py), which turn every change into an event. The operator's commands go
+through engine/control.py, the tables the faces read are written by engine/snapshot.py, and
+engine/runner.py drives it all, live or as a replay.
 
 The engine is the only writer of trading state: the cockpit and the CLI read SQLite and send
 commands through the `commands` table. Nothing trading-related lives in the TUI or the CLI.
@@ -27,6 +28,7 @@ from mikrobot_tui.engine import checkpoint
 from mikrobot_tui.engine.control import Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
+from mikrobot_tui.engine.external import build_intake
 from mikrobot_tui.engine.preflight import changed_account, check_runnable, clock_for
 from mikrobot_tui.engine.snapshot import ReadSide
 from mikrobot_tui.engine.warmup import warm_from_history, warm_from_store
@@ -91,16 +93,28 @@ class Engine:
             name: CircuitBreaker.from_settings(f"strategy:{name}", b) for name in strategies
         }
         self._refuse_changed_accounts(strategies)
-        self.breakers = [feed_breaker, *strategy_breakers.values()]
+        latency_ns = int(settings.paper.latency_ms * NS_PER_MS)
+        decisions = Decisions(
+            strategies, strategy_breakers, feed_breaker, self.ledger, settings.risk, latency_ns
+        )
+        # external signals (the EA's file, the webhook) for a live run; a replay has none
+        self.intake = build_intake(
+            settings,
+            feed.mode,
+            self.ledger,
+            decisions,
+            self.writer,
+            self.wall,
+            self.event_ts,
+            self.conn,
+        )
+        external_breakers = list(self.intake.breakers.values()) if self.intake else []
+        self.breakers = [feed_breaker, *strategy_breakers.values(), *external_breakers]
         for breaker in self.breakers:
             saved = state.breakers.get(breaker.name)
             if saved is not None:
                 breaker.restore(BreakerChange.from_payload(saved))
 
-        latency_ns = int(settings.paper.latency_ms * NS_PER_MS)
-        decisions = Decisions(
-            strategies, strategy_breakers, feed_breaker, self.ledger, settings.risk, latency_ns
-        )
         self.corridor = Corridor(
             settings,
             self.quotes,
@@ -109,6 +123,7 @@ class Engine:
             self.writer,
             self.clock,
             feed_breaker.name,
+            self.intake,
         )
         self.read_side = ReadSide(
             self.writer,

@@ -8,12 +8,17 @@ strategy's signal, the fills and exits due before it are booked, the feed's brea
 up to it, and strategies decide. So what happens does not depend on how the
 ticks were cut into batches (invariant 2): replaying with batches of 1 or of 10,000 gives the
 same events.
+
+A live engine with external signals (engine/external.py) empties their inbox at the start of
+each batch; a waiting signal is decided at the batch's first clean tick of its symbol, after
+the bars and tick strategies of that tick. A replay has none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +36,12 @@ from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.schema import COLUMNS
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import FeedJudge
+
+if TYPE_CHECKING:
+    from mikrobot_tui.data.signals import ExternalSignal
+    from mikrobot_tui.engine.external import ExternalIntake
+
+External = tuple[int, "ExternalSignal", str]  # (batch index, signal, account)
 
 
 @dataclass
@@ -53,6 +64,7 @@ class Corridor:
         writer: Writer,
         clock: Clock,
         source: str,
+        external: ExternalIntake | None = None,
     ) -> None:
         self.symbols = quotes.symbols
         n = len(self.symbols)
@@ -68,6 +80,7 @@ class Corridor:
         self._writer = writer
         self._clock = clock
         self._source = source  # the rejects' source column: the feed's breaker name
+        self.external = external  # external signals' intake; None in a replay
         self.clean_stream = 0  # running maximum of tradeable tick times
         self._stream = np.zeros(0, dtype=np.int64)  # per tradeable tick of the current batch
         # the newest stored bar per symbol and timeframe at start: the past is never rewritten
@@ -95,6 +108,9 @@ class Corridor:
         """Push one batch of ticks (TICK_DTYPE, any symbols) through the whole pipeline."""
         if len(ticks) == 0:
             return
+        external = None if self.warming else self.external
+        if external is not None:
+            external.collect()
         self.counts.ticks_in += len(ticks)
         result = self.quality.check(ticks)
         self._store_rejects(result)
@@ -115,6 +131,7 @@ class Corridor:
         self._judge_feed_until(int(stream[0]))
         quotes = BatchQuotes(clean, self.quotes.bid, self.quotes.ask)
         bars, closes = self._close_bars(clean)
+        outside = external.due(quotes) if external is not None else []
         # Fills and exits are planned for the rest of the batch and applied up to each bar
         # close; the plan is redone only when a decision adds an order. Positions and orders
         # match independently of each other, so this equals matching segment by segment.
@@ -122,7 +139,7 @@ class Corridor:
         # session must not be stopped out by a past they were not alive in.
         plan: list[Execution] | None = [] if self.warming else None
         start = 0
-        for k, closed, signals in self._decision_points(clean, bars, closes):
+        for k, closed, signals, externals in self._decision_points(clean, bars, closes, outside):
             if plan is None:
                 plan = self._plan(quotes, start, len(clean))
             plan = self._apply(plan, quotes, k)
@@ -132,6 +149,9 @@ class Corridor:
                 ordered |= self._decisions.on_bar(bar, quotes, k, trading=not self.warming)
             for name, signal in signals if not self.warming else ():
                 ordered |= self._decisions.on_signal(name, signal, quotes, k)
+            for _, ext, account in externals:
+                assert external is not None
+                ordered |= external.decide(ext, account, quotes, k)
             if ordered:
                 plan, start = None, k
         if plan is None:
@@ -218,19 +238,23 @@ class Corridor:
             yield int(closes[a]), closed
 
     def _decision_points(
-        self, clean: np.ndarray, bars: np.ndarray, closes: np.ndarray
-    ) -> Iterator[tuple[int, list[Bar], list[tuple[str, Signal]]]]:
-        """(batch index, bars closed there, tick strategies' signals there), in tick order."""
+        self, clean: np.ndarray, bars: np.ndarray, closes: np.ndarray, outside: list[External]
+    ) -> Iterator[tuple[int, list[Bar], list[tuple[str, Signal]], list[External]]]:
+        """(batch index, bars closed there, tick strategies' signals there, external signals
+        decided there), in tick order."""
         by_bar = self._bars_by_close(bars, closes)
-        if not self._decisions.tick_strategies:
+        if not self._decisions.tick_strategies and not outside:
             for k, closed in by_bar:
-                yield k, closed, []
+                yield k, closed, [], []
             return
-        points: dict[int, tuple[list[Bar], list[tuple[str, Signal]]]] = {}
+        points: dict[int, tuple[list[Bar], list[tuple[str, Signal]], list[External]]] = {}
         for k, closed in by_bar:
-            points[k] = (closed, [])
-        for k, name, signal in self._decisions.tick_signals(clean, self.symbols):
-            points.setdefault(k, ([], []))[1].append((name, signal))
+            points[k] = (closed, [], [])
+        if self._decisions.tick_strategies:
+            for k, name, signal in self._decisions.tick_signals(clean, self.symbols):
+                points.setdefault(k, ([], [], []))[1].append((name, signal))
+        for item in outside:
+            points.setdefault(item[0], ([], [], []))[2].append(item)
         for k in sorted(points):
             yield k, *points[k]
 

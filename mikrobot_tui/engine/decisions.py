@@ -4,13 +4,16 @@ One strategy per account, each behind its own circuit breaker: a strategy that r
 failure and never stops the engine. A signal is priced at what the order can get (the ask for a
 buy, the bid for a sell) as of the tick that closed its bar, then goes through the feed's and
 the strategy's breakers and the orchestrator's risk checks and sizing; the outcome, an order
-submitted or refused with its reason, is an event.
+submitted or refused with its reason, is an event. An external signal (engine/external.py)
+takes the same way, behind its source's breaker instead of a strategy's, and its event says
+where it came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +113,21 @@ class Decisions:
         sym = ledger.symbol_index[signal.symbol]
         return self._decide(name, breaker, signal, sym, quotes, k, now)
 
+    def decide_external(
+        self,
+        account: str,
+        guard: CircuitBreaker,
+        signal: Signal,
+        sym: int,
+        quotes: BatchQuotes,
+        k: int,
+        now: int,
+        extra: dict[str, Any],
+    ) -> bool:
+        """An external signal (engine/external.py) at batch tick k, behind the feed's breaker
+        and its source's (`guard`); `extra` (its source, its id) goes into the event."""
+        return self._decide(account, guard, signal, sym, quotes, k, now, extra)
+
     def _decide(
         self,
         name: str,
@@ -119,6 +137,7 @@ class Decisions:
         quotes: BatchQuotes,
         k: int,
         now: int,
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         ledger = self._ledger
         # stops and targets are placed from the price the order can get (the ask for a buy,
@@ -161,10 +180,12 @@ class Decisions:
                     "side": str(signal.side),
                     "strategy": signal.strategy,
                     "reason": decision.refusal,
+                    **(extra or {}),
                 },
             )
             return False
         payload = order_payload(decision.order)
         payload["reason"] = signal.reason
+        payload.update(extra or {})
         ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)
         return True

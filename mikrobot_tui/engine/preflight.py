@@ -1,7 +1,8 @@
 """What the engine refuses before it starts, checked without starting it.
 
 Strategy parameters that do not fit their strategy, a database path that cannot be one,
-accounts the database holds with other parameters, a feed that cannot be built. `build_engine`
+accounts the database holds with other parameters, a feed that cannot be built, an external
+signal source that could not start (a webhook without its secret). `build_engine`
 and `mikrobot config check` both go through `check_runnable`, so a configuration that passes
 the check is one `run` accepts.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from mikrobot_tui.clock import Clock, LiveClock, ReplayClock
 from mikrobot_tui.config import ConfigError, Settings, db_path_problem
 from mikrobot_tui.data.feeds import Feed, build_feed
+from mikrobot_tui.data.signals import sources as signals
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.store.queries import read_only
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
@@ -68,9 +70,10 @@ def check_runnable(settings: Settings, clock: Clock | None = None) -> Feed:
 
     Strategy parameters that do not fit the strategy, a database path that cannot be one,
     accounts the database holds with other parameters, a feed that cannot be built (a replay
-    file that is missing, unreadable or older than the database). `build_engine` and
-    `mikrobot config check` both call this, so a configuration that passes the check is one
-    `run` accepts. Returns the feed it built.
+    file that is missing, unreadable or older than the database), an external signal source
+    that could not start (a webhook without a secret, an EA file in a folder that is not
+    there). `build_engine` and `mikrobot config check` both call this, so a configuration that
+    passes the check is one `run` accepts. Returns the feed it built.
     """
     strategies = {}
     for i, acct in enumerate(settings.accounts):
@@ -83,6 +86,8 @@ def check_runnable(settings: Settings, clock: Clock | None = None) -> Feed:
     if problem is not None:
         raise ConfigError(f"engine.db: {problem}")
     feed = build_feed(settings, clock or clock_for(settings))
+    if feed.mode != "REPLAY":  # a replay has no external signals
+        signals.check(settings.signals)
     problem = changed_account(settings, strategies, _recorded_accounts(db_path), db_path)
     if problem is not None:
         raise ConfigError(problem)

@@ -2,7 +2,10 @@
 
 Live, the feed runs as its own task: a live feed never waits for the engine, it fills a
 conflating queue that keeps the newest quote per symbol when the engine falls behind (and
-counts what it dropped); a replay must see every tick, so the engine pulls it directly. Beside
+counts what it dropped); a replay must see every tick, so the engine pulls it directly. The
+external signal sources (data/signals: the EA's file, the webhook) start and stop with a live
+run, as tasks of their own that fill the engine's inbox (engine/external.py); a replay never
+has them. Beside
 the feed, the loop flushes the writer every 50 ms, polls commands every `engine.poll_ms` and
 refreshes the read side `engine.snapshot_hz` times a second. A replay from a file runs without
 an event loop at all, flushing by size.
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mikrobot_tui.data.feeds import ConflatingQueue
+from mikrobot_tui.data.signals.sources import Source, build_sources
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import Engine
 from mikrobot_tui.store import liveness
@@ -56,6 +60,7 @@ class Runner:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.queue = ConflatingQueue()
+        self.sources: list[Source] = []  # external signal sources while a live run runs
         self._published = False  # a liveness file says what is wrong with the database
 
     def replay(self, batches: Iterator[np.ndarray]) -> RunStats:
@@ -77,11 +82,12 @@ class Runner:
         )
 
     async def run(self, stop: asyncio.Event, duration_s: float | None = None) -> None:
-        """Live: consume the feed until `stop` is set (or the duration passes)."""
+        """Live: consume the feed until `stop` is set (or the duration passes), with the
+        external signal sources config.toml turns on running beside it."""
         engine = self.engine
         if not engine.started:
             engine.start()
-        consumer = asyncio.create_task(self._consume(stop), name="engine-feed")
+        tasks: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         # every 50 ms the writer flushes; commands and snapshots come at their own periods
@@ -91,15 +97,22 @@ class Runner:
             "snapshot": 1.0 / engine.settings.engine.snapshot_hz,
         }
         try:
+            tasks = await self._start_sources(stop)
+            consumer = asyncio.create_task(self._consume(stop), name="engine-feed")
+            tasks.insert(0, consumer)
             while not stop.is_set():
                 now = loop.time()
                 if duration_s is not None and now - t0 >= duration_s:
                     break
-                if consumer.done():
-                    consumer.result()  # re-raise a feed failure
+                if any(task.done() for task in tasks):
+                    for task in tasks:
+                        if task.done():
+                            task.result()  # re-raise a feed's or a source's failure
                     break
                 if now >= due["commands"]:
                     engine.control.handle_commands()
+                    if engine.intake is not None:  # signals wait for no tick to be seen
+                        engine.intake.collect()
                 if now >= due["snapshot"]:
                     engine.read_side.write()  # flushes too
                 else:
@@ -112,12 +125,29 @@ class Runner:
                     await asyncio.wait_for(stop.wait(), timeout=Writer.FLUSH_SECONDS)
         finally:
             stop.set()
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.sources = []
             engine.stop()
             await self._settle(SETTLE_S)
             self.on_writer_problem()
+
+    async def _start_sources(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        """The EA file's watcher and the webhook, when config.toml asks for them and the
+        engine has an intake (never in a replay). ConfigError when one cannot start."""
+        intake = self.engine.intake
+        if intake is None:
+            return []
+        self.sources = build_sources(self.engine.settings.signals, intake.inbox, self.engine.wall)
+        for source in self.sources:
+            await source.start()
+        return [
+            asyncio.create_task(source.run(stop), name=f"signals-{source.name}")
+            for source in self.sources
+        ]
 
     async def _settle(self, grace_s: float) -> None:
         """At the stop, give a database in trouble a few seconds to take the last rows."""

@@ -274,7 +274,21 @@ def _v3(db: sqlite_utils.Database) -> None:
     db["instruments"].add_column("min_notional", float)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4_external_signals(db: sqlite_utils.Database) -> None:
+    # External signals (data/signals, engine/external.py): the keys of the signals acted on
+    # (an id, or a hash of an id-less signal's fields), per channel ("ea", "webhook"), so a
+    # signal rewritten into the EA's file or posted again is acted on once, across restarts.
+    db["signal_ids"].create(
+        {"channel": str, "key": str, "source": str, "ts": int}, pk=("channel", "key")
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _v4_external_signals,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

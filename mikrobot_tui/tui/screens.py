@@ -27,6 +27,7 @@ from mikrobot_tui.store import commands
 from mikrobot_tui.store.commands import Command, CommandRow
 from mikrobot_tui.store.queries import Snapshot, read_only, read_snapshot
 from mikrobot_tui.store.schema import connect
+from mikrobot_tui.tui.notices import SignalNotices
 from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import as_of_time
 from mikrobot_tui.tui.panes.ab import ABPane
@@ -93,6 +94,7 @@ class CockpitScreen(Screen):
                 yield PositionsPane(id="positions")
                 yield BreakersPane(id="breakers")
                 yield ABPane(id="ab")
+        yield SignalNotices(self.db_path)
         yield Footer()
 
     def on_mount(self) -> None:

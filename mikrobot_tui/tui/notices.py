@@ -1,0 +1,66 @@
+"""Notifications for external signals: each order, refusal or rejected input, as it comes.
+
+An invisible widget: once a second a thread worker reads what came since the last read
+(store/notices.py) through a connection of its own, and the notices are shown as toasts, a
+few at a time with a count of the rest, so a burst cannot bury the screen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from textual import on, work
+from textual.message import Message
+from textual.widget import Widget
+
+from mikrobot_tui.store.notices import Notice, NoticeCursor, signal_notices, start_cursor
+from mikrobot_tui.store.queries import read_only
+
+SHOWN_AT_ONCE = 3
+
+
+class SignalNotices(Widget):
+    DEFAULT_CSS = "SignalNotices { display: none; }"
+
+    class Found(Message, bubble=False):
+        def __init__(self, notices: list[Notice]) -> None:
+            super().__init__()
+            self.notices = notices
+
+    def __init__(self, db_path: Path, interval_s: float = 1.0) -> None:
+        super().__init__(id="signal-notices")
+        self.db_path = Path(db_path)
+        self.interval_s = interval_s
+        self._cursor: NoticeCursor | None = None
+
+    def on_mount(self) -> None:
+        self.set_interval(self.interval_s, self._poll)
+        self._poll()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="notices", name="notices")
+    def _poll(self) -> None:
+        if not self.db_path.exists():
+            return
+        try:
+            with closing(read_only(str(self.db_path))) as conn:
+                if self._cursor is None:
+                    self._cursor = start_cursor(conn)  # only what comes from now on
+                    return
+                notices = signal_notices(conn, self._cursor)
+        except sqlite3.Error:  # a database still being made, or busy: the next poll reads
+            return
+        if notices:
+            self.post_message(self.Found(notices))
+
+    @on(Found)
+    def _show(self, message: Found) -> None:
+        notices = message.notices
+        for n in notices[:SHOWN_AT_ONCE]:
+            self.notify(n.text, title=n.title, severity=n.severity, timeout=8)
+        rest = len(notices) - SHOWN_AT_ONCE
+        if rest > 0:
+            self.notify(
+                f"and {rest} more; see the events and rejects tables", title="External signals"
+            )
