@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mikrobot_tui.data.feeds import ConflatingQueue
+from mikrobot_tui.data.feeds import ConflatingQueue, feed_failures, feed_rejects
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import Engine
 from mikrobot_tui.store import liveness
@@ -90,6 +90,7 @@ class Runner:
             "commands": engine.settings.engine.poll_ms / 1000,
             "snapshot": 1.0 / engine.settings.engine.snapshot_hz,
         }
+        feed_is_live = engine.feed.mode != "REPLAY"
         try:
             while not stop.is_set():
                 now = loop.time()
@@ -98,6 +99,8 @@ class Runner:
                 if consumer.done():
                     consumer.result()  # re-raise a feed failure
                     break
+                if feed_is_live:  # what a quiet or failing live feed reports comes in too
+                    self._feed_side()
                 if now >= due["commands"]:
                     engine.control.handle_commands()
                 if now >= due["snapshot"]:
@@ -132,7 +135,7 @@ class Runner:
 
         def process(batch: np.ndarray) -> None:
             corridor.process(batch)
-            corridor.record_trades(feed.take_trades())
+            self._feed_side()
 
         if feed.mode == "REPLAY":  # a replay must see every tick: it waits for us
             async for batch in feed.batches(stop):
@@ -166,6 +169,13 @@ class Runner:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
+
+    def _feed_side(self) -> None:
+        """What the feed reports beside its quotes: trades, rejected frames, failures."""
+        feed, corridor = self.engine.feed, self.engine.corridor
+        corridor.record_trades(feed.take_trades())
+        corridor.record_feed_rejects(feed_rejects(feed))
+        corridor.record_feed_failures(feed_failures(feed))
 
     async def _produce(self, stop: asyncio.Event) -> None:
         async for batch in self.engine.feed.batches(stop):
