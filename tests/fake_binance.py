@@ -250,23 +250,23 @@ class FakeRest:
         return 200, {"timezone": "UTC", "symbols": [self.entry(n) for n in names]}, weight
 
     def entry(self, name: str) -> dict[str, Any]:
-        base, quote, tick, step, min_qty, notional = self.symbols[name]
-        return {
-            "symbol": name,
-            "status": "TRADING",
-            "baseAsset": base,
-            "quoteAsset": quote,
-            "filters": [
-                {
-                    "filterType": "PRICE_FILTER",
-                    "minPrice": tick,
-                    "maxPrice": "1000000",
-                    "tickSize": tick,
-                },
-                {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000", "stepSize": step},
-                {"filterType": "NOTIONAL", "minNotional": notional, "applyMinToMarket": True},
-            ],
-        }
+        return exchange_entry(name, self.symbols[name])
+
+
+def exchange_entry(name: str, row: tuple[str, str, str, str, str, str]) -> dict[str, Any]:
+    """One exchangeInfo symbol, with the filters Binance gives."""
+    base, quote, tick, step, min_qty, notional = row
+    return {
+        "symbol": name,
+        "status": "TRADING",
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1e6", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000", "stepSize": step},
+            {"filterType": "NOTIONAL", "minNotional": notional, "applyMinToMarket": True},
+        ],
+    }
 
 
 def spot_symbols(names: Iterable[str]) -> dict[str, tuple[str, str, str, str, str, str]]:
