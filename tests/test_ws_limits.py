@@ -86,3 +86,46 @@ def test_binance_dialect_addresses_subscriptions_and_control_frames() -> None:
     assert d.control("not json") is None and d.control("[1,2]") is None
     ping = d.control('{"ping":123}')
     assert ping is not None and ping.answer == '{"pong": 123}'
+
+
+async def test_the_manager_backs_off_with_jitter_and_keeps_to_the_attempt_window() -> None:
+    """Refused handshakes: waits of base x 2^n (the random draw pinned at its top), and a pause
+    once the attempt window is full; clock, sleep and randomness are the test's."""
+    import asyncio
+
+    from fake_binance import FakeStreams, until
+
+    from mikrobot_tui.data.feeds.binance_parse import BinanceParser, stream_names
+    from mikrobot_tui.data.ws import WsManager, WsSettings
+
+    clock = FakeClock()
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float, wake: asyncio.Event) -> None:
+        sleeps.append(seconds)
+        clock.now += seconds
+        await asyncio.sleep(0)
+
+    with FakeStreams() as streams:
+        streams.refuse = 4
+        parser = BinanceParser(["BTCUSDT"], ["bookTicker"])
+        manager = WsManager(
+            "binance",
+            "binance",
+            BinanceDialect(),
+            [stream_names("BTCUSDT", ["bookTicker"])],
+            WsSettings((streams.url,)),
+            parser,
+            clock=clock,
+            sleep=sleep,
+            rand=lambda: 1.0,
+            attempts=AttemptLimiter(3, 300.0, clock),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(manager.run(stop))
+        assert await until(lambda: streams.open_connections() == 1)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert sleeps == pytest.approx([0.5, 1.0, 2.0, 296.5, 4.0])
+    assert streams.handshakes == 5 and len(manager.take_failures()) == 4
+    assert manager.health()[0].state == "STOPPED"

@@ -83,9 +83,10 @@ class WsManager:
         self.dialect, self.s, self.sink = dialect, settings, sink
         self._clock, self._wall, self._sleep, self._rand = clock, wall, sleep, rand
         self._connect = connect or self._default_connect
-        self.attempts = attempts or AttemptLimiter(
-            settings.attempts_per_window, settings.attempt_window_s, clock
-        )
+        if attempts is None:  # (a limiter with no attempt yet has length 0: not `or`)
+            s = settings
+            attempts = AttemptLimiter(s.attempts_per_window, s.attempt_window_s, clock)
+        self.attempts = attempts
         self._failures: deque[tuple[int, str]] = deque(maxlen=_FAILURES)
         self._ids = itertools.count(1)
         self.slots: list[Link] = []

@@ -118,7 +118,7 @@ class Link:
             try:
                 ws = await asyncio.wait_for(self._connect(url), s.open_timeout_s)
                 held = deque(maxlen=s.max_held) if planned else None
-                pacer = Pacer(s.control_per_s)
+                pacer = Pacer(s.control_per_s, self._clock)
                 conn = _Conn(ws, endpoint, self._clock(), s.rotate_after_s, pacer, held)
                 conn.reader = asyncio.create_task(self._read(conn), name=f"ws-read-{self.name}")
                 await self._subscribe(conn, rest)
