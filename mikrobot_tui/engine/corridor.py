@@ -25,6 +25,7 @@ import numpy as np
 from mikrobot_tui.clock import Clock, ReplayClock
 from mikrobot_tui.config import Settings
 from mikrobot_tui.data.candles import CandleSet
+from mikrobot_tui.data.feeds.rejects import FeedReject
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.market import M1, M5, TIMEFRAMES, Bar, timeframe_name
@@ -165,6 +166,28 @@ class Corridor:
         """The venue's trades (TRADE_DTYPE), kept beside the ticks when ticks are kept."""
         if len(trades) and self._settings.engine.store_ticks and not self.warming:
             self._writer.append_trades(trades, self.symbols)
+
+    def record_feed_rejects(self, rejects: list[FeedReject]) -> None:
+        """Frames a live feed could not turn into ticks: stored in `rejects` with source
+        `feed:<name>`, the reason and the raw frame, and counted as the feed's problems."""
+        if not rejects:
+            return
+        self.counts.rejects += len(rejects)
+        self._writer.append(
+            "rejects",
+            ("ts", "ts_event", "source", "symbol", "reason", "raw"),
+            [(r.ts_recv, r.ts_recv, f"feed:{r.feed}", r.symbol, r.reason, r.raw) for r in rejects],
+        )
+        for r in rejects:
+            self.feed_judge.fail(r.ts_recv, "rejected frames")
+
+    def record_feed_failures(self, failures: list[tuple[int, str]]) -> None:
+        """A live feed's connection failures (dropped, stale, refused): each fails its second
+        on the feed's breaker, judged at once (the feed may deliver nothing for a while)."""
+        if not failures:
+            return
+        last = max(self.feed_judge.fail(ts, reason) for ts, reason in failures)
+        self._judge_feed_until((last + 1) * FeedJudge.SECOND_NS)
 
     # ---------------------------------------------------------------- quality and the feed
 

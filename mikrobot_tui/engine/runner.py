@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mikrobot_tui.data.feeds import ConflatingQueue
+from mikrobot_tui.data.feeds import ConflatingQueue, feed_failures, feed_rejects
 from mikrobot_tui.data.signals.sources import Source, build_sources
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import Engine
@@ -96,6 +96,7 @@ class Runner:
             "commands": engine.settings.engine.poll_ms / 1000,
             "snapshot": 1.0 / engine.settings.engine.snapshot_hz,
         }
+        feed_is_live = engine.feed.mode != "REPLAY"
         try:
             tasks = await self._start_sources(stop)
             consumer = asyncio.create_task(self._consume(stop), name="engine-feed")
@@ -109,6 +110,8 @@ class Runner:
                         if task.done():
                             task.result()  # re-raise a feed's or a source's failure
                     break
+                if feed_is_live:  # what a quiet or failing live feed reports comes in too
+                    self._feed_side()
                 if now >= due["commands"]:
                     engine.control.handle_commands()
                     if engine.intake is not None:  # signals wait for no tick to be seen
@@ -162,7 +165,7 @@ class Runner:
 
         def process(batch: np.ndarray) -> None:
             corridor.process(batch)
-            corridor.record_trades(feed.take_trades())
+            self._feed_side()
 
         if feed.mode == "REPLAY":  # a replay must see every tick: it waits for us
             async for batch in feed.batches(stop):
@@ -196,6 +199,13 @@ class Runner:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
+
+    def _feed_side(self) -> None:
+        """What the feed reports beside its quotes: trades, rejected frames, failures."""
+        feed, corridor = self.engine.feed, self.engine.corridor
+        corridor.record_trades(feed.take_trades())
+        corridor.record_feed_rejects(feed_rejects(feed))
+        corridor.record_feed_failures(feed_failures(feed))
 
     async def _produce(self, stop: asyncio.Event) -> None:
         async for batch in self.engine.feed.batches(stop):

@@ -266,6 +266,11 @@ class FeedJudge:
     of its batch and its changes fall in the same place in the event log whatever the batch
     size. While the breaker is closed and clean, a run of clean seconds changes nothing and is
     skipped in one go.
+
+    A live feed's own failures (a dropped or stale connection, a frame it had to reject) are
+    problems too: `fail(ts, reason)` marks the second of `ts` (or, when the stream is already
+    past it, the stream's latest second) as failed and has it judged even without ticks in it.
+    A replay has no connections and never calls it, so its event log does not change.
     """
 
     SECOND_NS = NS_PER_SECOND
@@ -274,6 +279,7 @@ class FeedJudge:
         self.breaker = breaker
         self._pending: deque[int] = deque()  # seconds seen, not yet judged, ascending
         self._bad: set[int] = set()
+        self._why: dict[int, str] = {}  # a failed second's reason, when not the data's
         self._noted = -1
         self._stream = 0  # running maximum of the event times seen
 
@@ -291,6 +297,16 @@ class FeedJudge:
                 self._noted = int(new[-1])
         if len(problem_ts):
             self._bad.update((problem_ts // self.SECOND_NS).tolist())
+
+    def fail(self, ts: int, reason: str) -> int:
+        """A failure of the feed itself at wall time `ts`; the second it is judged in."""
+        second = max(ts // self.SECOND_NS, self._noted)
+        if not self._pending or self._pending[-1] < second:
+            self._pending.append(second)
+        self._noted = max(self._noted, second)
+        self._bad.add(second)
+        self._why.setdefault(second, reason)
+        return second
 
     def until(self, ts: int) -> list[BreakerChange]:
         """Judge every noted second that ended at or before `ts`; the breaker's changes.
@@ -313,21 +329,24 @@ class FeedJudge:
             elif state is BreakerState.OPEN and breaker.retry_ts is not None:
                 limit = min(cut, breaker.retry_ts // self.SECOND_NS - 1)  # ends before retry
                 while pending and pending[0] < limit:
-                    bad.discard(pending.popleft())
+                    gone = pending.popleft()
+                    bad.discard(gone)
+                    self._why.pop(gone, None)
                 if not pending or pending[0] >= cut:
                     break
             second = pending.popleft()
             failed = second in bad
             bad.discard(second)
+            why = self._why.pop(second, "data-quality problems") if self._why else None
             end = (second + 1) * self.SECOND_NS
-            for change in (breaker.poll(end), self._record(end, failed)):
+            for change in (breaker.poll(end), self._record(end, failed, why)):
                 if change is not None:
                     changes.append(change)
         return changes
 
-    def _record(self, end: int, failed: bool) -> BreakerChange | None:
+    def _record(self, end: int, failed: bool, why: str | None = None) -> BreakerChange | None:
         if self.breaker.state is BreakerState.OPEN:
             return None
         if failed:
-            return self.breaker.record_failure(end, "data-quality problems")
+            return self.breaker.record_failure(end, why or "data-quality problems")
         return self.breaker.record_success(end)

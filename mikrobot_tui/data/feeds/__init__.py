@@ -4,7 +4,12 @@ Every feed has a `mode` (shown in the cockpit: SIMULATED, REPLAY or LIVE), a `na
 (a tick's `sym` indexes this list), `history()` (ticks from before the start that warm the
 strategies up, never traded) and `async def batches(stop)`, an async iterator of non-empty
 TICK_DTYPE arrays that ends when `stop` is set or the data runs out. One module per venue:
-sim, replay; several venues merge into one stream (`merge`).
+sim, replay, binance; several venues merge into one stream (`MergedFeed`).
+
+A live venue may also have `take_rejects()` (frames that never became a tick, as FeedReject
+rows for the `rejects` table) and `take_failures()` ((wall ns, reason) of each dropped, stale
+or refused connection, for the feed's circuit breaker); `feed_rejects` and `feed_failures`
+ask any feed, and give nothing for one without them (sim, replay).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from mikrobot_tui.clock import Clock
 from mikrobot_tui.config import ConfigError, Settings
 from mikrobot_tui.data.feeds.health import FeedHealth, HealthMeter
 from mikrobot_tui.data.feeds.queue import ConflatingQueue
+from mikrobot_tui.data.feeds.rejects import FeedReject
 from mikrobot_tui.data.feeds.replay import ReplayFeed, load_ticks, save_ticks
 from mikrobot_tui.data.feeds.sim import SimFeed
 from mikrobot_tui.domain.instruments import Instrument
@@ -31,11 +37,14 @@ __all__ = [
     "ConflatingQueue",
     "Feed",
     "FeedHealth",
+    "FeedReject",
     "HealthMeter",
     "MergedFeed",
     "ReplayFeed",
     "SimFeed",
     "build_feed",
+    "feed_failures",
+    "feed_rejects",
     "load_ticks",
     "save_ticks",
 ]
@@ -63,6 +72,18 @@ class Feed(Protocol):
     def take_trades(self) -> np.ndarray:
         """Trades (TRADE_DTYPE) received since the last call, in arrival order."""
         ...
+
+
+def feed_rejects(feed: Feed) -> list[FeedReject]:
+    """Frames the feed could not use since the last call (none for a feed without any)."""
+    take = getattr(feed, "take_rejects", None)
+    return take() if take is not None else []
+
+
+def feed_failures(feed: Feed) -> list[tuple[int, str]]:
+    """(wall ns, reason) of the feed's connection failures since the last call."""
+    take = getattr(feed, "take_failures", None)
+    return take() if take is not None else []
 
 
 def build_feed(settings: Settings, clock: Clock) -> Feed:
@@ -139,6 +160,12 @@ class MergedFeed:
     def take_trades(self) -> np.ndarray:
         parts = [self._shift(f.take_trades(), i) for i, f in enumerate(self.feeds)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=TRADE_DTYPE)
+
+    def take_rejects(self) -> list[FeedReject]:
+        return [r for f in self.feeds for r in feed_rejects(f)]
+
+    def take_failures(self) -> list[tuple[int, str]]:
+        return sorted(x for f in self.feeds for x in feed_failures(f))
 
     async def batches(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
         queue: asyncio.Queue[tuple[int, np.ndarray | Exception | None]] = asyncio.Queue(64)

@@ -15,7 +15,7 @@ the terminal not answering: an IPC error (-10004 no IPC connection, -10005 timeo
 call returning None (other than "no history"), the bridge gone. The feed then re-initializes
 with exponential backoff and full jitter (0.5 s doubling up to 30 s), polls on from its cursors
 (no hole), counts the reconnect in its health, and keeps the failure's wall-clock time for the
-feed's breaker: `take_failures()` returns those times (ns) since the last call, the same shape
+feed's breaker: `take_failures()` returns (ns, reason) pairs since the last call, the same shape
 as the Binance feed's.
 """
 
@@ -98,7 +98,7 @@ class MT5Feed:
         self._out_lock = threading.Lock()
         self._ticks: list[np.ndarray] = []
         self._trades: list[np.ndarray] = []
-        self._failures: deque[int] = deque(maxlen=10_000)
+        self._failures: deque[tuple[int, str]] = deque(maxlen=10_000)
         self._activity_ns: int | None = None  # wall time of the last new market tick
         self._modes_ns: int | None = None  # wall time trade modes were last read
         self._attempt = 0  # reconnect attempts since the last good poll
@@ -121,8 +121,8 @@ class MT5Feed:
             parts, self._trades = self._trades, []
         return np.concatenate(parts) if parts else np.zeros(0, dtype=TRADE_DTYPE)
 
-    def take_failures(self) -> list[int]:
-        """Wall-clock times (ns) of the connection failures since the last call.
+    def take_failures(self) -> list[tuple[int, str]]:
+        """(wall-clock ns, reason) of the connection failures since the last call.
 
         A failure is a call that found the terminal unreachable or a reconnect attempt that
         failed; a closed market's silence is never one. Meant for the feed's circuit breaker.
@@ -250,7 +250,7 @@ class MT5Feed:
 
     def _down(self, exc: Exception) -> None:
         with self._out_lock:
-            self._failures.append(self._clock.now_ns())
+            self._failures.append((self._clock.now_ns(), self._terminal.scrub(str(exc))))
         self._terminal.connected = False
         self._meter.state = DOWN
         self._meter.detail = self._terminal.scrub(str(exc))
