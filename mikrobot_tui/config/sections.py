@@ -103,6 +103,12 @@ class ABSettings(_Section):
     b: str = "B"
 
 
+def _venue_symbols(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("needs at least one symbol")
+    return _symbol_names(value)
+
+
 def _symbol_names(value: list[str]) -> list[str]:
     bad = [s for s in value if not s.isascii() or not s.isalnum() or s != s.upper()]
     if bad:
@@ -123,12 +129,7 @@ class BinanceSettings(_Section):
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
 
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("needs at least one symbol")
-        return _symbol_names(value)
+    _symbols = field_validator("symbols")(classmethod(lambda cls, v: _venue_symbols(v)))
 
     @field_validator("streams")
     @classmethod
@@ -185,12 +186,7 @@ class FeedSpec(_Section):
     venue: Literal["binance", "mt5", "sim"]
     symbols: list[str]
 
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("needs at least one symbol")
-        return _symbol_names(value)
+    _symbols = field_validator("symbols")(classmethod(lambda cls, v: _venue_symbols(v)))
 
 
 class SignalsSettings(_Section):
