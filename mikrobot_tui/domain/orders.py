@@ -27,8 +27,22 @@ class TradingState(StrEnum):
 
 
 class OrderIntent(StrEnum):
-    OPEN = "open"  # opens a new position
-    CLOSE = "close"  # closes an existing position (flatten, exit signal)
+    OPEN = "open"  # opens or adds to a position (or, netting, reduces and reverses one)
+    CLOSE = "close"  # closes an existing position (flatten, stop-out, a bracket's child)
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"  # at `price` or better, never better than `price` once resting
+    STOP = "stop"  # a market order once the market reaches `trigger`
+    STOP_LIMIT = "stop_limit"  # a limit at `price` once the market reaches `trigger`
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"  # good till cancelled
+    IOC = "IOC"  # what fills on arrival fills, the rest is cancelled
+    FOK = "FOK"  # all on arrival or nothing
+    GTD = "GTD"  # good till `expire_ts`
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +61,14 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """A market order waiting for the first tick at or after `due_ts` (decision + latency)."""
+    """An order at the paper venue. It reaches the venue at `due_ts` (decision + latency) and
+    is matched only against ticks at or after that.
+
+    A bracket is an entry with `stop_loss` and `take_profit`: when the entry fills, the venue
+    places a reduce-only stop and a reduce-only limit for the filled size, each the other's
+    `oco_id` and both with the entry as `parent_id`; one filling cancels the other. A trailing
+    stop is a STOP whose `trigger` follows the market at `trail_distance`.
+    """
 
     order_id: str
     account: str
@@ -61,6 +82,27 @@ class Order:
     take_profit: float | None = None
     position_id: str | None = None  # the position a CLOSE order closes
     strategy: str = ""
+    type: OrderType = OrderType.MARKET
+    price: float | None = None  # limit price (LIMIT, STOP_LIMIT)
+    trigger: float | None = None  # stop price (STOP, STOP_LIMIT)
+    tif: TimeInForce = TimeInForce.GTC
+    expire_ts: int | None = None  # GTD
+    reduce_only: bool = False
+    post_only: bool = False  # a limit that would take liquidity on arrival is rejected
+    trail_distance: float | None = None  # a trailing STOP: trigger = best price -/+ this
+    parent_id: str | None = None  # a bracket child: waits for its entry
+    oco_id: str | None = None  # one cancels the other
+    filled_lots: float = 0.0
+    triggered: bool = False  # a STOP_LIMIT whose trigger was reached: now a limit
+    decision_price: float | None = None  # the price when decided: slippage is measured from it
+
+    @property
+    def remaining(self) -> float:
+        return round(self.lots - self.filled_lots, 10)
+
+    @property
+    def reduces(self) -> bool:
+        return self.reduce_only or self.intent is OrderIntent.CLOSE
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +118,10 @@ class Fill:
     commission: float  # account currency
     ts: int
 
+    liquidity: str = "taker"  # "maker" (a resting limit) or "taker"
+    slippage: float = 0.0  # price units against the decision price; > 0 is worse
+    remaining: float = 0.0  # lots of the order still working after this fill
+
     def payload(self) -> dict[str, float | str]:
         """The `order_filled` event's payload (the account and time are the event's own)."""
         return {
@@ -83,6 +129,9 @@ class Fill:
             "price": self.price,
             "lots": self.lots,
             "commission": self.commission,
+            "liquidity": self.liquidity,
+            "slippage": self.slippage,
+            "remaining": self.remaining,
         }
 
 
@@ -101,3 +150,5 @@ class Position:
     risk_amount: float  # account currency at risk to the stop when opened (for R multiples)
     equity_at_open: float
     strategy: str = ""
+    rate_at_entry: float = 1.0  # quote -> account currency at entry: the fallback rate
+    swap_paid: float = 0.0  # account currency, already taken from the balance

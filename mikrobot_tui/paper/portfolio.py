@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mikrobot_tui.domain.events import Event, EventKind
-from mikrobot_tui.domain.orders import Order, OrderIntent, Position, Side, TradingState
+from mikrobot_tui.domain.orders import (
+    Order,
+    OrderIntent,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+    TradingState,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,33 @@ class EngineState:
     last_ts: int = 0
 
 
+# order fields beyond the first ones that an event carries only when they differ from the default
+_ORDER_EXTRAS = (
+    "type",
+    "price",
+    "trigger",
+    "tif",
+    "expire_ts",
+    "reduce_only",
+    "post_only",
+    "trail_distance",
+    "parent_id",
+    "oco_id",
+    "decision_price",
+)
+_ORDER_DEFAULTS = {
+    name: getattr(Order("", "", "", Side.BUY, 0, OrderIntent.OPEN, 0, 0), name)
+    for name in _ORDER_EXTRAS
+}
+_ORDER_TYPES = {"type": OrderType, "tif": TimeInForce}
+
+
 def order_from_payload(account: str, ts: int, p: dict[str, Any]) -> Order:
+    extras = {
+        name: _ORDER_TYPES[name](p[name]) if name in _ORDER_TYPES else p[name]
+        for name in _ORDER_EXTRAS
+        if name in p
+    }
     return Order(
         order_id=p["order_id"],
         account=account,
@@ -82,11 +116,12 @@ def order_from_payload(account: str, ts: int, p: dict[str, Any]) -> Order:
         take_profit=p.get("take_profit"),
         position_id=p.get("position_id"),
         strategy=p.get("strategy", ""),
+        **extras,
     )
 
 
 def order_payload(order: Order) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "order_id": order.order_id,
         "symbol": order.symbol,
         "side": str(order.side),
@@ -98,6 +133,11 @@ def order_payload(order: Order) -> dict[str, Any]:
         "position_id": order.position_id,
         "strategy": order.strategy,
     }
+    for name in _ORDER_EXTRAS:
+        value = getattr(order, name)
+        if value != _ORDER_DEFAULTS[name]:
+            payload[name] = str(value) if name in _ORDER_TYPES else value
+    return payload
 
 
 def apply(state: EngineState, event: Event) -> None:
