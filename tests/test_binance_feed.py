@@ -119,6 +119,7 @@ async def test_many_symbols_flow_in_order(streams: FakeStreams) -> None:
     assert trades["side"][1] == -1 and trades["side"][0] == 1  # S1USDT: the buyer was maker
     book = feed.depth["S7USDT"]
     assert book.bids.shape == (20, 2) and book.bids[0, 0] < book.asks[0, 0]
+    assert feed.books().keys() == feed.depth.keys() and feed.books()["S7USDT"] is book
     k = feed.klines["S3USDT"]
     assert (k.open, k.close, k.ts_open) == (10.0, 12.0, 1_700_000_040_000 * 1_000_000)
     assert feed.take_rejects() == []

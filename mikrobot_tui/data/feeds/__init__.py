@@ -10,6 +10,10 @@ A live venue may also have `take_rejects()` (frames that never became a tick, as
 rows for the `rejects` table) and `take_failures()` ((wall ns, reason) of each dropped, stale
 or refused connection, for the feed's circuit breaker); `feed_rejects` and `feed_failures`
 ask any feed, and give nothing for one without them (sim, replay).
+
+`books()` is the latest order book per symbol (a `Depth`, top 20 levels) for the execution
+simulator's book walk: Binance's depth stream; an empty dict for a feed without depth (sim,
+replay, mt5).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from mikrobot_tui.data.feeds.rejects import FeedReject
 from mikrobot_tui.data.feeds.replay import ReplayFeed, load_ticks, save_ticks
 from mikrobot_tui.data.feeds.sim import SimFeed
 from mikrobot_tui.domain.instruments import Instrument
-from mikrobot_tui.domain.market import TRADE_DTYPE
+from mikrobot_tui.domain.market import TRADE_DTYPE, Depth
 
 __all__ = [
     "ConflatingQueue",
@@ -71,6 +75,10 @@ class Feed(Protocol):
 
     def take_trades(self) -> np.ndarray:
         """Trades (TRADE_DTYPE) received since the last call, in arrival order."""
+        ...
+
+    def books(self) -> dict[str, Depth]:
+        """The latest order book per symbol; empty for a feed without depth."""
         ...
 
 
@@ -160,6 +168,9 @@ class MergedFeed:
     def take_trades(self) -> np.ndarray:
         parts = [self._shift(f.take_trades(), i) for i, f in enumerate(self.feeds)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=TRADE_DTYPE)
+
+    def books(self) -> dict[str, Depth]:
+        return {k: v for f in self.feeds for k, v in f.books().items()}
 
     def take_rejects(self) -> list[FeedReject]:
         return [r for f in self.feeds for r in feed_rejects(f)]

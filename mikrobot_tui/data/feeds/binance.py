@@ -116,6 +116,11 @@ class BinanceFeed:
     def take_trades(self) -> np.ndarray:
         return self.parser.take_trades()
 
+    def books(self) -> dict[str, Depth]:
+        """The latest top-20 book per symbol, a copy of the dict (the Depths are never
+        written after they are made), for the execution simulator's `Books`."""
+        return dict(self.parser.depth)
+
     def take_rejects(self) -> list[FeedReject]:
         return self.parser.rejects.take()
 

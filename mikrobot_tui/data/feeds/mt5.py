@@ -55,7 +55,7 @@ from mikrobot_tui.data.feeds.mt5_ticks import (
     fx_weekend,
 )
 from mikrobot_tui.domain.instruments import Instrument, default_instruments
-from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE, TRADE_DTYPE
+from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE, TRADE_DTYPE, Depth
 from mikrobot_tui.domain.timezones import parse_server_zone
 
 CLOSED = "CLOSED"  # the market is shut (FX weekend, trading disabled): silence is expected
@@ -120,6 +120,10 @@ class MT5Feed:
         with self._out_lock:
             parts, self._trades = self._trades, []
         return np.concatenate(parts) if parts else np.zeros(0, dtype=TRADE_DTYPE)
+
+    def books(self) -> dict[str, Depth]:
+        """No depth from the terminal (market_book_add is not subscribed)."""
+        return {}
 
     def take_failures(self) -> list[tuple[int, str]]:
         """(wall-clock ns, reason) of the connection failures since the last call.

@@ -21,7 +21,7 @@ import numpy as np
 from mikrobot_tui.config import ConfigError, Settings
 from mikrobot_tui.data.feeds.health import LIVE, FeedHealth, HealthMeter
 from mikrobot_tui.domain.instruments import Instrument, default_instruments
-from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE, TRADE_DTYPE
+from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE, TRADE_DTYPE, Depth
 from mikrobot_tui.store.queries import last_event_ts, replay_checkpoint
 
 Wall = Callable[[], int]
@@ -84,6 +84,10 @@ class ReplayFeed:
 
     def take_trades(self) -> np.ndarray:
         return np.zeros(0, dtype=TRADE_DTYPE)
+
+    def books(self) -> dict[str, Depth]:
+        """A replay file carries quotes, not depth."""
+        return {}
 
     def _count(self, batch: np.ndarray) -> None:
         self._meter.state = LIVE

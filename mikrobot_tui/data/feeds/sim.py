@@ -14,7 +14,7 @@ from mikrobot_tui.config import Settings
 from mikrobot_tui.data.feeds.health import LIVE, FeedHealth, HealthMeter
 from mikrobot_tui.data.sim import SimMarket
 from mikrobot_tui.domain.instruments import Instrument, default_instruments
-from mikrobot_tui.domain.market import NS_PER_SECOND, TRADE_DTYPE
+from mikrobot_tui.domain.market import NS_PER_SECOND, TRADE_DTYPE, Depth
 from mikrobot_tui.store.queries import last_event_ts, last_mids, last_quote_ts
 
 Wall = Callable[[], int]
@@ -65,6 +65,10 @@ class SimFeed:
     def take_trades(self) -> np.ndarray:
         """The simulated market prints its trades on the quote record (`last`, `volume`)."""
         return np.zeros(0, dtype=TRADE_DTYPE)
+
+    def books(self) -> dict[str, Depth]:
+        """The simulated market has no depth: orders fill at the touch plus slippage."""
+        return {}
 
     def history(self) -> Iterator[np.ndarray]:
         """The market's recent past at once, a minute per batch, so strategies start warm.
