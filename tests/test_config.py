@@ -29,7 +29,11 @@ def test_the_shipped_config_toml_is_valid_and_documents_every_setting() -> None:
         for key in type(model).model_fields:
             if (section, key) in SECRET_KEYS:
                 continue
-            line = next(ln for ln in text.splitlines() if ln.startswith(f"{key} ="))
+            line = next(
+                ln
+                for ln in text.splitlines()
+                if ln.startswith((f"{key} =", f"[{section}.{key}]"))  # a key or a table
+            )
             assert "#" in line, f"{section}.{key} has no comment in config.toml"
 
 
@@ -209,3 +213,126 @@ def test_a_price_jump_factor_of_one_or_less_is_refused(tmp_path: Path) -> None:
     assert "quality.max_price_jump" in msg and "greater than 1" in msg
     cfg.write_text("[quality]\nmax_price_jump = 1e9\n")
     assert "less than or equal to 1000000" in config_error(cfg)
+
+
+def test_paper_and_account_defaults_of_the_venue_and_its_costs() -> None:
+    s = load_settings(None)
+    p = s.paper
+    assert (p.latency_ms, p.latency_model, p.latency_max_ms) == (50.0, "uniform", 200.0)
+    assert (p.latency_sigma, p.latency_seed, p.touch_fills) == (0.5, 7, False)
+    assert (p.slippage_spread, p.slippage_volatility, p.impact_k) == (0.1, 0.05, 0.5)
+    assert p.liquidity["forex"].touch_lots == 10 and p.liquidity["forex"].typical_lots == 200
+    assert (p.liquidity["crypto"].touch_lots, p.liquidity["crypto"].typical_lots) == (2, 50)
+    assert (p.swap["EURUSD"].long, p.swap["EURUSD"].short) == (-6.5, 1.2)
+    assert p.leverage == {
+        "forex": 30, "forex_jpy": 30, "metals": 20, "indices": 20, "energies": 10, "crypto": 1
+    }  # fmt: skip
+    a = s.accounts[0]
+    assert (a.leverage, a.oms, a.margin_call_level, a.stop_out_level) == (None, "hedging", 100, 50)
+    assert (a.commission_per_lot, a.maker_bps, a.taker_bps) == (7.0, 10.0, 10.0)
+
+
+def test_paper_tables_are_laid_over_the_defaults_key_by_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        "[paper.liquidity.forex]\ntouch_lots = 20\n"
+        "[paper.liquidity.XAUUSD]\ntypical_lots = 80\n"
+        "[paper.swap.EURUSD]\nlong = -7.0\n"
+        "[paper.leverage]\ncrypto = 2\n"
+    )
+    p = load_settings(cfg).paper
+    assert (p.liquidity["forex"].touch_lots, p.liquidity["forex"].typical_lots) == (20, 200)
+    assert (p.liquidity["XAUUSD"].touch_lots, p.liquidity["XAUUSD"].typical_lots) == (5, 80)
+    assert p.liquidity["metals"].typical_lots == 50
+    assert (p.swap["EURUSD"].long, p.swap["EURUSD"].short) == (-7.0, 1.2)
+    assert p.swap["GBPUSD"].long == -4.0
+    assert p.leverage["crypto"] == 2 and p.leverage["forex"] == 30
+
+
+def test_paper_tables_from_the_environment_keep_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MIKROBOT_PAPER__LEVERAGE", '{"metals": 10}')
+    monkeypatch.setenv("MIKROBOT_PAPER__SWAP", '{"USDJPY": {"long": 12}}')
+    warnings: list[str] = []
+    p = load_settings(None, warn=warnings.append).paper
+    assert p.leverage["metals"] == 10 and p.leverage["forex"] == 30
+    assert (p.swap["USDJPY"].long, p.swap["USDJPY"].short) == (12, -30)
+    assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[paper.liquidity.forx]\ntouch_lots = 1\n", ["paper.liquidity.forx", "'forex'"]),
+        ("[paper.leverage]\nmetal = 10\n", ["paper.leverage.metal", "'metals'"]),
+        ("[paper.swap.DOGEUSD]\nlong = 1\n", ["paper.swap.DOGEUSD", "configured venue"]),
+        ("[paper.liquidity.EURUSDX]\ntouch_lots = 1\ntypical_lots = 2\n", ["'EURUSD'"]),
+        ("[paper.swap.forex]\nlong = 1\n", ["paper.swap.forex", "per symbol"]),
+        ("[paper.liquidity.SOLUSDT]\ntouch_lots = 3\n", ["paper.liquidity.SOLUSDT", "both"]),
+    ],
+    ids=["asset class typo", "leverage typo", "unknown symbol", "close symbol", "swap per class",
+         "a new symbol without typical_lots"],
+)  # fmt: skip
+def test_unknown_keys_of_the_paper_tables_name_the_key_and_the_fix(
+    tmp_path: Path, toml: str, expected: list[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    msg = config_error(cfg)
+    for text in expected:
+        assert text in msg
+
+
+def test_a_symbol_of_a_configured_venue_may_have_its_own_table(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[binance]\nsymbols = ["SOLUSDT"]\n'
+        "[paper.liquidity.SOLUSDT]\ntouch_lots = 300\ntypical_lots = 5000\n"
+    )
+    assert load_settings(cfg).paper.liquidity["SOLUSDT"].touch_lots == 300
+
+
+def test_stop_out_must_be_below_the_margin_call(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[accounts]]\nname = "A"\nmargin_call_level = 80\nstop_out_level = 80\n'
+        '[[accounts]]\nname = "B"\n'
+    )
+    msg = config_error(cfg)
+    assert "accounts.0" in msg and "stop_out_level (80)" in msg
+    assert "below margin_call_level (80)" in msg and "lower stop_out_level" in msg
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[[accounts]]\nname = "A"\nleverage = 0\n', ["accounts.0.leverage", "greater than 0"]),
+        ('[[accounts]]\nname = "A"\noms = "fifo"\n', ["accounts.0.oms", "'hedging' or 'netting'"]),
+        ('[[accounts]]\nname = "A"\nstop_out_level = 0\n', ["accounts.0.stop_out_level"]),
+        ('[[accounts]]\nname = "A"\nmargin_call_level = 20000\n', ["less than or equal to 10000"]),
+        ("[paper.leverage]\nforex = 0\n", ["paper.leverage.forex = 0", "above 0"]),
+        ('[paper]\nlatency_model = "gauss"\n', ["paper.latency_model", "'lognormal'"]),
+        ("[paper.liquidity.forex]\ntouch_lots = -1\n", ["paper.liquidity.forex.touch_lots"]),
+    ],
+)
+def test_bad_cost_and_margin_values_name_the_key(
+    tmp_path: Path, toml: str, expected: list[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml + ('[[accounts]]\nname = "B"\n' if "accounts" in toml else ""))
+    msg = config_error(cfg)
+    for text in expected:
+        assert text in msg
+
+
+def test_latency_bounds_are_consistent(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[paper]\nlatency_ms = 500\nlatency_max_ms = 100\n")
+    msg = config_error(cfg)
+    assert "paper.latency_max_ms (100) is below paper.latency_ms (500)" in msg
+    cfg.write_text("[paper]\nlatency_ms = 500\n")  # an existing config: no upper bound given
+    p = load_settings(cfg).paper
+    assert (p.latency_ms, p.latency_max_ms) == (500, 500)
+    cfg.write_text('[paper]\nlatency_ms = 500\nlatency_max_ms = 100\nlatency_model = "fixed"\n')
+    assert load_settings(cfg).paper.latency_model == "fixed"

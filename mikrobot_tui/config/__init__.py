@@ -36,12 +36,14 @@ from mikrobot_tui.config.files import (
     read_toml,
 )
 from mikrobot_tui.config.sections import (
+    ASSET_CLASSES,
     ABSettings,
     AccountSettings,
     BinanceSettings,
     BreakerSettings,
     EngineSettings,
     FeedSpec,
+    LiquiditySettings,
     MT5Settings,
     PaperSettings,
     QualitySettings,
@@ -49,8 +51,10 @@ from mikrobot_tui.config.sections import (
     RiskSettings,
     SignalsSettings,
     SimSettings,
+    SwapSettings,
     _default_accounts,
 )
+from mikrobot_tui.domain.instruments import default_instruments
 
 __all__ = [
     "SECRET_KEYS",
@@ -62,6 +66,7 @@ __all__ = [
     "ConfigWarning",
     "EngineSettings",
     "FeedSpec",
+    "LiquiditySettings",
     "MT5Settings",
     "PaperSettings",
     "QualitySettings",
@@ -70,6 +75,7 @@ __all__ = [
     "Settings",
     "SignalsSettings",
     "SimSettings",
+    "SwapSettings",
     "db_path_problem",
     "format_validation_error",
     "load_settings",
@@ -151,7 +157,25 @@ class Settings(BaseSettings):
                 f"signals.account: {self.signals.account!r} is not an account; "
                 f"choose one of {names}"
             )
+        self._paper_symbols_known()
         return self
+
+    def _paper_symbols_known(self) -> None:
+        """A symbol in [paper.liquidity], [paper.swap] or [paper.leverage] is one the
+        catalogue or a configured venue knows: a typo would silently fall back to defaults."""
+        known = set(default_instruments()) | set(self.sim.symbols)
+        known |= set(self.binance.symbols) | set(self.mt5.symbols)
+        known |= {s for f in self.feeds for s in f.symbols}
+        for table, keys in self.paper.symbol_keys().items():
+            for key in keys:
+                if key not in known:
+                    close = difflib.get_close_matches(key, sorted(known), n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise ValueError(
+                        f"paper.{table}.{key}: not a symbol of the catalogue or of a configured "
+                        f"venue; {hint}use an asset class ({', '.join(ASSET_CLASSES)}) or one "
+                        f"of {sorted(known)}"
+                    )
 
     @classmethod
     def settings_customise_sources(

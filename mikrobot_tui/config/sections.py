@@ -5,12 +5,13 @@ config.toml documents each key with a comment; a test holds the two to each othe
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.domain.instruments import AssetClass, default_instruments
 
 
 class _Section(BaseModel):
@@ -86,8 +87,170 @@ class BreakerSettings(_Section):
     success_threshold: int = Field(3, ge=1)
 
 
+ASSET_CLASSES = tuple(c.value for c in AssetClass)
+
+# Lots shown at the touch and a typical volume in lots per minute, per asset class (crypto lots
+# are base units: 2 BTC at the touch).
+DEFAULT_LIQUIDITY: dict[str, dict[str, float]] = {
+    "forex": {"touch_lots": 10.0, "typical_lots": 200.0},
+    "forex_jpy": {"touch_lots": 10.0, "typical_lots": 200.0},
+    "metals": {"touch_lots": 5.0, "typical_lots": 50.0},
+    "indices": {"touch_lots": 10.0, "typical_lots": 100.0},
+    "energies": {"touch_lots": 5.0, "typical_lots": 50.0},
+    "crypto": {"touch_lots": 2.0, "typical_lots": 50.0},
+}
+# Points (tick_size units) per lot per night, MT5 style, of the order a retail broker charged
+# with US rates near 4.5% (check your broker's symbol specification); other symbols: 0.
+DEFAULT_SWAP: dict[str, dict[str, float]] = {
+    "EURUSD": {"long": -6.5, "short": 1.2},
+    "GBPUSD": {"long": -4.0, "short": -0.5},
+    "USDJPY": {"long": 14.0, "short": -30.0},
+    "XAUUSD": {"long": -35.0, "short": 15.0},
+}
+DEFAULT_LEVERAGE: dict[str, float] = {
+    "forex": 30.0,
+    "forex_jpy": 30.0,
+    "metals": 20.0,
+    "indices": 20.0,
+    "energies": 10.0,
+    "crypto": 1.0,
+}
+
+
+def _check_key(table: str, key: str, *, classes: bool = True) -> None:
+    """A key of [paper.<table>] is an asset class (lower case) or a symbol (upper case); the
+    symbols are checked against the configured venues by Settings."""
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError(f"paper.{table}: a key is empty; use an asset class or a symbol")
+    if key != key.lower():
+        return
+    if not classes:
+        raise ValueError(
+            f"paper.{table}.{key}: {table} is set per symbol, not per asset class; name a "
+            f"symbol in capitals, e.g. [paper.{table}.EURUSD]"
+        )
+    if key in ASSET_CLASSES:
+        return
+    close = difflib.get_close_matches(key, ASSET_CLASSES, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"paper.{table}.{key}: not an asset class; use one of {', '.join(ASSET_CLASSES)} or a "
+        f"symbol in capitals, e.g. EURUSD{hint}"
+    )
+
+
+class LiquiditySettings(_Section):
+    """`[paper.liquidity.<asset class or symbol>]`: a key left out keeps its default."""
+
+    touch_lots: float = Field(gt=0, le=1e9)  # lots shown at the best price
+    typical_lots: float = Field(gt=0, le=1e12)  # a typical volume, lots per minute
+
+
+class SwapSettings(_Section):
+    """`[paper.swap.<symbol>]`: points per lot per night; > 0 is paid to the account."""
+
+    long: float = Field(0.0, ge=-1e6, le=1e6)
+    short: float = Field(0.0, ge=-1e6, le=1e6)
+
+
 class PaperSettings(_Section):
     latency_ms: float = Field(50.0, ge=0, le=10_000)
+    latency_model: Literal["fixed", "uniform", "lognormal"] = "uniform"
+    latency_max_ms: float = Field(200.0, ge=0, le=60_000)
+    latency_sigma: float = Field(0.5, gt=0, le=5)
+    latency_seed: int = Field(7, ge=0, description="numpy's SeedSequence takes no negative seed")
+    touch_fills: bool = False
+    slippage_spread: float = Field(0.1, ge=0, le=10)
+    slippage_volatility: float = Field(0.05, ge=0, le=10)
+    impact_k: float = Field(0.5, ge=0, le=100)
+    liquidity: dict[str, LiquiditySettings] = Field(
+        default_factory=lambda: {k: LiquiditySettings(**v) for k, v in DEFAULT_LIQUIDITY.items()}
+    )
+    swap: dict[str, SwapSettings] = Field(
+        default_factory=lambda: {k: SwapSettings(**v) for k, v in DEFAULT_SWAP.items()}
+    )
+    leverage: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_LEVERAGE))
+
+    @field_validator("liquidity", mode="before")
+    @classmethod
+    def _liquidity_over_defaults(cls, value: Any) -> Any:
+        """Tables given are laid over the defaults, key by key: `[paper.liquidity.forex]` with
+        only touch_lots keeps forex's typical_lots, and a symbol starts from its asset class."""
+        if not isinstance(value, dict):
+            return value
+        catalogue = default_instruments()
+        merged: dict[str, Any] = {k: dict(v) for k, v in DEFAULT_LIQUIDITY.items()}
+        for key, table in value.items():
+            _check_key("liquidity", key)
+            if isinstance(table, LiquiditySettings):
+                table = table.model_dump()
+            if not isinstance(table, dict):
+                merged[key] = table  # pydantic names the key and the type it wants
+                continue
+            base = merged.get(key)
+            if base is None and key in catalogue:
+                base = merged[catalogue[key].asset_class.value]
+            if base is None and not {"touch_lots", "typical_lots"} <= table.keys():
+                raise ValueError(
+                    f"paper.liquidity.{key}: give both touch_lots and typical_lots (a symbol "
+                    "outside the built-in catalogue has no asset-class default to start from)"
+                )
+            merged[key] = {**(base or {}), **table}
+        return merged
+
+    @field_validator("swap", mode="before")
+    @classmethod
+    def _swap_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {k: dict(v) for k, v in DEFAULT_SWAP.items()}
+        for key, table in value.items():
+            _check_key("swap", key, classes=False)
+            if isinstance(table, SwapSettings):
+                table = table.model_dump()
+            merged[key] = {**merged.get(key, {}), **table} if isinstance(table, dict) else table
+        return merged
+
+    @field_validator("leverage", mode="before")
+    @classmethod
+    def _leverage_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key in value:
+            _check_key("leverage", key)
+        return {**DEFAULT_LEVERAGE, **value}
+
+    @field_validator("leverage")
+    @classmethod
+    def _positive_leverage(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, lev in value.items():
+            if not 0 < lev <= 10_000:
+                raise ValueError(
+                    f"paper.leverage.{key} = {lev:g}: leverage is above 0 and at most 10000 "
+                    "(30 means 1:30)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _latency_bounds(self) -> Self:
+        if self.latency_model == "fixed" or self.latency_max_ms >= self.latency_ms:
+            return self
+        if "latency_max_ms" not in self.model_fields_set:
+            # an existing config with only latency_ms above 200 keeps working: no spread
+            self.latency_max_ms = self.latency_ms
+            return self
+        raise ValueError(
+            f"paper.latency_max_ms ({self.latency_max_ms:g}) is below paper.latency_ms "
+            f"({self.latency_ms:g}), the {self.latency_model} model's lower bound: raise "
+            'latency_max_ms, lower latency_ms or set latency_model = "fixed"'
+        )
+
+    def symbol_keys(self) -> dict[str, list[str]]:
+        """The symbols named in liquidity, swap and leverage (asset classes left out)."""
+        tables = {"liquidity": self.liquidity, "swap": self.swap, "leverage": self.leverage}
+        return {
+            name: [k for k in table if k not in ASSET_CLASSES] for name, table in tables.items()
+        }
 
 
 class AccountSettings(_Section):
@@ -96,6 +259,23 @@ class AccountSettings(_Section):
     currency: str = Field("USD", min_length=3, max_length=4)
     strategy: Literal["ema_cross"] = "ema_cross"
     params: dict[str, float] = {}
+    leverage: float | None = Field(None, gt=0, le=10_000)  # None: [paper.leverage] per class
+    oms: Literal["hedging", "netting"] = "hedging"
+    margin_call_level: float = Field(100.0, gt=0, le=10_000)  # percent margin level
+    stop_out_level: float = Field(50.0, gt=0, le=10_000)
+    commission_per_lot: float = Field(7.0, ge=0, le=10_000)  # round turn, account currency
+    maker_bps: float = Field(10.0, ge=-100, le=1_000)  # below 0: a rebate
+    taker_bps: float = Field(10.0, ge=0, le=1_000)
+
+    @model_validator(mode="after")
+    def _stop_out_below_margin_call(self) -> Self:
+        if self.stop_out_level >= self.margin_call_level:
+            raise ValueError(
+                f"stop_out_level ({self.stop_out_level:g}) must be below margin_call_level "
+                f"({self.margin_call_level:g}): the margin call warns before the stop-out "
+                "closes positions; lower stop_out_level or raise margin_call_level"
+            )
+        return self
 
 
 class ABSettings(_Section):
