@@ -18,6 +18,7 @@ class EventKind(StrEnum):
     ORDER_FILLED = "order_filled"
     ORDER_CANCELLED = "order_cancelled"
     ORDER_REFUSED = "order_refused"  # the orchestrator said no: no order exists
+    ORDER_ACCEPTED = "order_accepted"  # a limit or stop reached the venue and rests there
     ORDER_REJECTED = "order_rejected"  # the venue said no to a submitted order, with the reason
     ORDER_MODIFIED = "order_modified"  # price, trigger, size or expiry changed (trailing too)
     ORDER_TRIGGERED = "order_triggered"  # a stop-limit's trigger reached: now a limit

@@ -93,6 +93,7 @@ class Order:
     parent_id: str | None = None  # a bracket child: waits for its entry
     oco_id: str | None = None  # one cancels the other
     filled_lots: float = 0.0
+    accepted: bool = False  # reached the venue and rests there (limits, stops, bracket children)
     triggered: bool = False  # a STOP_LIMIT whose trigger was reached: now a limit
     decision_price: float | None = None  # the price when decided: slippage is measured from it
 

@@ -22,7 +22,6 @@ from mikrobot_tui.config import ConfigError, Settings
 from mikrobot_tui.data.feeds import Feed, ReplayFeed
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import default_instruments
-from mikrobot_tui.domain.market import NS_PER_MS
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import checkpoint
 from mikrobot_tui.engine.control import Control
@@ -32,6 +31,8 @@ from mikrobot_tui.engine.external import build_intake
 from mikrobot_tui.engine.preflight import changed_account, check_runnable, clock_for
 from mikrobot_tui.engine.snapshot import ReadSide
 from mikrobot_tui.engine.warmup import warm_from_history, warm_from_store
+from mikrobot_tui.paper.brackets import protect_unprotected
+from mikrobot_tui.paper.fillmodel import LatencyModel
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import EngineState, fold
 from mikrobot_tui.paper.quotes import LastQuotes
@@ -84,7 +85,10 @@ class Engine:
         state = fold(read_events(self.conn))
         self.quotes = LastQuotes(self.symbols, market_now=state.last_ts)
         equivalents = settings.engine.currency_equivalents
-        self.ledger = Ledger(state, self.writer, catalogue, self.quotes, equivalents)
+        accounts = {a.name: a for a in settings.accounts}
+        self.ledger = Ledger(
+            state, self.writer, catalogue, self.quotes, equivalents, accounts, settings.paper
+        )
 
         b = settings.breakers
         feed_breaker = CircuitBreaker.from_settings(f"feed:{feed.name}", b)
@@ -93,9 +97,9 @@ class Engine:
             name: CircuitBreaker.from_settings(f"strategy:{name}", b) for name in strategies
         }
         self._refuse_changed_accounts(strategies)
-        latency_ns = int(settings.paper.latency_ms * NS_PER_MS)
+        latency = LatencyModel(settings.paper).sample_ns  # per order id: a replay repeats it
         decisions = Decisions(
-            strategies, strategy_breakers, feed_breaker, self.ledger, settings.risk, latency_ns
+            strategies, strategy_breakers, feed_breaker, self.ledger, settings.risk, latency
         )
         # external signals (the EA's file, the webhook) for a live run; a replay has none
         self.intake = build_intake(
@@ -144,15 +148,22 @@ class Engine:
             self.quotes,
             self.event_ts,
             self.wall,
-            latency_ns,
+            latency,
             self.read_side.write,
             self.writer,
         )
         self.strategies = strategies
+        protect_unprotected(self.ledger, state.last_ts)
         self._started = False
         self.resumed_at: int | None = None  # ticks of the replay file an earlier run did
         if isinstance(feed, ReplayFeed):
             self._resume_replay(feed, decisions)
+
+    def refresh_books(self) -> None:
+        """The feed's latest order books (Binance depth), for market orders to walk."""
+        depths = self.feed.books()
+        if depths:
+            self.corridor.venue.books.refresh(depths)
 
     def _resume_replay(self, feed: ReplayFeed, decisions: Decisions) -> None:
         """A replay of a file this database has a checkpoint of goes on from it; every flush

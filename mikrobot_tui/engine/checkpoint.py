@@ -31,6 +31,7 @@ from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.quality import QualityMonitor
 from mikrobot_tui.engine.corridor import Corridor, Counts
 from mikrobot_tui.engine.decisions import Decisions
+from mikrobot_tui.paper.fillmodel import RecentVolatility
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import CircuitBreaker, FeedJudge
@@ -53,6 +54,8 @@ class Memory:
     strategy_breakers: dict[str, CircuitBreaker]
     quotes: LastQuotes
     clock_ns: int
+    volatility: RecentVolatility  # the venue's slippage model learns from M1 bars
+    watch_time: tuple[int | None, int]  # the account watch's last minute and time
 
     @classmethod
     def of(cls, corridor: Corridor, decisions: Decisions, clock: Clock) -> Memory:
@@ -67,6 +70,8 @@ class Memory:
             decisions.breakers,
             corridor.quotes,
             clock.now_ns(),
+            corridor.venue.volatility,
+            (corridor.venue.watch.last_minute, corridor.venue.watch.last_ts),
         )
 
     def dumps(self) -> bytes:
@@ -140,6 +145,8 @@ def restore(memory: Memory, corridor: Corridor, decisions: Decisions, clock: Clo
         _adopt(decisions.breakers[name], memory.strategy_breakers[name])
     _adopt(corridor.quotes, memory.quotes)
     corridor.clean_stream, corridor.bar_floor = memory.clean_stream, memory.bar_floor
+    _adopt(corridor.venue.volatility, memory.volatility)
+    corridor.venue.watch.last_minute, corridor.venue.watch.last_ts = memory.watch_time
     if isinstance(clock, ReplayClock):
         clock.advance_to(memory.clock_ns)
 

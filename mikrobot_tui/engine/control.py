@@ -30,7 +30,7 @@ class Control:
         quotes: LastQuotes,
         now: Callable[[], int],
         wall: Clock,
-        latency_ns: int,
+        latency: Callable[[str], int],
         refresh: Callable[[], None],
         writer: Writer,
     ) -> None:
@@ -41,7 +41,7 @@ class Control:
         self._quotes = quotes
         self._now = now  # event time: market time, or the clock before any tick
         self._wall = wall  # commands are answered in wall-clock time, never logged
-        self._latency_ns = latency_ns
+        self._latency = latency
         self._refresh = refresh  # writes the read side, so an answer comes after its effect
 
     def halt(self, source: str = "operator") -> str:
@@ -72,15 +72,16 @@ class Control:
             last_ts = int(self._quotes.ts[s][0]) if s is not None else 0
             last = last_ts or ts
             last = max(last, pos.ts_opened)  # a position is never closed before it opened
+            order_id = acct.next_order_id()
             order = close_order(
-                order_id=acct.next_order_id(),
+                order_id=order_id,
                 account=acct.name,
                 position_id=pos.position_id,
                 symbol=pos.symbol,
                 side=pos.side,
                 lots=pos.lots,
                 ts=last,
-                latency_ns=self._latency_ns,
+                latency_ns=self._latency(order_id),
                 reason="flatten",
             )
             ledger.emit(ts, EventKind.ORDER_SUBMITTED, acct.name, order_payload(order))

@@ -27,13 +27,13 @@ from mikrobot_tui.config import Settings
 from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.feeds.rejects import FeedReject
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
-from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.market import M1, M5, TIMEFRAMES, Bar, timeframe_name
 from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.engine.decisions import Decisions, record_breaker
-from mikrobot_tui.paper.execution import BatchQuotes, Execution, Exit, OrderFill, match
+from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.quotes import LastQuotes
+from mikrobot_tui.paper.venue import Venue
 from mikrobot_tui.store.schema import COLUMNS
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import FeedJudge
@@ -66,6 +66,7 @@ class Corridor:
         clock: Clock,
         source: str,
         external: ExternalIntake | None = None,
+        venue: Venue | None = None,
     ) -> None:
         self.symbols = quotes.symbols
         n = len(self.symbols)
@@ -77,6 +78,7 @@ class Corridor:
         self._settings = settings
         self.quotes = quotes
         self._ledger = ledger
+        self.venue = venue or Venue(ledger)
         self._decisions = decisions
         self._writer = writer
         self._clock = clock
@@ -133,31 +135,29 @@ class Corridor:
         quotes = BatchQuotes(clean, self.quotes.bid, self.quotes.ask)
         bars, closes = self._close_bars(clean)
         outside = external.due(quotes) if external is not None else []
-        # Fills and exits are planned for the rest of the batch and applied up to each bar
-        # close; the plan is redone only when a decision adds an order. Positions and orders
-        # match independently of each other, so this equals matching segment by segment.
-        # While warming up on history nothing is matched: open positions from an earlier
-        # session must not be stopped out by a past they were not alive in.
-        plan: list[Execution] | None = [] if self.warming else None
-        start = 0
+        # The venue matches working orders and watches accounts up to each decision point;
+        # orders decided there are matched from their decision tick on. While warming up on
+        # history nothing is matched: open positions from an earlier session must not be
+        # stopped out by a past they were not alive in.
+        venue = None if self.warming else self.venue
+        if venue is not None:
+            m1 = bars["period_ns"] == M1
+            venue.begin(quotes, stream, bars[m1], closes[m1])
         for k, closed, signals, externals in self._decision_points(clean, bars, closes, outside):
-            if plan is None:
-                plan = self._plan(quotes, start, len(clean))
-            plan = self._apply(plan, quotes, k)
+            if venue is not None:
+                venue.advance(k, self._judge_at)
             self._judge_feed_until(int(stream[k]))
-            ordered = False
             for bar in closed:
-                ordered |= self._decisions.on_bar(bar, quotes, k, trading=not self.warming)
+                self._decisions.on_bar(bar, quotes, k, trading=not self.warming)
             for name, signal in signals if not self.warming else ():
-                ordered |= self._decisions.on_signal(name, signal, quotes, k)
+                self._decisions.on_signal(name, signal, quotes, k)
             for _, ext, account in externals:
                 assert external is not None
-                ordered |= external.decide(ext, account, quotes, k)
-            if ordered:
-                plan, start = None, k
-        if plan is None:
-            plan = self._plan(quotes, start, len(clean))
-        self._apply(plan, quotes, len(clean))
+                external.decide(ext, account, quotes, k)
+        if venue is not None:
+            venue.advance(len(clean), self._judge_at)
+        elif len(bars):  # the venue's volatility learns from history too
+            self.venue.pricing.note_bars(bars[bars["period_ns"] == M1])
         self.quotes.update(clean)
         if isinstance(self._clock, ReplayClock):
             self._clock.advance_to(int(clean["ts_event"][-1]))
@@ -281,32 +281,7 @@ class Corridor:
         for k in sorted(points):
             yield k, *points[k]
 
-    # ---------------------------------------------------------------- matching
-
-    def _plan(self, quotes: BatchQuotes, start: int, stop: int) -> list[Execution]:
-        accounts = self._ledger.state.accounts.values()
-        # orders and positions on symbols this feed does not carry wait for one that does
-        known = self.quotes.index
-        working = [o for a in accounts for o in a.working.values() if o.symbol in known]
-        positions = [p for a in accounts for p in a.positions.values() if p.symbol in known]
-        if not working and not positions:
-            return []
-        return match(quotes, start, stop, working, positions, known)
-
-    def _apply(self, plan: list[Execution], quotes: BatchQuotes, stop: int) -> list[Execution]:
-        """Turn the planned executions before tick `stop` into events; return the rest."""
-        done = 0
-        for ex in plan:
-            if ex.idx >= stop:
-                break
-            done += 1
-            self._judge_feed_until(int(self._stream[ex.idx]))
-            if isinstance(ex, OrderFill):
-                self._ledger.fill(ex, quotes)
-            elif isinstance(ex, Exit):
-                self._ledger.exit(ex, quotes)
-            else:
-                payload = {"order_id": ex.order.order_id, "reason": ex.reason}
-                ts = int(quotes.ticks["ts_event"][ex.idx])
-                self._ledger.emit(ts, EventKind.ORDER_CANCELLED, ex.order.account, payload)
-        return plan[done:]
+    def _judge_at(self, idx: int) -> None:
+        """The feed's breaker is judged up to each venue step, so its changes and the fills
+        keep their order in time."""
+        self._judge_feed_until(int(self._stream[idx]))

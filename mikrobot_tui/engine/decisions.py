@@ -11,7 +11,7 @@ where it came from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -43,7 +43,7 @@ class Decisions:
         feed_breaker: CircuitBreaker,
         ledger: Ledger,
         risk: RiskSettings,
-        latency_ns: int,
+        latency: Callable[[str], int],
     ) -> None:
         self.strategies = dict(strategies)  # account -> its strategy
         self.breakers = dict(breakers)  # account -> its strategy's breaker
@@ -52,7 +52,7 @@ class Decisions:
         self.tick_strategies = [n for n, s in self.strategies.items() if s.timeframe == TICK]
         self._ledger = ledger
         self._risk = risk
-        self._latency_ns = latency_ns
+        self._latency = latency  # order id -> ns: drawn per order, seeded
 
     def on_bar(self, bar: Bar, quotes: BatchQuotes, k: int, *, trading: bool) -> bool:
         """Let each strategy on the bar's timeframe see it; True when an order was submitted.
@@ -159,7 +159,7 @@ class Decisions:
         decision = decide(
             signal,
             account=name,
-            order_id=acct.next_order_id(),
+            order_id=(order_id := acct.next_order_id()),
             instrument=inst,
             quote_to_account=ledger.rate(inst.quote, acct.currency, quotes, k),
             equity=ledger.equity(acct, quotes, k),
@@ -168,7 +168,7 @@ class Decisions:
             halted=ledger.state.trading_state is TradingState.HALTED,
             blocked_by=blocked,
             decision_ts=now,
-            latency_ns=self._latency_ns,
+            latency_ns=self._latency(order_id),
         )
         if decision.order is None:
             ledger.emit(

@@ -164,6 +164,7 @@ class Runner:
         feed, corridor = self.engine.feed, self.engine.corridor
 
         def process(batch: np.ndarray) -> None:
+            self.engine.refresh_books()
             corridor.process(batch)
             self._feed_side()
 

@@ -1,24 +1,34 @@
-"""The execution simulator: market orders, stop-losses and take-profits against the tick stream.
+"""Where in a batch of ticks each working order next does something: the matching rules.
 
-Matching is by array search, not by a Python loop over ticks. An order decided at tick i is
-filled at the first tick of its symbol whose event time is at or after i's time plus the
-modelled latency (with latency zero, tick i itself), never earlier (invariant 2). A buy fills
-at that tick's ask, a sell at its bid. A stop or target triggers on the first tick that crosses
-it (a long watches the bid, a short the ask) and fills at that tick's price, so a gap through a
-stop costs what it would cost in the market.
+Matching is by array search over one symbol's ticks, not by a Python loop over ticks. An order
+decided at tick i reaches the venue at the first tick of its symbol whose event time is at or
+after i's time plus its latency (with latency zero, tick i itself), never earlier (invariant 2).
+From there on:
 
-`match` only computes what happens in ticks[start:stop]; the engine turns the result into
+- a resting buy limit fills at its price when the ask goes below it (or the market trades
+  below it: `last`), or touches it when touch fills are on; a sell limit mirrors on the bid. A
+  resting limit is never filled better than its price, even when the market gaps through it;
+- a buy stop triggers when the ask reaches its trigger, a sell stop when the bid does, and
+  then fills at that tick's price: a stop gapped through fills at the first available price,
+  not at the stop;
+- a stop-limit triggers the same way and then rests (or takes) as a limit at its price;
+- a trailing stop's trigger follows the best bid (a sell) or ask (a buy) at its distance; it is
+  moved whenever the best price gains a pip, and each move is an event;
+- a good-till-date order is cancelled at its symbol's first tick at or after its expiry.
+
+`next_step` only says what comes next for one order; the venue (paper/venue.py) applies the
+earliest step of all orders, asks again for the orders it changed, and turns it all into
 events in tick order, which makes the outcome independent of how ticks were batched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from mikrobot_tui.domain.orders import Order, OrderIntent, Position, Side
+from mikrobot_tui.domain.orders import Order, OrderType, Side, TimeInForce
 
 
 class BatchQuotes:
@@ -29,6 +39,7 @@ class BatchQuotes:
         self._carry_bid = carry_bid
         self._carry_ask = carry_ask
         self._idx: dict[int, np.ndarray] = {}
+        self._filled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def indices(self, sym: int) -> np.ndarray:
         idx = self._idx.get(sym)
@@ -44,6 +55,8 @@ class BatchQuotes:
         if j >= 0:
             row = self.ticks[idx[j]]
             return float(row["bid"]), float(row["ask"])
+        if sym >= len(self._carry_bid):
+            return None
         bid, ask = self._carry_bid[sym], self._carry_ask[sym]
         if np.isnan(bid) or np.isnan(ask):
             return None
@@ -53,141 +66,145 @@ class BatchQuotes:
         q = self.quote_at(sym, k)
         return None if q is None else (q[0] + q[1]) / 2
 
+    def filled(self, sym: int) -> tuple[np.ndarray, np.ndarray]:
+        """The symbol's bid and ask as of every batch index (NaN before any quote)."""
+        got = self._filled.get(sym)
+        if got is None:
+            idx = self.indices(sym)
+            at = np.searchsorted(idx, np.arange(len(self.ticks)), side="right") - 1
+            carry_b = self._carry_bid[sym] if sym < len(self._carry_bid) else np.nan
+            carry_a = self._carry_ask[sym] if sym < len(self._carry_ask) else np.nan
+            safe = idx[np.maximum(at, 0)] if len(idx) else np.zeros(len(at), dtype=np.int64)
+            if len(idx):
+                bid = np.where(at >= 0, self.ticks["bid"][safe], carry_b)
+                ask = np.where(at >= 0, self.ticks["ask"][safe], carry_a)
+            else:
+                bid = np.full(len(at), carry_b)
+                ask = np.full(len(at), carry_a)
+            got = (bid, ask)
+            self._filled[sym] = got
+        return got
+
 
 @dataclass(frozen=True, slots=True)
-class OrderFill:
-    idx: int
-    ts: int
-    order: Order
-    price: float
+class Step:
+    """What an order does next, at batch index `idx`.
 
-
-@dataclass(frozen=True, slots=True)
-class Exit:
-    idx: int
-    ts: int
-    position_id: str
-    price: float
-    reason: str  # stop_loss, take_profit, or close (a market close order: flatten)
-    order: Order | None  # the close order, when one did it
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    idx: int
-    order: Order
-    reason: str
-
-
-Execution = OrderFill | Exit | Cancel
-
-
-def _window(quotes: BatchQuotes, sym: int, start: int, stop: int) -> np.ndarray:
-    idx = quotes.indices(sym)
-    return idx[np.searchsorted(idx, start) : np.searchsorted(idx, stop)]
-
-
-def _first_exit(
-    ticks: np.ndarray,
-    window: np.ndarray,
-    side: Side,
-    stop_loss: float | None,
-    take_profit: float | None,
-) -> tuple[int, str] | None:
-    if len(window) == 0 or (stop_loss is None and take_profit is None):
-        return None
-    watch = ticks["bid"][window] if side is Side.BUY else ticks["ask"][window]
-    hit_sl = np.zeros(len(window), dtype=bool)
-    hit_tp = np.zeros(len(window), dtype=bool)
-    if stop_loss is not None:
-        hit_sl = watch <= stop_loss if side is Side.BUY else watch >= stop_loss
-    if take_profit is not None:
-        hit_tp = watch >= take_profit if side is Side.BUY else watch <= take_profit
-    hits = np.flatnonzero(hit_sl | hit_tp)
-    if len(hits) == 0:
-        return None
-    j = int(hits[0])
-    return int(window[j]), "stop_loss" if hit_sl[j] else "take_profit"
-
-
-def match(
-    quotes: BatchQuotes,
-    start: int,
-    stop: int,
-    working: Iterable[Order],
-    positions: Iterable[Position],
-    sym_index: dict[str, int],
-) -> list[Execution]:
-    """What fills and exits happen in ticks[start:stop], in tick order.
-
-    Positions opened by a fill here are watched for their stop and target from the next tick
-    on. A close order and a stop on the same position: whichever comes first wins, and the
-    close order that loses the race is cancelled.
+    kind: "arrive" (reaches the venue), "fill" (a resting limit at `price`, or a stop or a
+    market remainder at the touch), "trigger" (a stop-limit becomes a limit), "trail" (a
+    trailing stop's trigger moves to `price`), "expire" (good till date, now past).
     """
-    ticks = quotes.ticks
-    ts = ticks["ts_event"]
-    out: list[tuple[int, int, int, Execution]] = []  # (idx, phase, rank, execution)
-    close_orders: dict[str, OrderFill] = {}
-    # (position, symbol, side, stop, target, first index, earliest tick time) to watch
-    watch: list[tuple[str, str, Side, float | None, float | None, int, int]] = []
 
-    rank = 0
-    for order in working:
-        rank += 1
-        sym = sym_index[order.symbol]
-        window = _window(quotes, sym, start, stop)
-        if len(window) == 0:
-            continue
-        j = int(np.searchsorted(ts[window], order.due_ts, side="left"))
-        if j >= len(window):
-            continue
-        k = int(window[j])
-        price = float(ticks["ask"][k] if order.side is Side.BUY else ticks["bid"][k])
-        fill = OrderFill(k, int(ts[k]), order, price)
-        if order.intent is OrderIntent.OPEN:
-            out.append((k, 0, rank, fill))
-            watch.append(
-                (
-                    order.order_id,
-                    order.symbol,
-                    order.side,
-                    order.stop_loss,
-                    order.take_profit,
-                    k + 1,
-                    int(ts[k]),
-                )
-            )
-        elif order.position_id is not None:
-            close_orders[order.position_id] = fill
+    idx: int
+    kind: str
+    price: float = math.nan
 
-    existing = [
-        (p.position_id, p.symbol, p.side, p.stop_loss, p.take_profit, start, p.ts_opened)
-        for p in positions
-    ]
-    for position_id, symbol, side, sl, tp, from_idx, not_before in existing + watch:
-        rank += 1
-        window = _window(quotes, sym_index[symbol], from_idx, stop)
-        # a feed restarted earlier in time must not close a position on its own past
-        window = window[np.searchsorted(ts[window], not_before) :]
-        hit = _first_exit(ticks, window, side, sl, tp)
-        close = close_orders.pop(position_id, None)
-        if close is not None and (hit is None or close.idx <= hit[0]):
-            out.append(
-                (
-                    close.idx,
-                    1,
-                    rank,
-                    Exit(close.idx, close.ts, position_id, close.price, "close", close.order),
-                )
-            )
-        elif hit is not None:
-            k, reason = hit
-            price = float(ticks["bid"][k] if side is Side.BUY else ticks["ask"][k])
-            out.append((k, 1, rank, Exit(k, int(ts[k]), position_id, price, reason, None)))
-            if close is not None:
-                out.append((k, 2, rank, Cancel(k, close.order, "position already closed")))
-    for position_id, fill in close_orders.items():  # its position was gone before the fill
-        rank += 1
-        out.append((fill.idx, 2, rank, Cancel(fill.idx, fill.order, f"no position {position_id}")))
-    out.sort(key=lambda item: item[:3])
-    return [item[3] for item in out]
+
+def window(quotes: BatchQuotes, sym: int, start: int, stop: int, not_before: int) -> np.ndarray:
+    """The symbol's batch indices in [start, stop) whose event time is at or after
+    `not_before` (per symbol, event times only grow)."""
+    idx = quotes.indices(sym)
+    w = idx[np.searchsorted(idx, start) : np.searchsorted(idx, stop)]
+    if len(w) and not_before > 0:
+        w = w[np.searchsorted(quotes.ticks["ts_event"][w], not_before) :]
+    return w
+
+
+def next_step(
+    order: Order, quotes: BatchQuotes, w: np.ndarray, touch_fills: bool, trail_step: float
+) -> Step | None:
+    """The order's next step among the batch indices `w` (its symbol's ticks, due ones only)."""
+    if len(w) == 0:
+        return None
+    if not order.accepted:
+        return Step(int(w[0]), "arrive")
+    expiry = None
+    if order.tif is TimeInForce.GTD and order.expire_ts is not None:
+        j = int(np.searchsorted(quotes.ticks["ts_event"][w], order.expire_ts))
+        if j < len(w):
+            expiry, w = int(w[j]), w[:j]
+    hit = _resting(order, quotes.ticks, w, touch_fills, trail_step) if len(w) else None
+    if hit is not None:
+        return hit
+    return None if expiry is None else Step(expiry, "expire")
+
+
+def _resting(
+    order: Order, ticks: np.ndarray, w: np.ndarray, touch_fills: bool, trail_step: float
+) -> Step | None:
+    buy = order.side is Side.BUY
+    if order.type is OrderType.MARKET:  # a remainder the book could not take: the next tick
+        return Step(int(w[0]), "fill")
+    if order.type is OrderType.LIMIT or (order.type is OrderType.STOP_LIMIT and order.triggered):
+        assert order.price is not None
+        return _first(
+            w, limit_crossed(ticks, w, buy, order.price, touch_fills), "fill", order.price
+        )
+    assert order.trigger is not None
+    if order.trail_distance is not None:
+        return _trailing(order, ticks, w, buy, trail_step)
+    hit = stop_reached(ticks, w, buy, order.trigger)
+    return _first(w, hit, "fill" if order.type is OrderType.STOP else "trigger")
+
+
+def limit_crossed(
+    ticks: np.ndarray, w: np.ndarray, buy: bool, price: float, touch: bool
+) -> np.ndarray:
+    """Where the market quotes or trades through a resting limit (or touches it, if asked)."""
+    last = ticks["last"][w]
+    if buy:
+        ask = ticks["ask"][w]
+        hit = (ask <= price) if touch else (ask < price)
+        return hit | (last < price)  # NaN compares False: quote-only markets
+    bid = ticks["bid"][w]
+    hit = (bid >= price) if touch else (bid > price)
+    return hit | (last > price)
+
+
+def stop_reached(ticks: np.ndarray, w: np.ndarray, buy: bool, trigger: float) -> np.ndarray:
+    """A buy stop watches the ask, a sell stop the bid."""
+    return ticks["ask"][w] >= trigger if buy else ticks["bid"][w] <= trigger
+
+
+def _trailing(
+    order: Order, ticks: np.ndarray, w: np.ndarray, buy: bool, step: float
+) -> Step | None:
+    d = order.trail_distance
+    assert d is not None and order.trigger is not None
+    if buy:  # a buy stop trails the lowest ask from above
+        ask = ticks["ask"][w]
+        best = np.minimum.accumulate(np.minimum(ask, order.trigger - d))
+        level = best + d
+        hit = ask >= level
+        moved = level <= order.trigger - step
+    else:
+        bid = ticks["bid"][w]
+        best = np.maximum.accumulate(np.maximum(bid, order.trigger + d))
+        level = best - d
+        hit = bid <= level
+        moved = level >= order.trigger + step
+    first_hit = int(np.argmax(hit)) if hit.any() else len(w)
+    first_move = int(np.argmax(moved)) if moved.any() else len(w)
+    if first_move < first_hit:
+        return Step(int(w[first_move]), "trail", float(level[first_move]))
+    if first_hit < len(w):
+        return Step(int(w[first_hit]), "fill")
+    return None
+
+
+def _first(w: np.ndarray, hit: np.ndarray, kind: str, price: float = math.nan) -> Step | None:
+    if not hit.any():
+        return None
+    return Step(int(w[int(np.argmax(hit))]), kind, price)
+
+
+def marketable(order: Order, bid: float, ask: float) -> bool:
+    """Would this limit take liquidity now (a buy at or above the ask)?"""
+    assert order.price is not None
+    return ask <= order.price if order.side is Side.BUY else bid >= order.price
+
+
+def stop_due(order: Order, bid: float, ask: float) -> bool:
+    """Has the market reached this stop's trigger now?"""
+    assert order.trigger is not None
+    return ask >= order.trigger if order.side is Side.BUY else bid <= order.trigger

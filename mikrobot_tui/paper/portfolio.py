@@ -8,7 +8,7 @@ the state before it, by construction (invariant 3), and `fold(events) == live st
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mikrobot_tui.domain.events import Event, EventKind
@@ -56,7 +56,11 @@ class AccountState:
     balance: float = 0.0
     realized_pnl: float = 0.0
     commission_paid: float = 0.0
+    swap_paid: float = 0.0  # net financing: positive was paid to the account
     orders_submitted: int = 0
+    margin_call: bool = False  # margin level is below the margin call level
+    # positions opened before stops and targets were orders of their own: they still need them
+    unprotected: set[str] = field(default_factory=set)
     positions: dict[str, Position] = field(default_factory=dict)
     working: dict[str, Order] = field(default_factory=dict)
     trades: list[ClosedTrade] = field(default_factory=list)
@@ -89,6 +93,7 @@ _ORDER_EXTRAS = (
     "parent_id",
     "oco_id",
     "decision_price",
+    "accepted",
 )
 _ORDER_DEFAULTS = {
     name: getattr(Order("", "", "", Side.BUY, 0, OrderIntent.OPEN, 0, 0), name)
@@ -168,54 +173,169 @@ def apply(state: EngineState, event: Event) -> None:
         )
         return
     acct = state.accounts[event.account]
-    if kind is EventKind.ORDER_SUBMITTED:
-        acct.orders_submitted += 1
-        acct.working[p["order_id"]] = order_from_payload(acct.name, event.ts, p)
-    elif kind in (EventKind.ORDER_CANCELLED, EventKind.ORDER_FILLED):
-        acct.working.pop(p["order_id"], None)
-    elif kind is EventKind.POSITION_OPENED:
-        acct.positions[p["position_id"]] = Position(
-            position_id=p["position_id"],
-            account=acct.name,
-            symbol=p["symbol"],
-            side=Side(p["side"]),
-            lots=p["lots"],
-            entry_price=p["entry_price"],
-            ts_opened=event.ts,
-            stop_loss=p.get("stop_loss"),
-            take_profit=p.get("take_profit"),
-            entry_commission=p["commission"],
-            risk_amount=p.get("risk_amount", 0.0),
-            equity_at_open=p["equity_at_open"],
-            strategy=p.get("strategy", ""),
-        )
-        acct.balance -= p["commission"]
-        acct.commission_paid += p["commission"]
-    elif kind is EventKind.POSITION_CLOSED:
-        pos = acct.positions.pop(p["position_id"])
-        acct.balance += p["pnl"] - p["commission"]
-        acct.realized_pnl += p["pnl"]
-        acct.commission_paid += p["commission"]
-        acct.trades.append(
-            ClosedTrade(
-                position_id=pos.position_id,
-                account=acct.name,
-                strategy=pos.strategy,
-                symbol=pos.symbol,
-                side=pos.side,
-                lots=pos.lots,
-                entry_price=pos.entry_price,
-                exit_price=p["exit_price"],
-                ts_opened=pos.ts_opened,
-                ts_closed=event.ts,
-                pnl=p["pnl"],
-                commission=pos.entry_commission + p["commission"],
-                return_pct=p["return_pct"],
-                r_multiple=p.get("r_multiple"),
-                reason=p["reason"],
-            )
-        )
+    handler = _ACCOUNT_EVENTS.get(kind)
+    if handler is not None:
+        handler(acct, event.ts, p)
     # ORDER_REFUSED changes nothing: it is on record for the operator and the statistics.
+
+
+def _order_submitted(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    acct.unprotected.discard(p.get("parent_id"))
+    acct.orders_submitted += 1
+    acct.working[p["order_id"]] = order_from_payload(acct.name, ts, p)
+
+
+def _order_done(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    acct.working.pop(p["order_id"], None)
+
+
+def _order_filled(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    order = acct.working.get(p["order_id"])
+    if order is None:
+        return
+    if p.get("remaining", 0.0) > 1e-9:  # a partial fill: the rest keeps working
+        filled = round(order.filled_lots + p["lots"], 10)
+        acct.working[order.order_id] = replace(order, filled_lots=filled)
+    else:
+        del acct.working[order.order_id]
+
+
+def _order_accepted(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    order = acct.working.get(p["order_id"])
+    if order is not None:
+        trigger = p.get("trigger", order.trigger)
+        acct.working[order.order_id] = replace(order, accepted=True, trigger=trigger)
+
+
+def _order_triggered(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    order = acct.working.get(p["order_id"])
+    if order is not None:
+        acct.working[order.order_id] = replace(order, triggered=True)
+
+
+def _order_modified(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    order = acct.working.get(p["order_id"])
+    if order is None:
+        return
+    changes = dict(p["changes"])
+    if "expire_ts" in changes:
+        changes["tif"] = TimeInForce.GTD if changes["expire_ts"] is not None else TimeInForce.GTC
+    acct.working[order.order_id] = replace(order, **changes)
+
+
+def _position_opened(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    acct.positions[p["position_id"]] = Position(
+        position_id=p["position_id"],
+        account=acct.name,
+        symbol=p["symbol"],
+        side=Side(p["side"]),
+        lots=p["lots"],
+        entry_price=p["entry_price"],
+        ts_opened=ts,
+        stop_loss=p.get("stop_loss"),
+        take_profit=p.get("take_profit"),
+        entry_commission=p["commission"],
+        risk_amount=p.get("risk_amount", 0.0),
+        equity_at_open=p["equity_at_open"],
+        strategy=p.get("strategy", ""),
+        rate_at_entry=p.get("rate", 1.0),
+    )
+    acct.balance -= p["commission"]
+    acct.commission_paid += p["commission"]
+    if "rate" not in p and (p.get("stop_loss") is not None or p.get("take_profit") is not None):
+        acct.unprotected.add(p["position_id"])
+
+
+def _close(acct: AccountState, pos: Position, ts: int, p: dict[str, Any], lots: float) -> float:
+    """Book a whole or partial close; returns the share of the entry commission it took."""
+    fraction = lots / pos.lots if pos.lots else 1.0
+    entry_commission = pos.entry_commission * fraction
+    acct.balance += p["pnl"] - p["commission"]
+    acct.realized_pnl += p["pnl"]
+    acct.commission_paid += p["commission"]
+    acct.trades.append(
+        ClosedTrade(
+            position_id=pos.position_id,
+            account=acct.name,
+            strategy=pos.strategy,
+            symbol=pos.symbol,
+            side=pos.side,
+            lots=lots,
+            entry_price=pos.entry_price,
+            exit_price=p["exit_price"],
+            ts_opened=pos.ts_opened,
+            ts_closed=ts,
+            pnl=p["pnl"],
+            commission=entry_commission + p["commission"],
+            return_pct=p["return_pct"],
+            r_multiple=p.get("r_multiple"),
+            reason=p["reason"],
+        )
+    )
+    return entry_commission
+
+
+def _position_closed(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    pos = acct.positions.pop(p["position_id"])
+    acct.unprotected.discard(pos.position_id)
+    _close(acct, pos, ts, p, pos.lots)
+
+
+def _position_changed(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    pos = acct.positions[p["position_id"]]
+    closed = p.get("closed_lots", 0.0)
+    if closed > 0:  # a partial close
+        taken = _close(acct, pos, ts, p, closed)
+        keep = 1 - closed / pos.lots
+        acct.positions[pos.position_id] = replace(
+            pos,
+            lots=p["lots"],
+            entry_commission=pos.entry_commission - taken,
+            risk_amount=pos.risk_amount * keep,
+        )
+        return
+    acct.balance -= p["commission"]  # an add: netting, or another fill of the same order
+    acct.commission_paid += p["commission"]
+    acct.positions[pos.position_id] = replace(
+        pos,
+        lots=p["lots"],
+        entry_price=p["entry_price"],
+        entry_commission=pos.entry_commission + p["commission"],
+        risk_amount=p.get("risk_amount", pos.risk_amount),
+    )
+
+
+def _swap(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    acct.balance += p["amount"]
+    acct.swap_paid += p["amount"]
+    pos = acct.positions.get(p["position_id"])
+    if pos is not None:
+        acct.positions[pos.position_id] = replace(pos, swap_paid=pos.swap_paid + p["amount"])
+
+
+def _margin_call(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    acct.margin_call = True
+
+
+def _margin_recovered(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    acct.margin_call = False
+
+
+_ACCOUNT_EVENTS = {
+    EventKind.ORDER_SUBMITTED: _order_submitted,
+    EventKind.ORDER_CANCELLED: _order_done,
+    EventKind.ORDER_REJECTED: _order_done,
+    EventKind.ORDER_FILLED: _order_filled,
+    EventKind.ORDER_ACCEPTED: _order_accepted,
+    EventKind.ORDER_TRIGGERED: _order_triggered,
+    EventKind.ORDER_MODIFIED: _order_modified,
+    EventKind.POSITION_OPENED: _position_opened,
+    EventKind.POSITION_CLOSED: _position_closed,
+    EventKind.POSITION_CHANGED: _position_changed,
+    EventKind.SWAP: _swap,
+    EventKind.MARGIN_CALL: _margin_call,
+    EventKind.MARGIN_RECOVERED: _margin_recovered,
+}
 
 
 def fold(events: Iterable[Event]) -> EngineState:

@@ -74,6 +74,7 @@ def decide(
         stop_loss=stop,
         take_profit=target,
         strategy=signal.strategy,
+        decision_price=signal.price,
     )
     assert quote_to_account is not None  # check_order refuses without a rate
     risk_amount = (
