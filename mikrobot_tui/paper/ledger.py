@@ -17,6 +17,12 @@ from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.instruments import Instrument, conversion_rate, currency_pairs
 from mikrobot_tui.domain.orders import Fill, Position, Side
 from mikrobot_tui.paper.execution import BatchQuotes, Exit, OrderFill
+from mikrobot_tui.paper.margin import (
+    DEFAULT_LEVERAGE,
+    DEFAULT_MARGIN_CALL_LEVEL,
+    MarginFigures,
+    margin_level,
+)
 from mikrobot_tui.paper.portfolio import AccountState, EngineState, apply
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.events import EventLog
@@ -177,3 +183,30 @@ class Ledger:
     def equity(self, acct: AccountState, quotes: BatchQuotes | None, k: int) -> float:
         unrealized = sum(self.open_pnl(acct, p, quotes, k)[1] for p in acct.positions.values())
         return acct.balance + unrealized
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self._catalogue[symbol]
+
+    def margin(self, acct: AccountState) -> MarginFigures:
+        """Balance, equity and the margin the open positions use, at the last quotes.
+
+        STAND-IN until the core's booking lands: used margin is each position's notional
+        (lots x contract size x mark, the entry price while no mark is known) converted into
+        the account currency at the current rate (the rate at entry when none is known),
+        divided by the account's leverage (30 when it has none).
+        """
+        leverage = float(getattr(acct, "leverage", None) or DEFAULT_LEVERAGE)
+        used = 0.0
+        for pos in acct.positions.values():
+            inst = self._catalogue[pos.symbol]
+            mark = self.mark(pos.symbol, pos.side, None, 0) or pos.entry_price
+            rate = self.rate(inst.quote, acct.currency, None)
+            rate = pos.rate_at_entry if rate is None else rate
+            used += pos.lots * inst.contract_size * mark * rate / leverage
+        equity = self.equity(acct, None, 0)
+        level = margin_level(equity, used)
+        call_level = getattr(acct, "margin_call_level", None) or DEFAULT_MARGIN_CALL_LEVEL
+        in_call = bool(getattr(acct, "margin_call", False)) or (
+            level is not None and level < call_level
+        )
+        return MarginFigures(acct.balance, equity, used, equity - used, level, in_call)

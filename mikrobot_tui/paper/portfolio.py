@@ -8,7 +8,7 @@ the state before it, by construction (invariant 3), and `fold(events) == live st
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mikrobot_tui.domain.events import Event, EventKind
@@ -140,6 +140,17 @@ def order_payload(order: Order) -> dict[str, Any]:
     return payload
 
 
+MODIFIABLE = ("price", "trigger", "lots", "expire_ts")
+
+
+def modified(order: Order, changes: dict[str, Any]) -> Order:
+    """The order with an ORDER_MODIFIED event's changes; a new expiry makes it good till then."""
+    fields = {k: v for k, v in changes.items() if k in MODIFIABLE}
+    if "expire_ts" in fields:
+        fields["tif"] = TimeInForce.GTD
+    return replace(order, **fields)
+
+
 def apply(state: EngineState, event: Event) -> None:
     """Apply one event to the state in place. The only way state changes."""
     state.last_seq = max(state.last_seq, event.seq)
@@ -173,6 +184,10 @@ def apply(state: EngineState, event: Event) -> None:
         acct.working[p["order_id"]] = order_from_payload(acct.name, event.ts, p)
     elif kind in (EventKind.ORDER_CANCELLED, EventKind.ORDER_FILLED):
         acct.working.pop(p["order_id"], None)
+    elif kind is EventKind.ORDER_MODIFIED:
+        order = acct.working.get(p["order_id"])
+        if order is not None:
+            acct.working[order.order_id] = modified(order, p["changes"])
     elif kind is EventKind.POSITION_OPENED:
         acct.positions[p["position_id"]] = Position(
             position_id=p["position_id"],
