@@ -22,7 +22,8 @@ def invoke(*args: str, **kw):
 
 def test_help_lists_the_contract() -> None:
     out = invoke("--help").output
-    for word in ("run", "status", "halt", "resume", "flatten", "config", "--attach", "--db"):
+    words = ("run", "status", "halt", "resume", "flatten", "cancel", "modify", "config")
+    for word in (*words, "--attach", "--db"):
         assert word in out
 
 

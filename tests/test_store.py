@@ -21,6 +21,7 @@ def test_a_new_file_gets_every_table_in_wal_mode_and_reopening_is_a_no_op(db_pat
     db = open_db(db_path)
     expected = {"meta", "instruments", "ticks", "bars", "latest", "quality", "events"}
     expected |= {"breakers", "commands", "rejects", "accounts", "positions", "trades", "ab"}
+    expected |= {"equity", "working_orders"}
     assert expected <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert schema_version(db) == SCHEMA_VERSION

@@ -114,7 +114,17 @@ async def test_panes_fill_from_the_database(cockpit_db: FixtureDB) -> None:
 
         assert app.query_one("#positions-table", KeyedTable).row_count == 3
         assert cell(app, "positions-table", "p-3", "pnl") == "-32.10"
-        assert cell(app, "accounts-table", "bos-a", "equity") == "10,226.85 USD"
+        assert cell(app, "accounts-table", "bos-a", "equity") == "10,226.85"
+        assert cell(app, "accounts-table", "bos-a", "level") == "358.8%"
+        assert cell(app, "accounts-table", "bos-a", "free") == "7,376.42"
+        assert cell(app, "accounts-table", "random", "level") == "-"  # no margin used
+        orders = app.query_one("#orders-table", KeyedTable)
+        assert orders.row_count == 3
+        assert cell(app, "orders-table", "bos-a-000034", "type") == "LMT"
+        assert cell(app, "orders-table", "bos-a-000034", "price") == "1.08200"
+        assert cell(app, "orders-table", "bos-a-000035", "trigger") == "2,075.00"
+        assert cell(app, "orders-table", "bos-b-000028", "size") == "0.1/0.3"
+        assert cell(app, "orders-table", "bos-b-000028", "tif") == "GTD"
 
         assert cell(app, "breakers", "usdjpy-quality", "state") == "OPEN"
         assert cell(app, "breakers", "usdjpy-quality", "retry") == "45 s"
@@ -245,6 +255,58 @@ async def test_positions_pane_drops_closed_positions(cockpit_db: FixtureDB) -> N
         assert not table.display
 
 
+async def test_an_account_in_margin_call_is_red_and_recovers(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one("#positions")
+        assert pane.has_class("-margin-call")
+        accounts = app.query_one("#accounts-table", KeyedTable)
+        red = app.theme_variables["error"]
+        level = accounts.get_cell("bos-b", "level")
+        assert str(level).strip() == "78.2%"
+        assert all(red in str(span.style) for span in level.spans)
+        assert not any(red in str(s.style) for s in accounts.get_cell("bos-a", "level").spans)
+        # The engine no longer says so, but the level is still below the account's 100 %.
+        conn = connect(cockpit_db.path)
+        conn.execute("UPDATE accounts SET margin_call = 0 WHERE name = 'bos-b'")
+        conn.close()
+        await pilot.pause(0.6)
+        assert pane.has_class("-margin-call")
+        conn = connect(cockpit_db.path)
+        conn.execute("UPDATE accounts SET margin_level = 130.5 WHERE name = 'bos-b'")
+        conn.close()
+        await wait_until(pilot, lambda: not pane.has_class("-margin-call"))
+        assert subtitle(app, "positions") == "3 open · 3 working"
+
+
+async def test_working_orders_come_and_go_with_the_snapshot(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one("#orders-table", KeyedTable)
+        conn = connect(cockpit_db.path)
+        conn.execute("DELETE FROM working_orders WHERE order_id = 'bos-a-000034'")
+        conn.close()
+        await wait_until(pilot, lambda: table.row_count == 2)
+        assert cell(app, "accounts-table", "bos-a", "working") == "1"
+        conn = connect(cockpit_db.path)
+        conn.execute("DELETE FROM working_orders")
+        conn.close()
+        await wait_until(pilot, lambda: not table.display)
+        assert not app.query_one("#orders-title").display
+
+
+async def test_a_narrow_pane_drops_the_least_needed_columns_first(cockpit_db: FixtureDB) -> None:
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=(80, 24)):
+        accounts = app.query_one("#accounts-table", KeyedTable)
+        shown = [str(c.key.value) for c in accounts.ordered_columns]
+        assert shown[0] == "account" and {"equity", "level"} <= set(shown)
+        assert "currency" not in shown and "trades" not in shown
+    async with cockpit(cockpit_db).run_test(size=(200, 50)) as pilot:
+        accounts = pilot.app.query_one("#accounts-table", KeyedTable)
+        assert len(accounts.ordered_columns) == 9  # every column fits
+
+
 async def test_no_engine_says_so(tmp_path: Path) -> None:
     missing = tmp_path / "nothing-here.db"
     app = CockpitApp(missing)  # the live clock, no engine, no database yet
@@ -283,7 +345,7 @@ async def test_a_stopped_engines_figures_are_dated_not_shown_as_live(tmp_path: P
         assert not any(app.query_one(f"#{pane}").has_class("-stale") for pane in PANES)
         assert subtitle(app, "quality") == "score: last minute · counts: since start"
         assert subtitle(app, "breakers") == "2 tripped"
-        assert subtitle(app, "positions") == "3 open"
+        assert subtitle(app, "positions") == "MARGIN CALL bos-b · 3 open · 3 working"
         assert subtitle(app, "ticks") == ""
         assert app.query_one("#ticks").border_title == "Live ticks"
         score = app.query_one("#quality", KeyedTable).get_cell("USDJPY", "score")

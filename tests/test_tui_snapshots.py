@@ -60,6 +60,17 @@ def test_narrow_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
     assert snap_compare(cockpit(cockpit_db), terminal_size=(100, 30))
 
 
+def test_80x24_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
+    """The smallest usual terminal: each account's equity, free margin and margin level stay;
+    the positions pane scrolls to its positions and working orders."""
+    assert snap_compare(cockpit(cockpit_db), terminal_size=(80, 24))
+
+
+def test_200x50_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
+    """A large terminal: every column, the working orders' ids included."""
+    assert snap_compare(cockpit(cockpit_db), terminal_size=(200, 50))
+
+
 def build_engine_db(make_settings, tmp_path: Path) -> FixtureDB:
     """The real engine over a seeded sim stream (faults included), closed when it is done.
 

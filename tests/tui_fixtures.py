@@ -72,12 +72,78 @@ ACCOUNTS = [
     ("bos-b", "USD", "bos_retest", '{"rr": 3.0}', 9_912.40, 9_880.15, -87.60, -32.25, 1, 27),
     ("random", "USD", "random_entry", "{}", 9_975.00, 9_975.00, -25.00, 0.0, 0, 40),
 ]
+# The margin side of each account, worked out from the positions and marks below:
+# bos-a at 1:30 on EURUSD (0.5 x 100,000 x 1.08512 / 30) and 1:20 on gold (0.1 x 100 x 2,083.80
+# / 20), bos-b at 1:3 on GBPUSD (0.3 x 100,000 x 1.26401 / 3 = 12,640.10 > its equity: margin
+# call), random flat (no margin used: no level), netting.
+MARGIN = {
+    # name: used_margin, free_margin, margin_level, margin_call, call_level, leverage, oms
+    "bos-a": (2_850.43, 7_376.42, 358.78, 0, 100.0, 30.0, "hedging"),
+    "bos-b": (12_640.10, -2_759.95, 78.16, 1, 100.0, 3.0, "hedging"),
+    "random": (0.0, 9_975.00, None, 0, 100.0, 30.0, "netting"),
+}
 
 POSITIONS = [
     # id, account, symbol, side, lots, entry, mark, upnl, sl, tp, opened_s_ago
     ("p-1", "bos-a", "EURUSD", "BUY", 0.50, 1.08401, 1.08512, 55.50, 1.08300, 1.08700, 1_800),
     ("p-2", "bos-a", "XAUUSD", "SELL", 0.10, 2082.18, 2083.80, -16.20, 2090.0, 2070.0, 600),
     ("p-3", "bos-b", "GBPUSD", "BUY", 0.30, 1.26508, 1.26401, -32.10, 1.26200, 1.27000, 900),
+]
+
+WORKING_ORDERS = [
+    # account, order_id, symbol, side, type, lots, filled, price, trigger, tif, expire_in_s,
+    # reduce_only, parent_id, oco_id, submitted_s_ago
+    (
+        "bos-a",
+        "bos-a-000034",
+        "EURUSD",
+        "BUY",
+        "limit",
+        0.20,
+        0.0,
+        1.08200,
+        None,
+        "GTC",
+        None,
+        0,
+        None,
+        None,
+        300,
+    ),
+    (
+        "bos-a",
+        "bos-a-000035",
+        "XAUUSD",
+        "SELL",
+        "stop",
+        0.10,
+        0.0,
+        None,
+        2_075.00,
+        "GTC",
+        None,
+        0,
+        None,
+        None,
+        120,
+    ),
+    (
+        "bos-b",
+        "bos-b-000028",
+        "GBPUSD",
+        "BUY",
+        "stop_limit",
+        0.30,
+        0.10,
+        1.26650,
+        1.26600,
+        "GTD",
+        3_600,
+        0,
+        None,
+        None,
+        60,
+    ),
 ]
 
 BREAKERS = [
@@ -125,7 +191,20 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
     w.upsert(
         "accounts",
         COLUMNS["accounts"],
-        [(*a, now_ns) for a in ACCOUNTS],
+        [(*a, now_ns, *MARGIN[a[0]]) for a in ACCOUNTS],
+    )
+    w.upsert(
+        "working_orders",
+        COLUMNS["working_orders"],
+        [
+            (
+                *o[:10],
+                None if o[10] is None else now_ns + o[10] * SECOND,
+                *o[11:14],
+                now_ns - o[14] * SECOND,
+            )
+            for o in WORKING_ORDERS
+        ],
     )
     w.upsert(
         "positions",

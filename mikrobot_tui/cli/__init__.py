@@ -80,7 +80,15 @@ def main_callback(
         run.cockpit(attach)
 
 
-for _command in (run.run, control.status, control.halt, control.resume, control.flatten):
+for _command in (
+    run.run,
+    control.status,
+    control.halt,
+    control.resume,
+    control.flatten,
+    control.cancel,
+    control.modify,
+):
     app.command()(with_global_options(_command))
 config_app.command("show")(with_global_options(config.show))
 config_app.command("check")(with_global_options(config.check))

@@ -1,16 +1,19 @@
-"""Remote control of a running engine from any terminal: status, halt, resume, flatten."""
+"""Remote control of a running engine from any terminal: status, halt, resume, flatten, and
+cancel or modify a working order."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
     EXIT_RUNTIME,
     db_errors,
     echo,
@@ -34,10 +37,21 @@ def _engine() -> tuple[sqlite3.Connection, Path]:
 
 
 def _send(conn: sqlite3.Connection, db: Path, command: str, timeout: float = 3.0) -> str:
-    """Send a command to the running engine and return its answer.
+    """Send a command to the running engine and return its answer (exit 1 unless done)."""
+    row = _ask(conn, db, command, {}, timeout)
+    if row.status != "done":
+        raise fail(f"{command} {row.status}: {row.result}")
+    return row.result or "done"
+
+
+def _ask(
+    conn: sqlite3.Connection, db: Path, command: str, args: dict[str, Any], timeout: float = 3.0
+) -> Any:
+    """Send a command to the running engine and return its answered row (a CommandRow).
 
     A database locked by another process delays the command, it does not lose it: the sender
-    says so and waits (up to PATIENCE_S) while the engine is alive.
+    says so and waits (up to PATIENCE_S) while the engine is alive. Exit 1 when the engine
+    does not answer.
     """
     from mikrobot_tui.store import commands
     from mikrobot_tui.store.queries import engine_status
@@ -55,7 +69,7 @@ def _send(conn: sqlite3.Connection, db: Path, command: str, timeout: float = 3.0
     while True:
         try:
             command_id = commands.send(
-                conn, commands.Command(command), time.time_ns(), source="cli"
+                conn, commands.Command(command), time.time_ns(), source="cli", **args
             )
             break
         except sqlite3.OperationalError as exc:
@@ -77,9 +91,7 @@ def _send(conn: sqlite3.Connection, db: Path, command: str, timeout: float = 3.0
         raise fail(f"the engine did not answer {command!r} within {timeout:.0f} s; withdrawn")
     if row.status == "running":
         raise fail(f"the engine took {command!r} but has not answered yet; see `mikrobot status`")
-    if row.status != "done":
-        raise fail(f"{command} {row.status}: {row.result}")
-    return row.result or "done"
+    return row
 
 
 def halt() -> None:
@@ -111,6 +123,93 @@ def flatten(
         if time.monotonic() >= deadline:
             raise fail(f"{left} position(s) still open after {wait:.0f} s (no tick yet?)")
         time.sleep(0.1)
+
+
+OrderId = Annotated[
+    str, typer.Argument(help="The order's id, as `mikrobot status --json` lists it")
+]
+JsonAnswer = Annotated[bool, typer.Option("--json", help="The answer as one JSON object on stdout")]
+
+
+def cancel(order_id: OrderId, as_json: JsonAnswer = False) -> None:
+    """Cancel a working order (also while halted)."""
+    _order_command("cancel", order_id, {}, as_json)
+
+
+def modify(
+    order_id: OrderId,
+    price: Annotated[
+        float | None, typer.Option("--price", help="New limit price (limit, stop-limit)")
+    ] = None,
+    trigger: Annotated[
+        float | None, typer.Option("--trigger", help="New stop price (stop, stop-limit)")
+    ] = None,
+    lots: Annotated[
+        float | None, typer.Option("--lots", help="New size, more than what has filled")
+    ] = None,
+    expire: Annotated[
+        str | None,
+        typer.Option(
+            "--expire", help="Good till this time, ISO 8601, UTC unless it says (makes it GTD)"
+        ),
+    ] = None,
+    as_json: JsonAnswer = False,
+) -> None:
+    """Change a working order's price, trigger, size or expiry (rounded to the instrument)."""
+    changes: dict[str, Any] = {}
+    for name, value in (("price", price), ("trigger", trigger), ("lots", lots)):
+        if value is None:
+            continue
+        if not value > 0 or value == float("inf"):
+            raise fail(f"--{name} must be a positive number, got {value:g}", EXIT_BAD_INPUT)
+        changes[name] = value
+    if expire is not None:
+        changes["expire_ts"] = _iso_ns(expire)
+    if not changes:
+        raise fail("nothing to modify: give --price, --trigger, --lots or --expire", EXIT_BAD_INPUT)
+    _order_command("modify", order_id, {"changes": changes}, as_json)
+
+
+def _iso_ns(text: str) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(
+            f"--expire {text!r} is not an ISO 8601 time, e.g. 2026-01-02T17:00 or "
+            "2026-01-02T17:00:00+01:00",
+            EXIT_BAD_INPUT,
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1_000
+
+
+def _order_command(command: str, order_id: str, args: dict[str, Any], as_json: bool) -> None:
+    """Send cancel or modify; the answer as text or JSON, exit 1 when the engine refused it."""
+    from mikrobot_tui.store.queries import working_order
+
+    conn, db = _engine()
+    row = _ask(conn, db, command, {"order_id": order_id, **args})
+    done = row.status == "done"
+    if as_json:
+        with db_errors(db):
+            order = working_order(conn, order_id) if done else None
+        doc = {
+            "command": command,
+            "order_id": order_id,
+            "status": row.status,
+            "result": row.result,
+            "order": None if order is None else asdict(order),  # as it works now
+        }
+        echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False))
+        if not done:
+            raise typer.Exit(EXIT_RUNTIME)
+        return
+    if not done:
+        raise fail(f"{command} {row.status}: {row.result}")
+    echo(row.result or "done")
 
 
 def status(
@@ -168,9 +267,12 @@ def status(
         )
     echo()
     for a in snap.accounts:
+        level = "-" if a.margin_level is None else f"{a.margin_level:.1f}%"
+        call = "  MARGIN CALL" if a.in_margin_call else ""
         echo(
             f"account {a.name}: balance {a.balance:.2f} equity {a.equity:.2f} {a.currency}  "
-            f"open {a.open_positions}  trades {a.trades}  ({a.strategy})"
+            f"margin level {level} free {a.free_margin:.2f}  open {a.open_positions}  "
+            f"working {len(a.working_orders)}  trades {a.trades}  ({a.strategy}){call}"
         )
     if snap.positions:
         echo()
@@ -234,6 +336,15 @@ def rounded(doc: dict[str, Any]) -> dict[str, Any]:
     for row in doc.get("accounts", []):
         for key in ("balance", "equity", "realized_pnl", "unrealized_pnl"):
             row[key] = r(row[key], 2)
+        for key in ("used_margin", "free_margin", "margin_level"):
+            row[key] = r(row.get(key), 2)
+        for order in row.get("working_orders", []):
+            d = digits(order["symbol"])
+            inst = catalogue.get(order["symbol"])
+            lots = inst and step_decimals(inst.lot_step)
+            order["lots"] = r(order["lots"], lots)
+            order["filled_lots"] = r(order["filled_lots"], lots)
+            order["price"], order["trigger"] = r(order["price"], d), r(order["trigger"], d)
     for row in doc.get("positions", []):
         d = digits(row["symbol"])
         inst = catalogue.get(row["symbol"])

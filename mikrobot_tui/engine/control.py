@@ -1,25 +1,53 @@
-"""The operator's hand on the engine: halt, resume, flatten, and the `commands` table.
+"""The operator's hand on the engine: halt, resume, flatten, cancel and modify an order, and
+the `commands` table.
 
 Any process sends a command by inserting a row (the cockpit's keys, `mikrobot halt`); the
 engine claims pending rows (store/commands.py says which it refuses and why), carries each
 out as events and answers it in the same transaction as those events and the refreshed read
-side, so a sender that sees "done" also sees its effect.
+side, so a sender that sees "done" also sees its effect. A command that cannot be carried out
+(an order that is no longer working, a field its type does not have) is answered `failed`
+with the reason, and logs nothing.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 from mikrobot_tui.clock import Clock
 from mikrobot_tui.domain.events import EventKind
-from mikrobot_tui.domain.orders import TradingState
+from mikrobot_tui.domain.orders import Order, OrderType, TimeInForce, TradingState
 from mikrobot_tui.paper.ledger import Ledger
-from mikrobot_tui.paper.portfolio import order_payload
+from mikrobot_tui.paper.portfolio import MODIFIABLE, AccountState, order_payload
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.orchestrator import close_order
+
+Answer = tuple[str, str]  # (status: done or failed, what the sender reads)
+
+_HAS_PRICE = (OrderType.LIMIT, OrderType.STOP_LIMIT)
+_HAS_TRIGGER = (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+def _done(text: str) -> Answer:
+    return "done", text
+
+
+def _failed(text: str) -> Answer:
+    return "failed", text
+
+
+def describe(order: Order) -> str:
+    """`limit BUY 0.10 EURUSD @ 1.05000`: what an answer says about an order."""
+    at = []
+    if order.trigger is not None:
+        at.append(f"trigger {order.trigger:g}")
+    if order.price is not None:
+        at.append(f"@ {order.price:g}")
+    return " ".join([str(order.type), str(order.side), f"{order.lots:g}", order.symbol, *at])
 
 
 class Control:
@@ -90,6 +118,88 @@ class Control:
             f"{cancelled} working order(s) cancelled"
         )
 
+    def _find(self, order_id: Any) -> tuple[AccountState, Order] | None:
+        if not isinstance(order_id, str):
+            return None
+        for acct in self._ledger.state.accounts.values():
+            order = acct.working.get(order_id)
+            if order is not None:
+                return acct, order
+        return None
+
+    def cancel(self, order_id: Any) -> Answer:
+        """Cancel one working order; accepted while halted too (as NautilusTrader's risk
+        engine: under HALTED every command but cancel is refused)."""
+        found = self._find(order_id)
+        if found is None:
+            return _failed(f"no working order {order_id!r} (unknown, filled or cancelled)")
+        acct, order = found
+        payload = {"order_id": order.order_id, "reason": "operator"}
+        self._ledger.emit(self._now(), EventKind.ORDER_CANCELLED, acct.name, payload)
+        return _done(f"cancelled {order.order_id} ({describe(order)})")
+
+    def modify(self, order_id: Any, changes: Any) -> Answer:
+        """Change a working order's limit price, trigger, size or expiry, rounded to the
+        instrument's tick and lot step; every field is checked before anything is logged."""
+        if not isinstance(changes, dict) or not changes:
+            return _failed("nothing to modify: give a price, trigger, lots or expiry")
+        unknown = sorted(set(changes) - set(MODIFIABLE))
+        if unknown:
+            return _failed(f"cannot modify {', '.join(unknown)}; only {', '.join(MODIFIABLE)}")
+        if self._ledger.state.trading_state is TradingState.HALTED:
+            return _failed("trading is halted: orders can be cancelled, not modified")
+        found = self._find(order_id)
+        if found is None:
+            return _failed(f"no working order {order_id!r} (unknown, filled or cancelled)")
+        acct, order = found
+        inst = self._ledger.instrument(order.symbol)
+        new: dict[str, Any] = {}
+        for name, value in changes.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return _failed(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                return _failed(f"{name} must be a positive number, got {value!r}")
+            if name == "price":
+                if order.type not in _HAS_PRICE:
+                    return _failed(f"{order.order_id} is a {order.type} order: no limit price")
+                new[name] = inst.round_price(value)
+            elif name == "trigger":
+                if order.type not in _HAS_TRIGGER:
+                    return _failed(f"{order.order_id} is a {order.type} order: no trigger")
+                new[name] = inst.round_price(value)
+            elif name == "lots":
+                if order.position_id is not None:
+                    closes = f"{order.order_id} closes {order.position_id}"
+                    return _failed(f"{closes}: its size is the position's")
+                lots = inst.round_lots(value)
+                if lots < inst.min_lot:
+                    return _failed(
+                        f"lots {value:g} rounds to {lots:g}, below the minimum {inst.min_lot:g}"
+                    )
+                if lots <= order.filled_lots:
+                    return _failed(
+                        f"lots {lots:g} must exceed the {order.filled_lots:g} already filled "
+                        "(cancel the order to stop the rest)"
+                    )
+                new[name] = lots
+            else:  # expire_ts
+                if order.type is OrderType.MARKET:
+                    return _failed(f"{order.order_id} is a market order: no expiry")
+                if int(value) <= self._now():
+                    return _failed("the expiry is not in the future")
+                new[name] = int(value)
+        changed = {
+            k: v
+            for k, v in new.items()
+            if getattr(order, k) != v or (k == "expire_ts" and order.tif is not TimeInForce.GTD)
+        }
+        if not changed:
+            return _done(f"{order.order_id} unchanged: it already has those values")
+        payload = {"order_id": order.order_id, "changes": changed, "reason": "operator"}
+        self._ledger.emit(self._now(), EventKind.ORDER_MODIFIED, acct.name, payload)
+        now = acct.working[order.order_id]
+        return _done(f"modified {order.order_id}: {describe(now)}" + _expiry(now))
+
     def _cancel_working(self, ts: int, reason: str) -> int:
         """Cancel every working order that opens a position; orders that close one stay."""
         n = 0
@@ -120,12 +230,29 @@ class Control:
             if c.problem is not None or c.command is None:
                 answers.append(("failed", c.problem, now, c.id))
                 continue
-            action = {
-                cmd.Command.HALT: self.halt,
-                cmd.Command.RESUME: self.resume,
-                cmd.Command.FLATTEN: self.flatten,
-            }[c.command]
-            answers.append(("done", action(str(c.args.get("source", "operator"))), now, c.id))
+            status, text = self._carry_out(c.command, c.args)
+            answers.append((status, text, now, c.id))
         self._writer.update("commands", ("status", "result", "done_ts"), ("id",), answers)
         self._refresh()  # the read side and the answers, in one transaction with the events
         return len(claimed)
+
+    def _carry_out(self, command: cmd.Command, args: dict[str, Any]) -> Answer:
+        if command is cmd.Command.CANCEL:
+            return self.cancel(args.get("order_id"))
+        if command is cmd.Command.MODIFY:
+            return self.modify(args.get("order_id"), args.get("changes"))
+        action = {
+            cmd.Command.HALT: self.halt,
+            cmd.Command.RESUME: self.resume,
+            cmd.Command.FLATTEN: self.flatten,
+        }[command]
+        return _done(action(str(args.get("source", "operator"))))
+
+
+def _expiry(order: Order) -> str:
+    if order.expire_ts is None:
+        return f" {order.tif}"
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(order.expire_ts / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f" {order.tif} until {when} UTC"

@@ -1,6 +1,7 @@
 """The read side: the small tables the cockpit and `mikrobot status` read, refreshed together.
 
-latest (last quote and sparkline per symbol), quality, breakers, accounts, positions, ab, feeds
+latest (last quote and sparkline per symbol), quality, breakers, accounts (with their margin
+figures), positions, working_orders, ab, feeds
 (each connection's health), and the engine row (who writes this file, in what mode, its
 heartbeat). Every figure comes from state the event log already holds (the accounts are a
 fold of it) plus the last quotes; the rows go through the writer in the same transaction as
@@ -93,6 +94,7 @@ class ReadSide:
         accounts, positions = self._account_rows(now)
         w.replace_all("accounts", COLUMNS["accounts"], accounts)
         w.replace_all("positions", COLUMNS["positions"], positions)
+        w.replace_all("working_orders", COLUMNS["working_orders"], self._working_rows())
         w.replace_all("ab", COLUMNS["ab"], self._ab_rows(now))
         w.replace_all("feeds", COLUMNS["feeds"], self._feed_rows())
         w.snapshot("engine", COLUMNS["engine"], [self.engine_row()])
@@ -165,6 +167,9 @@ class ReadSide:
     def _account_rows(self, now: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         accounts, positions = [], []
         for acct in self._ledger.state.accounts.values():
+            m = self._ledger.margin(acct)
+            level = None if m.margin_level is None else round(m.margin_level, 2)
+            terms = self._ledger.account_terms(acct.name)
             unrealized = 0.0
             for pos in acct.positions.values():
                 mark, upnl = self._ledger.open_pnl(acct, pos, None, 0)
@@ -197,9 +202,39 @@ class ReadSide:
                     len(acct.positions),
                     len(acct.trades),
                     now,
+                    money(m.used_margin),
+                    money(m.free_margin),
+                    level,
+                    int(m.margin_call),
+                    float(terms.margin_call_level),
+                    terms.leverage,  # None: per asset class ([paper.leverage])
+                    terms.oms,
                 )
             )
         return accounts, positions
+
+    def _working_rows(self) -> list[tuple[Any, ...]]:
+        return [
+            (
+                acct.name,
+                o.order_id,
+                o.symbol,
+                str(o.side),
+                str(o.type),
+                o.lots,
+                o.filled_lots,
+                o.price,
+                o.trigger,
+                str(o.tif),
+                o.expire_ts,
+                int(o.reduce_only),
+                o.parent_id,
+                o.oco_id,
+                o.ts_submitted,
+            )
+            for acct in self._ledger.state.accounts.values()
+            for o in acct.working.values()
+        ]
 
     def _ab_rows(self, now: int) -> list[tuple[Any, ...]]:
         state = self._ledger.state

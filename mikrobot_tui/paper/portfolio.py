@@ -145,6 +145,17 @@ def order_payload(order: Order) -> dict[str, Any]:
     return payload
 
 
+MODIFIABLE = ("price", "trigger", "lots", "expire_ts")
+
+
+def modified(order: Order, changes: dict[str, Any]) -> Order:
+    """The order with an ORDER_MODIFIED event's changes; a new expiry makes it good till then."""
+    fields = {k: v for k, v in changes.items() if k in MODIFIABLE}
+    if "expire_ts" in fields:
+        fields["tif"] = TimeInForce.GTD if fields["expire_ts"] is not None else TimeInForce.GTC
+    return replace(order, **fields)
+
+
 def apply(state: EngineState, event: Event) -> None:
     """Apply one event to the state in place. The only way state changes."""
     state.last_seq = max(state.last_seq, event.seq)
@@ -217,10 +228,7 @@ def _order_modified(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
     order = acct.working.get(p["order_id"])
     if order is None:
         return
-    changes = dict(p["changes"])
-    if "expire_ts" in changes:
-        changes["tif"] = TimeInForce.GTD if changes["expire_ts"] is not None else TimeInForce.GTC
-    acct.working[order.order_id] = replace(order, **changes)
+    acct.working[order.order_id] = modified(order, p["changes"])
 
 
 def _position_opened(acct: AccountState, ts: int, p: dict[str, Any]) -> None:

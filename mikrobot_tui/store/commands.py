@@ -28,6 +28,8 @@ class Command(StrEnum):
     HALT = "halt"
     RESUME = "resume"
     FLATTEN = "flatten"
+    CANCEL = "cancel"  # {"order_id"}
+    MODIFY = "modify"  # {"order_id", "changes": {price | trigger | lots | expire_ts: value}}
 
 
 FINAL = ("done", "failed", "expired", "withdrawn")

@@ -58,7 +58,31 @@ class QualityRow:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkingOrderRow:
+    """An order resting at the paper venue (`status --json`'s `working_orders`; the names are
+    a contract: the `working_orders` table's columns)."""
+
+    account: str
+    order_id: str
+    symbol: str
+    side: str  # BUY or SELL
+    type: str  # market, limit, stop, stop_limit
+    lots: float
+    filled_lots: float
+    price: float | None  # the limit price (limit, stop_limit)
+    trigger: float | None  # the stop price (stop, stop_limit)
+    tif: str  # GTC, IOC, FOK, GTD
+    expire_ts: int | None  # GTD
+    reduce_only: bool
+    parent_id: str | None  # a bracket child: its entry
+    oco_id: str | None  # one cancels the other
+    ts_submitted: int
+
+
+@dataclass(frozen=True, slots=True)
 class AccountRow:
+    """One account (`status --json`'s `accounts`; the names are a contract)."""
+
     name: str
     currency: str
     strategy: str
@@ -68,6 +92,24 @@ class AccountRow:
     unrealized_pnl: float
     open_positions: int
     trades: int
+    used_margin: float = 0.0
+    free_margin: float = 0.0
+    margin_level: float | None = None  # percent; None while no margin is used
+    margin_call: bool = False
+    margin_call_level: float | None = None  # percent
+    leverage: float | None = None
+    oms: str | None = None  # hedging or netting
+    working_orders: list[WorkingOrderRow] = field(default_factory=list)
+
+    @property
+    def in_margin_call(self) -> bool:
+        """In margin call by the engine's word, or by the figures against the account's level."""
+        below = (
+            self.margin_level is not None
+            and self.margin_call_level is not None
+            and self.margin_level < self.margin_call_level
+        )
+        return self.margin_call or below
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,13 +258,7 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
             )
         )
     quality = [QualityRow(*r) for r in q.values()]
-    accounts = [
-        AccountRow(*r)
-        for r in conn.execute(
-            "SELECT name, currency, strategy, balance, equity, realized_pnl, unrealized_pnl, "
-            "open_positions, trades FROM accounts ORDER BY name"
-        )
-    ]
+    accounts = _accounts(conn)
     positions = [
         PositionRow(*r)
         for r in conn.execute(
@@ -274,10 +310,51 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
     )
 
 
-def _rows(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
+_ACCOUNT_SQL = (
+    "SELECT name, currency, strategy, balance, equity, realized_pnl, unrealized_pnl, "
+    "open_positions, trades{margin} FROM accounts ORDER BY name"
+)
+_MARGIN_COLUMNS = (
+    ", COALESCE(used_margin, 0.0), COALESCE(free_margin, 0.0), margin_level, "
+    "COALESCE(margin_call, 0), margin_call_level, leverage, oms"
+)
+
+
+def _accounts(conn: sqlite3.Connection) -> list[AccountRow]:
+    """Each account with its margin figures and working orders (none on an older file)."""
+    working: dict[str, list[WorkingOrderRow]] = {}
+    for r in _rows(conn, f"{_WORKING_SQL} ORDER BY account, ts_submitted, order_id"):
+        row = _working(r)
+        working.setdefault(row.account, []).append(row)
+    rows = _rows(conn, _ACCOUNT_SQL.format(margin=_MARGIN_COLUMNS))
+    if rows:
+        return [
+            AccountRow(*r[:12], bool(r[12]), *r[13:], working_orders=working.get(r[0], []))
+            for r in rows
+        ]
+    return [AccountRow(*r) for r in conn.execute(_ACCOUNT_SQL.format(margin=""))]
+
+
+_WORKING_SQL = (
+    "SELECT account, order_id, symbol, side, type, lots, filled_lots, price, trigger, tif, "
+    "expire_ts, reduce_only, parent_id, oco_id, ts_submitted FROM working_orders"
+)
+
+
+def _working(r: tuple[Any, ...]) -> WorkingOrderRow:
+    return WorkingOrderRow(*r[:11], bool(r[11]), *r[12:])
+
+
+def working_order(conn: sqlite3.Connection, order_id: str) -> WorkingOrderRow | None:
+    """One working order as the last snapshot shows it; None once it is no longer working."""
+    rows = _rows(conn, f"{_WORKING_SQL} WHERE order_id = ?", [order_id])
+    return _working(rows[0]) if rows else None
+
+
+def _rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """A table an older database may not have yet reads as empty."""
     try:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, list(args)).fetchall()
     except sqlite3.OperationalError:
         return []
 

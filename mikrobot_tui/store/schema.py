@@ -283,11 +283,62 @@ def _v4_external_signals(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5_margin_and_working_orders(db: sqlite_utils.Database) -> None:
+    # The richer paper venue (issue 7). `equity`: one point per account per minute of market
+    # time, written by the ledger (balance, equity, used margin; margin_level NULL while no
+    # margin is used), for the analytics and the equity chart. `working_orders`: the read
+    # side's copy of each account's working orders (limits, stops, bracket children), written
+    # with every snapshot like `positions`. `accounts` gains the margin figures and how the
+    # account books (`oms`: hedging or netting) at what leverage; `margin_call` is 0/1.
+    db["equity"].create(
+        {
+            "account": str,
+            "ts": int,  # start of the minute, ns
+            "balance": float,
+            "equity": float,
+            "used_margin": float,
+            "margin_level": float,  # percent; NULL while no margin is used
+        },
+        pk=("account", "ts"),
+        not_null={"account", "ts"},
+    )
+    db["working_orders"].create(
+        {
+            "account": str,
+            "order_id": str,
+            "symbol": str,
+            "side": str,
+            "type": str,  # market, limit, stop, stop_limit
+            "lots": float,
+            "filled_lots": float,
+            "price": float,  # limit price (limit, stop_limit)
+            "trigger": float,  # stop price (stop, stop_limit)
+            "tif": str,  # GTC, IOC, FOK, GTD
+            "expire_ts": int,
+            "reduce_only": int,
+            "parent_id": str,
+            "oco_id": str,
+            "ts_submitted": int,
+        },
+        pk="order_id",
+    )
+    db["working_orders"].create_index(["account", "ts_submitted"])
+    accounts = db["accounts"]
+    accounts.add_column("used_margin", float)
+    accounts.add_column("free_margin", float)
+    accounts.add_column("margin_level", float)  # percent; NULL while no margin is used
+    accounts.add_column("margin_call", int)
+    accounts.add_column("margin_call_level", float)  # percent: below it, the pane turns red
+    accounts.add_column("leverage", float)
+    accounts.add_column("oms", str)  # hedging or netting
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
     _v3,
     _v4_external_signals,
+    _v5_margin_and_working_orders,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

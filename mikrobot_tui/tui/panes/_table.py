@@ -1,4 +1,9 @@
-"""A DataTable fed whole snapshots by key that touches only the cells that changed (Dolphie)."""
+"""A DataTable fed whole snapshots by key that touches only the cells that changed (Dolphie).
+
+Columns may carry a priority: when the table is narrower than its columns, those with the
+highest priority number go first (0: always shown), so a pane half of an 80-column terminal
+keeps the figures that matter instead of cutting off its right-hand side.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 
 # A cell is plain text, or (text, style name): up, down, warn, muted, alarm.
@@ -18,6 +25,7 @@ class Column:
     key: str
     label: str
     justify: Literal["left", "right"] = "left"
+    priority: int = 0  # 0: always shown; a higher number is dropped sooner when narrow
 
 
 class KeyedTable(DataTable):
@@ -35,11 +43,55 @@ class KeyedTable(DataTable):
         super().__init__(
             id=id, cursor_type="none", show_cursor=False, zebra_stripes=False, cell_padding=0
         )
-        self._columns = tuple(columns)
-        self._shown: dict[str, tuple[Cell, ...]] = {}
+        self._all = tuple(columns)
+        self._fits = any(c.priority for c in self._all)  # otherwise every column always shows
+        self._visible = tuple(range(len(self._all)))
+        self._columns = self._all
+        self._shown: dict[str, tuple[Cell, ...]] = {}  # every column's cells, shown or not
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for i, col in enumerate(self._columns):
             gap = " " if i else ""
             self.add_column(Text(gap + col.label, justify=col.justify), key=col.key)
+
+    def _fit(self, rows: Mapping[str, tuple[Cell, ...]]) -> tuple[int, ...]:
+        """The columns that fit the table's width, most important first, in their order."""
+        width = self.content_size.width
+        if not self._fits or width <= 0:
+            return tuple(range(len(self._all)))
+        need = [cell_len(c.label) for c in self._all]
+        for cells in rows.values():
+            for i, cell in enumerate(cells):
+                need[i] = max(need[i], cell_len(cell if isinstance(cell, str) else cell[0]))
+        chosen: list[int] = []
+        used = 0
+        for i in sorted(range(len(self._all)), key=lambda i: self._all[i].priority):
+            extra = need[i] + (1 if chosen else 0)
+            if self._all[i].priority and used + extra > width:
+                continue
+            chosen.append(i)
+            used += extra
+        return tuple(sorted(chosen))
+
+    def _rebuild(self, visible: tuple[int, ...]) -> int:
+        self.clear(columns=True)
+        self._visible = visible
+        self._columns = tuple(self._all[i] for i in visible)
+        self._add_columns()
+        for key, cells in self._shown.items():
+            self.add_row(*self._cells(cells), key=key)
+        return len(self._shown) * len(self._columns)
+
+    def _cells(self, cells: tuple[Cell, ...]) -> list[Text]:
+        return [
+            self._render(cells[i], col) for i, col in zip(self._visible, self._columns, strict=True)
+        ]
+
+    def on_resize(self, event: events.Resize) -> None:
+        visible = self._fit(self._shown)
+        if visible != self._visible:
+            self._rebuild(visible)
 
     def _style(self, name: str) -> str:
         var = self.app.theme_variables
@@ -59,6 +111,10 @@ class KeyedTable(DataTable):
 
     def apply(self, rows: Mapping[str, tuple[Cell, ...]]) -> int:
         """Make the table show `rows`; returns how many cells were touched."""
+        visible = self._fit(rows)
+        if visible != self._visible:
+            self._shown = dict(rows)
+            return self._rebuild(visible)
         touched = 0
         for key in [k for k in self._shown if k not in rows]:
             self.remove_row(key)
@@ -67,13 +123,14 @@ class KeyedTable(DataTable):
         for key, cells in rows.items():
             old = self._shown.get(key)
             if old is None:
-                pairs = zip(cells, self._columns, strict=True)
-                self.add_row(*(self._render(c, col) for c, col in pairs), key=key)
-                touched += len(cells)
+                self.add_row(*self._cells(cells), key=key)
+                touched += len(self._columns)
             elif old != cells:
-                for c_old, c_new, col in zip(old, cells, self._columns, strict=True):
-                    if c_old != c_new:
-                        self.update_cell(key, col.key, self._render(c_new, col), update_width=True)
+                for i, col in zip(self._visible, self._columns, strict=True):
+                    if old[i] != cells[i]:
+                        self.update_cell(
+                            key, col.key, self._render(cells[i], col), update_width=True
+                        )
                         touched += 1
             self._shown[key] = cells
         return touched

@@ -1,4 +1,9 @@
-"""Open positions across the virtual accounts, under each account's balance and equity."""
+"""The virtual accounts: balance, equity and margin, their open positions, their working orders.
+
+An account in margin call (the engine says so, or its margin level is below its margin-call
+level) is shown red, and the pane's border with it. On a narrow pane the least needed columns
+go first (the currency, the balance, the trade count), never the margin level.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +11,61 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from mikrobot_tui.store.queries import AccountRow, PositionRow
+from mikrobot_tui.store.queries import AccountRow, PositionRow, WorkingOrderRow
 from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import direction, fmt_money, fmt_price, fmt_qty
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
 ACCOUNT_COLUMNS = (
     Column("account", "Account"),
-    Column("balance", "Balance", "right"),
+    Column("currency", "Ccy", priority=6),
+    Column("balance", "Balance", "right", priority=4),
     Column("equity", "Equity", "right"),
-    Column("open", "Open", "right"),
-    Column("trades", "Trades", "right"),
+    Column("free", "Free mgn", "right", priority=1),
+    Column("level", "Mgn lvl", "right"),
+    Column("open", "Open", "right", priority=2),
+    Column("working", "Wkg", "right", priority=3),
+    Column("trades", "Trades", "right", priority=5),
 )
 POSITION_COLUMNS = (
     Column("account", "Account"),
     Column("symbol", "Symbol"),
     Column("side", "Side"),
-    Column("size", "Size", "right"),
-    Column("entry", "Entry", "right"),
-    Column("mark", "Mark", "right"),
+    Column("size", "Size", "right", priority=2),
+    Column("entry", "Entry", "right", priority=3),
+    Column("mark", "Mark", "right", priority=1),
     Column("pnl", "P&L", "right"),
 )
+ORDER_COLUMNS = (
+    Column("account", "Account"),
+    Column("symbol", "Symbol"),
+    Column("type", "Type"),
+    Column("side", "Side"),
+    Column("size", "Size", "right", priority=1),
+    Column("price", "Price", "right"),
+    Column("trigger", "Trigger", "right"),
+    Column("tif", "TIF", priority=2),
+    Column("id", "Order", priority=3),
+)
+ORDER_TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT"}
 
 
 def account_cells(a: AccountRow) -> tuple[Cell, ...]:
-    return (
+    level = "-" if a.margin_level is None else f"{a.margin_level:,.1f}%"
+    cells: tuple[Cell, ...] = (
         (a.name, "bold"),
-        f"{a.balance:,.2f} {a.currency}",
-        (f"{a.equity:,.2f} {a.currency}", direction(round(a.equity - a.balance, 2))),
+        a.currency,
+        f"{a.balance:,.2f}",
+        (f"{a.equity:,.2f}", direction(round(a.equity - a.balance, 2))),
+        (f"{a.free_margin:,.2f}", "down" if a.free_margin < 0 else ""),
+        level,
         f"{a.open_positions:,}",
+        f"{len(a.working_orders):,}",
         f"{a.trades:,}",
     )
+    if a.in_margin_call:
+        return tuple((c if isinstance(c, str) else c[0], "alarm") for c in cells)
+    return cells
 
 
 def position_cells(p: PositionRow) -> tuple[Cell, ...]:
@@ -52,11 +81,31 @@ def position_cells(p: PositionRow) -> tuple[Cell, ...]:
     )
 
 
+def order_cells(o: WorkingOrderRow) -> tuple[Cell, ...]:
+    side = o.side.upper()
+    size = fmt_qty(o.lots)
+    if o.filled_lots:
+        size = f"{fmt_qty(o.filled_lots)}/{size}"
+    tif = o.tif + (" RO" if o.reduce_only else "")
+    return (
+        o.account,
+        (o.symbol, "bold"),
+        ORDER_TYPES.get(o.type, o.type),
+        (side, "up" if side == "BUY" else "down"),
+        size,
+        fmt_price(o.symbol, o.price),
+        fmt_price(o.symbol, o.trigger),
+        tif,
+        (o.order_id, "muted"),
+    )
+
+
 class PositionsPane(Dated, Vertical):
     DEFAULT_CSS = """
-    PositionsPane { height: auto; }
+    PositionsPane { height: auto; overflow-y: auto; scrollbar-size-vertical: 1; }
     PositionsPane > #accounts-table { margin-bottom: 1; }
     PositionsPane > #no-positions { color: $text-muted; }
+    PositionsPane > #orders-title { color: $text-muted; margin-top: 1; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -67,6 +116,8 @@ class PositionsPane(Dated, Vertical):
         yield KeyedTable(ACCOUNT_COLUMNS, id="accounts-table")
         yield Static("no open positions", id="no-positions")
         yield KeyedTable(POSITION_COLUMNS, id="positions-table")
+        yield Static("Working orders", id="orders-title")
+        yield KeyedTable(ORDER_COLUMNS, id="orders-table")
 
     def show(self, accounts: list[AccountRow], positions: list[PositionRow]) -> int:
         accounts_table = self.query_one("#accounts-table", KeyedTable)
@@ -75,5 +126,18 @@ class PositionsPane(Dated, Vertical):
         table = self.query_one("#positions-table", KeyedTable)
         self.query_one("#no-positions").display = not positions
         table.display = bool(positions)
-        self.set_subtitle(f"{len(positions)} open" if positions else "")
-        return touched + table.apply({p.position_id: position_cells(p) for p in positions})
+        touched += table.apply({p.position_id: position_cells(p) for p in positions})
+        orders = [o for a in accounts for o in a.working_orders]
+        orders_table = self.query_one("#orders-table", KeyedTable)
+        orders_table.display = bool(orders)
+        self.query_one("#orders-title").display = bool(orders)
+        touched += orders_table.apply({o.order_id: order_cells(o) for o in orders})
+        called = [a.name for a in accounts if a.in_margin_call]
+        self.set_class(bool(called), "-margin-call")
+        parts = [f"MARGIN CALL {', '.join(called)}"] if called else []
+        if positions:
+            parts.append(f"{len(positions)} open")
+        if orders:
+            parts.append(f"{len(orders)} working")
+        self.set_subtitle(" · ".join(parts))
+        return touched
