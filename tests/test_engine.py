@@ -81,15 +81,23 @@ def test_an_order_fills_at_the_first_tick_at_or_after_decision_plus_latency(
     fills = [e for e in events if e.kind is EventKind.ORDER_FILLED]
     assert fills
     sym_of = {"EURUSD": 0, "USDJPY": 1}
-    for fill in fills:
+    entries = [f for f in fills if "parent_id" not in submitted[f.payload["order_id"]].payload]
+    assert entries
+    latencies = set()
+    for fill in entries:
         sub = submitted[fill.payload["order_id"]]
         due = sub.payload["due_ts"]
-        assert due == sub.ts + 50_000_000
+        latencies.add(due - sub.ts)
+        assert 50_000_000 <= due - sub.ts <= 200_000_000  # uniform 50 to 200 ms by default
         same = ticks[ticks["sym"] == sym_of[sub.payload["symbol"]]]
         first = same[same["ts_event"] >= due][0]
         assert fill.ts == first["ts_event"]
-        side_price = first["ask"] if sub.payload["side"] == "BUY" else first["bid"]
-        assert fill.payload["price"] == pytest.approx(side_price)
+        # at the touch plus slippage: never better, and within a spread of it here
+        buy = sub.payload["side"] == "BUY"
+        touch, spread = (first["ask"] if buy else first["bid"]), first["ask"] - first["bid"]
+        worse = (fill.payload["price"] - touch) * (1 if buy else -1)
+        assert -1e-9 <= worse <= spread
+    assert len(latencies) > 1  # drawn per order
 
 
 def test_the_stored_log_rebuilds_the_accounts_and_their_books_balance(settings, tmp_path) -> None:
@@ -399,7 +407,10 @@ def test_changing_an_accounts_parameters_on_the_same_database_is_refused(
         replay(make_settings(accounts=changed), waves(500), tmp_path / "b", batch=500)
 
 
-def test_a_stop_out_loses_about_the_risk_budget(settings, tmp_path) -> None:
+def test_a_stop_out_loses_about_the_risk_budget(make_settings, tmp_path) -> None:
+    # the sizing's check: no modelled slippage (the latency still moves the price)
+    no_slip = {"slippage_spread": 0.0, "slippage_volatility": 0.0, "impact_k": 0.0}
+    settings = make_settings(accounts=FAST_ACCOUNTS, paper=no_slip)
     engine = replay(settings, waves(6000), tmp_path / "r", batch=1000)
     stops = [t for a in engine.state.accounts.values() for t in a.trades if t.reason == "stop_loss"]
     assert len(stops) >= 3

@@ -78,7 +78,7 @@ def test_cancel_takes_a_working_order_off_the_venue_and_the_screen(engine) -> No
     order = submit(engine)
     snap = read_snapshot(engine.conn, time.time_ns())
     (a,) = [a for a in snap.accounts if a.name == "A"]
-    (row,) = a.working_orders
+    (row,) = [r for r in a.working_orders if r.order_id == order.order_id]  # brackets work too
     assert (row.order_id, row.type, row.side, row.price, row.tif) == (
         order.order_id,
         "limit",
@@ -93,7 +93,8 @@ def test_cancel_takes_a_working_order_off_the_venue_and_the_screen(engine) -> No
     last = events(engine, EventKind.ORDER_CANCELLED)[-1]
     assert last.payload == {"order_id": order.order_id, "reason": "operator"}
     snap = read_snapshot(engine.conn, time.time_ns())
-    assert all(not a.working_orders for a in snap.accounts)  # answered after the snapshot
+    # answered after the snapshot
+    assert all(r.order_id != order.order_id for a in snap.accounts for r in a.working_orders)
 
 
 def test_cancel_and_modify_of_an_unknown_order_fail_saying_why(engine) -> None:
@@ -126,9 +127,13 @@ def test_modify_rounds_to_the_tick_and_the_lot_step_and_logs_the_changes(engine)
         "changes": {"price": 1.01235, "lots": 0.25},
         "reason": "operator",
     }
-    (row,) = next(
-        a for a in read_snapshot(engine.conn, time.time_ns()).accounts if a.name == "A"
-    ).working_orders
+    (row,) = [
+        r
+        for r in next(
+            a for a in read_snapshot(engine.conn, time.time_ns()).accounts if a.name == "A"
+        ).working_orders
+        if r.order_id == order.order_id
+    ]
     assert (row.price, row.lots) == (1.01235, 0.25)
     # the fold of the log gives the same working order (invariant 3)
     assert fold(read_events(engine.conn)).accounts["A"].working == working(engine)
@@ -244,7 +249,8 @@ def test_the_read_side_writes_margin_figures_per_account(engine) -> None:
         else:
             assert a.margin_level is None and a.used_margin == 0.0
         assert a.margin_call is False and a.margin_call_level == 100.0
-        assert a.oms in ("hedging", "netting") and a.leverage > 0
+        # no account leverage: [paper.leverage] per asset class
+        assert a.oms in ("hedging", "netting") and (a.leverage is None or a.leverage > 0)
 
 
 def test_migration_5_adds_equity_working_orders_and_margin_columns(tmp_path: Path) -> None:
@@ -323,9 +329,9 @@ def test_cancel_and_modify_from_another_terminal(engine, db_path: Path) -> None:
     status = json.loads(cli("status", "--json").stdout)
     (a,) = [a for a in status["accounts"] if a["name"] == "A"]
     assert {"used_margin", "free_margin", "margin_level", "working_orders"} <= a.keys()
-    assert [o["order_id"] for o in a["working_orders"]] == [order.order_id]
-    assert a["working_orders"][0]["tif"] == "GTD"
-    assert "working 1" in cli("status").stdout
+    mine = [o for o in a["working_orders"] if o["order_id"] == order.order_id]
+    assert len(mine) == 1 and mine[0]["tif"] == "GTD"
+    assert f"working {len(a['working_orders'])}" in cli("status").stdout
 
     cancelled = cli("cancel", order.order_id, "--json")
     assert cancelled.returncode == 0, cancelled.stderr

@@ -58,8 +58,14 @@ class Rig:
         return batch
 
     def events(self, *kinds: EventKind):
+        """The events of these kinds; of orders, the decided ones (not a bracket's children,
+        which the venue places when the entry fills)."""
         self.engine.writer.flush()
-        return [e for e in read_events(self.engine.conn) if not kinds or e.kind in kinds]
+        return [
+            e
+            for e in read_events(self.engine.conn)
+            if (not kinds or e.kind in kinds) and "parent_id" not in e.payload
+        ]
 
     def rejects(self) -> list[tuple[str, str]]:
         self.engine.writer.flush()
@@ -306,7 +312,10 @@ def test_the_headless_engine_acts_on_an_ea_file_and_says_so(tmp_path: Path) -> N
     from mikrobot_tui.store.schema import open_db
 
     events = list(read_events(open_db(db).conn))
-    (sub,) = [e for e in events if e.kind is EventKind.ORDER_SUBMITTED]
+    # the entry; its stop-loss and take-profit are the venue's orders once it fills
+    (sub,) = [
+        e for e in events if e.kind is EventKind.ORDER_SUBMITTED and "parent_id" not in e.payload
+    ]
     assert sub.payload["source"] == "ea:signals.json"
 
 

@@ -383,4 +383,4 @@ def _exit_reason(order: Order | None) -> str:
         return "close"
     if order.parent_id is not None:  # a bracket's child
         return "stop_loss" if order.order_id.endswith("-SL") else "take_profit"
-    return order.strategy if order.strategy in ("flatten", "stop_out") else "close"
+    return "stop_out" if order.strategy == "stop_out" else "close"

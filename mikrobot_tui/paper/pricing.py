@@ -48,12 +48,16 @@ class Pricing:
         ):
             self.volatility.on_bar(sym, high, low, close)
 
-    def volatility_at(self, sym: int, k: int) -> float:
-        """The volatility as of batch tick k: bars closed at or before it count."""
+    def catch_up(self, k: int) -> None:
+        """Learn from the batch's bars closed at or before tick k."""
         upto = int(np.searchsorted(self._m1_closes, k, side="right"))
         if upto > self._m1_seen:
             self.note_bars(self._m1[self._m1_seen : upto])
             self._m1_seen = upto
+
+    def volatility_at(self, sym: int, k: int) -> float:
+        """The volatility as of batch tick k: bars closed at or before it count."""
+        self.catch_up(k)
         return self.volatility.value(sym)
 
     def take(

@@ -103,6 +103,7 @@ class Venue:
             self.at = step.idx + 1  # what the step creates or changes is matched from the next tick
             self._apply(order, step)
         self.at = stop
+        self.pricing.catch_up(stop - 1)
 
     def _working(self) -> list[Order]:
         known = self.ledger.symbol_index
