@@ -4,6 +4,8 @@ and the state the events fold to is the live state."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +15,8 @@ from venue_harness import T0, Bench
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.market import NS_PER_MS, TICK_DTYPE
 from mikrobot_tui.domain.orders import OrderIntent, OrderType, Side, TimeInForce
+
+EXAMPLES = int(os.environ.get("MIKROBOT_HYPOTHESIS_EXAMPLES", "40"))  # more for a long hunt
 
 order_st = st.fixed_dictionaries(
     {
@@ -43,39 +47,47 @@ def market(seed: int, n: int = 60) -> np.ndarray:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     orders=st.lists(order_st, min_size=1, max_size=25),
     oms=st.sampled_from(["hedging", "netting"]),
     seed=st.integers(0, 10_000),
     batch=st.sampled_from([1, 7, 1000]),
+    balance=st.sampled_from([1_000_000.0, 4_000.0]),  # small: rejections, calls, stop-outs
 )
-def test_every_balance_change_is_pnl_minus_costs(tmp_path_factory, orders, oms, seed, batch):
-    b = drive(tmp_path_factory.mktemp("c"), orders, oms, seed, batch)
+def test_every_balance_change_is_pnl_minus_costs(
+    tmp_path_factory, orders, oms, seed, batch, balance
+):
+    b = drive(tmp_path_factory.mktemp("c"), orders, oms, seed, batch, balance)
     check_conservation(b, oms)
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=max(EXAMPLES // 3, 10),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     orders=st.lists(order_st, min_size=1, max_size=25),
     oms=st.sampled_from(["hedging", "netting"]),
     seed=st.integers(0, 10_000),
+    balance=st.sampled_from([1_000_000.0, 4_000.0]),
 )
-def test_the_events_do_not_depend_on_the_batch_size(tmp_path_factory, orders, oms, seed):
+def test_the_events_do_not_depend_on_the_batch_size(tmp_path_factory, orders, oms, seed, balance):
     logs = []
     for batch in (1, 5, 1000):
-        b = drive(tmp_path_factory.mktemp("b"), orders, oms, seed, batch)
+        b = drive(tmp_path_factory.mktemp("b"), orders, oms, seed, batch, balance)
         logs.append([(e.seq, e.ts, e.kind, e.account, e.payload) for e in b.events()])
     assert logs[0] == logs[1] == logs[2]
 
 
-def drive(path, orders, oms, seed, batch) -> Bench:
+def drive(path, orders, oms, seed, batch, balance=1_000_000.0) -> Bench:
     b = Bench(
         path,
-        accounts={"A": {"oms": oms, "balance": 1_000_000.0}},
+        accounts={"A": {"oms": oms, "balance": balance}},
         symbols=["EURUSD", "GBPUSD", "USDJPY", "EURGBP"],
     )
     ticks = market(seed)

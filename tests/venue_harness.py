@@ -64,6 +64,7 @@ class Bench:
             self.ledger.emit(T0, EventKind.ACCOUNT_OPENED, name, payload)
         self.venue = Venue(self.ledger)
         self.ms = 0
+        self.clean_stream = 0
 
     def submit(self, symbol: str, side: Side, lots: float, account: str = "A", **kw: Any) -> str:
         acct = self.ledger.state.accounts[account]
@@ -100,7 +101,10 @@ class Bench:
         for a in range(0, len(ticks), step):
             part = ticks[a : a + step]
             quotes = BatchQuotes(part, self.quotes.bid, self.quotes.ask)
+            # market time only grows, across batches too (as the corridor keeps it)
             stream = np.maximum.accumulate(part["ts_event"])
+            np.maximum(stream, self.clean_stream, out=stream)
+            self.clean_stream = int(stream[-1])
             self.venue.begin(quotes, stream, np.zeros(0, BAR_DTYPE), np.zeros(0, np.int64))
             self.venue.advance(len(part))
             self.quotes.update(part)

@@ -90,6 +90,7 @@ class Order:
     reduce_only: bool = False
     post_only: bool = False  # a limit that would take liquidity on arrival is rejected
     trail_distance: float | None = None  # a trailing STOP: trigger = best price -/+ this
+    trail_atr: float | None = None  # or this many ATR(14) of M1, fixed when it reaches the venue
     parent_id: str | None = None  # a bracket child: waits for its entry
     oco_id: str | None = None  # one cancels the other
     filled_lots: float = 0.0

@@ -163,7 +163,8 @@ class Decisions:
             instrument=inst,
             quote_to_account=ledger.rate(inst.quote, acct.currency, quotes, k),
             equity=ledger.equity(acct, quotes, k),
-            open_positions=len(acct.positions) + len(acct.working),
+            # entries on their way count; a bracket's stop and target do not
+            open_positions=len(acct.positions) + sum(not o.reduces for o in acct.working.values()),
             risk=self._risk,
             halted=ledger.state.trading_state is TradingState.HALTED,
             blocked_by=blocked,

@@ -90,6 +90,7 @@ _ORDER_EXTRAS = (
     "reduce_only",
     "post_only",
     "trail_distance",
+    "trail_atr",
     "parent_id",
     "oco_id",
     "decision_price",
@@ -215,7 +216,10 @@ def _order_accepted(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
     order = acct.working.get(p["order_id"])
     if order is not None:
         trigger = p.get("trigger", order.trigger)
-        acct.working[order.order_id] = replace(order, accepted=True, trigger=trigger)
+        trail = p.get("trail_distance", order.trail_distance)
+        acct.working[order.order_id] = replace(
+            order, accepted=True, trigger=trigger, trail_distance=trail
+        )
 
 
 def _order_triggered(acct: AccountState, ts: int, p: dict[str, Any]) -> None:

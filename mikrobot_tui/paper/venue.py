@@ -186,6 +186,13 @@ class Venue:
             else:
                 self._rest(order, ts, k)
             return
+        if order.trail_atr is not None and order.trail_distance is None:
+            sym = self.ledger.symbol_index[order.symbol]
+            distance = order.trail_atr * self.pricing.volatility_at(sym, k)
+            if distance <= 0:
+                self._reject(order, ts, "trailing by ATR: no M1 bars yet to measure it")
+                return
+            order = replace(order, trail_distance=distance)
         if order.trail_distance is not None and order.trigger is None:
             touch = bid if order.side is Side.SELL else ask
             trigger = touch - order.side.opposite.sign * order.trail_distance
@@ -212,6 +219,8 @@ class Venue:
         payload: dict[str, object] = {"order_id": order.order_id}
         if order.trigger is not None:
             payload["trigger"] = order.trigger
+        if order.trail_distance is not None:
+            payload["trail_distance"] = order.trail_distance
         self.ledger.emit(ts, EventKind.ORDER_ACCEPTED, order.account, payload)
 
     def _refusal(self, order: Order, k: int, ts: int, bid: float, ask: float) -> str | None:
@@ -316,7 +325,12 @@ class Venue:
         if position_id is not None and (
             order.stop_loss is not None or order.take_profit is not None
         ):
-            brackets.protect(led, order, position_id, lots, ts)
+            entry = order
+            if order.trail_atr is not None and order.trail_distance is None:
+                sym = led.symbol_index[order.symbol]
+                distance = order.trail_atr * self.pricing.volatility_at(sym, k)
+                entry = replace(order, trail_distance=distance if distance > 0 else None)
+            brackets.protect(led, entry, position_id, lots, ts)
         brackets.settle(led, order, lots, ts, self._cancel)
 
     def take_at_market(self, account: str, position_id: str, k: int, ts: int, reason: str) -> None:
