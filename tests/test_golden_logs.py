@@ -3,7 +3,8 @@
 The hashes were recorded on the engine before it was split into rooms (issue 5) and must not
 move when code only moves. A change that means to alter behaviour updates a hash here and says
 why in its commit. Issue 7 re-recorded both: latency drawn per order (uniform 50 to 200 ms),
-slippage at the touch, brackets as orders of their own, costs from the account's model.
+slippage at the touch, brackets as orders of their own, costs from the account's model,
+and sizes capped at what the free margin carries.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "f3fcf530b1a164edf5044cc7005d344c0e273d48de9c7bf414aedee8230e2e57"
-SIM_SHA256 = "664e9ea14ee479504bd0e00ecca662cdab53829274b6b9c96a8f7a42823d5a71"
+REPLAY_SHA256 = "386811cb06dd74c36f8fafe52890addff0784d9d5143fdde94e7017a17feecb5"
+SIM_SHA256 = "5df31d9e11309f4d73697e67101da2e1f0f934e2e68b8e8612fe64ba6a276ea4"
 
 
 def log_digest(conn) -> tuple[str, int]:

@@ -131,3 +131,12 @@ def test_no_rate_for_a_jpy_pair_names_the_currency() -> None:
     decision = _check(instrument=USDJPY, stop_distance=0.4, quote_to_account=None)
     assert not decision.approved
     assert "JPY" in decision.reason
+
+
+def test_the_size_is_capped_at_what_the_free_margin_carries() -> None:
+    decision = _check(max_lots=0.178)  # the risk budget asks for 0.25 lots
+    assert decision.approved and decision.lots == 0.17  # rounded down to the lot step
+    assert "capped at 0.17 by free margin" in decision.reason
+    refused = _check(max_lots=0.004)
+    assert not refused.approved
+    assert refused.reason.startswith("insufficient margin: the free margin carries 0.004 lots")

@@ -19,14 +19,17 @@ import numpy as np
 
 from mikrobot_tui.config import RiskSettings
 from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.instruments import Instrument
 from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import Side, Signal, TradingState
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
-from mikrobot_tui.paper.portfolio import order_payload
+from mikrobot_tui.paper.portfolio import AccountState, order_payload
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.orchestrator import decide
 from mikrobot_tui.trading.strategies import TICK, Strategy
+
+MARGIN_HEADROOM = 0.95  # size to 95% of the free margin: the fill may come at a worse price
 
 
 def record_breaker(ledger: Ledger, change: BreakerChange | None) -> None:
@@ -128,6 +131,25 @@ class Decisions:
         and its source's (`guard`); `extra` (its source, its id) goes into the event."""
         return self._decide(account, guard, signal, sym, quotes, k, now, extra)
 
+    def _affordable(
+        self,
+        acct: AccountState,
+        inst: Instrument,
+        price: float,
+        rate: float | None,
+        quotes: BatchQuotes,
+        k: int,
+    ) -> float | None:
+        """The lots the free margin carries at this price, with room for the price to move
+        before the fill (the venue checks margin again then)."""
+        if rate is None or not price > 0:
+            return None
+        per_lot = (
+            inst.value_per_price_unit(1.0) * price * rate / self._ledger.leverage(acct.name, inst)
+        )
+        free = self._ledger.margin(acct, quotes, k).free_margin
+        return MARGIN_HEADROOM * free / per_lot
+
     def _decide(
         self,
         name: str,
@@ -156,12 +178,13 @@ class Decisions:
             if not allowed and blocked is None:
                 blocked = guard.name
         inst = ledger.instruments[sym]
+        rate = ledger.rate(inst.quote, acct.currency, quotes, k)
         decision = decide(
             signal,
             account=name,
             order_id=(order_id := acct.next_order_id()),
             instrument=inst,
-            quote_to_account=ledger.rate(inst.quote, acct.currency, quotes, k),
+            quote_to_account=rate,
             equity=ledger.equity(acct, quotes, k),
             # entries on their way count; a bracket's stop and target do not
             open_positions=len(acct.positions) + sum(not o.reduces for o in acct.working.values()),
@@ -170,6 +193,7 @@ class Decisions:
             blocked_by=blocked,
             decision_ts=now,
             latency_ns=self._latency(order_id),
+            max_lots=self._affordable(acct, inst, signal.price, rate, quotes, k),
         )
         if decision.order is None:
             ledger.emit(

@@ -37,6 +37,7 @@ def decide(
     blocked_by: str | None,
     decision_ts: int,
     latency_ns: int,
+    max_lots: float | None = None,
 ) -> Decision:
     """Turn a signal into a market order, or say why not.
 
@@ -54,6 +55,7 @@ def decide(
         stop_distance=signal.stop_distance,
         instrument=instrument,
         quote_to_account=quote_to_account,
+        max_lots=max_lots,
     )
     if not verdict.approved:
         return Decision(None, verdict.reason)

@@ -71,11 +71,13 @@ def check_order(
     stop_distance: float,
     instrument: Instrument,
     quote_to_account: float | None,
+    max_lots: float | None = None,
 ) -> RiskDecision:
     """Pre-trade checks in a fixed order; the first that fails gives the reason.
 
     Halted, at max positions, equity not positive, no conversion rate yet, bad stop distance,
-    size rounding to 0. Otherwise approved with the lots from `position_size`.
+    size rounding to 0. Otherwise approved with the lots from `position_size`, capped at
+    `max_lots` (what the free margin carries), refused when that is below the minimum lot.
     """
     if trading_halted:
         return _refuse("trading halted: no new orders until resumed")
@@ -98,8 +100,14 @@ def check_order(
             f"size rounds to 0: risking {money:.2f} over {pips:.1f} pips on {instrument.symbol} "
             f"is below the minimum lot {instrument.min_lot:g}"
         )
-    return RiskDecision(
-        approved=True,
-        lots=lots,
-        reason=f"risk {money:.2f} over {pips:.1f} pips: {lots:g} lots {instrument.symbol}",
-    )
+    reason = f"risk {money:.2f} over {pips:.1f} pips: {lots:g} lots {instrument.symbol}"
+    if max_lots is not None and lots > max_lots:
+        capped = instrument.round_lots(max_lots) if max_lots > 0 else 0.0
+        if capped < instrument.min_lot:
+            return _refuse(
+                f"insufficient margin: the free margin carries {max(max_lots, 0):.4g} lots "
+                f"{instrument.symbol}, below the minimum lot {instrument.min_lot:g}"
+            )
+        reason += f", capped at {capped:g} by free margin"
+        lots = capped
+    return RiskDecision(approved=True, lots=lots, reason=reason)
