@@ -23,16 +23,14 @@ from dataclasses import replace
 import numpy as np
 
 from mikrobot_tui.domain.events import EventKind
-from mikrobot_tui.domain.hours import market_open
 from mikrobot_tui.domain.orders import (
     Order,
     OrderIntent,
     OrderType,
     Side,
     TimeInForce,
-    TradingState,
 )
-from mikrobot_tui.paper import brackets, fillmodel
+from mikrobot_tui.paper import booking, brackets, checks, fillmodel
 from mikrobot_tui.paper.execution import BatchQuotes, Step, marketable, next_step, stop_due, window
 from mikrobot_tui.paper.ledger import EPS, Ledger
 from mikrobot_tui.paper.portfolio import order_payload
@@ -172,7 +170,7 @@ class Venue:
 
     def _arrive(self, order: Order, k: int, ts: int) -> None:
         bid, ask = self._touch(order, k)
-        refusal = self._refusal(order, k, ts, bid, ask)
+        refusal = checks.refusal(self.ledger, order, self._quotes, k, ts, bid, ask)
         if refusal is not None:
             self._reject(order, ts, refusal)
             return
@@ -223,42 +221,6 @@ class Venue:
             payload["trail_distance"] = order.trail_distance
         self.ledger.emit(ts, EventKind.ORDER_ACCEPTED, order.account, payload)
 
-    def _refusal(self, order: Order, k: int, ts: int, bid: float, ask: float) -> str | None:
-        led = self.ledger
-        inst = led.instrument(order.symbol)
-        opening = not order.reduces
-        if opening and led.state.trading_state is TradingState.HALTED:
-            return "trading halted"
-        if not market_open(inst.asset_class, ts):
-            return "market closed"
-        price = ask if order.side is Side.BUY else bid
-        if opening and order.remaining < inst.min_lot - EPS:
-            return f"below minimum size: {order.remaining} < {inst.min_lot} lots"
-        notional = inst.value_per_price_unit(order.remaining) * price
-        if opening and notional < inst.min_notional:
-            return f"below minimum notional: {notional:.2f} < {inst.min_notional} {inst.quote}"
-        if order.reduces and not self._reducible(order):
-            return "reduce-only: no position to reduce"
-        if order.post_only and order.type is OrderType.LIMIT and marketable(order, bid, ask):
-            return "post-only would cross"
-        return self._margin_refusal(order, order.remaining, price, k)
-
-    def _reducible(self, order: Order) -> float:
-        acct = self.ledger.state.accounts[order.account]
-        return sum(p.lots for p in self.ledger._against(acct, order))
-
-    def _margin_refusal(self, order: Order, lots: float, price: float, k: int) -> str | None:
-        led = self.ledger
-        acct = led.state.accounts[order.account]
-        opening = led.exposure_after(acct, order, lots)
-        if opening <= EPS:
-            return None
-        need = led.order_margin(acct, order, opening, price, k, self._quotes)
-        free = led.margin(acct, self._quotes, k).free_margin
-        if need > free + 1e-6:
-            return f"insufficient margin: needs {need:.2f} {acct.currency}, free {free:.2f}"
-        return None
-
     # ---------------------------------------------------------------- fills
 
     @property
@@ -275,7 +237,7 @@ class Venue:
         """Take liquidity for the order's remaining lots; the rest follows its time in force."""
         want = order.remaining
         if order.reduces:
-            want = min(want, self._reducible(order))
+            want = min(want, checks.reducible(self.ledger, order))
             if want <= EPS:
                 self._cancel(order, ts, "reduce-only: no position to reduce")
                 return
@@ -294,7 +256,9 @@ class Venue:
         now = self.ledger.state.accounts[order.account].working.get(order.order_id)
         if now is None:
             return
-        if order.tif is TimeInForce.IOC or (order.reduces and self._reducible(now) <= EPS):
+        if order.tif is TimeInForce.IOC or (
+            order.reduces and checks.reducible(self.ledger, now) <= EPS
+        ):
             self._cancel(
                 now,
                 ts,
@@ -308,11 +272,11 @@ class Venue:
     ) -> None:
         led = self.ledger
         if order.reduces:
-            lots = min(lots, self._reducible(order))
+            lots = min(lots, checks.reducible(self.ledger, order))
             if lots <= EPS:
                 self._cancel(order, ts, "reduce-only: no position to reduce")
                 return
-        refusal = self._margin_refusal(order, lots, price, k)
+        refusal = checks.margin_refusal(self.ledger, order, lots, price, self._quotes, k)
         if refusal is not None:
             self._reject(order, ts, refusal)
             return
@@ -320,7 +284,9 @@ class Venue:
         if reference is None:
             reference = order.price if order.type is OrderType.LIMIT else order.trigger
         slippage = 0.0 if reference is None else (price - reference) * order.side.sign
-        position_id = led.book(order, lots, price, ts, self._quotes, k, liquidity, slippage)
+        position_id = booking.book(
+            led, order, lots, price, ts, self._quotes, k, liquidity, slippage
+        )
         self.watch.changed(order.account)
         if position_id is not None and (
             order.stop_loss is not None or order.take_profit is not None

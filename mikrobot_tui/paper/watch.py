@@ -20,7 +20,7 @@ import numpy as np
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import Side
-from mikrobot_tui.paper import costs
+from mikrobot_tui.paper import booking, costs
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState
@@ -130,7 +130,7 @@ class AccountWatch:
                 rate = led.rate(inst.quote, acct.currency, self._quotes, k) or pos.rate_at_entry
                 amount = costs.swap_amount(led.paper, inst, pos.side, pos.lots, mult, rate)
                 if amount:
-                    led.charge_swap(acct, pos, amount, ts, mult)
+                    booking.charge_swap(led, acct, pos, amount, ts, mult)
             self.changed(acct.name)
 
     # ---------------------------------------------------------------- margin
