@@ -72,6 +72,19 @@ def test_swap_is_charged_once_at_a_weekday_rollover_and_triple_on_wednesday(tmp_
     assert b.account.swap_paid == pytest.approx(-26.0)
 
 
+def test_a_rollover_passed_while_stopped_is_charged_once_after_the_restart(tmp_path) -> None:
+    b = Bench(tmp_path, accounts={"A": {"commission_per_lot": 0.0}})
+    b.submit("EURUSD", BUY, 1.0)  # Tuesday 17:13 New York
+    b.tick(("EURUSD", 1.09990, 1.10000))
+    b.restart()
+    b.ms += DAY_MS  # Wednesday 17:13: the engine was away over Wednesday's rollover
+    b.tick(("EURUSD", 1.09990, 1.10000))
+    b.restart()
+    b.tick(("EURUSD", 1.09990, 1.10000))
+    (swap,) = b.events(EventKind.SWAP)
+    assert swap.payload["amount"] == pytest.approx(-19.5) and swap.payload["multiplier"] == 3
+
+
 def test_an_equity_point_per_account_per_minute_of_market_time(tmp_path) -> None:
     b = Bench(tmp_path, accounts={"A": {"commission_per_lot": 0.0}, "B": {}})
     b.submit("EURUSD", BUY, 1.0)

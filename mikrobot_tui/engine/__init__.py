@@ -154,6 +154,8 @@ class Engine:
         )
         self.strategies = strategies
         protect_unprotected(self.ledger, state.last_ts)
+        # a rollover between the last session and this one is charged when the market passes it
+        self.corridor.venue.watch.last_ts = state.last_ts
         self._started = False
         self.resumed_at: int | None = None  # ticks of the replay file an earlier run did
         if isinstance(feed, ReplayFeed):
