@@ -344,6 +344,37 @@ def test_a_replay_with_resting_orders_killed_midway_resumes_to_the_same_tables(
         assert got[name] == resting_reference[name], name
 
 
+@pytest.mark.parametrize("batches", [(1500, 61, 311), (97, 5000, 700)])
+def test_a_replay_with_resting_orders_resumes_to_the_same_tables_in_other_batches(
+    make_settings, tick_file, resting_reference, tmp_path, monkeypatch, batches
+) -> None:
+    """A paced replay's batches follow the wall clock, so a killed run resumes cut elsewhere
+    than the unbroken one: the orders' state must live in the log, not in where a batch ends
+    (a trailing stop once filled at a level it had never been moved to)."""
+    resting_entries.install(monkeypatch.setattr)
+    db = tmp_path / "rebatched.db"
+
+    def settings(batch: int):
+        return make_settings(
+            accounts=FAST_ACCOUNTS,
+            engine={"db": db, "feed": "replay", "store_ticks": True, "batch_max": batch},
+            replay={"file": tick_file},
+            breakers={"failure_threshold": 2},
+            risk=RESTING_RISK,
+        )
+
+    *killed, last = batches
+    for n, batch in enumerate(killed, 1):
+        kill_after(settings(batch), 20_000 * n // batch)
+    engine = build_engine(settings(last))
+    assert engine.resumed_at is not None
+    Runner(engine).replay(engine.feed.iter_batches())
+    engine.close()
+    got = tables(db)
+    for name in resting_reference:
+        assert got[name] == resting_reference[name], name
+
+
 def test_the_in_process_cuts_find_every_kind_of_resting_order(
     make_settings, tick_file, tmp_path, monkeypatch
 ) -> None:
