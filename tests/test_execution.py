@@ -11,6 +11,7 @@ import pytest
 from venue_harness import Bench
 
 from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.market import TICK_DTYPE
 from mikrobot_tui.domain.orders import OrderIntent, OrderType, Side, TimeInForce
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -242,6 +243,43 @@ def test_a_trailing_stop_follows_the_bid_by_pips_and_fills_when_it_turns(tmp_pat
     moves = [e.payload["changes"]["trigger"] for e in b.events(EventKind.ORDER_MODIFIED)]
     assert moves == [1.09950, 1.10100]
     assert b.account.trades[-1].exit_price == 1.10090
+
+
+@pytest.mark.parametrize("batch", [None, 1])
+def test_a_trailing_stop_fills_at_its_recorded_trigger_however_the_ticks_are_batched(
+    tmp_path, batch
+) -> None:
+    """The trigger moves a pip at a time, each move an event; a best bid less than a pip above
+    the last move moves nothing, so it cannot fill the stop either. Otherwise the stop fills
+    earlier when the ticks come in one batch than when they are cut (a replay resumed after
+    kill -9 is cut where the kill fell) and the events depend on the batching."""
+    b = Bench(tmp_path / str(batch))
+    b.tick(("EURUSD", 1.10000, 1.10010))
+    b.submit("EURUSD", BUY, 1.0)
+    b.tick(("EURUSD", 1.10000, 1.10010))
+    b.submit(
+        "EURUSD",
+        SELL,
+        1.0,
+        type=OrderType.STOP,
+        trail_distance=0.00100,
+        intent=OrderIntent.CLOSE,
+        position_id="A-000001",
+    )
+    b.tick(("EURUSD", 1.10000, 1.10010))  # arrives: trigger 1.09900
+    rows = [
+        ("EURUSD", 1.10005, 1.10015),  # half a pip up: no move, the trigger stays 1.09900
+        ("EURUSD", 1.09903, 1.09913),  # above the trigger: nothing
+        ("EURUSD", 1.09899, 1.09909),  # through it: filled at this bid
+    ]
+    ticks = np.zeros(len(rows), dtype=TICK_DTYPE)
+    for i, (symbol, bid, ask) in enumerate(rows):
+        b.ms += 1
+        ts = b.ms_ts(b.ms)
+        ticks[i] = (ts, ts, b.quotes.index[symbol], bid, ask, np.nan, np.nan)
+    b.run(ticks, batch)
+    assert not b.events(EventKind.ORDER_MODIFIED)
+    assert b.account.trades[-1].exit_price == 1.09899
 
 
 def test_a_gtd_order_expires_at_its_time(tmp_path) -> None:

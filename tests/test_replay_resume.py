@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import resting_entries
 from engine_data import FAST_ACCOUNTS
 
 from mikrobot_tui.config import SimSettings
@@ -18,9 +20,11 @@ from mikrobot_tui.data.feeds import save_ticks
 from mikrobot_tui.data.sim import generate_ticks
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_SECOND
+from mikrobot_tui.domain.orders import Order
 from mikrobot_tui.engine import build_engine
 from mikrobot_tui.engine.runner import Runner
-from mikrobot_tui.store.events import raw_events
+from mikrobot_tui.paper.portfolio import fold
+from mikrobot_tui.store.events import raw_events, read_events
 from mikrobot_tui.store.schema import open_db
 from mikrobot_tui.store.writer import Writer
 
@@ -47,11 +51,19 @@ def settings_for(make_settings, file: Path, db: Path):
     )
 
 
-def tables(db: Path) -> dict[str, list[tuple]]:
+def tables(db: Path) -> dict[str, list]:
+    """The stored tables a resumed replay must reproduce, and the accounts the log folds to
+    (balances, positions, working orders with their state, trades)."""
     conn = open_db(db).conn
     try:
         return {
             "events": raw_events(conn),
+            "fold": sorted(fold(read_events(conn)).accounts.items()),
+            "equity": conn.execute("SELECT * FROM equity ORDER BY account, ts").fetchall(),
+            "accounts": conn.execute("SELECT * FROM accounts ORDER BY name").fetchall(),
+            "working_orders": conn.execute(
+                "SELECT * FROM working_orders ORDER BY account, order_id"
+            ).fetchall(),
             "bars": conn.execute(
                 "SELECT * FROM bars ORDER BY symbol, timeframe, ts_open"
             ).fetchall(),
@@ -150,9 +162,23 @@ def test_another_file_into_a_used_database_is_still_refused(
         build_engine(settings_for(make_settings, other, db))
 
 
-@pytest.mark.slow
-def test_sigkill_at_15_random_moments_changes_nothing(tmp_path: Path) -> None:
-    from test_headless import MIKROBOT, env
+def working_at(db: Path) -> list[Order]:
+    """The working orders the stored log folds to: what a restart finds resting."""
+    conn = open_db(db).conn
+    try:
+        state = fold(read_events(conn))
+    finally:
+        conn.close()
+    return [o for a in state.accounts.values() for o in a.working.values()]
+
+
+def sigkill_15_times(
+    tmp_path: Path, program: list[str], **extra: str
+) -> tuple[dict[str, list], dict[str, list], list[list[Order]]]:
+    """A paced replay run unbroken, and on another database killed with SIGKILL at 15 random
+    moments then run to the end: (the unbroken run's tables, the killed run's, the working
+    orders stored at each kill)."""
+    from test_headless import env
 
     catalogue = default_instruments()
     sim = SimSettings(symbols=SYMBOLS, seed=8, fault_rate=0.01)
@@ -170,11 +196,12 @@ def test_sigkill_at_15_random_moments_changes_nothing(tmp_path: Path) -> None:
             '[{"name": "A", "params": {"fast": 2, "slow": 4, "atr_period": 3}},'
             ' {"name": "B", "params": {"fast": 3, "slow": 6, "atr_period": 3}}]'
         ),
+        **extra,
     }
 
     def run(db: Path) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [*MIKROBOT, "--db", str(db), "run", "--headless", "--duration", "120"],
+            [*program, "--db", str(db), "run", "--headless", "--duration", "120"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -184,17 +211,204 @@ def test_sigkill_at_15_random_moments_changes_nothing(tmp_path: Path) -> None:
     ref_db = tmp_path / "ref.db"
     ref = run(ref_db)
     assert ref.wait(timeout=120) == 0, ref.stderr.read() if ref.stderr else ""
-    reference = tables(ref_db)
 
     db = tmp_path / "killed.db"
     rng = random.Random(5)
+    working: list[list[Order]] = []
     for _ in range(15):
         proc = run(db)
         time.sleep(rng.uniform(0.3, 3.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=20)
+        if db.exists():
+            working.append(working_at(db))
     final = run(db)
     assert final.wait(timeout=120) == 0, final.stderr.read() if final.stderr else ""
+    return tables(ref_db), tables(db), working
+
+
+@pytest.mark.slow
+def test_sigkill_at_15_random_moments_changes_nothing(tmp_path: Path) -> None:
+    from test_headless import MIKROBOT
+
+    reference, got, _ = sigkill_15_times(tmp_path, MIKROBOT)
+    for name in reference:
+        assert got[name] == reference[name], name
+
+
+# ---------------------------------------------------------------- resting entry orders
+#
+# The strategies send market entries only; their brackets' reduce-only stops and limits are
+# working orders at most kill points already. tests/resting_entries.py adds, to each entry,
+# resting entry orders of every kind (limit, stop, stop-limit, trailing stop, good till date,
+# post-only, with and without brackets), so kills also land while those rest, trail, trigger
+# and expire.
+
+RESTING_RISK = {"max_positions": 20}  # working orders count against it: room for them
+
+
+def resting_kinds(orders: list[Order]) -> set[str]:
+    """What kinds of working order a list holds, as the recovery tests name them."""
+    kinds = set()
+    for o in orders:
+        if o.reduce_only:
+            kinds.add(f"bracket {o.type}")
+            continue
+        kinds.add(f"trailing {o.type}" if o.trail_distance is not None else str(o.type))
+        kinds.add(str(o.tif))
+        if o.triggered:
+            kinds.add("triggered stop_limit")
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def resting_reference(tick_file, tmp_path_factory) -> dict[str, list]:
+    from mikrobot_tui.config import load_settings
+
+    db = tmp_path_factory.mktemp("resting") / "ref.db"
+    s = load_settings(
+        None,
+        overrides={
+            "engine": {"db": db, "feed": "replay", "store_ticks": True, "batch_max": 700},
+            "replay": {"file": tick_file},
+            "accounts": FAST_ACCOUNTS,
+            "breakers": {"failure_threshold": 2},
+            "risk": RESTING_RISK,
+        },
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        resting_entries.install(mp.setattr)
+        engine = build_engine(s)
+        Runner(engine).replay(engine.feed.iter_batches())
+        engine.close()
+    return tables(db)
+
+
+def test_the_resting_reference_run_rests_triggers_trails_and_expires(resting_reference) -> None:
+    events = resting_reference["events"]
+    kinds = {row[2] for row in events}
+    assert {
+        "order_accepted",
+        "order_triggered",
+        "order_modified",
+        "order_cancelled",
+        "order_rejected",
+        "position_closed",
+    } <= kinds
+    reasons = {json.loads(row[4]).get("reason") for row in events}
+    assert {"expired (good till date)", "trail"} <= reasons
+    resting_ids = {
+        json.loads(row[4])["order_id"]
+        for row in events
+        if row[2] == "order_submitted"
+        and json.loads(row[4]).get("reason") == resting_entries.REASON
+    }
+    resting_fills = [  # entries that rested, then filled at their limit or stop
+        row
+        for row in events
+        if row[2] == "order_filled" and json.loads(row[4])["order_id"] in resting_ids
+    ]
+    assert resting_fills
+    assert any(a.working for _, a in resting_reference["fold"])  # some still rest at the end
+    assert resting_reference["equity"] and resting_reference["working_orders"]
+
+
+RANDOM_CUTS = sorted(random.Random(11).sample(range(1, 86), 6))
+
+
+@pytest.mark.parametrize("cuts", [[17], [40], [17, 55], [3, 40, 70], RANDOM_CUTS])
+def test_a_replay_with_resting_orders_killed_midway_resumes_to_the_same_tables(
+    make_settings, tick_file, resting_reference, tmp_path, monkeypatch, cuts
+) -> None:
+    resting_entries.install(monkeypatch.setattr)
+    db = tmp_path / "resume.db"
+    settings = make_settings(
+        accounts=FAST_ACCOUNTS,
+        engine={"db": db, "feed": "replay", "store_ticks": True, "batch_max": 700},
+        replay={"file": tick_file},
+        breakers={"failure_threshold": 2},
+        risk=RESTING_RISK,
+    )
+    at_kills = set()
+    for cut in cuts:
+        kill_after(settings, cut)
+        at_kills |= resting_kinds(working_at(db))
+    if cuts != [3]:
+        assert {"limit", "bracket stop", "bracket limit"} <= at_kills, at_kills
+    engine = build_engine(settings)
+    assert engine.resumed_at is not None
+    Runner(engine).replay(engine.feed.iter_batches())
+    engine.close()
     got = tables(db)
+    for name in resting_reference:
+        assert got[name] == resting_reference[name], name
+
+
+@pytest.mark.parametrize("batches", [(1500, 61, 311), (97, 5000, 700)])
+def test_a_replay_with_resting_orders_resumes_to_the_same_tables_in_other_batches(
+    make_settings, tick_file, resting_reference, tmp_path, monkeypatch, batches
+) -> None:
+    """A paced replay's batches follow the wall clock, so a killed run resumes cut elsewhere
+    than the unbroken one: the orders' state must live in the log, not in where a batch ends
+    (a trailing stop once filled at a level it had never been moved to)."""
+    resting_entries.install(monkeypatch.setattr)
+    db = tmp_path / "rebatched.db"
+
+    def settings(batch: int):
+        return make_settings(
+            accounts=FAST_ACCOUNTS,
+            engine={"db": db, "feed": "replay", "store_ticks": True, "batch_max": batch},
+            replay={"file": tick_file},
+            breakers={"failure_threshold": 2},
+            risk=RESTING_RISK,
+        )
+
+    *killed, last = batches
+    for n, batch in enumerate(killed, 1):
+        kill_after(settings(batch), 20_000 * n // batch)
+    engine = build_engine(settings(last))
+    assert engine.resumed_at is not None
+    Runner(engine).replay(engine.feed.iter_batches())
+    engine.close()
+    got = tables(db)
+    for name in resting_reference:
+        assert got[name] == resting_reference[name], name
+
+
+def test_the_in_process_cuts_find_every_kind_of_resting_order(
+    make_settings, tick_file, tmp_path, monkeypatch
+) -> None:
+    """Between them, the cuts above kill while each kind of order rests."""
+    resting_entries.install(monkeypatch.setattr)
+    found: set[str] = set()
+    for cut in sorted({c for cuts in ([17], [40], [55], [70], RANDOM_CUTS) for c in cuts}):
+        db = tmp_path / f"cut{cut}.db"
+        settings = make_settings(
+            accounts=FAST_ACCOUNTS,
+            engine={"db": db, "feed": "replay", "store_ticks": True, "batch_max": 700},
+            replay={"file": tick_file},
+            breakers={"failure_threshold": 2},
+            risk=RESTING_RISK,
+        )
+        kill_after(settings, cut)
+        found |= resting_kinds(working_at(db))
+    expected = {"limit", "stop", "stop_limit", "triggered stop_limit", "trailing stop"}
+    assert expected | {"GTC", "GTD", "bracket stop", "bracket limit"} <= found, found
+
+
+@pytest.mark.slow
+def test_sigkill_at_15_random_moments_with_resting_orders_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    program = [sys.executable, str(Path(resting_entries.__file__))]
+    reference, got, at_kills = sigkill_15_times(
+        tmp_path, program, MIKROBOT_RISK__MAX_POSITIONS=str(RESTING_RISK["max_positions"])
+    )
+    kinds = {row[2] for row in reference["events"]}
+    assert {"order_accepted", "order_triggered", "order_modified"} <= kinds
+    resting = [orders for orders in at_kills if any(not o.reduce_only for o in orders)]
+    assert len(resting) >= 8, [resting_kinds(o) for o in at_kills]  # most kills hit resting orders
     for name in reference:
         assert got[name] == reference[name], name

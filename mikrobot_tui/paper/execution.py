@@ -13,7 +13,8 @@ From there on:
   not at the stop;
 - a stop-limit triggers the same way and then rests (or takes) as a limit at its price;
 - a trailing stop's trigger follows the best bid (a sell) or ask (a buy) at its distance; it is
-  moved whenever the best price gains a pip, and each move is an event;
+  moved whenever the best price gains a pip, and each move is an event; it fills when the
+  market reaches the trigger it was last moved to (a gain under a pip moves nothing);
 - a good-till-date order is cancelled at its symbol's first tick at or after its expiry.
 
 `next_step` only says what comes next for one order; the venue (paper/venue.py) applies the
@@ -171,17 +172,20 @@ def _trailing(
 ) -> Step | None:
     d = order.trail_distance
     assert d is not None and order.trigger is not None
+    # Until the first move the trigger is the recorded one: the best price so far moves it
+    # only a whole step at a time (each move an event), so a lesser gain, which a batch
+    # boundary would forget, must not bring the fill forward either.
     if buy:  # a buy stop trails the lowest ask from above
         ask = ticks["ask"][w]
         best = np.minimum.accumulate(np.minimum(ask, order.trigger - d))
         level = best + d
-        hit = ask >= level
+        hit = ask >= order.trigger
         moved = level <= order.trigger - step
     else:
         bid = ticks["bid"][w]
         best = np.maximum.accumulate(np.maximum(bid, order.trigger + d))
         level = best - d
-        hit = bid <= level
+        hit = bid <= order.trigger
         moved = level >= order.trigger + step
     first_hit = int(np.argmax(hit)) if hit.any() else len(w)
     first_move = int(np.argmax(moved)) if moved.any() else len(w)
