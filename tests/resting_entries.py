@@ -96,6 +96,9 @@ def resting_orders(entry: Order, inst: Instrument, now: int) -> list[Order]:
             tif=TimeInForce.GTD,
             expire_ts=now + 20 * MINUTE,
         )
+    if v == 2:  # and a post-only limit through the market: the venue rejects it
+        crossing = rp(p + s * half)
+        return [pullback, breakout, order(type=OrderType.LIMIT, price=crossing, post_only=True)]
     return [pullback, breakout]
 
 

@@ -4,7 +4,7 @@ The hashes were recorded on the engine before it was split into rooms (issue 5) 
 move when code only moves. A change that means to alter behaviour updates a hash here and says
 why in its commit. Issue 7 re-recorded both: latency drawn per order (uniform 50 to 200 ms),
 slippage at the touch, brackets as orders of their own, costs from the account's model,
-and sizes capped at what the free margin carries.
+and sizes capped so the margin level stays at twice the margin call level.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "386811cb06dd74c36f8fafe52890addff0784d9d5143fdde94e7017a17feecb5"
-SIM_SHA256 = "5df31d9e11309f4d73697e67101da2e1f0f934e2e68b8e8612fe64ba6a276ea4"
+REPLAY_SHA256 = "5e6a61d720e1c452a784cf5febb138ba5057333c60b8556eb2ccf0417bdaceb9"
+SIM_SHA256 = "dae9f457215a42bf8282b4e5bc6414891dad5c1f59c4fc03d299653c1bfe1660"
 
 
 def log_digest(conn) -> tuple[str, int]:

@@ -6,6 +6,7 @@ links the two currencies (USDJPY for a JPY-quoted pair), never with a hard-coded
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Instrument:
         return in_quote * quote_to_account
 
 
+@functools.lru_cache(maxsize=256)  # a handful of steps, asked for on every price rounded
 def step_decimals(step: float) -> int:
     """Decimal places of a price or quantity step: 0.00001 -> 5, 0.25 -> 2, 1 or 100 -> 0."""
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent

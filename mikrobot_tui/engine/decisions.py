@@ -29,7 +29,7 @@ from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.orchestrator import decide
 from mikrobot_tui.trading.strategies import TICK, Strategy
 
-MARGIN_HEADROOM = 0.95  # size to 95% of the free margin: the fill may come at a worse price
+MARGIN_LEVEL_FLOOR = 2.0  # sizing keeps the margin level at twice the margin call level
 
 
 def record_breaker(ledger: Ledger, change: BreakerChange | None) -> None:
@@ -140,15 +140,15 @@ class Decisions:
         quotes: BatchQuotes,
         k: int,
     ) -> float | None:
-        """The lots the free margin carries at this price, with room for the price to move
-        before the fill (the venue checks margin again then)."""
+        """The lots that keep the margin level at or above twice the margin call level after
+        the trade: room for the market to move against every position before a margin call."""
         if rate is None or not price > 0:
             return None
-        per_lot = (
-            inst.value_per_price_unit(1.0) * price * rate / self._ledger.leverage(acct.name, inst)
-        )
-        free = self._ledger.margin(acct, quotes, k).free_margin
-        return MARGIN_HEADROOM * free / per_lot
+        ledger = self._ledger
+        per_lot = inst.value_per_price_unit(1.0) * price * rate / ledger.leverage(acct.name, inst)
+        m = ledger.margin(acct, quotes, k)
+        floor = MARGIN_LEVEL_FLOOR * ledger.account_terms(acct.name).margin_call_level / 100
+        return max(0.0, m.equity / floor - m.used_margin) / per_lot
 
     def _decide(
         self,

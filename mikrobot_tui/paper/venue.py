@@ -57,6 +57,8 @@ class Venue:
         self._quotes: BatchQuotes | None = None
         self._stream = np.zeros(0, dtype=np.int64)
         self._cache: dict[str, Cached] = {}
+        self._scan_seq = -1  # the log's last event when the working orders were last scanned
+        self._scan_best: tuple[int, str] | None = None
         self.at = 0  # where new orders start being matched
 
     # ---------------------------------------------------------------- a batch
@@ -68,6 +70,7 @@ class Venue:
         the index of the tick that closed each (they feed the slippage model's volatility)."""
         self._quotes, self._stream = quotes, stream
         self._cache.clear()
+        self._scan_seq = -1
         self.at = 0
         self.pricing.begin(m1, m1_closes)
         self.watch.begin(quotes, stream)
@@ -78,11 +81,9 @@ class Venue:
         quotes = self._quotes
         assert quotes is not None
         while True:
-            best: tuple[int, int, str] | None = None  # (index, rank, order id or "")
-            for rank, order in enumerate(self._working()):
-                step = self._step(order)
-                if step is not None and step.idx < stop and (best is None or step.idx < best[0]):
-                    best = (step.idx, rank, order.order_id)
+            best = self._earliest()
+            if best is not None and best[0] >= stop:
+                best = None
             watch_at = self.watch.next_index(self.at, stop)
             if watch_at is not None and (best is None or watch_at <= best[0]):
                 if on_step is not None:
@@ -92,7 +93,7 @@ class Venue:
                 continue
             if best is None:
                 break
-            order = self._find(best[2])
+            order = self._find(best[1])
             cached = self._cache[order.order_id]
             step = cached[2]
             assert step is not None
@@ -102,6 +103,21 @@ class Venue:
             self._apply(order, step)
         self.at = stop
         self.pricing.catch_up(stop - 1)
+
+    def _earliest(self) -> tuple[int, str] | None:
+        """(index, order id) of the earliest step of all working orders; the first order
+        wins a tie. Nothing changes an order's next step but an event, so while the log
+        stands still the last answer holds and no order is looked at again."""
+        seq = self.ledger.log.last_seq
+        if seq == self._scan_seq:
+            return self._scan_best
+        best: tuple[int, str] | None = None
+        for order in self._working():
+            step = self._step(order)
+            if step is not None and (best is None or step.idx < best[0]):
+                best = (step.idx, order.order_id)
+        self._scan_seq, self._scan_best = seq, best
+        return best
 
     def _working(self) -> list[Order]:
         known = self.ledger.symbol_index
@@ -135,6 +151,7 @@ class Venue:
     def _moved_on(self, order_id: str, idx: int) -> None:
         """The order did its step at `idx`: search it again from the next tick."""
         self._cache[order_id] = (None, idx + 1, None)
+        self._scan_seq = -1
 
     # ---------------------------------------------------------------- steps
 
