@@ -38,6 +38,8 @@ def refusal(
         return "reduce-only: no position to reduce"
     if order.post_only and order.type is OrderType.LIMIT and marketable(order, bid, ask):
         return "post-only would cross"
+    if order.type is OrderType.MARKET:  # it fills now: the fill checks margin at its price
+        return None
     return margin_refusal(ledger, order, order.remaining, price, quotes, k)
 
 
