@@ -256,3 +256,40 @@ def test_the_program_builds_bars_from_binance_quotes(streams: FakeStreams, tmp_p
         run_program(streams, rest, db, seconds=12, until_s=11)
     bars = rows(db, "SELECT symbol, timeframe, ticks FROM bars WHERE timeframe = 'M1'")
     assert {b[0] for b in bars} == {"BTCUSDT", "ETHUSDT"} and all(b[2] > 0 for b in bars)
+
+
+async def test_a_market_order_walks_the_binance_book_the_feed_delivers(
+    streams: FakeStreams, tmp_path: Path
+) -> None:
+    from mikrobot_tui.domain.events import EventKind
+    from mikrobot_tui.domain.orders import Order, OrderIntent, Side, TimeInForce
+    from mikrobot_tui.paper.portfolio import order_payload
+    from mikrobot_tui.store.events import read_events
+
+    db = tmp_path / "depth.db"
+    feed = BinanceFeed(["BTCUSDT"], {}, ["bookTicker", "depth"], WsSettings((streams.url,), **WS))
+    engine = engine_on(db, feed, store_ticks=False, paper={"latency_model": "fixed"})
+    runner = Runner(engine)
+
+    async def script() -> None:
+        assert await until(lambda: streams.open_connections() == 1)
+        await streams.acall(streams.depth("BTCUSDT", 100.50))  # asks 100.51 x 1, 100.52 x 2, ...
+        await streams.acall(streams.book("BTCUSDT", 100.49, 100.51))
+        assert await until(lambda: engine.quotes.quote(0) is not None)
+        ts = engine.event_ts()
+        order = Order("A-900001", "A", "BTCUSDT", Side.BUY, 2.5, OrderIntent.OPEN, ts, ts,
+                      tif=TimeInForce.IOC)  # fmt: skip
+        engine.ledger.emit(ts, EventKind.ORDER_SUBMITTED, "A", order_payload(order))
+        for _ in range(5):
+            await asyncio.sleep(0.1)
+            await streams.acall(streams.depth("BTCUSDT", 100.50))
+            await streams.acall(streams.book("BTCUSDT", 100.49, 100.51))
+
+    await run_while(runner, asyncio.ensure_future(script()), 2.0)
+    fills = [e for e in read_events(engine.conn) if e.kind is EventKind.ORDER_FILLED]
+    engine.close()
+    (fill,) = [f for f in fills if f.payload["order_id"] == "A-900001"]
+    # 1 at 100.51 and 1.5 at 100.52: the book's volume-weighted price 100.516, on the 0.01
+    # tick 100.52 (the touch plus slippage would be 100.512: 100.51)
+    assert fill.payload["lots"] == 2.5
+    assert fill.payload["price"] == 100.52
