@@ -121,6 +121,40 @@ def currency_pairs(
     return {(eq.get(i.base, i.base), eq.get(i.quote, i.quote)): i.symbol for i in instruments}
 
 
+Path = list[tuple[str, bool]]  # (symbol, whether to invert its mid), multiplied in order
+
+
+def conversion_paths(
+    from_ccy: str,
+    to_ccy: str,
+    pairs: Mapping[tuple[str, str], str],
+    equivalents: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The ways to turn `from_ccy` into `to_ccy`, in the order they are tried: the direct pair
+    (or its inverse), then a cross through USD. `[[]]` when the currencies are the same."""
+    eq = equivalents or {}
+    src, dst = eq.get(from_ccy, from_ccy), eq.get(to_ccy, to_ccy)
+    if src == dst:
+        return [[]]
+
+    def direct(a: str, b: str) -> Path | None:
+        if (a, b) in pairs:
+            return [(pairs[(a, b)], False)]
+        if (b, a) in pairs:
+            return [(pairs[(b, a)], True)]
+        return None
+
+    out = []
+    path = direct(src, dst)
+    if path is not None:
+        out.append(path)
+    if "USD" not in (src, dst):
+        first, second = direct(src, "USD"), direct("USD", dst)
+        if first is not None and second is not None:
+            out.append(first + second)
+    return out
+
+
 def conversion_rate(
     from_ccy: str,
     to_ccy: str,
@@ -136,27 +170,15 @@ def conversion_rate(
     no quoted pair links the currencies yet (no price seen), so callers can refuse rather than
     guess. `pairs` is `currency_pairs(instruments, equivalents)` for callers that ask often.
     """
-    eq = equivalents or {}
-    src, dst = eq.get(from_ccy, from_ccy), eq.get(to_ccy, to_ccy)
-    if src == dst:
-        return 1.0
     if pairs is None:
-        pairs = currency_pairs(instruments, eq)
-
-    def direct(a: str, b: str) -> float | None:
-        if (a, b) in pairs:
-            m = mid_of(pairs[(a, b)])
-            return m if m and m > 0 else None
-        if (b, a) in pairs:
-            m = mid_of(pairs[(b, a)])
-            return 1.0 / m if m and m > 0 else None
-        return None
-
-    rate = direct(src, dst)
-    if rate is not None:
-        return rate
-    if "USD" not in (src, dst):
-        first, second = direct(src, "USD"), direct("USD", dst)
-        if first is not None and second is not None:
-            return first * second
+        pairs = currency_pairs(instruments, equivalents)
+    for path in conversion_paths(from_ccy, to_ccy, pairs, equivalents):
+        rate = 1.0
+        for symbol, invert in path:
+            m = mid_of(symbol)
+            if not m or m <= 0:
+                break
+            rate *= 1.0 / m if invert else m
+        else:
+            return rate
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mikrobot_tui.domain.instruments import conversion_paths
 from mikrobot_tui.domain.orders import Side
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
@@ -174,7 +175,7 @@ class MarginScan:
         for s, invert in path:
             bid, ask = self._quotes.filled(s)
             mid = (bid[a:b] + ask[a:b]) / 2
-            out = out / mid if invert else out * mid
+            out = out * (1.0 / mid if invert else mid)
         return out
 
     def _path(self, src: str, dst: str) -> list[tuple[int, bool]] | None:
@@ -185,26 +186,9 @@ class MarginScan:
 
 
 def _conversion_path(ledger: Ledger, src: str, dst: str) -> list[tuple[int, bool]] | None:
-    """The symbols (and whether to invert their mid) that turn `src` into `dst`: a direct pair,
-    its inverse, or a cross through USD, as `conversion_rate` tries them."""
-    eq = ledger.equivalents
-    src, dst = eq.get(src, src), eq.get(dst, dst)
-    if src == dst:
-        return []
-    pairs = ledger.pairs
-
-    def direct(a: str, b: str) -> list[tuple[int, bool]] | None:
-        for key, invert in (((a, b), False), ((b, a), True)):
-            symbol = pairs.get(key)
-            if symbol is not None and symbol in ledger.symbol_index:
-                return [(ledger.symbol_index[symbol], invert)]
-        return None
-
-    path = direct(src, dst)
-    if path is not None:
-        return path
-    if "USD" not in (src, dst):
-        first, second = direct(src, "USD"), direct("USD", dst)
-        if first is not None and second is not None:
-            return first + second
+    """The first of `conversion_paths` whose symbols this feed carries, by batch symbol."""
+    index = ledger.symbol_index
+    for path in conversion_paths(src, dst, ledger.pairs, ledger.equivalents):
+        if all(symbol in index for symbol, _ in path):
+            return [(index[symbol], invert) for symbol, invert in path]
     return None
