@@ -27,6 +27,15 @@ def test_help_lists_the_contract() -> None:
         assert word in out
 
 
+def test_strategies_lists_each_parameter_with_its_type_default_and_range() -> None:
+    listed = json.loads(invoke("strategies", "--json").output)
+    ema = next(s for s in listed if s["name"] == "ema_cross")
+    fast = next(p for p in ema["params"] if p["name"] == "fast")
+    assert (fast["type"], fast["default"], fast["low"], fast["high"]) == ("int", 5, 1, 500)
+    plain = invoke("strategies").output
+    assert "ema_cross" in plain and "whole number in [1, 500], default 5" in plain
+
+
 def test_config_check_passes_on_defaults_and_show_redacts_secrets(monkeypatch) -> None:
     monkeypatch.setenv("MIKROBOT_BINANCE__API_SECRET", "hunter2-very-secret")
     result = invoke("config", "check")

@@ -153,7 +153,7 @@ def test_build_strategy_names_the_bad_param_and_the_allowed_ones() -> None:
         build_strategy("ema_cross", {"fast": 20, "slow": 20})
     with pytest.raises(ValueError, match=r"fast must be a whole number"):
         build_strategy("ema_cross", {"fast": 5.5})
-    with pytest.raises(ValueError, match=r"stop_atr must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"stop_atr must be a number in \(0, 50\]"):
         build_strategy("ema_cross", {"stop_atr": 0})
-    with pytest.raises(ValueError, match=r"reward_risk must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"reward_risk must be a number in \(0, 50\]"):
         build_strategy("ema_cross", {"reward_risk": float("nan")})

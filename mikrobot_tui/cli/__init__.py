@@ -88,6 +88,7 @@ for _command in (
     control.flatten,
     control.cancel,
     control.modify,
+    config.strategies,
 ):
     app.command()(with_global_options(_command))
 config_app.command("show")(with_global_options(config.show))

@@ -1,8 +1,11 @@
-"""`mikrobot config show` and `mikrobot config check`."""
+"""`mikrobot config show`, `mikrobot config check` and `mikrobot strategies`."""
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
+
+import typer
 
 from mikrobot_tui.cli.common import EXIT_BAD_INPUT, echo, fail, settings
 from mikrobot_tui.config import ConfigError, redacted
@@ -30,3 +33,20 @@ def check() -> None:
         f"configuration ok: feed {s.engine.feed}, db {s.engine.db}, "
         f"{len(s.accounts)} account(s), A/B {s.ab.a} vs {s.ab.b}"
     )
+
+
+def strategies(
+    as_json: Annotated[bool, typer.Option("--json", help="one object per strategy")] = False,
+) -> None:
+    """The strategies an account can run, with each parameter's type, default and range."""
+    from mikrobot_tui.trading.strategies import STRATEGIES, strategy_specs
+
+    catalogue = {name: [p.as_dict() for p in strategy_specs(name)] for name in sorted(STRATEGIES)}
+    if as_json:
+        echo(json.dumps([{"name": n, "params": ps} for n, ps in catalogue.items()], indent=2))
+        return
+    for name in catalogue:
+        cls = STRATEGIES[name]
+        echo(f"{name}  ({', '.join(getattr(cls, 'timeframes', (cls.timeframe,)))})")
+        for p in strategy_specs(name):
+            echo(f"  {p.name:<14} {p.describe():<44} {p.doc}")

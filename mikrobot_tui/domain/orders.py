@@ -45,9 +45,19 @@ class TimeInForce(StrEnum):
     GTD = "GTD"  # good till `expire_ts`
 
 
+class EntryType(StrEnum):
+    MARKET = "market"  # at whatever the market gives after the latency
+    LIMIT = "limit"  # at `limit_price` or better, resting until then (or `expire_ts`)
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A strategy's wish to enter. The orchestrator decides whether and how much."""
+    """A strategy's wish to enter. The orchestrator decides whether and how much.
+
+    Stop and take-profit distances are measured from the entry: the price the order can get
+    for a market entry, the limit price for a limit entry. `confidence` (0..1) is the
+    strategy's own; the orchestrator scores the signal and may scale the risk by it.
+    """
 
     strategy: str
     symbol: str
@@ -57,6 +67,10 @@ class Signal:
     stop_distance: float  # price distance to the stop-loss, > 0
     take_profit_distance: float  # price distance to the take-profit, > 0
     reason: str = ""
+    entry: EntryType = EntryType.MARKET
+    limit_price: float | None = None  # a LIMIT entry's price
+    expire_ts: int | None = None  # a LIMIT entry not filled by then is cancelled
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

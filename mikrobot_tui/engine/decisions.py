@@ -21,7 +21,7 @@ from mikrobot_tui.config import RiskSettings
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import Instrument
 from mikrobot_tui.domain.market import Bar
-from mikrobot_tui.domain.orders import Side, Signal, TradingState
+from mikrobot_tui.domain.orders import EntryType, Side, Signal, TradingState
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState, order_payload
@@ -30,6 +30,18 @@ from mikrobot_tui.trading.orchestrator import decide
 from mikrobot_tui.trading.strategies import TICK, Strategy
 
 MARGIN_LEVEL_FLOOR = 2.0  # sizing keeps the margin level at twice the margin call level
+
+
+def wanted(strategy: Strategy) -> tuple[str, ...]:
+    """The bar timeframes a strategy is shown: its `timeframes`, or its one `timeframe`."""
+    return tuple(getattr(strategy, "timeframes", (strategy.timeframe,)))
+
+
+def _entry_price(signal: Signal) -> float:
+    """Where the order enters: its limit price, or the price a market order can get."""
+    if signal.entry is EntryType.LIMIT and signal.limit_price:
+        return signal.limit_price
+    return signal.price
 
 
 def record_breaker(ledger: Ledger, change: BreakerChange | None) -> None:
@@ -51,7 +63,7 @@ class Decisions:
         self.strategies = dict(strategies)  # account -> its strategy
         self.breakers = dict(breakers)  # account -> its strategy's breaker
         self.feed_breaker = feed_breaker
-        self.timeframes = {s.timeframe for s in self.strategies.values()}
+        self.timeframes = {t for s in self.strategies.values() for t in wanted(s)}
         self.tick_strategies = [n for n, s in self.strategies.items() if s.timeframe == TICK]
         self._ledger = ledger
         self._risk = risk
@@ -68,7 +80,7 @@ class Decisions:
         sym = ledger.symbol_index[bar.symbol]
         now = int(quotes.ticks["ts_event"][k])
         for name, strategy in self.strategies.items():
-            if strategy.timeframe != bar.timeframe:
+            if bar.timeframe not in wanted(strategy):
                 continue
             breaker = self.breakers[name]
             record_breaker(ledger, breaker.poll(now))  # an OPEN breaker's timeout may be up
@@ -193,7 +205,7 @@ class Decisions:
             blocked_by=blocked,
             decision_ts=now,
             latency_ns=self._latency(order_id),
-            max_lots=self._affordable(acct, inst, signal.price, rate, quotes, k),
+            max_lots=self._affordable(acct, inst, _entry_price(signal), rate, quotes, k),
         )
         if decision.order is None:
             ledger.emit(

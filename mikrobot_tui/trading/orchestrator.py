@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from mikrobot_tui.config import RiskSettings
 from mikrobot_tui.domain.instruments import Instrument
-from mikrobot_tui.domain.orders import Order, OrderIntent, Side, Signal
+from mikrobot_tui.domain.orders import (
+    EntryType,
+    Order,
+    OrderIntent,
+    OrderType,
+    Side,
+    Signal,
+    TimeInForce,
+)
 from mikrobot_tui.trading.risk import check_order
 
 
@@ -39,7 +47,7 @@ def decide(
     latency_ns: int,
     max_lots: float | None = None,
 ) -> Decision:
-    """Turn a signal into a market order, or say why not.
+    """Turn a signal into an order (market, or limit at the signal's price), or say why not.
 
     `blocked_by` names an OPEN circuit breaker that covers this signal (its feed or strategy).
     Stops and targets are absolute prices around the decision price, rounded to the tick size.
@@ -60,10 +68,15 @@ def decide(
     if not verdict.approved:
         return Decision(None, verdict.reason)
     sign = signal.side.sign
-    stop = instrument.round_price(signal.price - sign * signal.stop_distance)
+    limit = signal.entry is EntryType.LIMIT
+    entry = instrument.round_price(signal.limit_price) if limit and signal.limit_price else None
+    if limit and entry is None:
+        return Decision(None, "a limit entry without a limit price")
+    base = entry if entry is not None else signal.price
+    stop = instrument.round_price(base - sign * signal.stop_distance)
     target = None
     if math.isfinite(signal.take_profit_distance) and signal.take_profit_distance > 0:
-        target = instrument.round_price(signal.price + sign * signal.take_profit_distance)
+        target = instrument.round_price(base + sign * signal.take_profit_distance)
     order = Order(
         order_id=order_id,
         account=account,
@@ -76,7 +89,11 @@ def decide(
         stop_loss=stop,
         take_profit=target,
         strategy=signal.strategy,
-        decision_price=signal.price,
+        decision_price=base,
+        type=OrderType.LIMIT if limit else OrderType.MARKET,
+        price=entry,
+        tif=TimeInForce.GTD if limit and signal.expire_ts else TimeInForce.GTC,
+        expire_ts=signal.expire_ts if limit else None,
     )
     assert quote_to_account is not None  # check_order refuses without a rate
     risk_amount = (

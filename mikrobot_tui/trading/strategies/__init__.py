@@ -11,7 +11,6 @@ that still happen in tick order, at the tick that caused them, whatever the batc
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
@@ -20,15 +19,18 @@ import numpy as np
 from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.trading.strategies.ema_cross import EmaCross
+from mikrobot_tui.trading.strategies.params import Param, resolve
 
 __all__ = [
     "STRATEGIES",
     "TICK",
     "EmaCross",
+    "Param",
     "Strategy",
     "TickStrategy",
     "build_strategy",
     "strategy_params",
+    "strategy_specs",
 ]
 
 TICK = "tick"  # the timeframe of a strategy that asks for ticks
@@ -36,8 +38,13 @@ TICK = "tick"  # the timeframe of a strategy that asks for ticks
 
 @runtime_checkable
 class Strategy(Protocol):
+    """A strategy declares `PARAMS` (params.Param: name, type, default, range), the bars it
+    is shown (`timeframes`, e.g. ("M1", "M5"); `timeframe` is its main one) and answers each
+    closed bar of those with a Signal or None. A signal carries its side, its entry (market,
+    or limit at a price), stop and take-profit distances, a confidence and a reason."""
+
     name: str  # unique per parameter set, e.g. "ema_cross(5,20)"
-    timeframe: str  # the bars it wants, e.g. "M1"
+    timeframe: str  # the bars it trades on, e.g. "M1"
 
     def on_bar(self, bar: Bar) -> Signal | None: ...
 
@@ -58,14 +65,14 @@ class TickStrategy(Protocol):
 STRATEGIES: dict[str, type] = {"ema_cross": EmaCross}
 
 
+def strategy_specs(name: str) -> tuple[Param, ...]:
+    """A registered strategy's declared parameters (name, type, default, range, meaning)."""
+    return tuple(_lookup(name).PARAMS)
+
+
 def strategy_params(name: str) -> dict[str, float]:
     """The parameters a registered strategy accepts, with their defaults."""
-    cls = _lookup(name)
-    return {
-        p.name: p.default
-        for p in inspect.signature(cls).parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    return {p.name: p.default for p in strategy_specs(name)}
 
 
 def _lookup(name: str) -> type:
@@ -81,17 +88,13 @@ def build_strategy(name: str, params: dict[str, float]) -> Strategy:
     """Build a registered strategy from config params.
 
     Raises ValueError naming the unknown strategy or the unknown / bad parameter and listing
-    the allowed ones.
+    the allowed ones with their ranges.
     """
-    allowed = strategy_params(name)
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"{name}: unknown param {', '.join(repr(u) for u in unknown)}; "
-            f"allowed: {', '.join(f'{k} (default {v})' for k, v in allowed.items())}"
-        )
+    specs = strategy_specs(name)
     try:
-        strategy = STRATEGIES[name](**params)
+        values = resolve(specs, params)
+        strategy = STRATEGIES[name](**values)
     except ValueError as exc:
-        raise ValueError(f"{name}: {exc}; allowed: {', '.join(allowed)}") from None
+        allowed = ", ".join(p.name for p in specs)
+        raise ValueError(f"{name}: {exc}; allowed: {allowed}") from None
     return strategy

@@ -17,12 +17,12 @@ latency model needs (invariant 2).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from mikrobot_tui.domain.market import TIMEFRAMES, Bar
 from mikrobot_tui.domain.orders import Side, Signal
 from mikrobot_tui.trading.indicators import StreamingATR, StreamingEMA
+from mikrobot_tui.trading.strategies.params import Param, resolve
 
 
 @dataclass(slots=True)
@@ -35,30 +35,18 @@ class _SymbolState:
     bars: int = 0
 
 
-def _int_param(name: str, value: float, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    if not math.isfinite(value) or value != int(value) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _positive_param(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
 class EmaCross:
-    """EMA(fast) / EMA(slow) crossover on M1 closes, one independent state per symbol.
-
-    Parameters arrive as floats from config (`params = {fast = 5, slow = 20}`); whole-number
-    parameters accept 5.0 but refuse 5.5.
-    """
+    """EMA(fast) / EMA(slow) crossover on M1 closes, one independent state per symbol."""
 
     timeframe = "M1"
+    timeframes = ("M1",)
+    PARAMS = (
+        Param("fast", int, 5, 1, 500, "bars of the fast EMA of closes"),
+        Param("slow", int, 20, 2, 1000, "bars of the slow EMA; more than fast"),
+        Param("atr_period", int, 14, 1, 500, "bars of the Wilder ATR the stop is measured in"),
+        Param("stop_atr", float, 2.0, 0, 50, "stop distance in ATRs", low_open=True),
+        Param("reward_risk", float, 1.5, 0, 50, "take-profit distance in stops", low_open=True),
+    )
 
     def __init__(
         self,
@@ -68,13 +56,18 @@ class EmaCross:
         stop_atr: float = 2.0,
         reward_risk: float = 1.5,
     ) -> None:
-        self.fast = _int_param("fast", fast, 1)
-        self.slow = _int_param("slow", slow, 2)
+        given = {
+            "fast": fast,
+            "slow": slow,
+            "atr_period": atr_period,
+            "stop_atr": stop_atr,
+            "reward_risk": reward_risk,
+        }
+        v = resolve(self.PARAMS, given)
+        self.fast, self.slow, self.atr_period = int(v["fast"]), int(v["slow"]), int(v["atr_period"])
         if self.fast >= self.slow:
             raise ValueError(f"fast must be < slow, got fast={self.fast}, slow={self.slow}")
-        self.atr_period = _int_param("atr_period", atr_period, 1)
-        self.stop_atr = _positive_param("stop_atr", stop_atr)
-        self.reward_risk = _positive_param("reward_risk", reward_risk)
+        self.stop_atr, self.reward_risk = float(v["stop_atr"]), float(v["reward_risk"])
         self.name = f"ema_cross({self.fast},{self.slow})"
         self._period_ns = TIMEFRAMES[self.timeframe]
         self._states: dict[str, _SymbolState] = {}

@@ -1,0 +1,59 @@
+"""From a signal to an order: market and limit entries, stops from the entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from mikrobot_tui.config import RiskSettings
+from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.domain.orders import EntryType, OrderType, Side, Signal, TimeInForce
+from mikrobot_tui.trading.orchestrator import decide
+
+EURUSD = default_instruments()["EURUSD"]
+
+
+def order_for(signal: Signal):
+    decision = decide(
+        signal,
+        account="A",
+        order_id="A-000001",
+        instrument=EURUSD,
+        quote_to_account=1.0,
+        equity=10_000.0,
+        open_positions=0,
+        risk=RiskSettings(),
+        halted=False,
+        blocked_by=None,
+        decision_ts=1_000,
+        latency_ns=50,
+    )
+    return decision
+
+
+def signal(**kw) -> Signal:
+    base = dict(strategy="s", symbol="EURUSD", side=Side.BUY, ts=1_000, price=1.10010,
+                stop_distance=0.0010, take_profit_distance=0.0025)  # fmt: skip
+    return Signal(**{**base, **kw})
+
+
+def test_a_market_entry_places_its_stop_and_target_from_the_price_it_can_get() -> None:
+    order = order_for(signal()).order
+    assert order.type is OrderType.MARKET and order.price is None
+    assert (order.stop_loss, order.take_profit) == (1.09910, 1.10260)
+    assert order.decision_price == 1.10010 and order.due_ts == 1_050
+
+
+def test_a_limit_entry_rests_at_its_price_with_stop_and_target_from_it() -> None:
+    expire = 10**12
+    order = order_for(signal(entry=EntryType.LIMIT, limit_price=1.099504, expire_ts=expire)).order
+    assert order.type is OrderType.LIMIT and order.price == 1.0995  # on the tick
+    assert (order.stop_loss, order.take_profit) == (1.0985, 1.102)
+    assert order.decision_price == 1.0995
+    assert order.tif is TimeInForce.GTD and order.expire_ts == expire
+    # 0.5% of 10,000 over 10 pips: 0.5 lots
+    assert order.lots == pytest.approx(0.5)
+
+
+def test_a_limit_entry_without_a_price_is_refused() -> None:
+    decision = order_for(signal(entry=EntryType.LIMIT))
+    assert decision.order is None and "limit price" in decision.refusal
