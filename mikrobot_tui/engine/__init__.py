@@ -93,6 +93,10 @@ class Engine:
         b = settings.breakers
         feed_breaker = CircuitBreaker.from_settings(f"feed:{feed.name}", b)
         strategies = {a.name: build_strategy(a.strategy, dict(a.params)) for a in settings.accounts}
+        for strategy in strategies.values():  # pip sizes and asset classes of this venue
+            bind = getattr(strategy, "bind", None)
+            if bind is not None:
+                bind(catalogue)
         strategy_breakers = {
             name: CircuitBreaker.from_settings(f"strategy:{name}", b) for name in strategies
         }

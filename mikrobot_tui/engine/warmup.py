@@ -18,6 +18,7 @@ import numpy as np
 
 from mikrobot_tui.domain.market import M5, TICK_DTYPE, TIMEFRAMES, Bar
 from mikrobot_tui.engine.corridor import Corridor
+from mikrobot_tui.engine.decisions import wanted
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.strategies import Strategy
 
@@ -41,7 +42,7 @@ def warm_from_store(
     bars = _stored_bars(conn, symbols, strategies)
     for bar in bars:
         for strategy in strategies:
-            if strategy.timeframe != bar.timeframe:
+            if bar.timeframe not in wanted(strategy):
                 continue
             try:
                 strategy.on_bar(bar)  # learning only: a signal from the past is not traded
@@ -76,12 +77,9 @@ def _stored_bars(
 ) -> list[Bar]:
     """The newest bars each strategy needs, per symbol and timeframe, in closing order."""
     out: list[Bar] = []
-    for timeframe in sorted({s.timeframe for s in strategies} & TIMEFRAMES.keys()):
-        need = max(
-            int(getattr(s, "warmup_bars", DEFAULT_WARMUP_BARS))
-            for s in strategies
-            if s.timeframe == timeframe
-        )
+    frames = {t for s in strategies for t in wanted(s)} & TIMEFRAMES.keys()
+    for timeframe in sorted(frames):
+        need = max(_bars_needed(s, timeframe) for s in strategies if timeframe in wanted(s))
         for symbol in symbols:
             rows = conn.execute(
                 "SELECT symbol, timeframe, ts_open, open, high, low, close, ticks, volume "
@@ -92,6 +90,13 @@ def _stored_bars(
     period = {name: ns for name, ns in TIMEFRAMES.items()}
     out.sort(key=lambda b: (b.ts_open + period[b.timeframe], period[b.timeframe], b.symbol))
     return out
+
+
+def _bars_needed(strategy: Strategy, timeframe: str) -> int:
+    """Bars of `timeframe` covering the strategy's warm-up, counted in its main timeframe."""
+    main = TIMEFRAMES.get(strategy.timeframe, TIMEFRAMES[timeframe])
+    bars = int(getattr(strategy, "warmup_bars", DEFAULT_WARMUP_BARS))
+    return max(1, -(-bars * main // TIMEFRAMES[timeframe]))
 
 
 def _open_bar_ticks(conn: sqlite3.Connection, symbols: list[str]) -> np.ndarray:

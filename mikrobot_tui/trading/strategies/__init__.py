@@ -18,12 +18,14 @@ import numpy as np
 
 from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import Signal
+from mikrobot_tui.trading.strategies.bos_retest import BosRetest
 from mikrobot_tui.trading.strategies.ema_cross import EmaCross
 from mikrobot_tui.trading.strategies.params import Param, resolve
 
 __all__ = [
     "STRATEGIES",
     "TICK",
+    "BosRetest",
     "EmaCross",
     "Param",
     "Strategy",
@@ -62,7 +64,7 @@ class TickStrategy(Protocol):
         ...
 
 
-STRATEGIES: dict[str, type] = {"ema_cross": EmaCross}
+STRATEGIES: dict[str, type] = {"ema_cross": EmaCross, "bos_retest": BosRetest}
 
 
 def strategy_specs(name: str) -> tuple[Param, ...]:

@@ -1,0 +1,229 @@
+"""The house strategy: a break of structure on M5, entered on an M1 retest of the broken level.
+
+1. Structure (M5). A swing high is an M5 bar whose high is above the highs of the `swing_width`
+   bars on each side (a fractal); it is confirmed `swing_width` bars later. Swing lows mirror.
+2. Break (M5). A close above the last confirmed, unbroken swing high is a bullish break of
+   structure; a close below the last swing low a bearish one. The broken level is the swing's
+   price. The ATR gate first: ATR(atr_period) of M5 must lie between `atr_min_pips` and
+   `atr_max_pips` (forex; other asset classes use `GATES_BPS` of the price), so a dead or a wild
+   market sets nothing up.
+3. Retest (M1). Within `expiry_bars` M1 bars the price must come back to the level: for a
+   bullish break an M1 low within `tolerance_pips` of the level (not below it by more). Then
+   an M1 candle that closes back in the break's direction (a bullish candle closing above the
+   level) is the entry, at market.
+   - An M1 close beyond the level on the wrong side by more than the tolerance fails the setup.
+   - No retest and entry within `expiry_bars` M1 bars: the setup expires.
+4. Exits. The stop goes beyond the retest's extreme or `stop_atr` ATRs (M5) from the entry,
+   whichever is farther; the take-profit at `reward_risk` (2.5) times that.
+
+A symbol holds at most one setup; a new break replaces it. The README draws a worked example.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mikrobot_tui.domain.instruments import AssetClass, Instrument, default_instruments
+from mikrobot_tui.domain.market import TIMEFRAMES, Bar
+from mikrobot_tui.domain.orders import Side, Signal
+from mikrobot_tui.trading.indicators import StreamingATR
+from mikrobot_tui.trading.strategies.params import Param, resolve
+
+# ATR gate for asset classes that do not count in pips: M5 ATR in basis points of the price
+GATES_BPS: dict[AssetClass, tuple[float, float]] = {
+    AssetClass.METALS: (3.0, 40.0),
+    AssetClass.INDICES: (3.0, 40.0),
+    AssetClass.ENERGIES: (5.0, 60.0),
+    AssetClass.CRYPTO: (5.0, 80.0),
+}
+PIP_CLASSES = (AssetClass.FOREX, AssetClass.FOREX_JPY)
+
+
+@dataclass(slots=True)
+class _Setup:
+    side: Side
+    level: float
+    bars_left: int
+    atr: float  # M5 ATR when the break happened (price units)
+    touched: bool = False  # the retest reached the level
+    extreme: float = 0.0  # the retest's low (bullish) or high (bearish) so far
+
+
+@dataclass(slots=True)
+class _Symbol:
+    atr: StreamingATR
+    highs: deque[float]
+    lows: deque[float]
+    swing_high: float | None = None  # last confirmed, not yet broken
+    swing_low: float | None = None
+    last_m5: int | None = None
+    last_m1: int | None = None
+    setup: _Setup | None = None
+    log: list[str] = field(default_factory=list)
+
+
+class BosRetest:
+    """M5 break of structure, M1 retest; one independent state per symbol."""
+
+    timeframe = "M1"
+    timeframes = ("M1", "M5")
+    PARAMS = (
+        Param("swing_width", int, 2, 1, 10, "M5 bars on each side of a swing (fractal width)"),
+        Param("tolerance_pips", float, 0.8, 0, 100, "how near the level a retest must come"),
+        Param("expiry_bars", int, 15, 1, 1000, "M1 bars a setup waits for its retest entry"),
+        Param("atr_period", int, 14, 1, 200, "M5 bars of the Wilder ATR"),
+        Param("atr_min_pips", float, 4.0, 0, 10_000, "ATR gate, forex: below is a dead market"),
+        Param("atr_max_pips", float, 15.0, 0, 10_000, "ATR gate, forex: above is a wild one"),
+        Param("stop_atr", float, 0.5, 0, 20, "least stop distance in M5 ATRs", low_open=True),
+        Param("reward_risk", float, 2.5, 0, 50, "take-profit in stops (R)", low_open=True),
+    )
+
+    def __init__(self, **params: float) -> None:
+        v = resolve(self.PARAMS, params)
+        self.swing_width = int(v["swing_width"])
+        self.tolerance_pips = float(v["tolerance_pips"])
+        self.expiry_bars = int(v["expiry_bars"])
+        self.atr_period = int(v["atr_period"])
+        self.atr_min_pips, self.atr_max_pips = float(v["atr_min_pips"]), float(v["atr_max_pips"])
+        if self.atr_min_pips >= self.atr_max_pips:
+            raise ValueError(
+                f"atr_min_pips must be < atr_max_pips, got {self.atr_min_pips}, {self.atr_max_pips}"
+            )
+        self.stop_atr, self.reward_risk = float(v["stop_atr"]), float(v["reward_risk"])
+        self.name = f"bos_retest({self.swing_width},{self.tolerance_pips:g})"
+        self.params = v
+        self._instruments: Mapping[str, Instrument] = default_instruments()
+        self._states: dict[str, _Symbol] = {}
+
+    @property
+    def warmup_bars(self) -> int:
+        return max(self.atr_period + 1, 2 * self.swing_width + 1) * 5  # in M1 bars
+
+    def bind(self, instruments: Mapping[str, Instrument]) -> None:
+        """The venue's instruments: pip sizes and asset classes for the tolerance and the gate."""
+        self._instruments = {**self._instruments, **instruments}
+
+    def _state(self, symbol: str) -> _Symbol:
+        state = self._states.get(symbol)
+        if state is None:
+            n = 2 * self.swing_width + 1
+            state = _Symbol(StreamingATR(self.atr_period), deque(maxlen=n), deque(maxlen=n))
+            self._states[symbol] = state
+        return state
+
+    def on_bar(self, bar: Bar) -> Signal | None:
+        state = self._state(bar.symbol)
+        if bar.timeframe == "M5":
+            if state.last_m5 is not None and bar.ts_open <= state.last_m5:
+                return None
+            state.last_m5 = bar.ts_open
+            self._on_m5(bar, state)
+            return None
+        if bar.timeframe == "M1":
+            if state.last_m1 is not None and bar.ts_open <= state.last_m1:
+                return None
+            state.last_m1 = bar.ts_open
+            return self._on_m1(bar, state)
+        return None
+
+    # ---------------------------------------------------------------- M5: structure and breaks
+
+    def _on_m5(self, bar: Bar, state: _Symbol) -> None:
+        atr = state.atr.update(bar.high, bar.low, bar.close)
+        state.highs.append(bar.high)
+        state.lows.append(bar.low)
+        w = self.swing_width
+        if len(state.highs) == 2 * w + 1:  # the middle bar is now confirmed, or not
+            mid_h, mid_l = state.highs[w], state.lows[w]
+            others_h = [h for i, h in enumerate(state.highs) if i != w]
+            others_l = [x for i, x in enumerate(state.lows) if i != w]
+            if mid_h > max(others_h):
+                state.swing_high = mid_h
+            if mid_l < min(others_l):
+                state.swing_low = mid_l
+        side, level = None, None
+        if state.swing_high is not None and bar.close > state.swing_high:
+            side, level, state.swing_high = Side.BUY, state.swing_high, None
+        elif state.swing_low is not None and bar.close < state.swing_low:
+            side, level, state.swing_low = Side.SELL, state.swing_low, None
+        if side is None or level is None or atr is None:
+            return
+        if not self._gate_open(bar.symbol, atr, bar.close):
+            return
+        state.setup = _Setup(side, level, self.expiry_bars, atr)
+
+    def _gate_open(self, symbol: str, atr: float, price: float) -> bool:
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            return False
+        if inst.asset_class in PIP_CLASSES:
+            pips = inst.pips(atr)
+            return self.atr_min_pips <= pips <= self.atr_max_pips
+        low, high = GATES_BPS.get(inst.asset_class, (0.0, float("inf")))
+        bps = atr / price * 10_000 if price > 0 else 0.0
+        return low <= bps <= high
+
+    # ---------------------------------------------------------------- M1: retest and entry
+
+    def _on_m1(self, bar: Bar, state: _Symbol) -> Signal | None:
+        setup = state.setup
+        if setup is None:
+            return None
+        inst = self._instruments.get(bar.symbol)
+        if inst is None:
+            return None
+        tol = self.tolerance_pips * inst.pip_size
+        buy = setup.side is Side.BUY
+        level = setup.level
+        # a close through the level by more than the tolerance: the break failed
+        if (buy and bar.close < level - tol) or (not buy and bar.close > level + tol):
+            state.setup = None
+            return None
+        reached = bar.low <= level + tol if buy else bar.high >= level - tol
+        if reached:
+            extreme = bar.low if buy else bar.high
+            if not setup.touched:
+                setup.touched, setup.extreme = True, extreme
+            else:
+                setup.extreme = min(setup.extreme, extreme) if buy else max(setup.extreme, extreme)
+        closes_back = (
+            bar.close > level and bar.close > bar.open
+            if buy
+            else bar.close < level and bar.close < bar.open
+        )
+        if setup.touched and closes_back:
+            state.setup = None
+            return self._signal(bar, setup, inst)
+        setup.bars_left -= 1
+        if setup.bars_left <= 0:
+            state.setup = None
+        return None
+
+    def _signal(self, bar: Bar, setup: _Setup, inst: Instrument) -> Signal:
+        buy = setup.side is Side.BUY
+        entry = bar.close
+        beyond = entry - setup.extreme if buy else setup.extreme - entry
+        stop = max(beyond, self.stop_atr * setup.atr, inst.tick_size)
+        word = "above" if buy else "below"
+        return Signal(
+            strategy=self.name,
+            symbol=bar.symbol,
+            side=setup.side,
+            ts=bar.ts_open + TIMEFRAMES["M1"],
+            price=entry,
+            stop_distance=stop,
+            take_profit_distance=self.reward_risk * stop,
+            reason=(
+                f"M5 broke {'up' if buy else 'down'} through the swing at {setup.level:.6g}; "
+                f"M1 retested to {setup.extreme:.6g} and closed {word} it at {entry:.6g}; "
+                f"ATR(M5) {self._atr_words(inst, setup.atr, entry)}"
+            ),
+        )
+
+    @staticmethod
+    def _atr_words(inst: Instrument, atr: float, price: float) -> str:
+        if inst.asset_class in PIP_CLASSES:
+            return f"{inst.pips(atr):.1f} pips"
+        return f"{atr / price * 10_000:.1f} bps of the price"
