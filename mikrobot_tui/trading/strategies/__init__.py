@@ -21,6 +21,7 @@ from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.trading.strategies.bos_retest import BosRetest
 from mikrobot_tui.trading.strategies.ema_cross import EmaCross
 from mikrobot_tui.trading.strategies.params import Param, resolve
+from mikrobot_tui.trading.strategies.rsi_reversion import RsiReversion
 
 __all__ = [
     "STRATEGIES",
@@ -28,6 +29,7 @@ __all__ = [
     "BosRetest",
     "EmaCross",
     "Param",
+    "RsiReversion",
     "Strategy",
     "TickStrategy",
     "build_strategy",
@@ -64,7 +66,11 @@ class TickStrategy(Protocol):
         ...
 
 
-STRATEGIES: dict[str, type] = {"ema_cross": EmaCross, "bos_retest": BosRetest}
+STRATEGIES: dict[str, type] = {
+    "ema_cross": EmaCross,
+    "bos_retest": BosRetest,
+    "rsi_reversion": RsiReversion,
+}
 
 
 def strategy_specs(name: str) -> tuple[Param, ...]:

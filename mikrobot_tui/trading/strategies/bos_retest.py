@@ -1,7 +1,8 @@
 """The house strategy: a break of structure on M5, entered on an M1 retest of the broken level.
 
-1. Structure (M5). A swing high is an M5 bar whose high is above the highs of the `swing_width`
-   bars on each side (a fractal); it is confirmed `swing_width` bars later. Swing lows mirror.
+1. Structure (M5). A swing high is an M5 bar whose high is above the `swing_width` highs
+   before it and at least as high as the `swing_width` after it (a fractal, as
+   `trading.indicators.swings` defines it); it is confirmed `swing_width` bars later.
 2. Break (M5). A close above the last confirmed, unbroken swing high is a bullish break of
    structure; a close below the last swing low a bearish one. The broken level is the swing's
    price. The ATR gate first: ATR(atr_period) of M5 must lie between `atr_min_pips` and
@@ -21,14 +22,13 @@ A symbol holds at most one setup; a new break replaces it. The README draws a wo
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mikrobot_tui.domain.instruments import AssetClass, Instrument, default_instruments
 from mikrobot_tui.domain.market import TIMEFRAMES, Bar
 from mikrobot_tui.domain.orders import Side, Signal
-from mikrobot_tui.trading.indicators import StreamingATR
+from mikrobot_tui.trading.indicators import StreamingATR, StreamingSwings
 from mikrobot_tui.trading.strategies.params import Param, resolve
 
 # ATR gate for asset classes that do not count in pips: M5 ATR in basis points of the price
@@ -54,8 +54,7 @@ class _Setup:
 @dataclass(slots=True)
 class _Symbol:
     atr: StreamingATR
-    highs: deque[float]
-    lows: deque[float]
+    swings: StreamingSwings
     swing_high: float | None = None  # last confirmed, not yet broken
     swing_low: float | None = None
     last_m5: int | None = None
@@ -108,8 +107,7 @@ class BosRetest:
     def _state(self, symbol: str) -> _Symbol:
         state = self._states.get(symbol)
         if state is None:
-            n = 2 * self.swing_width + 1
-            state = _Symbol(StreamingATR(self.atr_period), deque(maxlen=n), deque(maxlen=n))
+            state = _Symbol(StreamingATR(self.atr_period), StreamingSwings(self.swing_width))
             self._states[symbol] = state
         return state
 
@@ -132,17 +130,11 @@ class BosRetest:
 
     def _on_m5(self, bar: Bar, state: _Symbol) -> None:
         atr = state.atr.update(bar.high, bar.low, bar.close)
-        state.highs.append(bar.high)
-        state.lows.append(bar.low)
-        w = self.swing_width
-        if len(state.highs) == 2 * w + 1:  # the middle bar is now confirmed, or not
-            mid_h, mid_l = state.highs[w], state.lows[w]
-            others_h = [h for i, h in enumerate(state.highs) if i != w]
-            others_l = [x for i, x in enumerate(state.lows) if i != w]
-            if mid_h > max(others_h):
-                state.swing_high = mid_h
-            if mid_l < min(others_l):
-                state.swing_low = mid_l
+        high, low = state.swings.update(bar.high, bar.low)  # confirmed swing_width bars late
+        if high is not None:
+            state.swing_high = high
+        if low is not None:
+            state.swing_low = low
         side, level = None, None
         if state.swing_high is not None and bar.close > state.swing_high:
             side, level, state.swing_high = Side.BUY, state.swing_high, None
