@@ -336,3 +336,35 @@ def test_latency_bounds_are_consistent(tmp_path: Path) -> None:
     assert (p.latency_ms, p.latency_max_ms) == (500, 500)
     cfg.write_text('[paper]\nlatency_ms = 500\nlatency_max_ms = 100\nlatency_model = "fixed"\n')
     assert load_settings(cfg).paper.latency_model == "fixed"
+
+
+def test_risk_defaults_follow_ftmos_two_step_rules() -> None:
+    s = load_settings(REPO / "config.toml")
+    r = s.risk
+    assert (r.max_positions, r.risk_per_trade, r.sizing) == (3, 0.005, "percent")
+    assert (r.daily_loss_pct, r.overall_loss_pct, r.trailing_overall) == (5, 10, False)
+    assert (r.day_timezone, r.max_heat_pct, r.max_correlation) == ("Europe/Prague", 6, 0.7)
+    assert (r.reducing_at, r.flatten_on_breach, r.kelly_fraction) == (0.8, False, 0.25)
+
+
+def test_a_bad_risk_time_zone_names_the_key_and_the_fix(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[risk]\nday_timezone = "Europe/Praha"\n')
+    msg = config_error(cfg)
+    assert "risk.day_timezone" in msg and "'Europe/Praha'" in msg
+    assert "IANA time zone" in msg and "Europe/Prague" in msg
+
+
+def test_a_daily_loss_above_the_overall_loss_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[risk]\ndaily_loss_pct = 12\n")
+    msg = config_error(cfg)
+    assert "risk.daily_loss_pct (12) is above risk.overall_loss_pct (10)" in msg
+    assert "lower daily_loss_pct or raise overall_loss_pct" in msg
+
+
+def test_an_unknown_sizing_method_lists_the_choices(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[risk]\nsizing = "martingale"\n')
+    msg = config_error(cfg)
+    assert "risk.sizing" in msg and "'percent', 'fixed' or 'kelly'" in msg

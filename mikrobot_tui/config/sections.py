@@ -77,8 +77,48 @@ class QualitySettings(_Section):
 
 
 class RiskSettings(_Section):
+    """`[risk]`: sizing and the account limits (trading/risk), FTMO's rules by default."""
+
     max_positions: int = Field(3, ge=1, le=100)
     risk_per_trade: float = Field(0.005, gt=0, le=0.1)
+    sizing: Literal["percent", "fixed", "kelly"] = "percent"
+    fixed_lots: float = Field(0.01, gt=0, le=1_000_000)
+    kelly_fraction: float = Field(0.25, gt=0, le=1)
+    kelly_min_trades: int = Field(30, ge=2, le=100_000)
+    daily_loss_pct: float = Field(5.0, gt=0, le=100)
+    overall_loss_pct: float = Field(10.0, gt=0, le=100)
+    trailing_overall: bool = False
+    day_timezone: str = "Europe/Prague"
+    max_heat_pct: float = Field(6.0, gt=0, le=100)
+    max_trades_per_day: int = Field(50, ge=1, le=100_000)
+    max_correlation: float = Field(0.7, gt=0, le=1)
+    correlation_window: int = Field(100, ge=10, le=100_000)
+    reducing_at: float = Field(0.8, gt=0, le=1)
+    flatten_on_breach: bool = False
+
+    @field_validator("day_timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone; the trading day starts at midnight there, "
+                'e.g. "Europe/Prague" (FTMO\'s CE(S)T) or "UTC"'
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _daily_within_overall(self) -> Self:
+        if self.daily_loss_pct > self.overall_loss_pct:
+            raise ValueError(
+                f"risk.daily_loss_pct ({self.daily_loss_pct:g}) is above risk.overall_loss_pct "
+                f"({self.overall_loss_pct:g}): a day could lose more than the whole account may; "
+                "lower daily_loss_pct or raise overall_loss_pct"
+            )
+        return self
 
 
 class BreakerSettings(_Section):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+CRYPTO_MAX_LOT = 1000.0  # base units: a venue that says nothing caps one order at 1000 BTC
+
 
 class AssetClass(StrEnum):
     FOREX = "forex"
@@ -37,6 +39,10 @@ class Instrument:
     commission_per_lot: float = 0.0  # per side, in the quote currency
     commission_bps: float = 0.0  # per side, in basis points of notional
     min_notional: float = 0.0  # smallest order value the venue takes, in the quote currency
+    # largest order the venue takes, in lots: MT5's volume_max, Binance's LOT_SIZE maxQty. The
+    # default 100 lots suits forex, metals, indices and energies; the crypto catalogue uses
+    # 1000 base units (a venue's own figure replaces either)
+    max_lot: float = 100.0
 
     def round_price(self, price: float) -> float:
         return round_to_step(price, self.tick_size)
@@ -107,8 +113,34 @@ def default_instruments() -> dict[str, Instrument]:
         Instrument("XAGUSD", AssetClass.METALS, "XAG", "USD", 0.01, 0.001, 5000, 0.01, 0.01, 3.5),
         Instrument("US30", AssetClass.INDICES, "US30", "USD", 1.0, 0.1, 1, 0.1, 0.1),
         Instrument("USOIL", AssetClass.ENERGIES, "OIL", "USD", 0.01, 0.001, 1000, 0.01, 0.01, 3.5),
-        Instrument("BTCUSDT", AssetClass.CRYPTO, "BTC", "USDT", 0.01, 0.01, 1, 1e-5, 1e-5, 0, 10),
-        Instrument("ETHUSDT", AssetClass.CRYPTO, "ETH", "USDT", 0.01, 0.01, 1, 1e-4, 1e-4, 0, 10),
+        Instrument(
+            "BTCUSDT",
+            AssetClass.CRYPTO,
+            "BTC",
+            "USDT",
+            0.01,
+            0.01,
+            1,
+            1e-5,
+            1e-5,
+            0,
+            10,
+            max_lot=CRYPTO_MAX_LOT,
+        ),
+        Instrument(
+            "ETHUSDT",
+            AssetClass.CRYPTO,
+            "ETH",
+            "USDT",
+            0.01,
+            0.01,
+            1,
+            1e-4,
+            1e-4,
+            0,
+            10,
+            max_lot=CRYPTO_MAX_LOT,
+        ),
     ]
     return {i.symbol: i for i in items}
 

@@ -20,9 +20,11 @@ class Side(StrEnum):
 
 
 class TradingState(StrEnum):
-    """As NautilusTrader: under HALTED no new orders are accepted."""
+    """As NautilusTrader: under REDUCING only orders that reduce exposure are accepted, under
+    HALTED no new orders (closing and flattening still work)."""
 
     ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
     HALTED = "HALTED"
 
 

@@ -24,7 +24,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mikrobot_tui.config import ConfigError
-from mikrobot_tui.domain.instruments import AssetClass, Instrument, default_instruments
+from mikrobot_tui.domain.instruments import (
+    CRYPTO_MAX_LOT,
+    AssetClass,
+    Instrument,
+    default_instruments,
+)
 
 log = logging.getLogger("mikrobot_tui.binance")
 
@@ -143,6 +148,7 @@ def instrument_from(entry: dict[str, Any]) -> Instrument:
     lot = filters.get("LOT_SIZE", {})
     step = float(lot.get("stepSize", 0) or 0) or 1e-8
     min_qty = float(lot.get("minQty", 0) or 0)
+    max_qty = float(lot.get("maxQty", 0) or 0)
     notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
     return Instrument(
         symbol=entry["symbol"],
@@ -156,6 +162,7 @@ def instrument_from(entry: dict[str, Any]) -> Instrument:
         min_lot=max(min_qty, step),
         commission_bps=COMMISSION_BPS,
         min_notional=float(notional.get("minNotional", 0) or 0),
+        max_lot=max_qty if max_qty > 0 else CRYPTO_MAX_LOT,
     )
 
 

@@ -326,6 +326,7 @@ def instrument_from_info(
         min_lot=min_lot,
         commission_per_lot=known.commission_per_lot if known else 0.0,
         commission_bps=known.commission_bps if known else 0.0,
+        max_lot=_positive(getattr(info, "volume_max", None)) or 100.0,
     )
     spec = SymbolSpec(
         digits=digits,
