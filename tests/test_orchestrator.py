@@ -57,3 +57,32 @@ def test_a_limit_entry_rests_at_its_price_with_stop_and_target_from_it() -> None
 def test_a_limit_entry_without_a_price_is_refused() -> None:
     decision = order_for(signal(entry=EntryType.LIMIT))
     assert decision.order is None and "limit price" in decision.refusal
+
+
+def test_fixed_and_kelly_sizing_reach_the_order() -> None:
+    def lots(risk: RiskSettings, results=()) -> float | None:
+        decision = decide(
+            signal(),
+            account="A",
+            order_id="A-000001",
+            instrument=EURUSD,
+            quote_to_account=1.0,
+            equity=10_000.0,
+            open_positions=0,
+            risk=risk,
+            halted=False,
+            blocked_by=None,
+            decision_ts=1_000,
+            latency_ns=0,
+            trade_results=results,
+        )
+        return None if decision.order is None else decision.order.lots
+
+    assert lots(RiskSettings(sizing="fixed", fixed_lots=0.37)) == 0.37
+    # Kelly from 40 trades: 60% winners at +2 R, losers at -1 R: f = 0.6 - 0.4 / 2 = 0.4;
+    # a quarter of it, 10% of equity, is capped at risk_per_trade 0.5%: the percent size
+    winners_and_losers = [2.0] * 24 + [-1.0] * 16
+    kelly = RiskSettings(sizing="kelly", kelly_min_trades=30)
+    assert lots(kelly, winners_and_losers) == lots(RiskSettings())
+    # a losing record: f <= 0, no trade
+    assert lots(kelly, [-1.0] * 30 + [0.5] * 10) is None

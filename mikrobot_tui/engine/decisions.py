@@ -206,6 +206,7 @@ class Decisions:
             decision_ts=now,
             latency_ns=self._latency(order_id),
             max_lots=self._affordable(acct, inst, _entry_price(signal), rate, quotes, k),
+            trade_results=[t.r_multiple for t in acct.trades if t.r_multiple is not None],
         )
         if decision.order is None:
             ledger.emit(

@@ -8,6 +8,7 @@ with its reason) as an event.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mikrobot_tui.config import RiskSettings
@@ -21,7 +22,7 @@ from mikrobot_tui.domain.orders import (
     Signal,
     TimeInForce,
 )
-from mikrobot_tui.trading.risk import check_order
+from mikrobot_tui.trading.risk import check_order, size_position
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ def decide(
     decision_ts: int,
     latency_ns: int,
     max_lots: float | None = None,
+    trade_results: Sequence[float] = (),
 ) -> Decision:
     """Turn a signal into an order (market, or limit at the signal's price), or say why not.
 
@@ -67,6 +69,21 @@ def decide(
     )
     if not verdict.approved:
         return Decision(None, verdict.reason)
+    lots = verdict.lots
+    if risk.sizing != "percent":  # fixed lots, or Kelly from the strategy's own R multiples
+        assert quote_to_account is not None  # check_order refuses without a rate
+        sizing = size_position(
+            risk,
+            equity=equity,
+            stop_distance=signal.stop_distance,
+            instrument=instrument,
+            quote_to_account=quote_to_account,
+            trade_results=trade_results,
+        )
+        lots = sizing.lots if max_lots is None else min(sizing.lots, max_lots)
+        lots = instrument.round_lots(lots) if lots > 0 else 0.0
+        if lots < instrument.min_lot:
+            return Decision(None, sizing.reason or f"{risk.sizing} sizing gives no size")
     sign = signal.side.sign
     limit = signal.entry is EntryType.LIMIT
     entry = instrument.round_price(signal.limit_price) if limit and signal.limit_price else None
@@ -82,7 +99,7 @@ def decide(
         account=account,
         symbol=signal.symbol,
         side=signal.side,
-        lots=verdict.lots,
+        lots=lots,
         intent=OrderIntent.OPEN,
         ts_submitted=decision_ts,
         due_ts=decision_ts + latency_ns,
@@ -96,9 +113,7 @@ def decide(
         expire_ts=signal.expire_ts if limit else None,
     )
     assert quote_to_account is not None  # check_order refuses without a rate
-    risk_amount = (
-        signal.stop_distance * instrument.value_per_price_unit(verdict.lots) * quote_to_account
-    )
+    risk_amount = signal.stop_distance * instrument.value_per_price_unit(lots) * quote_to_account
     return Decision(order, None, risk_amount)
 
 
