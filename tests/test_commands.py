@@ -141,3 +141,62 @@ def test_two_engines_started_at_the_same_instant_on_a_new_database(tmp_path: Pat
         assert "another engine" in loser
         events = open_db(db).conn.execute("SELECT kind FROM events").fetchall()
         assert events.count(("account_opened",)) == 2
+
+
+def test_a_halt_overtakes_a_backlog_of_100000_ticks(make_settings, tmp_path) -> None:
+    """100,000 ticks wait in one batch; a halt arrives, its row committed by another
+    connection (as `mikrobot halt` does) just before the corridor reaches tick N, i.e. after
+    every decision before tick N's time and before any at or after it. No order may be
+    submitted from a tick at or after N; before N orders were submitted, and without the
+    halt they would have gone on (so the test would catch a halt applied only between
+    batches)."""
+    from mikrobot_tui.clock import ReplayClock
+    from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
+    from mikrobot_tui.engine import Engine
+    from mikrobot_tui.engine.runner import Runner
+    from mikrobot_tui.store.events import read_events
+    from mikrobot_tui.store.schema import connect
+
+    ticks = waves(100_000)
+    n = 50_000
+    t_n = int(ticks["ts_event"][n])
+
+    def run(name: str, halt: bool) -> list:
+        settings = make_settings(
+            accounts=FAST_ACCOUNTS, engine={"db": tmp_path / f"{name}.db", "store_ticks": False}
+        )
+        file = tmp_path / f"{name}.npz"
+        save_ticks(file, ticks, ["EURUSD", "USDJPY"])
+        feed = ReplayFeed(file, batch_size=len(ticks))  # the whole backlog in one batch
+        engine = Engine(settings, feed=feed, clock=ReplayClock())
+        engine.start()
+        sender = connect(engine.db_path)
+        advance = engine.corridor.venue.advance
+        sent: list[int] = []
+
+        def arrives_before_tick_n(stop, on_step=None):
+            # the venue is brought up to each decision point before the corridor decides
+            # there: the first time it reaches tick N, the halt is committed
+            advance(stop, on_step)
+            if halt and not sent and stop >= n:
+                sent.append(commands.send(sender, commands.Command.HALT, ts=time.time_ns()))
+
+        engine.corridor.venue.advance = arrives_before_tick_n
+        batches = list(feed.iter_batches())
+        assert len(batches) == 1 and len(batches[0]) == 100_000
+        Runner(engine).replay(iter(batches))
+        events = list(read_events(engine.conn))
+        if halt:
+            assert commands.get(sender, sent[0]).status == "done"
+            assert engine.trading_state is TradingState.HALTED
+        sender.close()
+        engine.close()
+        return events
+
+    halted = run("halted", halt=True)
+    submitted = [e.ts for e in halted if e.kind.value == "order_submitted"]
+    (stop,) = [e for e in halted if e.kind.value == "halted"]
+    assert submitted and max(submitted) < t_n <= stop.ts
+    assert not [ts for ts in submitted if ts >= t_n]
+    free = run("free", halt=False)
+    assert any(e.ts >= t_n for e in free if e.kind.value == "order_submitted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -418,3 +419,62 @@ def test_a_stop_out_loses_about_the_risk_budget(make_settings, tmp_path) -> None
     budget = [t.pnl / (t.net_pnl / (t.return_pct / 100) * 0.005) for t in stops]
     assert -1.08 < float(np.median(budget)) < -0.95  # ticks come every 5 s: some slippage
     assert min(budget) > -1.15
+
+
+# --- the breakers around each symbol's data quality and around the order path ---------------
+
+
+def test_a_symbols_bad_data_opens_its_quality_breaker_the_same_way_in_any_batch_size(
+    make_settings, tmp_path
+) -> None:
+    """A score under breakers.min_quality opens `quality:<SYMBOL>` and refuses new orders on
+    the symbol, naming the breaker; the score is judged at each decision point from the
+    problems seen before it, so batches of 1, 7 and 5000 log the same events."""
+    ticks, symbols = faulty_stream(12_000)
+    logs = []
+    for batch in (1, 7, 5000):
+        s = make_settings(
+            accounts=FAST_ACCOUNTS,
+            engine={"db": tmp_path / f"q{batch}.db", "store_ticks": False},
+            breakers={"reset_timeout_s": 20, "success_threshold": 1},
+        )
+        engine = replay(s, ticks, tmp_path / f"q{batch}", batch=batch, symbols=symbols)
+        logs.append(raw_events(engine.conn))
+        shown = {n for (n,) in engine.conn.execute("SELECT name FROM breakers")}
+        assert {"orders", "quality:EURUSD", "quality:USDJPY"} <= shown  # the pane lists them
+        engine.close()
+    changes = [json.loads(e[4]) for e in logs[0] if e[2] == "breaker_changed"]
+    quality = [c for c in changes if c["name"].startswith("quality:")]
+    states = {(c["old_state"], c["new_state"]) for c in quality}
+    assert {("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")} <= states
+    assert all("quality score" in c["reason"] for c in quality if c["new_state"] == "OPEN")
+    refused = [json.loads(e[4])["reason"] for e in logs[0] if e[2] == "order_refused"]
+    assert any(r.startswith("circuit breaker quality:") for r in refused)
+    assert sum(e[2] == "order_filled" for e in logs[0]) >= 3
+    assert logs[0] == logs[1] == logs[2]
+
+
+def test_an_exception_on_the_order_path_refuses_the_order_and_opens_its_breaker(
+    settings, tmp_path, monkeypatch
+) -> None:
+    import mikrobot_tui.engine.decisions as decisions
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("venue unreachable")
+
+    monkeypatch.setattr(decisions, "decide", broken)
+    engine = replay(settings, waves(3000), tmp_path / "broken", batch=500)  # runs to the end
+    events = list(read_events(engine.conn))
+    shown = dict(engine.conn.execute("SELECT name, state FROM breakers").fetchall())
+    engine.close()
+    assert not any(e.kind is EventKind.ORDER_SUBMITTED for e in events)
+    reasons = [e.payload["reason"] for e in events if e.kind is EventKind.ORDER_REFUSED]
+    assert reasons[0] == "order path failed: RuntimeError: venue unreachable"
+    assert "circuit breaker orders is open" in reasons
+    opened = [
+        e.payload
+        for e in events
+        if e.kind is EventKind.BREAKER_CHANGED and e.payload["name"] == "orders"
+    ]
+    assert opened[0]["new_state"] == "OPEN" and opened[0]["failures"] == 5
+    assert "orders" in shown

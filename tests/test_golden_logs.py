@@ -4,7 +4,9 @@ The hashes were recorded on the engine before it was split into rooms (issue 5) 
 move when code only moves. A change that means to alter behaviour updates a hash here and says
 why in its commit. Issue 7 re-recorded both: latency drawn per order (uniform 50 to 200 ms),
 slippage at the touch, brackets as orders of their own, costs from the account's model,
-and sizes capped so the margin level stays at twice the margin call level.
+and sizes capped so the margin level stays at twice the margin call level. Issue 8 again:
+each symbol's data-quality breaker (these runs inject faults at five times the default rate,
+so the breakers open and refuse orders on faulty symbols).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "5e6a61d720e1c452a784cf5febb138ba5057333c60b8556eb2ccf0417bdaceb9"
-SIM_SHA256 = "dae9f457215a42bf8282b4e5bc6414891dad5c1f59c4fc03d299653c1bfe1660"
+REPLAY_SHA256 = "fd8a1822b7210fbdfa60d9b1a2bfb025aff75c69bbc1a03789fbfc41cad7901d"
+SIM_SHA256 = "9646f286404cb83d85d27cdf74a0393b1ab0af1ee4561f7b9c4df51aa12d685e"
 
 
 def log_digest(conn) -> tuple[str, int]:

@@ -224,7 +224,9 @@ def test_a_replay_has_no_external_sources(make_settings, tmp_path: Path) -> None
 def test_without_sources_the_engine_has_no_intake_and_no_signal_breakers(make_settings) -> None:
     engine = build_engine(make_settings(sim={"warmup_minutes": 0}), clock=FrozenClock(T0))
     assert engine.intake is None
-    assert [b.name for b in engine.breakers] == ["feed:sim", "strategy:A", "strategy:B"]
+    names = [b.name for b in engine.breakers]
+    assert names[:4] == ["feed:sim", "strategy:A", "strategy:B", "orders"]
+    assert all(n.startswith("quality:") for n in names[4:])  # one per symbol, nothing else
     engine.close()
 
 

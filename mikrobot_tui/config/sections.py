@@ -125,6 +125,7 @@ class BreakerSettings(_Section):
     failure_threshold: int = Field(5, ge=1)
     reset_timeout_s: float = Field(30.0, gt=0)
     success_threshold: int = Field(3, ge=1)
+    min_quality: float = Field(0.95, ge=0.0, le=1.0)
 
 
 ASSET_CLASSES = tuple(c.value for c in AssetClass)

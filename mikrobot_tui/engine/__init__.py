@@ -22,9 +22,10 @@ from mikrobot_tui.config import ConfigError, Settings
 from mikrobot_tui.data.feeds import Feed, ReplayFeed
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import default_instruments
+from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import checkpoint
-from mikrobot_tui.engine.control import Control
+from mikrobot_tui.engine.control import CommandPulse, Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
 from mikrobot_tui.engine.external import build_intake
@@ -41,7 +42,7 @@ from mikrobot_tui.store.events import read_events
 from mikrobot_tui.store.queries import engine_status
 from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
-from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
+from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker, QualityJudge
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
 __all__ = ["Engine", "EngineBusy", "build_engine", "check_runnable"]
@@ -102,8 +103,19 @@ class Engine:
         }
         self._refuse_changed_accounts(strategies)
         latency = LatencyModel(settings.paper).sample_ns  # per order id: a replay repeats it
+        quality_judge = QualityJudge(
+            self.symbols, b, round(settings.quality.window_s * NS_PER_SECOND)
+        )
+        orders_breaker = CircuitBreaker.from_settings("orders", b)
         decisions = Decisions(
-            strategies, strategy_breakers, feed_breaker, self.ledger, settings.risk, latency
+            strategies,
+            strategy_breakers,
+            feed_breaker,
+            self.ledger,
+            settings.risk,
+            latency,
+            quality_judge,
+            orders_breaker,
         )
         # external signals (the EA's file, the webhook) for a live run; a replay has none
         self.intake = build_intake(
@@ -117,7 +129,13 @@ class Engine:
             self.conn,
         )
         external_breakers = list(self.intake.breakers.values()) if self.intake else []
-        self.breakers = [feed_breaker, *strategy_breakers.values(), *external_breakers]
+        self.breakers = [
+            feed_breaker,
+            *strategy_breakers.values(),
+            *external_breakers,
+            orders_breaker,
+            *(quality_judge.breakers if quality_judge.enabled else ()),
+        ]
         for breaker in self.breakers:
             saved = state.breakers.get(breaker.name)
             if saved is not None:
@@ -156,6 +174,9 @@ class Engine:
             self.read_side.write,
             self.writer,
         )
+        self.pulse = CommandPulse(self.conn)
+        self._answered_midway = False  # commands carried out inside a batch, read side due
+        self.corridor.overtake = self._overtake
         self.strategies = strategies
         protect_unprotected(self.ledger, state.last_ts)
         # a rollover between the last session and this one is charged when the market passes it
@@ -164,6 +185,24 @@ class Engine:
         self.resumed_at: int | None = None  # ticks of the replay file an earlier run did
         if isinstance(feed, ReplayFeed):
             self._resume_replay(feed, decisions)
+
+    # ---------------------------------------------------------------- commands first
+
+    def take_commands(self) -> None:
+        """Between batches: carry out the commands sent since the engine last looked."""
+        if self.pulse.changed():
+            self.control.handle_commands()
+
+    def _overtake(self) -> None:
+        """At a decision point inside a batch: the same, answered after the batch."""
+        if self.pulse.changed() and self.control.handle_commands(refresh=False):
+            self._answered_midway = True
+
+    def answer_commands(self) -> None:
+        """After a batch: commands carried out inside it are answered with the read side."""
+        if self._answered_midway:
+            self._answered_midway = False
+            self.read_side.write()
 
     def refresh_books(self) -> None:
         """The feed's latest order books (Binance depth), for market orders to walk."""
@@ -206,7 +245,7 @@ class Engine:
 
     def event_ts(self) -> int:
         """The time an operator's event carries: market time, or the clock before any tick."""
-        return self.quotes.market_now or self.clock.now_ns()
+        return max(self.quotes.market_now, self.corridor.point_ts) or self.clock.now_ns()
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -34,7 +34,7 @@ from mikrobot_tui.engine.decisions import Decisions
 from mikrobot_tui.paper.fillmodel import RecentVolatility
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.writer import Writer
-from mikrobot_tui.trading.breakers import CircuitBreaker, FeedJudge
+from mikrobot_tui.trading.breakers import CircuitBreaker, FeedJudge, QualityJudge
 from mikrobot_tui.trading.strategies import Strategy
 
 COLUMNS = ("id", "fingerprint", "file", "position", "state", "ts")
@@ -56,6 +56,10 @@ class Memory:
     clock_ns: int
     volatility: RecentVolatility  # the venue's slippage model learns from M1 bars
     watch_time: tuple[int | None, int]  # the account watch's last minute and time
+    # the symbols' quality breakers with the problems they judge, and the order path's
+    # breaker (None in a checkpoint written before they existed)
+    quality_judge: QualityJudge | None = None
+    orders_breaker: CircuitBreaker | None = None
 
     @classmethod
     def of(cls, corridor: Corridor, decisions: Decisions, clock: Clock) -> Memory:
@@ -72,6 +76,8 @@ class Memory:
             clock.now_ns(),
             corridor.venue.volatility,
             (corridor.venue.watch.last_minute, corridor.venue.watch.last_ts),
+            decisions.quality,
+            decisions.orders,
         )
 
     def dumps(self) -> bytes:
@@ -147,6 +153,16 @@ def restore(memory: Memory, corridor: Corridor, decisions: Decisions, clock: Clo
     corridor.clean_stream, corridor.bar_floor = memory.clean_stream, memory.bar_floor
     _adopt(corridor.venue.volatility, memory.volatility)
     corridor.venue.watch.last_minute, corridor.venue.watch.last_ts = memory.watch_time
+    judge = decisions.quality
+    if memory.quality_judge is not None and judge is not None:
+        breakers = judge.breakers  # the engine's list holds these very objects
+        for mine, saved in zip(breakers, memory.quality_judge.breakers, strict=False):
+            if mine.name == saved.name:
+                _adopt(mine, saved)
+        _adopt(judge, memory.quality_judge)
+        judge.breakers = breakers
+    if memory.orders_breaker is not None:
+        _adopt(decisions.orders, memory.orders_breaker)
     if isinstance(clock, ReplayClock):
         clock.advance_to(memory.clock_ns)
 

@@ -50,6 +50,38 @@ def describe(order: Order) -> str:
     return " ".join([str(order.type), str(order.side), f"{order.lots:g}", order.symbol, *at])
 
 
+class CommandPulse:
+    """Whether someone may have sent a command since the engine last looked, cheaply enough
+    to ask before every decision.
+
+    Senders (the cockpit, `mikrobot halt`) insert into `commands` on their own connections,
+    and SQLite's `PRAGMA data_version` on the engine's connection changes whenever another
+    connection commits; the engine's own writes never move it. Asking costs about 4 us, a
+    SELECT on the table several times that, so the corridor asks at each decision point (not
+    per tick) and claims commands only when the answer is yes: a halt committed before the
+    corridor reaches a tick is carried out before any order is decided at that tick, however
+    many ticks wait in the batch.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._seen = self._version()
+
+    def _version(self) -> int | None:
+        try:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+
+    def changed(self) -> bool:
+        """True once after another connection committed (maybe a command)."""
+        version = self._version()
+        if version is None or version == self._seen:
+            return False
+        self._seen = version
+        return True
+
+
 class Control:
     def __init__(
         self,
@@ -212,11 +244,13 @@ class Control:
                 n += 1
         return n
 
-    def handle_commands(self) -> int:
+    def handle_commands(self, *, refresh: bool = True) -> int:
         """Carry out pending commands; the answers land with the events they caused.
 
         Commands sent before this engine started are expired, malformed ones failed with the
-        reason; while the database cannot be written, commands wait in their table.
+        reason; while the database cannot be written, commands wait in their table. Without
+        `refresh` (in the middle of a batch) the answers wait in the writer with the events
+        until the caller refreshes the read side after the batch.
         """
         now = self._wall.now_ns()
         try:
@@ -233,7 +267,8 @@ class Control:
             status, text = self._carry_out(c.command, c.args)
             answers.append((status, text, now, c.id))
         self._writer.update("commands", ("status", "result", "done_ts"), ("id",), answers)
-        self._refresh()  # the read side and the answers, in one transaction with the events
+        if refresh:
+            self._refresh()  # the read side and the answers, in one transaction with the events
         return len(claimed)
 
     def _carry_out(self, command: cmd.Command, args: dict[str, Any]) -> Answer:

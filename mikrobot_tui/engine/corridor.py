@@ -9,6 +9,11 @@ up to it, and strategies decide. So what happens does not depend on how the
 ticks were cut into batches (invariant 2): replaying with batches of 1 or of 10,000 gives the
 same events.
 
+Operator commands overtake market data: at each decision point, before anything is decided
+there, the corridor asks `overtake` (the engine's: a command sent since it last looked is
+carried out at once), so a halt sent while a backlog of ticks waits in the batch stops every
+order decided after it arrived.
+
 A live engine with external signals (engine/external.py) empties their inbox at the start of
 each batch; a waiting signal is decided at the batch's first clean tick of its symbol, after
 the bars and tick strategies of that tick. A replay has none.
@@ -16,7 +21,7 @@ the bars and tick strategies of that tick. A replay has none.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,6 +94,11 @@ class Corridor:
         # the newest stored bar per symbol and timeframe at start: the past is never rewritten
         self._periods = [M1, M5]
         self.bar_floor: np.ndarray | None = None
+        # operator commands overtake market data: asked at each decision point before
+        # anything is decided there (the engine's CommandPulse and Control); `point_ts` is the
+        # market time of the point, the time a command carried out there is logged at
+        self.overtake: Callable[[], None] | None = None
+        self.point_ts = 0
 
     def set_bar_floors(self, floors: dict[tuple[str, str], int]) -> None:
         """(symbol, timeframe) -> ts_open of its newest stored bar: no bar at or before it is
@@ -118,6 +128,14 @@ class Corridor:
         result = self.quality.check(ticks)
         self._store_rejects(result)
         self.feed_judge.note(ticks["ts_event"], result.problem_ts)
+        quality = self._decisions.quality
+        if quality is not None:
+            quality.note(
+                result.problem_ts,
+                result.problem_sym,
+                result.problem_weight,
+                self.quality.accepted_until(),
+            )
         clean = result.clean
         if len(clean) == 0:
             return
@@ -147,6 +165,9 @@ class Corridor:
             if venue is not None:
                 venue.advance(k, self._judge_at)
             self._judge_feed_until(int(stream[k]))
+            if self.overtake is not None and not self.warming:
+                self.point_ts = int(stream[k])
+                self.overtake()
             for bar in closed:
                 self._decisions.on_bar(bar, quotes, k, trading=not self.warming)
             for name, signal in signals if not self.warming else ():

@@ -7,6 +7,14 @@ the strategy's breakers and the orchestrator's risk checks and sizing; the outco
 submitted or refused with its reason, is an event. An external signal (engine/external.py)
 takes the same way, behind its source's breaker instead of a strategy's, and its event says
 where it came from.
+
+Two more breakers stand in every order's way. A symbol's data quality (`quality:<SYMBOL>`,
+trading/breakers.QualityJudge) is judged at each of its decision points: a score under
+`breakers.min_quality` opens it and the symbol takes no new orders until its score recovers;
+orders that close positions (a bracket's stop and target, a flatten) never come this way, so
+positions keep their stops. The order path (`orders`) is around deciding and booking an
+order: an exception there refuses the order with its reason and counts a failure, as a
+strategy's does, and never stops the engine.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from mikrobot_tui.domain.orders import EntryType, Side, Signal, TradingState
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState, order_payload
-from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
+from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker, QualityJudge
 from mikrobot_tui.trading.orchestrator import decide
 from mikrobot_tui.trading.strategies import TICK, Strategy
 
@@ -59,10 +67,14 @@ class Decisions:
         ledger: Ledger,
         risk: RiskSettings,
         latency: Callable[[str], int],
+        quality: QualityJudge | None = None,
+        orders: CircuitBreaker | None = None,
     ) -> None:
         self.strategies = dict(strategies)  # account -> its strategy
         self.breakers = dict(breakers)  # account -> its strategy's breaker
         self.feed_breaker = feed_breaker
+        self.quality = quality  # a breaker per symbol, on its data-quality score
+        self.orders = orders or CircuitBreaker("orders")  # around deciding and booking
         self.timeframes = {t for s in self.strategies.values() for t in wanted(s)}
         self.tick_strategies = [n for n, s in self.strategies.items() if s.timeframe == TICK]
         self._ledger = ledger
@@ -79,6 +91,8 @@ class Decisions:
         ordered = False
         sym = ledger.symbol_index[bar.symbol]
         now = int(quotes.ticks["ts_event"][k])
+        if trading:  # a decision point of the symbol: its data quality is judged here
+            self.judge_quality(sym, now)
         for name, strategy in self.strategies.items():
             if bar.timeframe not in wanted(strategy):
                 continue
@@ -143,6 +157,16 @@ class Decisions:
         and its source's (`guard`); `extra` (its source, its id) goes into the event."""
         return self._decide(account, guard, signal, sym, quotes, k, now, extra)
 
+    def judge_quality(self, sym: int, now: int) -> CircuitBreaker | None:
+        """Judge the symbol's data quality at a decision point; its breaker (None when the
+        engine has none, or the symbol is not the feed's)."""
+        quality = self.quality
+        if quality is None or not 0 <= sym < len(quality.breakers):
+            return None
+        for change in quality.judge(sym, now):
+            record_breaker(self._ledger, change)
+        return quality.breakers[sym]
+
     def _affordable(
         self,
         acct: AccountState,
@@ -182,13 +206,65 @@ class Decisions:
             signal = replace(signal, ts=now, price=entry)
         else:
             signal = replace(signal, ts=now)
-        acct = ledger.state.accounts[name]
         blocked = None
-        for guard in (self.feed_breaker, breaker):
+        guards = [self.feed_breaker, breaker]
+        quality = self.judge_quality(sym, now)
+        if quality is not None:
+            guards.append(quality)
+        guards.append(self.orders)
+        for guard in guards:
             allowed, change = guard.allow(now)
             record_breaker(ledger, change)
             if not allowed and blocked is None:
                 blocked = guard.name
+        if blocked == self.orders.name:  # the failing path itself is not tried again
+            self._refuse(name, signal, now, f"circuit breaker {blocked} is open", extra)
+            return False
+        try:
+            ordered = self._order(name, signal, sym, quotes, k, now, blocked, extra)
+        except Exception as exc:  # a bug on the order path must not stop the engine
+            why = f"{type(exc).__name__}: {exc}"
+            record_breaker(ledger, self.orders.record_failure(now, why))
+            self._refuse(name, signal, now, f"order path failed: {why}", extra)
+            return False
+        record_breaker(ledger, self.orders.record_success(now))
+        return ordered
+
+    def _refuse(
+        self,
+        name: str,
+        signal: Signal,
+        now: int,
+        reason: str | None,
+        extra: dict[str, Any] | None,
+    ) -> None:
+        self._ledger.emit(
+            now,
+            EventKind.ORDER_REFUSED,
+            name,
+            {
+                "symbol": signal.symbol,
+                "side": str(signal.side),
+                "strategy": signal.strategy,
+                "reason": reason,
+                **(extra or {}),
+            },
+        )
+
+    def _order(
+        self,
+        name: str,
+        signal: Signal,
+        sym: int,
+        quotes: BatchQuotes,
+        k: int,
+        now: int,
+        blocked: str | None,
+        extra: dict[str, Any] | None,
+    ) -> bool:
+        """Decide the order (sized, checked) and book it, or refuse it with the reason."""
+        ledger = self._ledger
+        acct = ledger.state.accounts[name]
         inst = ledger.instruments[sym]
         rate = ledger.rate(inst.quote, acct.currency, quotes, k)
         decision = decide(
@@ -209,18 +285,7 @@ class Decisions:
             trade_results=[t.r_multiple for t in acct.trades if t.r_multiple is not None],
         )
         if decision.order is None:
-            ledger.emit(
-                now,
-                EventKind.ORDER_REFUSED,
-                name,
-                {
-                    "symbol": signal.symbol,
-                    "side": str(signal.side),
-                    "strategy": signal.strategy,
-                    "reason": decision.refusal,
-                    **(extra or {}),
-                },
-            )
+            self._refuse(name, signal, now, decision.refusal, extra)
             return False
         payload = order_payload(decision.order)
         payload["reason"] = signal.reason

@@ -70,7 +70,9 @@ class Runner:
         if not engine.started:
             engine.start()
         for batch in batches:
+            engine.take_commands()  # commands overtake the ticks waiting behind them
             engine.corridor.process(batch)
+            engine.answer_commands()
             if engine.writer.pending_rows >= Writer.FLUSH_ROWS or engine.writer.problem:
                 engine.writer.flush()
                 self._wait_for_writer()
@@ -165,7 +167,9 @@ class Runner:
 
         def process(batch: np.ndarray) -> None:
             self.engine.refresh_books()
+            self.engine.take_commands()  # commands overtake the ticks waiting behind them
             corridor.process(batch)
+            self.engine.answer_commands()
             self._feed_side()
 
         if feed.mode == "REPLAY":  # a replay must see every tick: it waits for us

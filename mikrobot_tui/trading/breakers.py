@@ -1,4 +1,5 @@
-"""Circuit breakers: stop calling a feed or a strategy that keeps failing, then probe it again.
+"""Circuit breakers: stop calling a feed, a strategy, a symbol with bad data or the order path
+that keeps failing, then probe it again.
 
 CLOSED    traffic flows; `failure_threshold` consecutive failures open the breaker (a success
           resets the count).
@@ -20,6 +21,7 @@ events, so a restart forgets them: a restored HALF_OPEN breaker starts its probe
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,7 +32,7 @@ import numpy as np
 from mikrobot_tui.config import BreakerSettings
 from mikrobot_tui.domain.market import NS_PER_SECOND
 
-__all__ = ["BreakerChange", "BreakerState", "CircuitBreaker", "FeedJudge"]
+__all__ = ["BreakerChange", "BreakerState", "CircuitBreaker", "FeedJudge", "QualityJudge"]
 
 
 class BreakerState(StrEnum):
@@ -350,3 +352,103 @@ class FeedJudge:
         if failed:
             return self.breaker.record_failure(end, why or "data-quality problems")
         return self.breaker.record_success(end)
+
+
+class QualityJudge:
+    """One breaker per symbol, `quality:<SYMBOL>`, driven by the symbol's data-quality score.
+
+    The score is the quality monitor's (data/quality/score.py): each problem weighs its kind's
+    weight, fading linearly over the window from the middle of its one-second bucket, and the
+    score is exp(-sum). Here it is taken at a decision point's time T over the problems seen
+    at stream times strictly before T, never from the rest of the batch, so it is the same
+    whatever the batch size (the monitor's own score is taken at the end of a batch). The
+    silence term is left out: a symbol is judged at one of its own ticks, so it is not silent.
+
+    `judge(sym, T)` is called at each decision point of the symbol (a bar it closed, a
+    signal on it), at most once per point: a score under `min_quality` is a failure, and one
+    failure opens the breaker (the score already sums a window of problems); at or above it,
+    a success. The breaker's own rules do the rest: OPEN until `reset_timeout_s` has passed,
+    then HALF_OPEN, closed by `success_threshold` good scores in a row, reopened by a bad one.
+    While it is OPEN the symbol takes no new orders; orders that close positions (a bracket's
+    stop and target, a flatten) never pass a breaker. `min_quality` 0 turns it off.
+    """
+
+    SECOND_NS = NS_PER_SECOND
+
+    def __init__(self, symbols: list[str], settings: BreakerSettings, window_ns: int) -> None:
+        self.symbols = list(symbols)
+        self.min_quality = float(settings.min_quality)
+        self.window_ns = int(window_ns)
+        reset = round(settings.reset_timeout_s * NS_PER_SECOND)
+        self.breakers = [
+            CircuitBreaker(f"quality:{s}", 1, reset, settings.success_threshold)
+            for s in self.symbols
+        ]
+        n = len(self.symbols)
+        # per symbol: (stream time, middle of its one-second bucket, weight), in stream order
+        self._problems: list[deque[tuple[int, int, float]]] = [deque() for _ in range(n)]
+        # per symbol: no tick of it from here on is earlier (problems that faded out by then
+        # can go)
+        self._floor = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        self._judged: list[int | None] = [None] * n
+
+    @property
+    def enabled(self) -> bool:
+        return self.min_quality > 0
+
+    def note(
+        self,
+        problem_ts: np.ndarray,
+        problem_sym: np.ndarray,
+        problem_weight: np.ndarray,
+        accepted_until: np.ndarray,
+    ) -> None:
+        """A batch's problems (stream times, symbols, weights) and, per symbol, the latest
+        tick time after it (QualityMonitor.accepted_until)."""
+        if not self.enabled:
+            return
+        if len(problem_ts):
+            second, window, n = self.SECOND_NS, self.window_ns, len(self._problems)
+            order = np.argsort(problem_ts, kind="stable")
+            touched = set()
+            for t, s, w in zip(
+                problem_ts[order].tolist(),
+                problem_sym[order].tolist(),
+                problem_weight[order].tolist(),
+                strict=True,
+            ):
+                if 0 <= s < n:
+                    self._problems[s].append((t, t // second * second + second // 2, w))
+                    touched.add(s)
+            for s in touched:  # what faded out before the symbol's next tick can go
+                q, floor = self._problems[s], int(self._floor[s])
+                while q and q[0][1] + window <= floor:
+                    q.popleft()
+        self._floor = accepted_until
+
+    def score(self, sym: int, ts: int) -> float:
+        """The symbol's score at stream time `ts`, from the problems seen before it."""
+        penalty, window = 0.0, self.window_ns
+        for t, mid, w in self._problems[sym]:
+            if t >= ts:
+                break
+            fade = 1.0 - max(ts - mid, 0) / window
+            if fade > 0:
+                penalty += fade * w
+        return math.exp(-penalty)
+
+    def judge(self, sym: int, ts: int) -> list[BreakerChange]:
+        """Judge the symbol's score at a decision point at `ts`; the breaker's changes."""
+        if not self.enabled or self._judged[sym] == ts:
+            return []
+        self._judged[sym] = ts
+        breaker = self.breakers[sym]
+        changes = [breaker.poll(ts)]
+        if breaker.state is not BreakerState.OPEN:
+            score = self.score(sym, ts)
+            if score < self.min_quality:
+                reason = f"quality score {score:.3f} < {self.min_quality:g}"
+                changes.append(breaker.record_failure(ts, reason))
+            else:
+                changes.append(breaker.record_success(ts))
+        return [c for c in changes if c is not None]

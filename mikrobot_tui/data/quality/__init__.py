@@ -90,6 +90,10 @@ class QualityResult:
     # the engine keeps them out of candles and order matching (a bad print must not fill a
     # stop or widen a bar); None when there is none
     spikes: np.ndarray | None = None
+    # aligned with `problem_ts`: each problem's symbol and its weight in the score (WEIGHTS),
+    # so a symbol's score can be judged at any stream time (trading/breakers.QualityJudge)
+    problem_sym: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    problem_weight: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
 
 
 class QualityMonitor:
@@ -181,13 +185,15 @@ class QualityMonitor:
             rej = np.flatnonzero(reason)
             pos_kind.append((REJECT, rej, reason[rej].astype(np.float64)))
         problems = score.record(pos_kind, sym_raw, stream, seg_sym, self._stream_ts)
-        where = [p for _, p, _ in pos_kind if len(p)]
-        if len(where) == 1:
-            problem_ts = stream[where[0]]
-        elif where:
-            problem_ts = stream[np.concatenate(where)]
+        found = [(kd, p) for kd, p, _ in pos_kind if len(p)]
+        if found:
+            at = found[0][1] if len(found) == 1 else np.concatenate([p for _, p in found])
+            problem_ts, problem_sym = stream[at], sym_raw[at].astype(np.int64)
+            problem_weight = np.concatenate([np.full(len(p), WEIGHTS[kd]) for kd, p in found])
         else:
             problem_ts = np.empty(0, dtype=np.int64)
+            problem_sym = np.empty(0, dtype=np.int64)
+            problem_weight = np.empty(0, dtype=np.float64)
 
         spiked = [p for kd, p, _ in pos_kind if kd == SPIKE]
         if all_acc:
@@ -211,12 +217,19 @@ class QualityMonitor:
             mask = np.zeros(n, dtype=bool)
             mask[spiked[0]] = True
             spikes = mask if keep is None else mask[keep]
-        return QualityResult(clean, rejects, problems, problem_ts, spikes)
+        return QualityResult(
+            clean, rejects, problems, problem_ts, spikes, problem_sym, problem_weight
+        )
 
     def scores(self, now_ns: int) -> list[SymbolQuality]:
         """Quality per symbol seen so far, ordered by sym (see score.py)."""
         v = self._validity
         return self._score.scores(now_ns, v.last.has, v.last_ts, self._flags.latency_ms)
+
+    def accepted_until(self) -> np.ndarray:
+        """Per symbol, the latest event time of its ticks so far: no tick of the symbol
+        accepted from now on is earlier (timestamps from the past are rejected)."""
+        return self._validity.last_ts.copy()
 
     def counters(self) -> np.ndarray:
         """Totals per symbol: columns rejects, spikes, gaps, stale, latency breaches."""
