@@ -13,6 +13,7 @@ COLUMNS = (
     Column("retry", "Retry in", "right"),
 )
 STATE_STYLE = {"CLOSED": "up", "HALF_OPEN": "warn", "OPEN": "alarm"}
+TRIPPED_FIRST = {"OPEN": 0, "HALF_OPEN": 1}  # with a breaker per symbol the list outgrows the pane
 
 
 def breaker_cells(r: BreakerRow, now_ns: int) -> tuple[Cell, ...]:
@@ -31,4 +32,5 @@ class BreakersPane(Dated, KeyedTable):
     def show(self, rows: list[BreakerRow], now_ns: int) -> int:
         tripped = sum(r.state != "CLOSED" for r in rows)
         self.set_subtitle(f"{tripped} tripped" if tripped else "")
-        return self.apply({r.name: breaker_cells(r, now_ns) for r in rows})
+        ordered = sorted(rows, key=lambda r: (TRIPPED_FIRST.get(r.state, 2), r.name))
+        return self.apply({r.name: breaker_cells(r, now_ns) for r in ordered})
