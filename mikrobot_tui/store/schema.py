@@ -8,6 +8,7 @@ applied; a migration is never edited once released, a new one is appended.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,18 @@ BUSY_TIMEOUT_MS = 5_000
 def connect(path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """A connection with the project's pragmas; autocommit, transactions are explicit."""
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL needs it to itself and SQLite does not wait for that: a
+    # second engine starting at the same instant would fail here instead of being told that
+    # another engine holds the database. Wait as the busy timeout would.
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     return conn
