@@ -85,3 +85,22 @@ def window_sums(x: np.ndarray, n: int) -> np.ndarray:
     for j in range(n):
         total += x[j : j + m]
     return total
+
+
+class Streaming:
+    """What every streaming indicator answers besides its `update`: whether it has a value
+    yet and how many inputs it has seen. Subclasses keep `value` and `_count` in their own
+    `__slots__`."""
+
+    __slots__ = ()
+    value: object
+    _count: int
+
+    @property
+    def ready(self) -> bool:
+        return self.value is not None
+
+    @property
+    def count(self) -> int:
+        """How many values have been fed."""
+        return self._count

@@ -9,6 +9,7 @@ import numpy as np
 
 from mikrobot_tui.trading.indicators._core import (
     Series,
+    Streaming,
     check_finite,
     check_period,
     ema_step,
@@ -92,7 +93,7 @@ def macd(
     return line, sig, line - sig
 
 
-class StreamingSMA:
+class StreamingSMA(Streaming):
     """SMA(n) one value at a time; `update` returns None until n values have been seen.
 
     A ring buffer of the last n values and a running sum, re-added exactly (math.fsum) every n
@@ -107,14 +108,6 @@ class StreamingSMA:
         self._sum = 0.0
         self._count = 0
         self.value: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     def update(self, x: float) -> float | None:
         x = check_finite(x, "value")
@@ -132,7 +125,7 @@ class StreamingSMA:
         return self.value
 
 
-class StreamingEMA:
+class StreamingEMA(Streaming):
     """EMA(n) one value at a time; `update` returns None until n values have been seen."""
 
     __slots__ = ("_count", "_k", "_sum", "n", "value")
@@ -143,15 +136,6 @@ class StreamingEMA:
         self._count = 0
         self._sum = 0.0
         self.value: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    @property
-    def count(self) -> int:
-        """How many values have been fed."""
-        return self._count
 
     def update(self, x: float) -> float | None:
         x = check_finite(x, "value")
@@ -165,7 +149,7 @@ class StreamingEMA:
         return self.value
 
 
-class StreamingMACD:
+class StreamingMACD(Streaming):
     """TA-Lib's MACD one close at a time: `update` returns (macd, signal, hist), or None for
     the first slow + signal - 2 closes, exactly as the array form."""
 
@@ -193,14 +177,6 @@ class StreamingMACD:
         self._slow: float | None = None
         self._signal = StreamingEMA(self.signal)
         self.value: tuple[float, float, float] | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     def update(self, close: float) -> tuple[float, float, float] | None:
         x = check_finite(close, "close")

@@ -6,6 +6,7 @@ import numpy as np
 
 from mikrobot_tui.trading.indicators._core import (
     Series,
+    Streaming,
     check_finite,
     check_period,
     finite_array,
@@ -53,7 +54,7 @@ def rsi(close: Series, n: int = 14) -> np.ndarray:
     return out
 
 
-class StreamingRSI:
+class StreamingRSI(Streaming):
     """RSI(n) one close at a time; `update` returns None for the first n closes."""
 
     __slots__ = ("_count", "_gain", "_loss", "_prev", "n", "value")
@@ -64,14 +65,6 @@ class StreamingRSI:
         self._gain = self._loss = 0.0
         self._prev: float | None = None
         self.value: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     def update(self, close: float) -> float | None:
         x = check_finite(close, "close")

@@ -9,6 +9,7 @@ import numpy as np
 
 from mikrobot_tui.trading.indicators._core import (
     Series,
+    Streaming,
     check_finite,
     check_period,
     finite_array,
@@ -83,7 +84,7 @@ def bollinger(
     return upper, middle, lower
 
 
-class StreamingATR:
+class StreamingATR(Streaming):
     """ATR(n) one bar at a time; `update` returns None for the first n bars (indices 0..n-1)."""
 
     __slots__ = ("_count", "_prev_close", "_sum", "n", "value")
@@ -94,10 +95,6 @@ class StreamingATR:
         self._sum = 0.0
         self._prev_close: float | None = None
         self.value: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
 
     @property
     def count(self) -> int:
@@ -123,7 +120,7 @@ class StreamingATR:
         return self.value
 
 
-class StreamingBollinger:
+class StreamingBollinger(Streaming):
     """Bollinger(n, k) one close at a time: `update` returns (upper, middle, lower), or None
     for the first n - 1 closes. A ring buffer of the last n closes, summed in the array form's
     order (two passes of n additions per bar: constant in the length of the series)."""
@@ -136,14 +133,6 @@ class StreamingBollinger:
         self._buf: deque[float] = deque(maxlen=self.n)
         self._count = 0
         self.value: tuple[float, float, float] | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     def update(self, close: float) -> tuple[float, float, float] | None:
         x = check_finite(close, "close")

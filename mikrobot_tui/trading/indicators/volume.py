@@ -9,6 +9,7 @@ import numpy as np
 
 from mikrobot_tui.trading.indicators._core import (
     Series,
+    Streaming,
     check_finite,
     check_volume,
     finite_array,
@@ -114,7 +115,7 @@ def vwap(
     return out
 
 
-class StreamingOBV:
+class StreamingOBV(Streaming):
     """OBV one bar at a time; ready from the first bar (its volume)."""
 
     __slots__ = ("_count", "_prev", "value")
@@ -123,14 +124,6 @@ class StreamingOBV:
         self._count = 0
         self._prev: float | None = None
         self.value: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     def update(self, close: float, volume: float) -> float:
         c = check_finite(close, "close")
@@ -146,7 +139,7 @@ class StreamingOBV:
         return self.value
 
 
-class StreamingVWAP:
+class StreamingVWAP(Streaming):
     """Session VWAP one bar at a time; `update` returns None while the session has no volume.
     Bars must come in time order; the first bar at or after the session's end starts anew."""
 
@@ -160,14 +153,6 @@ class StreamingVWAP:
         self._last_ts: int | None = None
         self._pv = self._v = 0.0
         self.value: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    @property
-    def count(self) -> int:
-        return self._count
 
     def update(
         self, high: float, low: float, close: float, volume: float, ts_ns: int
