@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mikrobot_tui.config import BreakerSettings
-from mikrobot_tui.trading.breakers import BreakerChange, BreakerState, CircuitBreaker, FeedJudge
+from mikrobot_tui.trading.breakers import BreakerChange, BreakerState, CircuitBreaker
+from mikrobot_tui.trading.judges import FeedJudge
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

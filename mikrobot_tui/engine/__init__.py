@@ -42,7 +42,8 @@ from mikrobot_tui.store.events import read_events
 from mikrobot_tui.store.queries import engine_status
 from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
-from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker, QualityJudge
+from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
+from mikrobot_tui.trading.judges import QualityJudge
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
 __all__ = ["Engine", "EngineBusy", "build_engine", "check_runnable"]

@@ -34,7 +34,8 @@ from mikrobot_tui.engine.decisions import Decisions
 from mikrobot_tui.paper.fillmodel import RecentVolatility
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.writer import Writer
-from mikrobot_tui.trading.breakers import CircuitBreaker, FeedJudge, QualityJudge
+from mikrobot_tui.trading.breakers import CircuitBreaker
+from mikrobot_tui.trading.judges import FeedJudge, QualityJudge
 from mikrobot_tui.trading.strategies import Strategy
 
 COLUMNS = ("id", "fingerprint", "file", "position", "state", "ts")

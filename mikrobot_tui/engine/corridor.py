@@ -41,7 +41,7 @@ from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.paper.venue import Venue
 from mikrobot_tui.store.schema import COLUMNS
 from mikrobot_tui.store.writer import Writer
-from mikrobot_tui.trading.breakers import FeedJudge
+from mikrobot_tui.trading.judges import FeedJudge
 
 if TYPE_CHECKING:
     from mikrobot_tui.data.signals import ExternalSignal

@@ -9,7 +9,7 @@ takes the same way, behind its source's breaker instead of a strategy's, and its
 where it came from.
 
 Two more breakers stand in every order's way. A symbol's data quality (`quality:<SYMBOL>`,
-trading/breakers.QualityJudge) is judged at each of its decision points: a score under
+trading/judges.QualityJudge) is judged at each of its decision points: a score under
 `breakers.min_quality` opens it and the symbol takes no new orders until its score recovers;
 orders that close positions (a bracket's stop and target, a flatten) never come this way, so
 positions keep their stops. The order path (`orders`) is around deciding and booking an
@@ -33,7 +33,8 @@ from mikrobot_tui.domain.orders import EntryType, Side, Signal, TradingState
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState, order_payload
-from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker, QualityJudge
+from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
+from mikrobot_tui.trading.judges import QualityJudge
 from mikrobot_tui.trading.orchestrator import decide
 from mikrobot_tui.trading.strategies import TICK, Strategy
 

@@ -30,7 +30,7 @@ from mikrobot_tui.domain.orders import (
     Side,
     TimeInForce,
 )
-from mikrobot_tui.paper import booking, brackets, checks, fillmodel
+from mikrobot_tui.paper import booking, brackets, checks
 from mikrobot_tui.paper.execution import BatchQuotes, Step, marketable, next_step, stop_due, window
 from mikrobot_tui.paper.ledger import EPS, Ledger
 from mikrobot_tui.paper.portfolio import order_payload
@@ -43,14 +43,9 @@ Cached = tuple[
 
 
 class Venue:
-    def __init__(
-        self,
-        ledger: Ledger,
-        books: fillmodel.Books | None = None,
-        volatility: fillmodel.RecentVolatility | None = None,
-    ) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.pricing = Pricing(ledger, books, volatility)
+        self.pricing = Pricing(ledger)
         self.books, self.volatility = self.pricing.books, self.pricing.volatility
         self.touch_fills = ledger.paper.touch_fills
         self.watch = AccountWatch(ledger, self.take_at_market)

@@ -91,7 +91,7 @@ class QualityResult:
     # stop or widen a bar); None when there is none
     spikes: np.ndarray | None = None
     # aligned with `problem_ts`: each problem's symbol and its weight in the score (WEIGHTS),
-    # so a symbol's score can be judged at any stream time (trading/breakers.QualityJudge)
+    # so a symbol's score can be judged at any stream time (trading/judges.QualityJudge)
     problem_sym: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     problem_weight: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
 
