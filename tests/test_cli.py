@@ -508,3 +508,19 @@ def test_status_json_lists_each_feed_connection_with_the_documented_keys(
         "conflated",
     }
     assert feed["venue"] == "replay" and feed["reconnects"] == 0
+
+
+def test_decisions_lists_the_newest_first_with_their_factors(tmp_path) -> None:
+    db = build_fixture_db(tmp_path / "d.db", now_ns=time.time_ns())
+    out = invoke("--db", str(db.path), "decisions", "--factors").output
+    out.encode("ascii")
+    lines = [ln for ln in out.splitlines() if not ln.startswith("    ")]
+    assert [ln.split()[4] for ln in lines] == ["XAUUSD", "USDJPY", "GBPUSD", "EURUSD"]
+    assert "refused" in lines[0] and "at max positions (3/3)" in lines[0]
+    assert "resized 0.41 lots  confidence 0.62" in lines[1]
+    assert out.count("    trend    score") == 4
+    doc = json.loads(invoke("--db", str(db.path), "decisions", "--json", "-n", "2").output)
+    first = doc["decisions"][0]
+    assert [d["symbol"] for d in doc["decisions"]] == ["XAUUSD", "USDJPY"]
+    assert {"outcome", "verdict", "confidence", "factors", "reason"} <= set(first)
+    assert first["factors"][0]["name"] == "trend"

@@ -6,7 +6,8 @@ why in its commit. Issue 7 re-recorded both: latency drawn per order (uniform 50
 slippage at the touch, brackets as orders of their own, costs from the account's model,
 and sizes capped so the margin level stays at twice the margin call level. Issue 8 again:
 each symbol's data-quality breaker (these runs inject faults at five times the default rate,
-so the breakers open and refuse orders on faulty symbols).
+so the breakers open and refuse orders on faulty symbols); then the orchestrator's score in
+every entry's event, with resized and refused signals.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "fd8a1822b7210fbdfa60d9b1a2bfb025aff75c69bbc1a03789fbfc41cad7901d"
-SIM_SHA256 = "9646f286404cb83d85d27cdf74a0393b1ab0af1ee4561f7b9c4df51aa12d685e"
+REPLAY_SHA256 = "7f08a8d076098364427a76a8f23d64446a79406d9a607ae66d1c8c6c02788e15"
+SIM_SHA256 = "bde8ad3cf87830a3fe99ac4e9b7e6391fea9b0306201b1b25f7312cf786c8f10"
 
 
 def log_digest(conn) -> tuple[str, int]:

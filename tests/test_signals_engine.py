@@ -4,6 +4,7 @@ checks and breakers as a strategy's, each decision on record with its source."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,11 @@ def test_an_ea_signal_becomes_an_order_at_its_symbols_first_tick_with_its_source
     assert sub.ts == first["ts_event"]
     assert p["stop_loss"] == pytest.approx(first["ask"] - 0.0020, abs=1e-9)  # from the ask
     assert p["take_profit"] == pytest.approx(first["ask"] + 0.0040, abs=1e-9)
-    assert p["lots"] == pytest.approx(0.25)  # 0.5% of 10,000 USD over 20 pips
+    # 0.5% of 10,000 USD over 20 pips is 0.25 lots, scaled by the orchestrator's score and
+    # rounded down to the lot step: an external signal is scored like a strategy's
+    scale = p["score"]["risk_multiplier"]
+    assert 0 < scale <= 1
+    assert p["lots"] == pytest.approx(math.floor(0.25 * scale * 100 + 1e-9) / 100)
     opened = rig.events(EventKind.POSITION_OPENED)
     assert opened and opened[0].payload["strategy"] == "ea:signals.json"
     assert rig.engine.intake.counts.submitted == 1

@@ -41,6 +41,11 @@ def test_flatten_dialog(snap_compare, cockpit_db: FixtureDB) -> None:
     assert snap_compare(cockpit(cockpit_db), terminal_size=SIZE, press=["f"])
 
 
+def test_decisions_detail(snap_compare, cockpit_db: FixtureDB) -> None:
+    """`d`: the last decisions, the newest one's factors under the list."""
+    assert snap_compare(cockpit(cockpit_db), terminal_size=SIZE, press=["d"])
+
+
 def test_halted(snap_compare, cockpit_db: FixtureDB) -> None:
     conn = connect(cockpit_db.path)
     set_engine(conn, cockpit_db.now_ns, trading_state="HALTED")

@@ -162,6 +162,64 @@ AB = [
 ]
 
 
+def _score(confidence: float, verdict: str, trend: float, record: float) -> dict:
+    factors = [
+        ("trend", trend, "H1 trend up, with the trade (EMA(20) 1.0841)"),
+        ("atr", 1.0, "M5 ATR 6.2 pips, inside [4, 15]"),
+        ("session", 1.0, "London/New York overlap, a session of EURUSD"),
+        ("spread", 0.9, "spread 0.05 ATR (0 at 0.5)"),
+        ("quality", 1.0, "data quality 1.000 (breaker below 0.95)"),
+        ("record", record, "mean +0.40 R over the last 12"),
+        ("signal", 1.0, "the strategy's own confidence 1.00"),
+    ]
+    return {
+        "confidence": confidence,
+        "verdict": verdict,
+        "risk_multiplier": 1.0 if verdict == "approve" else confidence / 0.7,
+        "factors": [
+            {"name": n, "score": sc, "weight": 1.0, "contribution": sc / 7, "value": None, "why": w}
+            for n, sc, w in factors
+        ],
+    }
+
+
+# (seconds ago, account, kind, payload): the orchestrator's last decisions
+DECISIONS = [
+    (
+        1500,
+        "A",
+        "order_submitted",
+        {"symbol": "EURUSD", "side": "BUY", "lots": 0.55, "intent": "open",
+         "strategy": "bos_retest(2,0.8)", "score": _score(0.84, "approve", 1.0, 0.7),
+         "reason": "M5 broke up through the swing at 1.0842; M1 retested to 1.08425 and "
+         "closed above it at 1.0846; ATR(M5) 6.2 pips"},
+    ),
+    (
+        900,
+        "B",
+        "order_refused",
+        {"symbol": "GBPUSD", "side": "SELL", "strategy": "ema_cross(8,34)",
+         "score": _score(0.33, "refuse", 0.0, 0.2),
+         "reason": "confidence 0.33 refuse: trend: H1 trend against the trade"},
+    ),
+    (
+        600,
+        "B",
+        "order_submitted",
+        {"symbol": "USDJPY", "side": "BUY", "lots": 0.41, "intent": "open",
+         "strategy": "ema_cross(8,34)", "score": _score(0.62, "resize", 0.5, 0.5),
+         "reason": "EMA(8) 150.21 crossed above EMA(34) 150.19"},
+    ),
+    (
+        300,
+        "A",
+        "order_refused",
+        {"symbol": "XAUUSD", "side": "SELL", "strategy": "bos_retest(2,0.8)",
+         "score": _score(0.78, "approve", 1.0, 0.7), "reason": "at max positions (3/3)"},
+    ),
+]  # fmt: skip
+
+
 def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACTIVE") -> FixtureDB:
     """A database as a running simulated engine would have left it at `now_ns`."""
     db = open_db(path)
@@ -231,6 +289,14 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
         "ab",
         COLUMNS["ab"],
         [(*r, now_ns) for r in AB],
+    )
+    w.append(
+        "events",
+        ("seq", "ts", "kind", "account", "payload"),
+        [
+            (seq, now_ns - ago * SECOND, kind, acct, json.dumps(payload))
+            for seq, (ago, acct, kind, payload) in enumerate(DECISIONS, start=1)
+        ],
     )
     set_engine(conn, now_ns, trading_state=trading_state)
     w.flush()

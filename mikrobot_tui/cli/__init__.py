@@ -88,6 +88,7 @@ for _command in (
     control.flatten,
     control.cancel,
     control.modify,
+    control.decisions,
     config.strategies,
 ):
     app.command()(with_global_options(_command))

@@ -298,6 +298,48 @@ def status(
         echo(f"A/B {v.variant} ({v.account}): trades {v.trades} p-value {p}")
 
 
+def decisions(
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="How many, newest first")
+    ] = 20,
+    factors: Annotated[
+        bool, typer.Option("--factors", help="Each decision's factors under it")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Why recent signals were traded or refused: the orchestrator's score, factor by factor."""
+    from datetime import UTC, datetime
+
+    from mikrobot_tui.store.queries import read_decisions
+
+    s = settings()
+    conn = reader(s)
+    with db_errors(s.engine.db):
+        rows = read_decisions(conn, limit)
+    if as_json:
+        doc = {"decisions": [asdict(r) for r in rows]}
+        echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False, default=str))
+        return
+    if not rows:
+        echo("no decisions yet: no strategy has signalled")
+        return
+    for r in rows:
+        when = datetime.fromtimestamp(r.ts / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        conf = "-" if r.confidence is None else f"{r.confidence:.2f}"
+        lots = "" if r.lots is None else f" {r.lots:g} lots"
+        echo(
+            f"{when} {r.account:<4}{r.side:<5}{r.symbol:<9}{r.outcome}{lots}  "
+            f"confidence {conf}  {r.reason}"
+        )
+        if factors:
+            for f in r.factors:
+                echo(
+                    f"    {f.get('name', ''):<8} score {float(f.get('score', 0.0)):.2f} "
+                    f"x{float(f.get('weight', 0.0)):g} adds {float(f.get('contribution', 0.0)):.3f}"
+                    f"  {f.get('why', '')}"
+                )
+
+
 PCT_DECIMALS = 4  # change_pct and mean_return are percentages: 0.1449 %
 SCORE_DECIMALS = 4  # quality scores and win rates are fractions 0..1
 P_DIGITS = 4  # p-values keep 4 significant digits: 0.0001234 stays 0.0001234

@@ -45,6 +45,7 @@ from mikrobot_tui.config.sections import (
     FeedSpec,
     LiquiditySettings,
     MT5Settings,
+    OrchestratorSettings,
     PaperSettings,
     QualitySettings,
     ReplaySettings,
@@ -68,6 +69,7 @@ __all__ = [
     "FeedSpec",
     "LiquiditySettings",
     "MT5Settings",
+    "OrchestratorSettings",
     "PaperSettings",
     "QualitySettings",
     "ReplaySettings",
@@ -115,6 +117,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = QualitySettings()
     risk: RiskSettings = RiskSettings()
     breakers: BreakerSettings = BreakerSettings()
+    orchestrator: OrchestratorSettings = OrchestratorSettings()
     paper: PaperSettings = PaperSettings()
     accounts: list[AccountSettings] = Field(default_factory=_default_accounts)
     ab: ABSettings = ABSettings()

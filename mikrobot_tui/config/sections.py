@@ -130,6 +130,98 @@ class BreakerSettings(_Section):
 
 ASSET_CLASSES = tuple(c.value for c in AssetClass)
 
+SCORE_FACTORS = ("trend", "atr", "session", "spread", "quality", "record", "signal")
+SESSIONS = ("asia", "london", "new_york", "any")
+# Where each asset class trades well: its liquid hours. Crypto never closes and has no session.
+DEFAULT_SESSIONS: dict[str, list[str]] = {
+    "forex": ["london", "new_york"],
+    "forex_jpy": ["asia", "london", "new_york"],
+    "metals": ["london", "new_york"],
+    "indices": ["london", "new_york"],
+    "energies": ["london", "new_york"],
+    "crypto": ["any"],
+}
+
+
+class OrchestratorSettings(_Section):
+    """`[orchestrator]`: how every signal is scored before it is sized (trading/scoring.py)."""
+
+    approve_at: float = Field(0.7, gt=0, le=1)  # at or above: full risk
+    refuse_below: float = Field(0.4, ge=0, le=1)  # below: refused; between: risk scaled down
+    weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(SCORE_FACTORS, 1.0))
+    trend_timeframe: Literal["M5", "M15", "H1"] = "H1"
+    trend_period: int = Field(20, ge=2, le=500)
+    atr_timeframe: Literal["M1", "M5", "M15", "H1"] = "M5"
+    atr_period: int = Field(14, ge=1, le=500)
+    atr_band_pips: tuple[float, float] = (4.0, 15.0)  # forex; other classes: ATR_BANDS_BPS
+    sessions: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_SESSIONS))
+    off_session_score: float = Field(0.25, ge=0, le=1)
+    max_spread_atr: float = Field(0.5, gt=0, le=10)
+    record_trades: int = Field(20, ge=1, le=10_000)
+    record_min_trades: int = Field(5, ge=1, le=10_000)
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key, weight in value.items():
+            if key not in SCORE_FACTORS:
+                close = difflib.get_close_matches(str(key), SCORE_FACTORS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"orchestrator.weights.{key}: not a factor; use {', '.join(SCORE_FACTORS)}"
+                    f"{hint}"
+                )
+            if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
+                raise ValueError(
+                    f"orchestrator.weights.{key}: a weight is a number >= 0 (0 leaves the "
+                    f"factor out), got {weight!r}"
+                )
+        return {**dict.fromkeys(SCORE_FACTORS, 1.0), **value}
+
+    @field_validator("sessions", mode="before")
+    @classmethod
+    def _sessions_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key, names in value.items():
+            if str(key) == str(key).lower() and key not in ASSET_CLASSES:
+                raise ValueError(
+                    f"orchestrator.sessions.{key}: not an asset class; use one of "
+                    f"{', '.join(ASSET_CLASSES)} or a symbol in capitals, e.g. EURUSD"
+                )
+            bad = [n for n in names if n not in SESSIONS] if isinstance(names, list) else names
+            if bad:
+                raise ValueError(
+                    f"orchestrator.sessions.{key}: {bad!r} is not a list of sessions; use "
+                    f'{", ".join(SESSIONS)} ("any": every hour scores full)'
+                )
+        return {**DEFAULT_SESSIONS, **value}
+
+    @model_validator(mode="after")
+    def _thresholds_and_band(self) -> Self:
+        if self.refuse_below >= self.approve_at:
+            raise ValueError(
+                f"orchestrator.refuse_below ({self.refuse_below:g}) must be below "
+                f"orchestrator.approve_at ({self.approve_at:g}): between the two a signal's "
+                "risk is scaled down"
+            )
+        low, high = self.atr_band_pips
+        if not 0 <= low < high:
+            raise ValueError(
+                f"orchestrator.atr_band_pips: [{low:g}, {high:g}] needs 0 <= low < high, "
+                "e.g. [4, 15]"
+            )
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("orchestrator.weights: at least one factor needs a weight above 0")
+        return self
+
+    def sessions_for(self, symbol: str, asset_class: str) -> list[str]:
+        """The sessions a symbol trades well in: its own entry, else its asset class's."""
+        return self.sessions.get(symbol) or self.sessions.get(asset_class) or ["any"]
+
+
 # Lots shown at the touch and a typical volume in lots per minute, per asset class (crypto lots
 # are base units: 2 BTC at the touch).
 DEFAULT_LIQUIDITY: dict[str, dict[str, float]] = {

@@ -99,3 +99,31 @@ def rollovers_between(start_ns: int, end_ns: int) -> list[int]:
         out.append(nxt)
         nxt = next_rollover(nxt)
     return out
+
+
+# The three sessions traders speak of, each on its own city's clock so daylight saving moves
+# it as it moves the desks there: 09:00-18:00 Tokyo, 08:00-17:00 London, 08:00-17:00 New York.
+SESSION_HOURS: dict[str, tuple[ZoneInfo, time, time]] = {
+    "asia": (ZoneInfo("Asia/Tokyo"), time(9, 0), time(18, 0)),
+    "london": (ZoneInfo("Europe/London"), time(8, 0), time(17, 0)),
+    "new_york": (NEW_YORK, time(8, 0), time(17, 0)),
+}
+
+
+def sessions_open(ts_ns: int) -> tuple[str, ...]:
+    """The sessions open at a UTC nanosecond timestamp (weekdays only, local time), in the
+    order of SESSION_HOURS; London and New York both open is their overlap."""
+    out = []
+    for name, (zone, start, end) in SESSION_HOURS.items():
+        local = datetime.fromtimestamp(ts_ns // NS_PER_SECOND, zone)
+        if local.weekday() < _SATURDAY and start <= local.time() < end:
+            out.append(name)
+    return tuple(out)
+
+
+def session_words(open_now: tuple[str, ...]) -> str:
+    """How a trader names the moment: "London/New York overlap", "Asia", "off-session"."""
+    if "london" in open_now and "new_york" in open_now:
+        return "London/New York overlap"
+    names = {"asia": "Asia", "london": "London", "new_york": "New York"}
+    return " + ".join(names[s] for s in open_now) or "off-session"

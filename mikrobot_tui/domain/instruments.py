@@ -25,6 +25,18 @@ class AssetClass(StrEnum):
     CRYPTO = "crypto"
 
 
+# Asset classes whose volatility traders count in pips; the others in basis points of the price
+PIP_CLASSES = (AssetClass.FOREX, AssetClass.FOREX_JPY)
+# A usable M5 ATR, in basis points of the price, for the classes not counted in pips: below is
+# a dead market, above a wild one (the house strategy's gate and the orchestrator's ATR band)
+ATR_BANDS_BPS: dict[AssetClass, tuple[float, float]] = {
+    AssetClass.METALS: (3.0, 40.0),
+    AssetClass.INDICES: (3.0, 40.0),
+    AssetClass.ENERGIES: (5.0, 60.0),
+    AssetClass.CRYPTO: (5.0, 80.0),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Instrument:
     symbol: str

@@ -44,6 +44,7 @@ from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.judges import QualityJudge
+from mikrobot_tui.trading.scoring import SignalScorer
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
 __all__ = ["Engine", "EngineBusy", "build_engine", "check_runnable"]
@@ -117,7 +118,9 @@ class Engine:
             latency,
             quality_judge,
             orders_breaker,
+            SignalScorer(settings.orchestrator),
         )
+        self.scorer = decisions.scorer
         # external signals (the EA's file, the webhook) for a live run; a replay has none
         self.intake = build_intake(
             settings,
@@ -349,7 +352,10 @@ class Engine:
         resumed replay has its memory back already. `should_stop` can end it early."""
         if self.resumed_at is not None:
             return
-        warm_from_store(self.conn, self.corridor, self.strategies.values())
+        # the orchestrator's scorer learns its trend and ATR from the stored bars too
+        scorer = self.scorer
+        learners = [*self.strategies.values(), *([scorer] if scorer is not None else [])]
+        warm_from_store(self.conn, self.corridor, learners)
         warm_from_history(self.corridor, self.feed.history(), self.writer, should_stop)
 
     @property

@@ -36,6 +36,7 @@ from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import CircuitBreaker
 from mikrobot_tui.trading.judges import FeedJudge, QualityJudge
+from mikrobot_tui.trading.scoring import SignalScorer
 from mikrobot_tui.trading.strategies import Strategy
 
 COLUMNS = ("id", "fingerprint", "file", "position", "state", "ts")
@@ -61,6 +62,7 @@ class Memory:
     # breaker (None in a checkpoint written before they existed)
     quality_judge: QualityJudge | None = None
     orders_breaker: CircuitBreaker | None = None
+    scorer: SignalScorer | None = None  # the orchestrator's trend and ATR per symbol
 
     @classmethod
     def of(cls, corridor: Corridor, decisions: Decisions, clock: Clock) -> Memory:
@@ -79,6 +81,7 @@ class Memory:
             (corridor.venue.watch.last_minute, corridor.venue.watch.last_ts),
             decisions.quality,
             decisions.orders,
+            decisions.scorer,
         )
 
     def dumps(self) -> bytes:
@@ -164,6 +167,10 @@ def restore(memory: Memory, corridor: Corridor, decisions: Decisions, clock: Clo
         judge.breakers = breakers
     if memory.orders_breaker is not None:
         _adopt(decisions.orders, memory.orders_breaker)
+    if memory.scorer is not None and decisions.scorer is not None:
+        settings = decisions.scorer.settings  # the configuration given now, not the stored
+        _adopt(decisions.scorer, memory.scorer)
+        decisions.scorer.settings = settings
     if isinstance(clock, ReplayClock):
         clock.advance_to(memory.clock_ns)
 

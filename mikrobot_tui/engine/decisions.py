@@ -15,6 +15,13 @@ orders that close positions (a bracket's stop and target, a flatten) never come 
 positions keep their stops. The order path (`orders`) is around deciding and booking an
 order: an exception there refuses the order with its reason and counts a failure, as a
 strategy's does, and never stops the engine.
+
+Every signal that reaches the order path is scored first (trading/scoring.py): trend on the
+higher timeframe, ATR in its band, the session, spread against ATR, data quality, the
+strategy's recent record and its own confidence. The score approves it at full risk, resizes
+it (its risk scaled down) or refuses it, and goes into the `order_submitted` or
+`order_refused` event with every factor and its contribution, so the operator can read why a
+trade happened or did not.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from mikrobot_tui.paper.portfolio import AccountState, order_payload
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.judges import QualityJudge
 from mikrobot_tui.trading.orchestrator import decide
+from mikrobot_tui.trading.scoring import Score, SignalScorer, Verdict
 from mikrobot_tui.trading.strategies import TICK, Strategy
 
 MARGIN_LEVEL_FLOOR = 2.0  # sizing keeps the margin level at twice the margin call level
@@ -70,13 +78,17 @@ class Decisions:
         latency: Callable[[str], int],
         quality: QualityJudge | None = None,
         orders: CircuitBreaker | None = None,
+        scorer: SignalScorer | None = None,
     ) -> None:
         self.strategies = dict(strategies)  # account -> its strategy
         self.breakers = dict(breakers)  # account -> its strategy's breaker
         self.feed_breaker = feed_breaker
         self.quality = quality  # a breaker per symbol, on its data-quality score
         self.orders = orders or CircuitBreaker("orders")  # around deciding and booking
+        self.scorer = scorer  # None: every signal goes at full risk, unscored
         self.timeframes = {t for s in self.strategies.values() for t in wanted(s)}
+        if scorer is not None:  # the scorer's trend and ATR learn from their bars too
+            self.timeframes.update(scorer.timeframes)
         self.tick_strategies = [n for n, s in self.strategies.items() if s.timeframe == TICK]
         self._ledger = ledger
         self._risk = risk
@@ -94,6 +106,8 @@ class Decisions:
         now = int(quotes.ticks["ts_event"][k])
         if trading:  # a decision point of the symbol: its data quality is judged here
             self.judge_quality(sym, now)
+        if self.scorer is not None:
+            self.scorer.note_bar(bar)
         for name, strategy in self.strategies.items():
             if bar.timeframe not in wanted(strategy):
                 continue
@@ -238,19 +252,18 @@ class Decisions:
         now: int,
         reason: str | None,
         extra: dict[str, Any] | None,
+        score: Score | None = None,
     ) -> None:
-        self._ledger.emit(
-            now,
-            EventKind.ORDER_REFUSED,
-            name,
-            {
-                "symbol": signal.symbol,
-                "side": str(signal.side),
-                "strategy": signal.strategy,
-                "reason": reason,
-                **(extra or {}),
-            },
-        )
+        payload: dict[str, Any] = {
+            "symbol": signal.symbol,
+            "side": str(signal.side),
+            "strategy": signal.strategy,
+            "reason": reason,
+            **(extra or {}),
+        }
+        if score is not None:
+            payload["score"] = score.to_payload()
+        self._ledger.emit(now, EventKind.ORDER_REFUSED, name, payload)
 
     def _order(
         self,
@@ -267,6 +280,10 @@ class Decisions:
         ledger = self._ledger
         acct = ledger.state.accounts[name]
         inst = ledger.instruments[sym]
+        score = self._score(acct, signal, sym, quotes, k, now)
+        if score is not None and score.verdict is Verdict.REFUSE and blocked is None:
+            self._refuse(name, signal, now, score.reason, extra, score)
+            return False
         rate = ledger.rate(inst.quote, acct.currency, quotes, k)
         decision = decide(
             signal,
@@ -284,12 +301,37 @@ class Decisions:
             latency_ns=self._latency(order_id),
             max_lots=self._affordable(acct, inst, _entry_price(signal), rate, quotes, k),
             trade_results=[t.r_multiple for t in acct.trades if t.r_multiple is not None],
+            risk_scale=1.0 if score is None else score.risk_multiplier,
         )
         if decision.order is None:
-            self._refuse(name, signal, now, decision.refusal, extra)
+            self._refuse(name, signal, now, decision.refusal, extra, score)
             return False
         payload = order_payload(decision.order)
         payload["reason"] = signal.reason
         payload.update(extra or {})
+        if score is not None:
+            payload["score"] = score.to_payload()
         ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)
         return True
+
+    def _score(
+        self, acct: AccountState, signal: Signal, sym: int, quotes: BatchQuotes, k: int, now: int
+    ) -> Score | None:
+        """The signal's score at the decision tick (None without a scorer)."""
+        if self.scorer is None:
+            return None
+        quote = quotes.quote_at(sym, k)
+        judge = self.quality
+        judged = judge is not None and judge.enabled and 0 <= sym < len(judge.breakers)
+        return self.scorer.score(
+            signal,
+            self._ledger.instruments[sym],
+            spread=None if quote is None else quote[1] - quote[0],
+            quality=judge.score(sym, now) if judged and judge is not None else None,
+            min_quality=judge.min_quality if judge is not None else 0.0,
+            r_multiples=[
+                t.r_multiple
+                for t in acct.trades
+                if t.r_multiple is not None and t.strategy == signal.strategy
+            ],
+        )

@@ -163,6 +163,25 @@ class FeedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """A signal the orchestrator decided on: an entry submitted or refused, and why."""
+
+    seq: int
+    ts: int
+    account: str
+    symbol: str
+    side: str
+    submitted: bool
+    outcome: str  # approved (full risk), resized (risk scaled down by the score) or refused
+    verdict: str | None  # the score's: approve, resize or refuse; None when not scored
+    confidence: float | None  # None: not scored (an engine before scoring, a breaker first)
+    lots: float | None  # the order's, None when refused
+    reason: str  # the refusal's reason, or the strategy's for an order
+    strategy: str
+    factors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     engine: EngineStatus
     symbols: list[SymbolRow] = field(default_factory=list)
@@ -172,6 +191,7 @@ class Snapshot:
     breakers: list[BreakerRow] = field(default_factory=list)
     ab: list[ABRow] = field(default_factory=list)
     feeds: list[FeedRow] = field(default_factory=list)
+    decisions: list[DecisionRow] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,6 +251,56 @@ def _liveness(conn: sqlite3.Connection) -> dict[str, Any] | None:
     return liveness.read(row[2])
 
 
+# bracket children and closing orders are order_submitted events too: read enough to find
+# the entries among them
+_SUBMITTED_PER_DECISION = 4
+
+
+def read_decisions(conn: sqlite3.Connection, limit: int = 20) -> list[DecisionRow]:
+    """The last `limit` decisions, newest first. Each kind is read backwards along its
+    (kind, seq) index, so the cost does not grow with the log."""
+    rows: list[DecisionRow] = []
+    for kind, n in (("order_refused", limit), ("order_submitted", limit * _SUBMITTED_PER_DECISION)):
+        for seq, ts, account, text in conn.execute(
+            "SELECT seq, ts, account, payload FROM events WHERE kind = ? ORDER BY seq DESC LIMIT ?",
+            (kind, n),
+        ):
+            try:
+                p = json.loads(text)
+            except ValueError:
+                continue  # a damaged row must not blank the pane
+            if not isinstance(p, dict):
+                continue
+            submitted = kind == "order_submitted"
+            if submitted and (p.get("intent") != "open" or p.get("parent_id")):
+                continue  # a bracket's stop or target, a close: not a decision
+            score = p.get("score") if isinstance(p.get("score"), dict) else {}
+            verdict = score.get("verdict")
+            if not submitted:
+                outcome = "refused"  # by the score, or by a breaker or a check after it
+            else:
+                outcome = "resized" if verdict == "resize" else "approved"
+            rows.append(
+                DecisionRow(
+                    seq=seq,
+                    ts=ts,
+                    account=account or "",
+                    symbol=str(p.get("symbol", "")),
+                    side=str(p.get("side", "")),
+                    submitted=submitted,
+                    outcome=outcome,
+                    verdict=None if verdict is None else str(verdict),
+                    confidence=score.get("confidence"),
+                    lots=p.get("lots") if submitted else None,
+                    reason=str(p.get("reason") or ""),
+                    strategy=str(p.get("strategy") or ""),
+                    factors=[f for f in score.get("factors", []) if isinstance(f, dict)],
+                )
+            )
+    rows.sort(key=lambda r: r.seq, reverse=True)
+    return rows[:limit]
+
+
 def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
     q = {
         r[0]: r
@@ -279,6 +349,7 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
             "test FROM ab ORDER BY variant"
         )
     ]
+    decisions = read_decisions(conn)
     feeds = [
         FeedRow(
             name,
@@ -307,6 +378,7 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
         breakers=breakers,
         ab=ab,
         feeds=feeds,
+        decisions=decisions,
     )
 
 

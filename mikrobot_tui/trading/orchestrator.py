@@ -1,5 +1,9 @@
 """From a strategy's signal to an order: breakers first, then risk, then sizing.
 
+The signal has been scored before it comes here (trading/scoring.py): `risk_scale` is its
+score's risk multiplier, 1 for an approved signal and less for a resized one, and it scales
+the risk of percent sizing and the lots of fixed and Kelly sizing alike.
+
 The orchestrator owns no state of its own; the engine hands it what it needs to know about the
 account and the market at the decision tick, and records the outcome (an order or a refusal
 with its reason) as an event.
@@ -48,6 +52,7 @@ def decide(
     latency_ns: int,
     max_lots: float | None = None,
     trade_results: Sequence[float] = (),
+    risk_scale: float = 1.0,
 ) -> Decision:
     """Turn a signal into an order (market, or limit at the signal's price), or say why not.
 
@@ -61,7 +66,7 @@ def decide(
         open_positions=open_positions,
         max_positions=risk.max_positions,
         equity=equity,
-        risk_fraction=risk.risk_per_trade,
+        risk_fraction=risk.risk_per_trade * risk_scale,
         stop_distance=signal.stop_distance,
         instrument=instrument,
         quote_to_account=quote_to_account,
@@ -80,7 +85,8 @@ def decide(
             quote_to_account=quote_to_account,
             trade_results=trade_results,
         )
-        lots = sizing.lots if max_lots is None else min(sizing.lots, max_lots)
+        lots = sizing.lots * risk_scale
+        lots = lots if max_lots is None else min(lots, max_lots)
         lots = instrument.round_lots(lots) if lots > 0 else 0.0
         if lots < instrument.min_lot:
             return Decision(None, sizing.reason or f"{risk.sizing} sizing gives no size")

@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from mikrobot_tui.clock import Clock, LiveClock
 from mikrobot_tui.store.commands import Command
+from mikrobot_tui.tui.decisions_screen import DecisionsScreen
 from mikrobot_tui.tui.screens import CockpitScreen, FlattenScreen
 
 
@@ -36,6 +37,7 @@ class CockpitApp(App[None]):
         Binding("h", "halt", "Halt"),
         Binding("r", "resume", "Resume"),
         Binding("f", "flatten", "Flatten"),
+        Binding("d", "decisions", "Decisions"),
         Binding("q", "quit", "Quit"),
     ]
     # How long a command waits for an engine to answer before the cockpit says nobody did.
@@ -93,6 +95,13 @@ class CockpitApp(App[None]):
 
         self.push_screen(FlattenScreen(self.cockpit.open_positions_text()), answered)
 
+    def action_decisions(self) -> None:
+        """Every factor of the last decisions' scores, over the cockpit."""
+        if isinstance(self.screen, DecisionsScreen):
+            return
+        snap = self.cockpit.last_snapshot
+        self.push_screen(DecisionsScreen(snap.decisions if snap else []))
+
     async def action_quit(self) -> None:
         self._stop.set()
         worker = self._engine_worker
@@ -108,6 +117,9 @@ class CockpitApp(App[None]):
         yield SystemCommand("Resume trading", "Accept orders again (r)", self.action_resume)
         yield SystemCommand(
             "Flatten", "Close every open position at market, after asking (f)", self.action_flatten
+        )
+        yield SystemCommand(
+            "Decisions", "Why each recent signal was traded or refused (d)", self.action_decisions
         )
         yield from super().get_system_commands(screen)
 

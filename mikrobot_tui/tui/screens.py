@@ -32,6 +32,7 @@ from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import as_of_time
 from mikrobot_tui.tui.panes.ab import ABPane
 from mikrobot_tui.tui.panes.breakers import BreakersPane
+from mikrobot_tui.tui.panes.decisions import DecisionsPane
 from mikrobot_tui.tui.panes.header import StatusHeader
 from mikrobot_tui.tui.panes.positions import PositionsPane
 from mikrobot_tui.tui.panes.quality import QualityPane
@@ -90,6 +91,7 @@ class CockpitScreen(Screen):
             with Vertical(id="left"):
                 yield TicksPane(id="ticks")
                 yield QualityPane(id="quality")
+                yield DecisionsPane(id="decisions")
             with Vertical(id="right"):
                 yield PositionsPane(id="positions")
                 yield BreakersPane(id="breakers")
@@ -155,6 +157,7 @@ class CockpitScreen(Screen):
             self.query_one(TicksPane).show(snap.symbols)
             if slow:
                 self.query_one(QualityPane).show(snap.quality, live=live)
+                self.query_one(DecisionsPane).show(snap.decisions)
                 self.query_one(PositionsPane).show(snap.accounts, snap.positions)
                 self.query_one(BreakersPane).show(snap.breakers, now_ns)
                 self.query_one(ABPane).show(snap.ab)

@@ -25,20 +25,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mikrobot_tui.domain.instruments import AssetClass, Instrument, default_instruments
+from mikrobot_tui.domain.instruments import (
+    ATR_BANDS_BPS,
+    PIP_CLASSES,
+    Instrument,
+    default_instruments,
+)
 from mikrobot_tui.domain.market import TIMEFRAMES, Bar
 from mikrobot_tui.domain.orders import Side, Signal
 from mikrobot_tui.trading.indicators import StreamingATR, StreamingSwings
 from mikrobot_tui.trading.strategies.params import Param, resolve
 
-# ATR gate for asset classes that do not count in pips: M5 ATR in basis points of the price
-GATES_BPS: dict[AssetClass, tuple[float, float]] = {
-    AssetClass.METALS: (3.0, 40.0),
-    AssetClass.INDICES: (3.0, 40.0),
-    AssetClass.ENERGIES: (5.0, 60.0),
-    AssetClass.CRYPTO: (5.0, 80.0),
-}
-PIP_CLASSES = (AssetClass.FOREX, AssetClass.FOREX_JPY)
+GATES_BPS = ATR_BANDS_BPS  # the gate for asset classes not counted in pips
 
 
 @dataclass(slots=True)
