@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mikrobot_tui.domain.market import M1, M5, Bar
+from mikrobot_tui.domain.market import H1, M15, TIMEFRAMES, Bar
 
-M15 = 15 * M1
-H1 = 60 * M1
-HISTORY_TIMEFRAMES = {"M1": M1, "M5": M5, "M15": M15, "H1": H1}
+__all__ = ["H1", "HISTORY_TIMEFRAMES", "M15", "BarHistory"]
+
+HISTORY_TIMEFRAMES = TIMEFRAMES  # the history keeps whatever the corridor builds
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
