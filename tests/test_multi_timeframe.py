@@ -157,3 +157,45 @@ def test_an_h1_bar_open_at_a_restart_is_whole_when_it_closes(make_settings, stor
             ).fetchone()
             assert bars == whole[4]
     again.close()
+
+
+def test_a_restart_warms_a_strategy_on_h1_with_enough_m1_bars_to_cover_its_hours() -> None:
+    from mikrobot_tui.engine.warmup import _bars_needed
+
+    class OnTheHour:
+        name = "on_the_hour"
+        timeframe = "H1"
+        timeframes = ("M1", "H1")
+        warmup_bars = 20  # twenty hours
+
+    assert _bars_needed(OnTheHour(), "H1") == 20
+    assert _bars_needed(OnTheHour(), "M1") == 20 * 60  # the same twenty hours of minutes
+    assert _bars_needed(HourlyTrend(), "H1") == 2  # 100 minutes, in hours, rounded up
+
+
+def test_a_replay_checkpoint_from_before_m15_and_h1_still_resumes(make_settings, tmp_path) -> None:
+    from mikrobot_tui.engine import checkpoint
+
+    ticks = waves(3000)
+    settings = make_settings(engine={"db": tmp_path / "old.db", "store_ticks": False})
+    old = replay(settings, ticks[:1500], tmp_path / "old", 500)
+    old.corridor.set_bar_floors({("EURUSD", "M1"): T0})
+    memory = checkpoint.Memory.of(old.corridor, old.corridor._decisions, old.clock)
+    # what an engine that built M1 and M5 only would have stored
+    memory.candles.builders = {p: b for p, b in memory.candles.builders.items() if p <= 5 * M1}
+    memory.bar_floor = memory.bar_floor[:, :2]
+    memory.history = None
+    blob = memory.dumps()
+    old.close()
+
+    settings = make_settings(engine={"db": tmp_path / "new.db", "store_ticks": False})
+    new = replay(settings, ticks[:0], tmp_path / "new", 500)
+    checkpoint.restore(
+        checkpoint.Memory.loads(blob, settings), new.corridor, new.corridor._decisions, new.clock
+    )
+    assert set(new.corridor.candles.builders) == set(TIMEFRAMES.values())
+    new.corridor.process(ticks[1500:])  # M15 and H1 start afresh; nothing breaks
+    new.writer.flush()
+    frames = {r[0] for r in new.conn.execute("SELECT DISTINCT timeframe FROM bars")}
+    assert frames == {"M1", "M5", "M15", "H1"}
+    new.close()
