@@ -183,6 +183,20 @@ class CandleBuilder:
         self._rows[seg_sym] = rows[gl]
         return bars, close_idx
 
+    def seed(self, bars: np.ndarray) -> None:
+        """Take partial bars of this period (one per symbol at most, BAR_DTYPE) as the open
+        bars, as if their ticks had been folded in: a restart rebuilds a long bar from the
+        shorter bars already stored instead of from an hour of ticks."""
+        if len(bars) == 0:
+            return
+        if (bars["period_ns"] != self.period_ns).any() or (bars["ts_open"] % self.period_ns).any():
+            raise ValueError(f"seed bars must be bars of period {self.period_ns}")
+        sym = bars["sym"].astype(np.int64)
+        self._has[sym] = True
+        self._period[sym] = bars["ts_open"] // self.period_ns
+        self._vol[sym] = np.rint(bars["volume"] / self._quantum).astype(np.int64)
+        self._rows[sym] = _rows(np.ascontiguousarray(bars))
+
     def open_bars(self) -> np.ndarray:
         """The current partial bars, one per symbol that has one, ordered by sym."""
         return self._rows[np.flatnonzero(self._has)].view(BAR_DTYPE)
@@ -196,7 +210,7 @@ class CandleBuilder:
 
 
 class CandleSet:
-    """Builders for several periods fed from one sort of each batch (M1 and M5 together)."""
+    """Builders for several periods fed from one sort of each batch (M1 to H1 together)."""
 
     def __init__(self, n_symbols: int, periods: list[int], *, volume_quantum: float = 1e-8):
         self.builders = {
@@ -212,3 +226,8 @@ class CandleSet:
 
     def open_bars(self) -> dict[int, np.ndarray]:
         return {p: b.open_bars() for p, b in self.builders.items()}
+
+    def seed(self, bars: np.ndarray) -> None:
+        """Partial bars of any of the periods as the open bars (see CandleBuilder.seed)."""
+        for p, builder in self.builders.items():
+            builder.seed(bars[bars["period_ns"] == p])

@@ -55,7 +55,11 @@ BAR_DTYPE = np.dtype(
 
 M1 = 60 * NS_PER_SECOND
 M5 = 5 * M1
-TIMEFRAMES = {"M1": M1, "M5": M5}
+M15 = 15 * M1
+H1 = 60 * M1
+# every timeframe the corridor builds, stores and shows strategies, shortest first: bars of
+# one tick come out in this order
+TIMEFRAMES = {"M1": M1, "M5": M5, "M15": M15, "H1": H1}
 
 
 def empty_bars(n: int = 0) -> np.ndarray:

@@ -38,6 +38,7 @@ from mikrobot_tui.trading.breakers import CircuitBreaker
 from mikrobot_tui.trading.judges import FeedJudge, QualityJudge
 from mikrobot_tui.trading.scoring import SignalScorer
 from mikrobot_tui.trading.strategies import Strategy
+from mikrobot_tui.trading.timeframes import BarHistory
 
 COLUMNS = ("id", "fingerprint", "file", "position", "state", "ts")
 
@@ -63,6 +64,8 @@ class Memory:
     quality_judge: QualityJudge | None = None
     orders_breaker: CircuitBreaker | None = None
     scorer: SignalScorer | None = None  # the orchestrator's trend and ATR per symbol
+    # the bars strategies look back on across timeframes (None before it existed)
+    history: BarHistory | None = None
 
     @classmethod
     def of(cls, corridor: Corridor, decisions: Decisions, clock: Clock) -> Memory:
@@ -82,6 +85,7 @@ class Memory:
             decisions.quality,
             decisions.orders,
             decisions.scorer,
+            decisions.history,
         )
 
     def dumps(self) -> bytes:
@@ -145,7 +149,11 @@ def restore(memory: Memory, corridor: Corridor, decisions: Decisions, clock: Clo
     """Put a stored memory back into the rooms, in place: every room that holds one of these
     objects keeps holding it."""
     _adopt(corridor.quality, memory.quality)
+    builders = corridor.candles.builders
     _adopt(corridor.candles, memory.candles)
+    # a checkpoint from before M15 and H1 has no builders for them: they start afresh
+    for period, builder in builders.items():
+        corridor.candles.builders.setdefault(period, builder)
     _adopt(corridor.counts, memory.counts)
     _adopt(decisions.feed_breaker, memory.feed_judge.breaker)
     _adopt(corridor.feed_judge, memory.feed_judge)
@@ -155,6 +163,10 @@ def restore(memory: Memory, corridor: Corridor, decisions: Decisions, clock: Clo
         _adopt(decisions.breakers[name], memory.strategy_breakers[name])
     _adopt(corridor.quotes, memory.quotes)
     corridor.clean_stream, corridor.bar_floor = memory.clean_stream, memory.bar_floor
+    floor = corridor.bar_floor
+    if floor is not None and floor.shape[1] < len(builders):
+        pad = np.full((len(floor), len(builders) - floor.shape[1]), np.iinfo(np.int64).min)
+        corridor.bar_floor = np.hstack([floor, pad])
     _adopt(corridor.venue.volatility, memory.volatility)
     corridor.venue.watch.last_minute, corridor.venue.watch.last_ts = memory.watch_time
     judge = decisions.quality
@@ -171,6 +183,8 @@ def restore(memory: Memory, corridor: Corridor, decisions: Decisions, clock: Clo
         settings = decisions.scorer.settings  # the configuration given now, not the stored
         _adopt(decisions.scorer, memory.scorer)
         decisions.scorer.settings = settings
+    if memory.history is not None:
+        _adopt(decisions.history, memory.history)
     if isinstance(clock, ReplayClock):
         clock.advance_to(memory.clock_ns)
 

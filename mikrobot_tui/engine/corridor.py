@@ -32,7 +32,7 @@ from mikrobot_tui.config import Settings
 from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.feeds.rejects import FeedReject
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
-from mikrobot_tui.domain.market import M1, M5, TIMEFRAMES, Bar, timeframe_name
+from mikrobot_tui.domain.market import M1, TIMEFRAMES, Bar, timeframe_name
 from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.engine.decisions import Decisions, record_breaker
 from mikrobot_tui.paper.execution import BatchQuotes
@@ -42,6 +42,7 @@ from mikrobot_tui.paper.venue import Venue
 from mikrobot_tui.store.schema import COLUMNS
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.judges import FeedJudge
+from mikrobot_tui.trading.timeframes import BarHistory
 
 if TYPE_CHECKING:
     from mikrobot_tui.data.signals import ExternalSignal
@@ -76,7 +77,8 @@ class Corridor:
         self.symbols = quotes.symbols
         n = len(self.symbols)
         self.quality = QualityMonitor(n, settings.quality)
-        self.candles = CandleSet(n, [M1, M5])  # as _periods, ascending
+        self._periods = sorted(TIMEFRAMES.values())  # M1, M5, M15, H1
+        self.candles = CandleSet(n, self._periods)
         self.feed_judge = FeedJudge(decisions.feed_breaker)
         self.counts = Counts()
         self.warming = False  # history: strategies learn, nothing is traded, ticks not stored
@@ -92,7 +94,6 @@ class Corridor:
         self.clean_stream = 0  # running maximum of tradeable tick times
         self._stream = np.zeros(0, dtype=np.int64)  # per tradeable tick of the current batch
         # the newest stored bar per symbol and timeframe at start: the past is never rewritten
-        self._periods = [M1, M5]
         self.bar_floor: np.ndarray | None = None
         # operator commands overtake market data: asked at each decision point before
         # anything is decided there (the engine's CommandPulse and Control); `point_ts` is the
@@ -111,9 +112,16 @@ class Corridor:
                 floor[index[symbol], names.index(timeframe)] = ts
         self.bar_floor = floor
 
-    def seed_candles(self, ticks: np.ndarray) -> None:
-        """Ticks of bars that were open when the last engine stopped: the bars they close
+    @property
+    def history(self) -> BarHistory:
+        """The decisions' recent bars of every symbol and timeframe."""
+        return self._decisions.history
+
+    def seed_candles(self, bars: np.ndarray, ticks: np.ndarray) -> None:
+        """Bars that were open when the last engine stopped: partial bars rebuilt from stored
+        shorter bars, then the stored ticks that continue them. The bars those ticks close
         were stored then, so only the open bars are kept."""
+        self.candles.seed(bars)
         if len(ticks):
             self.candles.update(ticks)
 
@@ -161,7 +169,9 @@ class Corridor:
         if venue is not None:
             m1 = bars["period_ns"] == M1
             venue.begin(quotes, stream, bars[m1], closes[m1])
+        remember = self._remember(bars, closes)
         for k, closed, signals, externals in self._decision_points(clean, bars, closes, outside):
+            remember(k)
             if venue is not None:
                 venue.advance(k, self._judge_at)
             self._judge_feed_until(int(stream[k]))
@@ -175,6 +185,7 @@ class Corridor:
             for _, ext, account in externals:
                 assert external is not None
                 external.decide(ext, account, quotes, k)
+        remember(len(clean))
         if venue is not None:
             venue.advance(len(clean), self._judge_at)
         elif len(bars):  # the venue's volatility learns from history too
@@ -235,7 +246,8 @@ class Corridor:
     # ---------------------------------------------------------------- candles
 
     def _close_bars(self, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Closed bars of every timeframe, ordered by the tick that closed them, M1 before M5."""
+        """Closed bars of every timeframe, ordered by the tick that closed them, then shortest
+        timeframe first (M1, M5, M15, H1) at the same tick."""
         closed = self.candles.update(clean).values()
         bars = np.concatenate([b for b, _ in closed])
         closes = np.concatenate([c for _, c in closed]).astype(np.int64)
@@ -262,6 +274,29 @@ class Corridor:
             ),
         )
         return bars, closes
+
+    def _remember(self, bars: np.ndarray, closes: np.ndarray) -> Callable[[int], None]:
+        """Keeps the batch's closed bars of every timeframe in the decisions' history up to a
+        batch index: called at each decision point, so a strategy looking across timeframes
+        sees every bar closed at or before its tick and none closed after it, whatever the
+        batching."""
+        if len(bars) == 0:
+            return _nothing
+        history = self.history
+        rows = bars.tolist()
+        ends = closes.tolist()
+        names = self.symbols
+        frames = {p: timeframe_name(p) for p in self._periods}
+        done = 0
+
+        def until(k: int) -> None:
+            nonlocal done
+            while done < len(rows) and ends[done] <= k:
+                r = rows[done]
+                history.push(Bar(names[r[0]], frames[r[1]], *r[2:]))
+                done += 1
+
+        return until
 
     def _bars_by_close(
         self, bars: np.ndarray, closes: np.ndarray
@@ -306,3 +341,7 @@ class Corridor:
         """The feed's breaker is judged up to each venue step, so its changes and the fills
         keep their order in time."""
         self._judge_feed_until(int(self._stream[idx]))
+
+
+def _nothing(k: int) -> None:
+    """No bar closed in the batch: nothing to remember."""

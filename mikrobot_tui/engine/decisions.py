@@ -45,8 +45,12 @@ from mikrobot_tui.trading.judges import QualityJudge
 from mikrobot_tui.trading.orchestrator import decide
 from mikrobot_tui.trading.scoring import Score, SignalScorer, Verdict
 from mikrobot_tui.trading.strategies import TICK, Strategy
+from mikrobot_tui.trading.timeframes import BarHistory
 
 MARGIN_LEVEL_FLOOR = 2.0  # sizing keeps the margin level at twice the margin call level
+# closed bars kept per symbol and timeframe for strategies that look across timeframes:
+# 500 H1 bars are three weeks, room for a slow trend filter
+HISTORY_BARS = 500
 
 
 def wanted(strategy: Strategy) -> tuple[str, ...]:
@@ -90,6 +94,13 @@ class Decisions:
         if scorer is not None:  # the scorer's trend and ATR learn from their bars too
             self.timeframes.update(scorer.timeframes)
         self.tick_strategies = [n for n, s in self.strategies.items() if s.timeframe == TICK]
+        # every closed bar of every timeframe, fed by the corridor (and the warm-up) before
+        # strategies see the bars of a decision point; strategies get it through bind_history
+        self.history = BarHistory(HISTORY_BARS)
+        for strategy in self.strategies.values():
+            bind_history = getattr(strategy, "bind_history", None)
+            if bind_history is not None:
+                bind_history(self.history)
         self._ledger = ledger
         self._risk = risk
         self._latency = latency  # order id -> ns: drawn per order, seeded

@@ -2,21 +2,25 @@
 
 On a database that already holds market data (a restart), the past comes from the database
 and is never regenerated: stored bars go to the strategies (the newest few hundred per symbol
-and timeframe, oldest first), the stored ticks of the bars still open at the last stop go to
-the candle builders, and the newest stored bar of each symbol and timeframe becomes a floor:
-no bar at or before it is written or traded again (invariant 8). On a new database the feed's
-own history (the simulated market generates an hour) runs through the whole corridor with
-trading off: strategies learn, nothing is matched, ticks are not stored.
+and timeframe, oldest first) and to the decisions' bar history, the bars still open at the last
+stop are rebuilt for the candle builders, and the newest stored bar of each symbol and
+timeframe becomes a floor: no bar at or before it is written or traded again (invariant 8).
+An open bar longer than a minute (up to an hour) is rebuilt from the M1 bars stored since it
+opened, then every open bar from the stored ticks of the open minute: an H1 bar open at the
+stop is whole even when ticks are not kept. On a new database the feed's own history (the
+simulated market generates an hour) runs through the whole corridor with trading off:
+strategies learn, nothing is matched, ticks are not stored.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from mikrobot_tui.domain.market import M5, TICK_DTYPE, TIMEFRAMES, Bar
+from mikrobot_tui.domain.market import M1, TICK_DTYPE, TIMEFRAMES, Bar, empty_bars
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import wanted
 from mikrobot_tui.store.writer import Writer
@@ -37,10 +41,15 @@ def warm_from_store(
     ).fetchall()
     if not floors:
         return 0
-    corridor.set_bar_floors({(s, tf): ts for s, tf, ts in floors})
+    newest = {(s, tf): ts for s, tf, ts in floors}
+    corridor.set_bar_floors(newest)
     strategies = list(strategies)
-    bars = _stored_bars(conn, symbols, strategies)
-    for bar in bars:
+    history = corridor.history
+    bars = _stored_bars(conn, symbols, strategies, history.capacity)
+    for bar, learn in bars:
+        history.push(bar)
+        if not learn:
+            continue
         for strategy in strategies:
             if bar.timeframe not in wanted(strategy):
                 continue
@@ -48,8 +57,8 @@ def warm_from_store(
                 strategy.on_bar(bar)  # learning only: a signal from the past is not traded
             except Exception:
                 continue
-    corridor.seed_candles(_open_bar_ticks(conn, symbols))
-    return len(bars)
+    corridor.seed_candles(*_open_bars(conn, symbols, newest))
+    return sum(learn for _, learn in bars)
 
 
 def warm_from_history(
@@ -73,23 +82,29 @@ def warm_from_history(
 
 
 def _stored_bars(
-    conn: sqlite3.Connection, symbols: list[str], strategies: list[Strategy]
-) -> list[Bar]:
-    """The newest bars each strategy needs, per symbol and timeframe, in closing order."""
-    out: list[Bar] = []
-    frames = {t for s in strategies for t in wanted(s)} & TIMEFRAMES.keys()
-    for timeframe in sorted(frames):
-        need = max(_bars_needed(s, timeframe) for s in strategies if timeframe in wanted(s))
+    conn: sqlite3.Connection, symbols: list[str], strategies: list[Strategy], keep: int
+) -> list[tuple[Bar, bool]]:
+    """The newest `keep` bars of every symbol and timeframe (the bar history's), and those
+    each strategy needs, in closing order; with each, whether a strategy learns from it."""
+    out: list[tuple[Bar, bool]] = []
+    for timeframe in TIMEFRAMES:
+        users = [s for s in strategies if timeframe in wanted(s)]
+        learn = 2 * max(_bars_needed(s, timeframe) for s in users) + 10 if users else 0
         for symbol in symbols:
             rows = conn.execute(
                 "SELECT symbol, timeframe, ts_open, open, high, low, close, ticks, volume "
                 "FROM bars WHERE symbol = ? AND timeframe = ? ORDER BY ts_open DESC LIMIT ?",
-                [symbol, timeframe, 2 * need + 10],
+                [symbol, timeframe, max(keep, learn)],
             ).fetchall()
-            out.extend(Bar(*r) for r in reversed(rows))
-    period = {name: ns for name, ns in TIMEFRAMES.items()}
-    out.sort(key=lambda b: (b.ts_open + period[b.timeframe], period[b.timeframe], b.symbol))
+            out.extend((Bar(*r), i < learn) for i, r in reversed(list(enumerate(rows))))
+    out.sort(key=lambda item: _closing(item[0]))
     return out
+
+
+def _closing(bar: Bar) -> tuple[int, int, str]:
+    """Bars in the order the corridor closed them: by time, shorter timeframes first."""
+    period = TIMEFRAMES[bar.timeframe]
+    return bar.ts_open + period, period, bar.symbol
 
 
 def _bars_needed(strategy: Strategy, timeframe: str) -> int:
@@ -99,20 +114,31 @@ def _bars_needed(strategy: Strategy, timeframe: str) -> int:
     return max(1, -(-bars * main // TIMEFRAMES[timeframe]))
 
 
-def _open_bar_ticks(conn: sqlite3.Connection, symbols: list[str]) -> np.ndarray:
-    """Stored ticks of the bars that were still open when the last engine stopped: those of
-    each symbol's last five-minute period."""
+def _open_bars(
+    conn: sqlite3.Connection, symbols: list[str], newest: dict[tuple[str, str], int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bars that were open when the last engine stopped, as (partial bars of M5 and
+    longer, built from the M1 bars stored since each opened; the stored ticks of the open
+    minute, which continue every open bar)."""
+    longest = max(TIMEFRAMES.values())
+    seeds: list[tuple] = []
     parts = []
     for s, symbol in enumerate(symbols):
-        (last,) = conn.execute(
-            "SELECT MAX(ts_event) FROM ticks WHERE symbol = ?", [symbol]
-        ).fetchone()
-        if last is None:
-            continue
+        last_m1 = newest.get((symbol, "M1"))
+        if last_m1 is None:  # no bar closed yet: every open bar is in the stored ticks
+            (last,) = conn.execute(
+                "SELECT MAX(ts_event) FROM ticks WHERE symbol = ?", [symbol]
+            ).fetchone()
+            if last is None:
+                continue
+            since = last // longest * longest
+        else:
+            since = last_m1 + M1
+            seeds.extend(_seeds(conn, s, symbol, last_m1, newest))
         rows = conn.execute(
             "SELECT ts_event, ts_recv, bid, ask, last, volume FROM ticks "
             "WHERE symbol = ? AND ts_event >= ? ORDER BY rowid",
-            [symbol, last // M5 * M5],
+            [symbol, since],
         ).fetchall()
         t = np.zeros(len(rows), dtype=TICK_DTYPE)
         if rows:
@@ -123,7 +149,50 @@ def _open_bar_ticks(conn: sqlite3.Connection, symbols: list[str]) -> np.ndarray:
             t["volume"] = [np.nan if v is None else v for v in cols[5]]
             t["sym"] = s
         parts.append(t)
+    bars = empty_bars(len(seeds))
+    for i, seed in enumerate(seeds):
+        bars[i] = seed
     if not parts:
-        return np.zeros(0, dtype=TICK_DTYPE)
+        return bars, np.zeros(0, dtype=TICK_DTYPE)
     ticks = np.concatenate(parts)
-    return ticks[np.argsort(ticks["ts_event"], kind="stable")]
+    return bars, ticks[np.argsort(ticks["ts_event"], kind="stable")]
+
+
+def _seeds(
+    conn: sqlite3.Connection,
+    sym: int,
+    symbol: str,
+    last_m1: int,
+    newest: dict[tuple[str, str], int],
+) -> list[tuple]:
+    """Partial bars (BAR_DTYPE rows) of each period longer than M1 that holds the newest
+    stored M1 bar and was not stored itself: the M1 bars since it opened, merged."""
+    longest = max(TIMEFRAMES.values())
+    rows = conn.execute(
+        "SELECT ts_open, open, high, low, close, ticks, volume FROM bars "
+        "WHERE symbol = ? AND timeframe = 'M1' AND ts_open >= ? AND ts_open <= ? "
+        "ORDER BY ts_open",
+        [symbol, last_m1 // longest * longest, last_m1],
+    ).fetchall()
+    out = []
+    for name, period in TIMEFRAMES.items():
+        start = last_m1 // period * period
+        if period == M1 or newest.get((symbol, name), start - 1) >= start:
+            continue  # M1 comes from ticks; a stored bar is closed
+        mine = [r for r in rows if r[0] >= start]
+        if not mine:
+            continue
+        out.append(
+            (
+                sym,
+                period,
+                start,
+                mine[0][1],
+                max(r[2] for r in mine),
+                min(r[3] for r in mine),
+                mine[-1][4],
+                sum(r[5] for r in mine),
+                math.fsum(r[6] for r in mine),
+            )
+        )
+    return out

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mikrobot_tui.domain.market import M1, M5, Bar
+from mikrobot_tui.domain.market import H1, M15, TIMEFRAMES, Bar
 
-M15 = 15 * M1
-H1 = 60 * M1
-HISTORY_TIMEFRAMES = {"M1": M1, "M5": M5, "M15": M15, "H1": H1}
+__all__ = ["H1", "HISTORY_TIMEFRAMES", "M15", "BarHistory"]
+
+HISTORY_TIMEFRAMES = TIMEFRAMES  # the history keeps whatever the corridor builds
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -28,7 +28,8 @@ class _Ring:
     def __init__(self, capacity: int) -> None:
         self.count = 0
         self.ts = np.zeros(2 * capacity, dtype=np.int64)
-        self.prices = np.zeros((5, 2 * capacity))  # open, high, low, close, volume
+        # a row per bar (open, high, low, close, volume): a push is one row assignment
+        self.prices = np.zeros((2 * capacity, 5))
 
 
 class BarHistory:
@@ -57,9 +58,9 @@ class BarHistory:
                 )
         slot = ring.count % cap
         ring.ts[slot] = ring.ts[slot + cap] = bar.ts_open
-        prices = ring.prices
-        for i, value in enumerate((bar.open, bar.high, bar.low, bar.close, bar.volume)):
-            prices[i, slot] = prices[i, slot + cap] = value
+        row = bar.open, bar.high, bar.low, bar.close, bar.volume
+        ring.prices[slot] = row
+        ring.prices[slot + cap] = row
         ring.count += 1
 
     def count(self, symbol: str, timeframe: str) -> int:
@@ -82,7 +83,7 @@ class BarHistory:
         n = min(n, ring.count, cap)
         end = ring.count % cap + cap
         ts = ring.ts[end - n : end].copy()
-        o, h, lo, c, v = ring.prices[:, end - n : end].copy()
+        o, h, lo, c, v = ring.prices[end - n : end].T.copy()
         return ts, o, h, lo, c, v
 
 

@@ -45,7 +45,15 @@ class Strategy(Protocol):
     """A strategy declares `PARAMS` (params.Param: name, type, default, range), the bars it
     is shown (`timeframes`, e.g. ("M1", "M5"); `timeframe` is its main one) and answers each
     closed bar of those with a Signal or None. A signal carries its side, its entry (market,
-    or limit at a price), stop and take-profit distances, a confidence and a reason."""
+    or limit at a price), stop and take-profit distances, a confidence and a reason.
+
+    Timeframes are "M1", "M5", "M15" and "H1". Optional hooks, called once when the engine is
+    built: `bind(instruments)` gets the venue's instruments (pip sizes, asset classes), and
+    `bind_history(history)` gets the engine's `trading.timeframes.BarHistory`, which holds
+    the last closed bars of every symbol on every timeframe, whatever the strategy declared.
+    At a bar, `history.last(symbol, "H1", 50)` gives the H1 bars closed at or before that
+    bar's closing tick (the bar itself included), never a later one, in a replay, live and
+    during warm-up alike."""
 
     name: str  # unique per parameter set, e.g. "ema_cross(5,20)"
     timeframe: str  # the bars it trades on, e.g. "M1"
