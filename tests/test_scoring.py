@@ -222,3 +222,15 @@ def test_a_restarted_engine_scores_with_the_atr_it_learned_from_stored_bars(
     atr = next(f for f in scores[0]["factors"] if f["name"] == "atr")
     # 15 M5 bars would take 75 minutes to come anew: the first decision had them from the store
     assert atr["value"] is not None, atr["why"]
+
+
+def test_the_readme_example_scores_as_written() -> None:
+    """README: a EURUSD long at 02:00 UTC against a falling H1 EMA, clean ATR and data, no
+    record: (0 + 1 + 0.25 + 0.9 + 1 + 0.5 + 1) / 7 = 0.66, resized to 95% of its risk."""
+    scorer = SignalScorer(OrchestratorSettings())
+    feed_trend(scorer, [1.2 - i / 1000 for i in range(30)])
+    feed_atr(scorer, 10)  # ATR 0.0010: a spread of 0.05 ATR scores 0.9
+    s = score(scorer, signal(price=1.15, at=ts("2026-03-04 02:00")), spread=0.00005)
+    assert [round(f.score, 2) for f in s.factors] == [0.0, 1.0, 0.25, 0.9, 1.0, 0.5, 1.0]
+    assert round(s.confidence, 2) == 0.66 and s.verdict is Verdict.RESIZE
+    assert round(s.risk_multiplier, 2) == 0.95
