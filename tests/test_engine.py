@@ -15,6 +15,7 @@ from mikrobot_tui.engine.runner import Runner
 from mikrobot_tui.paper.portfolio import fold
 from mikrobot_tui.store import commands
 from mikrobot_tui.store.events import raw_events, read_events
+from mikrobot_tui.store.tickstore import count_ticks, read_ticks
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_a_replay_trades_and_every_fill_lands_as_events(settings, tmp_path) -> N
     assert trades == k.count("position_closed")
     bars = engine.conn.execute("SELECT COUNT(*) FROM bars WHERE timeframe='M1'").fetchone()[0]
     assert bars >= 2 * 240  # two symbols, 250 minutes of ticks
-    assert engine.conn.execute("SELECT COUNT(*) FROM ticks").fetchone()[0] == 6000
+    assert count_ticks(engine.conn) == 6000
 
 
 def test_same_data_and_seed_give_a_byte_identical_event_log(make_settings, tmp_path) -> None:
@@ -232,12 +233,7 @@ def test_a_spike_is_stored_but_never_fills_a_stop_or_makes_a_bar(settings, tmp_p
     engine = replay(settings, ticks, tmp_path / "spike", batch=333)
     low = engine.conn.execute("SELECT MIN(low) FROM bars WHERE symbol = 'EURUSD'").fetchone()[0]
     assert low > ticks["bid"][bad] * 1.02
-    assert (
-        engine.conn.execute(
-            "SELECT COUNT(*) FROM ticks WHERE bid = ?", [float(ticks["bid"][bad])]
-        ).fetchone()[0]
-        == 1
-    )
+    assert (read_ticks(engine.conn, "EURUSD")["bid"] == ticks["bid"][bad]).sum() == 1
     prices = [
         e.payload.get("exit_price", e.payload.get("price"))
         for e in read_events(engine.conn)

@@ -27,6 +27,7 @@ from mikrobot_tui.data.feeds.mt5_terminal import ConnectionLost
 from mikrobot_tui.data.feeds.mt5_ticks import FETCH, FLAG_ASK, FLAG_BID, fx_weekend
 from mikrobot_tui.domain.instruments import AssetClass
 from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TICK_DTYPE
+from mikrobot_tui.store.tickstore import count_ticks
 
 SECRET = "hunter2-mt5-secret"
 
@@ -657,8 +658,8 @@ async def test_an_engine_on_the_mt5_feed_writes_ticks_bars_and_its_health(
     finally:
         engine.close()
     conn = sqlite3.connect(db_path)
-    (ticks,) = conn.execute("SELECT COUNT(*) FROM ticks").fetchone()
-    symbols = {s for (s,) in conn.execute("SELECT DISTINCT symbol FROM ticks")}
+    ticks = count_ticks(conn)
+    symbols = {s for (s,) in conn.execute("SELECT DISTINCT symbol FROM tick_blocks")}
     (bars,) = conn.execute("SELECT COUNT(*) FROM bars WHERE timeframe = 'M1'").fetchone()
     feeds = conn.execute("SELECT name, venue, state FROM feeds").fetchall()
     pips = dict(conn.execute("SELECT symbol, pip_size FROM instruments"))

@@ -8,6 +8,7 @@ from mikrobot_tui.clock import FrozenClock
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.engine import build_engine
 from mikrobot_tui.engine.runner import Runner
+from mikrobot_tui.store.tickstore import read_ticks
 
 T0 = 1_767_225_600 * NS_PER_SECOND
 MINUTE = 60 * NS_PER_SECOND
@@ -70,10 +71,7 @@ def test_a_restart_continues_from_the_last_stored_time_and_prices(make_settings)
         "SELECT ticks FROM bars WHERE symbol = 'EURUSD' AND timeframe = 'M1' AND ts_open = ?",
         [open_minute],
     ).fetchone()
-    (stored_ticks,) = conn.execute(
-        "SELECT COUNT(*) FROM ticks WHERE symbol = 'EURUSD' AND ts_event >= ? AND ts_event < ?",
-        [open_minute, open_minute + MINUTE],
-    ).fetchone()
+    stored_ticks = len(read_ticks(conn, "EURUSD", open_minute, open_minute + MINUTE))
     assert ticks_in_bar >= stored_ticks - 1  # a spike tick is stored but builds no bar
     again.close()
 

@@ -14,6 +14,7 @@ from mikrobot_tui.store import commands
 from mikrobot_tui.store.events import EventLog, raw_events, read_events
 from mikrobot_tui.store.queries import engine_status, read_snapshot
 from mikrobot_tui.store.schema import SCHEMA_VERSION, open_db, schema_version
+from mikrobot_tui.store.tickstore import read_ticks
 from mikrobot_tui.store.writer import Writer
 
 
@@ -56,9 +57,10 @@ def test_ticks_round_trip_with_nan_as_null(db_path: Path) -> None:
     t[0] = (1, 2, 0, 1.1, 1.2, np.nan, np.nan)
     t[1] = (3, 4, 1, 100.0, 100.5, 100.2, 0.5)
     w.append_ticks(t, ["EURUSD", "BTCUSDT"])
-    assert w.flush() == 2
-    rows = db.execute("SELECT symbol, bid, last, volume FROM ticks ORDER BY ts_event").fetchall()
-    assert rows == [("EURUSD", 1.1, None, None), ("BTCUSDT", 100.0, 100.2, 0.5)]
+    assert w.flush() == 2  # a block per symbol
+    eur, btc = read_ticks(db.conn, "EURUSD"), read_ticks(db.conn, "BTCUSDT", sym=1)
+    assert eur.tobytes() == t[:1].tobytes() and btc.tobytes() == t[1:].tobytes()
+    assert np.isnan(eur["last"][0]) and np.isnan(eur["volume"][0])
 
 
 def test_events_are_numbered_and_read_back_byte_for_byte(db_path: Path) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from mikrobot_tui.domain.market import M1, TICK_DTYPE, TIMEFRAMES, Bar, empty_bars
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import wanted
+from mikrobot_tui.store.tickstore import newest_tick_ts, read_ticks
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.strategies import Strategy
 
@@ -126,29 +127,14 @@ def _open_bars(
     for s, symbol in enumerate(symbols):
         last_m1 = newest.get((symbol, "M1"))
         if last_m1 is None:  # no bar closed yet: every open bar is in the stored ticks
-            (last,) = conn.execute(
-                "SELECT MAX(ts_event) FROM ticks WHERE symbol = ?", [symbol]
-            ).fetchone()
+            last = newest_tick_ts(conn, symbol)
             if last is None:
                 continue
             since = last // longest * longest
         else:
             since = last_m1 + M1
             seeds.extend(_seeds(conn, s, symbol, last_m1, newest))
-        rows = conn.execute(
-            "SELECT ts_event, ts_recv, bid, ask, last, volume FROM ticks "
-            "WHERE symbol = ? AND ts_event >= ? ORDER BY rowid",
-            [symbol, since],
-        ).fetchall()
-        t = np.zeros(len(rows), dtype=TICK_DTYPE)
-        if rows:
-            cols = list(zip(*rows, strict=True))
-            t["ts_event"], t["ts_recv"] = cols[0], cols[1]
-            t["bid"], t["ask"] = cols[2], cols[3]
-            t["last"] = [np.nan if v is None else v for v in cols[4]]
-            t["volume"] = [np.nan if v is None else v for v in cols[5]]
-            t["sym"] = s
-        parts.append(t)
+        parts.append(read_ticks(conn, symbol, since, None, sym=s))
     bars = empty_bars(len(seeds))
     for i, seed in enumerate(seeds):
         bars[i] = seed

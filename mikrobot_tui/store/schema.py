@@ -345,12 +345,49 @@ def _v5_margin_and_working_orders(db: sqlite_utils.Database) -> None:
     accounts.add_column("oms", str)  # hedging or netting
 
 
+_ISO = "strftime('%Y-%m-%dT%H:%M:%fZ', {col} / 1e9, 'unixepoch') AS {name}"
+
+
+def _v6_tick_blocks(db: sqlite_utils.Database) -> None:
+    # Ticks as compressed column blocks (store/tickstore.py) instead of a row each: a block is
+    # one symbol's ticks of one UTC hour, at most 8,192 of them. The `ticks` table stays for
+    # files written before. The views let the sqlite3 shell or Datasette read the file: what
+    # the blocks hold, and the events, trades and bars with ISO-8601 UTC times beside the
+    # integer nanoseconds.
+    db["tick_blocks"].create(
+        {
+            "id": int,
+            "symbol": str,
+            "ts_min": int,
+            "ts_max": int,
+            "n": int,
+            "codec": str,
+            "data": bytes,
+        },
+        pk="id",
+    )
+    db["tick_blocks"].create_index(["symbol", "ts_min"])
+    iso = _ISO.format
+    db.execute(
+        "CREATE VIEW tick_blocks_info AS SELECT id, symbol, n, "
+        f"{iso(col='ts_min', name='first_utc')}, {iso(col='ts_max', name='last_utc')}, "
+        "ts_min, ts_max, LENGTH(data) AS bytes, codec FROM tick_blocks"
+    )
+    db.execute(f"CREATE VIEW events_utc AS SELECT {iso(col='ts', name='utc')}, * FROM events")
+    db.execute(
+        f"CREATE VIEW trades_utc AS SELECT {iso(col='ts_opened', name='opened_utc')}, "
+        f"{iso(col='ts_closed', name='closed_utc')}, * FROM trades"
+    )
+    db.execute(f"CREATE VIEW bars_utc AS SELECT {iso(col='ts_open', name='open_utc')}, * FROM bars")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
     _v3,
     _v4_external_signals,
     _v5_margin_and_working_orders,
+    _v6_tick_blocks,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

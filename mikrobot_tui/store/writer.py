@@ -11,6 +11,13 @@ with a growing backoff (50 ms up to 2 s) until one succeeds. Rows for the read-s
 holds the log's rows and one snapshot, not a snapshot per refresh. `backlogged` tells the
 engine to stop taking new ticks until the rows are down (back-pressure, never silent loss).
 Any other error (a missing table, a broken constraint) is a bug: it raises.
+
+Ticks are not rows: `append_ticks` hands them to a TickBuffer (store/tickstore.py), and every
+flush writes the blocks that changed (the sealed ones, and each symbol's open block as it has
+grown, as a chunk) in the same transaction as everything else. For flushing by size a tick
+counts as 1/TICKS_PER_ROW of a row: a replay flushes every ~80,000 ticks rather than 5,000, so
+blocks fill and seal between flushes and are encoded once, and the transactions' own cost is
+spread over more ticks. For back-pressure a tick counts whole, as when it was a row.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-Op = Literal["append", "upsert", "replace_all", "update"]
+from mikrobot_tui.store.tickstore import BLOCK_COLUMNS, TickBuffer, next_block_id
+
+Op = Literal["append", "upsert", "replace_all", "update", "delete"]
 
 # SQLite's primary result codes that a later attempt can get past
 _TRANSIENT = {
@@ -49,6 +58,7 @@ class _Pending:
 
 class Writer:
     FLUSH_ROWS = 5_000
+    TICKS_PER_ROW = 16
     FLUSH_SECONDS = 0.05
     MAX_PENDING_ROWS = 250_000  # past this the engine takes no new ticks until rows land
     BACKOFF_S = (0.05, 2.0)
@@ -73,19 +83,26 @@ class Writer:
         self._retry_at = 0.0
         self._backoff = self.BACKOFF_S[0]
         self.before_flush: Callable[[], None] | None = None  # adds rows that must go along
+        self._ticks: TickBuffer | None = None  # made at the first tick: it asks the next id
+
+    @property
+    def pending_ticks(self) -> int:
+        return self._ticks.waiting if self._ticks is not None else 0
 
     @property
     def pending_rows(self) -> int:
-        return self._rows + sum(len(p.rows) for p in self._latest.values())
+        ticks = self.pending_ticks // self.TICKS_PER_ROW
+        return self._rows + ticks + sum(len(p.rows) for p in self._latest.values())
 
     @property
     def backlogged(self) -> bool:
-        return self.problem is not None and self._rows >= self.MAX_PENDING_ROWS
+        waiting = self._rows + self.pending_ticks
+        return self.problem is not None and waiting >= self.MAX_PENDING_ROWS
 
     @property
     def pending_bytes(self) -> int:
         """A rough size of what waits to be written, for "free at least N MiB" messages."""
-        return 120 * self.pending_rows
+        return 120 * self.pending_rows + 30 * self.pending_ticks
 
     def _add(
         self,
@@ -139,24 +156,22 @@ class Writer:
         self._latest[table] = _Pending("upsert", table, tuple(columns), list(rows))
 
     def append_ticks(self, ticks: np.ndarray, symbols: Sequence[str]) -> None:
+        """Ticks (TICK_DTYPE, any symbols) for the tick store, written with the next flush."""
         if len(ticks) == 0:
             return
-        names = np.asarray(symbols, dtype=object)[ticks["sym"]]
-        last = ticks["last"].astype(object)
-        vol = ticks["volume"].astype(object)
-        last[np.isnan(ticks["last"])] = None
-        vol[np.isnan(ticks["volume"])] = None
-        rows = zip(
-            ticks["ts_event"].tolist(),
-            ticks["ts_recv"].tolist(),
-            names.tolist(),
-            ticks["bid"].tolist(),
-            ticks["ask"].tolist(),
-            last.tolist(),
-            vol.tolist(),
-            strict=True,
-        )
-        self.append("ticks", TICK_COLUMNS, rows)
+        if self._ticks is None:
+            self._ticks = TickBuffer(next_block_id(self._conn))
+        self._ticks.add(ticks, list(symbols))
+
+    def _take_blocks(self) -> None:
+        """The tick store's rows join the rows waiting: written, or kept while the database
+        cannot take them, like any other."""
+        if self._ticks is None or not self._ticks.waiting:
+            return
+        rows, gone = self._ticks.take()
+        self.upsert("tick_blocks", BLOCK_COLUMNS, rows)
+        if gone:
+            self._add("delete", "tick_blocks", ("id",), [(i,) for i in gone])
 
     def append_trades(self, trades: np.ndarray, symbols: Sequence[str]) -> None:
         names = np.asarray(symbols, dtype=object)[trades["sym"]]
@@ -176,12 +191,14 @@ class Writer:
 
         0 without an exception when the database cannot take them now: they stay buffered.
         """
-        if not self._pending and not self._latest:
+        ticks_waiting = self._ticks is not None and self._ticks.waiting > 0
+        if not self._pending and not self._latest and not ticks_waiting:
             return 0
         if self.problem is not None and self._monotonic() < self._retry_at:
             return 0
         if self.before_flush is not None:
             self.before_flush()
+        self._take_blocks()
         ops = [*self._pending, *self._latest.values()]
         written = self.pending_rows
         try:
@@ -212,7 +229,10 @@ class Writer:
                     cur.execute(f"DELETE FROM {p.table}")
                 if not p.rows:
                     continue
-                if p.op == "update":
+                if p.op == "delete":
+                    where = " AND ".join(f"{c} = ?" for c in p.columns)
+                    cur.executemany(f"DELETE FROM {p.table} WHERE {where}", p.rows)
+                elif p.op == "update":
                     sets = ", ".join(f"{c} = ?" for c in p.columns)
                     where = " AND ".join(f"{c} = ?" for c in p.key)
                     cur.executemany(f"UPDATE {p.table} SET {sets} WHERE {where}", p.rows)
@@ -240,5 +260,4 @@ class Writer:
         self._backoff = min(self._backoff * 2, self.BACKOFF_S[1])
 
 
-TICK_COLUMNS = ("ts_event", "ts_recv", "symbol", "bid", "ask", "last", "volume")
 TRADE_COLUMNS = ("ts_event", "ts_recv", "symbol", "price", "size", "side")
