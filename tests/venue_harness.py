@@ -8,11 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from mikrobot_tui.config import AccountSettings, PaperSettings
+from mikrobot_tui.clock import LiveClock
+from mikrobot_tui.config import AccountSettings, PaperSettings, RiskSettings
 from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.instruments import _fx, default_instruments
 from mikrobot_tui.domain.market import BAR_DTYPE, NS_PER_MS, TICK_DTYPE
 from mikrobot_tui.domain.orders import Order, OrderIntent, Side
+from mikrobot_tui.engine.control import Control
+from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import EngineState, fold, order_payload
@@ -78,6 +81,27 @@ class Bench:
         )
         self.venue = Venue(self.ledger)
         self.venue.watch.last_ts = state.last_ts  # as the engine does
+
+    def with_limits(self, **risk: Any) -> Limits:
+        """The account limits on this venue, with the operator's control to halt and flatten
+        through, as the engine wires them."""
+        limits = Limits(self.ledger, RiskSettings(**risk))
+        control = Control(
+            self.conn,
+            self.ledger,
+            self.quotes,
+            lambda: self.quotes.market_now,
+            LiveClock(),
+            lambda order_id: 0,
+            lambda: None,
+            self.writer,
+        )
+        control.limits = limits
+        limits.halt_engine = lambda ts, why: control.halt("limits", ts=ts, reason=why)
+        limits.flatten_account = control.flatten_account
+        self.venue.watch.limits = limits
+        self.control = control
+        return limits
 
     def submit(self, symbol: str, side: Side, lots: float, account: str = "A", **kw: Any) -> str:
         acct = self.ledger.state.accounts[account]

@@ -100,8 +100,13 @@ def halt() -> None:
 
 
 def resume() -> None:
-    """Allow new orders again after a halt."""
+    """Allow new orders again after a halt or reduce (accounts halted by their limits too)."""
     echo(_send(*_engine(), "resume"))
+
+
+def reduce() -> None:
+    """Only orders that reduce exposure from now on (closes, stops, flatten) until resume."""
+    echo(_send(*_engine(), "reduce"))
 
 
 def flatten(

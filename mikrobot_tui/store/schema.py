@@ -345,12 +345,28 @@ def _v5_margin_and_working_orders(db: sqlite_utils.Database) -> None:
     accounts.add_column("oms", str)  # hedging or netting
 
 
+def _v6_account_limits(db: sqlite_utils.Database) -> None:
+    # The account limits enforced (issue 8): each account's trading state (ACTIVE, REDUCING,
+    # HALTED) and the figures `status --json` shows, in the account currency: the day's loss
+    # allowance and how much of it equity has used, the floors equity may not go below, heat
+    # (open risk at the stops, percent of equity) and the entries of the day.
+    accounts = db["accounts"]
+    accounts.add_column("trading_state", str)
+    accounts.add_column("daily_loss_limit", float)
+    accounts.add_column("daily_loss_used", float)
+    accounts.add_column("daily_floor", float)
+    accounts.add_column("overall_floor", float)
+    accounts.add_column("heat", float)
+    accounts.add_column("trades_today", int)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
     _v3,
     _v4_external_signals,
     _v5_margin_and_working_orders,
+    _v6_account_limits,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
