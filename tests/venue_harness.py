@@ -106,6 +106,7 @@ class Bench:
     def submit(self, symbol: str, side: Side, lots: float, account: str = "A", **kw: Any) -> str:
         acct = self.ledger.state.accounts[account]
         order_id = kw.pop("order_id", acct.next_order_id())
+        latency_ms = kw.pop("latency_ms", 0)  # not an Order field: due that much later
         ts = T0 + self.ms * NS_PER_MS
         names = {f.name for f in fields(Order)}
         extra = {k: v for k, v in kw.items() if k in names}
@@ -117,7 +118,7 @@ class Bench:
             lots=lots,
             intent=extra.pop("intent", OrderIntent.OPEN),
             ts_submitted=ts,
-            due_ts=ts + extra.pop("latency_ms", 0) * NS_PER_MS,
+            due_ts=ts + latency_ms * NS_PER_MS,
             **extra,
         )
         self.ledger.emit(ts, EventKind.ORDER_SUBMITTED, account, order_payload(order))
