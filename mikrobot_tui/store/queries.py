@@ -25,7 +25,7 @@ class EngineStatus:
     running: bool
     mode: str  # SIMULATED, REPLAY, LIVE, or "-" when no engine ever ran on this file
     feed: str
-    trading_state: str  # ACTIVE or HALTED
+    trading_state: str  # ACTIVE, REDUCING or HALTED
     pid: int | None
     started_ts: int | None
     heartbeat_ts: int | None
