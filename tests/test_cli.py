@@ -22,7 +22,7 @@ def invoke(*args: str, **kw):
 
 def test_help_lists_the_contract() -> None:
     out = invoke("--help").output
-    words = ("run", "status", "halt", "resume", "flatten", "cancel", "modify", "config")
+    words = ("run", "status", "halt", "resume", "reduce", "flatten", "cancel", "modify", "config")
     for word in (*words, "--attach", "--db"):
         assert word in out
 
@@ -159,7 +159,7 @@ def test_status_of_a_running_engine_is_live(tmp_path) -> None:
     assert symbol_lines(plain)["EURUSD"][-1] == "0.99"
 
 
-@pytest.mark.parametrize("args", [["status"], ["halt"], ["resume"]])
+@pytest.mark.parametrize("args", [["status"], ["halt"], ["resume"], ["reduce"]])
 def test_a_missing_database_is_a_clear_runtime_error(args, tmp_path) -> None:
     result = invoke("--db", str(tmp_path / "missing.db"), *args)
     assert result.exit_code == 1
@@ -381,8 +381,17 @@ def test_status_json_rounds_prices_money_and_scores(make_settings, tmp_path, db_
 
 # ------------------------------------------------------------ --db that cannot be a database
 
-DB_COMMANDS = [RUN, ["status"], ["status", "--json"], ["halt"], ["resume"], ["flatten"], CHECK]
-DB_IDS = ["run", "status", "status --json", "halt", "resume", "flatten", "config check"]
+DB_COMMANDS = [
+    RUN,
+    ["status"],
+    ["status", "--json"],
+    ["halt"],
+    ["resume"],
+    ["reduce"],
+    ["flatten"],
+    CHECK,
+]
+DB_IDS = ["run", "status", "status --json", "halt", "resume", "reduce", "flatten", "config check"]
 
 
 def not_a_database(tmp_path: Path, kind: str) -> Path:

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from venue_harness import T0, Bench
 
@@ -84,12 +84,41 @@ def test_the_events_do_not_depend_on_the_batch_size(tmp_path_factory, orders, om
     assert logs[0] == logs[1] == logs[2]
 
 
-def drive(path, orders, oms, seed, batch, balance=1_000_000.0) -> Bench:
+@settings(
+    max_examples=max(EXAMPLES // 3, 10),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    orders=st.lists(order_st, min_size=1, max_size=25),
+    oms=st.sampled_from(["hedging", "netting"]),
+    seed=st.integers(0, 10_000),
+    flatten=st.booleans(),
+)
+def test_the_account_limits_bite_at_the_same_tick_in_any_batching(
+    tmp_path_factory, orders, oms, seed, flatten
+) -> None:
+    """Tight limits on a small account (0.3% a day: 12 of 4,000) so REDUCING, breaches and
+    flattens happen: their events, and all that follows, do not depend on the batching."""
+    risk = {"daily_loss_pct": 0.3, "overall_loss_pct": 0.5, "flatten_on_breach": flatten}
+    logs = []
+    for batch in (1, 5, 1000):
+        b = drive(tmp_path_factory.mktemp("l"), orders, oms, seed, batch, 4_000.0, risk)
+        logs.append([(e.seq, e.ts, e.kind, e.account, e.payload) for e in b.events()])
+    assert logs[0] == logs[1] == logs[2]
+    states = {e[4]["to"] for e in logs[0] if e[2] is EventKind.ACCOUNT_STATE}
+    event(f"states reached: {sorted(states)}")
+    check_conservation(b, oms)
+
+
+def drive(path, orders, oms, seed, batch, balance=1_000_000.0, risk=None) -> Bench:
     b = Bench(
         path,
         accounts={"A": {"oms": oms, "balance": balance}},
         symbols=["EURUSD", "GBPUSD", "USDJPY", "EURGBP"],
     )
+    if risk is not None:
+        b.with_limits(**risk)
     ticks = market(seed)
     by_time = sorted(orders, key=lambda o: o["at"])
     done = 0

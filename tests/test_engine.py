@@ -289,8 +289,13 @@ def test_bar_records_and_bar_values_line_up_field_for_field() -> None:
 def test_warm_up_history_never_closes_positions_from_the_last_session(make_settings) -> None:
     from mikrobot_tui.engine import build_engine
 
+    # limits wide open: a random session that hits the day's trade quota or loss would halt
+    # the engine and could end flat, which is not what this test is about
+    risk = {"max_positions": 5, "max_trades_per_day": 100_000, "daily_loss_pct": 50.0}
     settings = make_settings(
-        accounts=FAST_ACCOUNTS, sim={"warmup_minutes": 0, "speed": 1}, risk={"max_positions": 5}
+        accounts=FAST_ACCOUNTS,
+        sim={"warmup_minutes": 0, "speed": 1},
+        risk={**risk, "overall_loss_pct": 100.0},
     )
     engine = build_engine(settings)
     engine.start()

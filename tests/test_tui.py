@@ -300,11 +300,11 @@ async def test_a_narrow_pane_drops_the_least_needed_columns_first(cockpit_db: Fi
     async with app.run_test(size=(80, 24)):
         accounts = app.query_one("#accounts-table", KeyedTable)
         shown = [str(c.key.value) for c in accounts.ordered_columns]
-        assert shown[0] == "account" and {"equity", "level"} <= set(shown)
+        assert shown[0] == "account" and {"equity", "level", "state"} <= set(shown)
         assert "currency" not in shown and "trades" not in shown
     async with cockpit(cockpit_db).run_test(size=(200, 50)) as pilot:
         accounts = pilot.app.query_one("#accounts-table", KeyedTable)
-        assert len(accounts.ordered_columns) == 9  # every column fits
+        assert len(accounts.ordered_columns) == 11  # every column fits
 
 
 async def test_no_engine_says_so(tmp_path: Path) -> None:

@@ -53,6 +53,15 @@ def test_halted(snap_compare, cockpit_db: FixtureDB) -> None:
     assert snap_compare(cockpit(cockpit_db), terminal_size=SIZE)
 
 
+def test_reducing(snap_compare, cockpit_db: FixtureDB) -> None:
+    """`mikrobot reduce`: the header says REDUCING in amber; the accounts show their own
+    states (bos-b REDUCING near its daily loss, random HALTED by its limits)."""
+    conn = connect(cockpit_db.path)
+    set_engine(conn, cockpit_db.now_ns, trading_state="REDUCING")
+    conn.close()
+    assert snap_compare(cockpit(cockpit_db), terminal_size=SIZE)
+
+
 def test_engine_gone(snap_compare, cockpit_db: FixtureDB) -> None:
     """`mikrobot --attach` on a file whose engine stopped a minute ago: dated, not live."""
     conn = connect(cockpit_db.path)
@@ -66,8 +75,9 @@ def test_narrow_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
 
 
 def test_80x24_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
-    """The smallest usual terminal: each account's equity, free margin and margin level stay;
-    the positions pane scrolls to its positions and working orders."""
+    """The smallest usual terminal: each account's equity, margin level and limit state stay
+    (free margin gives way to the state: a margin call still reddens the row); the positions
+    pane scrolls to its positions and working orders."""
     assert snap_compare(cockpit(cockpit_db), terminal_size=(80, 24))
 
 

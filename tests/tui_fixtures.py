@@ -82,6 +82,13 @@ MARGIN = {
     "bos-b": (12_640.10, -2_759.95, 78.16, 1, 100.0, 3.0, "hedging"),
     "random": (0.0, 9_975.00, None, 0, 100.0, 30.0, "netting"),
 }
+LIMITS = {
+    # name: trading_state, daily_loss_limit, daily_loss_used, heat, daily_floor, overall_floor,
+    # trades_today (FTMO's 5% and 10% of a 10,000 start)
+    "bos-a": ("ACTIVE", 500.0, 0.0, 0.87, 9_684.20, 9_000.0, 3),
+    "bos-b": ("REDUCING", 500.0, 432.25, 0.51, 9_812.40, 9_000.0, 5),
+    "random": ("HALTED", 500.0, 0.0, 0.0, 9_475.00, 9_000.0, 12),
+}
 
 POSITIONS = [
     # id, account, symbol, side, lots, entry, mark, upnl, sl, tp, opened_s_ago
@@ -249,7 +256,7 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
     w.upsert(
         "accounts",
         COLUMNS["accounts"],
-        [(*a, now_ns, *MARGIN[a[0]]) for a in ACCOUNTS],
+        [(*a, now_ns, *MARGIN[a[0]], *LIMITS[a[0]]) for a in ACCOUNTS],
     )
     w.upsert(
         "working_orders",

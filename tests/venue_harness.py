@@ -8,11 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from mikrobot_tui.config import AccountSettings, PaperSettings
+from mikrobot_tui.clock import LiveClock
+from mikrobot_tui.config import AccountSettings, PaperSettings, RiskSettings
 from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.instruments import _fx, default_instruments
 from mikrobot_tui.domain.market import BAR_DTYPE, NS_PER_MS, TICK_DTYPE
 from mikrobot_tui.domain.orders import Order, OrderIntent, Side
+from mikrobot_tui.engine.control import Control
+from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import EngineState, fold, order_payload
@@ -79,9 +82,31 @@ class Bench:
         self.venue = Venue(self.ledger)
         self.venue.watch.last_ts = state.last_ts  # as the engine does
 
+    def with_limits(self, **risk: Any) -> Limits:
+        """The account limits on this venue, with the operator's control to halt and flatten
+        through, as the engine wires them."""
+        limits = Limits(self.ledger, RiskSettings(**risk))
+        control = Control(
+            self.conn,
+            self.ledger,
+            self.quotes,
+            lambda: self.quotes.market_now,
+            LiveClock(),
+            lambda order_id: 0,
+            lambda: None,
+            self.writer,
+        )
+        control.limits = limits
+        limits.halt_engine = lambda ts, why: control.halt("limits", ts=ts, reason=why)
+        limits.flatten_account = control.flatten_account
+        self.venue.watch.limits = limits
+        self.control = control
+        return limits
+
     def submit(self, symbol: str, side: Side, lots: float, account: str = "A", **kw: Any) -> str:
         acct = self.ledger.state.accounts[account]
         order_id = kw.pop("order_id", acct.next_order_id())
+        latency_ms = kw.pop("latency_ms", 0)  # not an Order field: due that much later
         ts = T0 + self.ms * NS_PER_MS
         names = {f.name for f in fields(Order)}
         extra = {k: v for k, v in kw.items() if k in names}
@@ -93,7 +118,7 @@ class Bench:
             lots=lots,
             intent=extra.pop("intent", OrderIntent.OPEN),
             ts_submitted=ts,
-            due_ts=ts + extra.pop("latency_ms", 0) * NS_PER_MS,
+            due_ts=ts + latency_ms * NS_PER_MS,
             **extra,
         )
         self.ledger.emit(ts, EventKind.ORDER_SUBMITTED, account, order_payload(order))

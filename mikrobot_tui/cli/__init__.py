@@ -85,6 +85,7 @@ for _command in (
     control.status,
     control.halt,
     control.resume,
+    control.reduce,
     control.flatten,
     control.cancel,
     control.modify,

@@ -100,8 +100,13 @@ def halt() -> None:
 
 
 def resume() -> None:
-    """Allow new orders again after a halt."""
+    """Allow new orders again after a halt or reduce (accounts halted by their limits too)."""
     echo(_send(*_engine(), "resume"))
+
+
+def reduce() -> None:
+    """Only orders that reduce exposure from now on (closes, stops, flatten) until resume."""
+    echo(_send(*_engine(), "reduce"))
 
 
 def flatten(
@@ -274,6 +279,14 @@ def status(
             f"margin level {level} free {a.free_margin:.2f}  open {a.open_positions}  "
             f"working {len(a.working_orders)}  trades {a.trades}  ({a.strategy}){call}"
         )
+        if a.trading_state is not None:
+            used = "-" if a.daily_loss_used is None else f"{a.daily_loss_used:.2f}"
+            limit = "-" if a.daily_loss_limit is None else f"{a.daily_loss_limit:.2f}"
+            heat = "-" if a.heat is None else f"{a.heat:.2f}%"
+            echo(
+                f"  limits: {a.trading_state}  daily loss {used} of {limit}  "
+                f"heat {heat}  entries today {a.trades_today}"
+            )
     if snap.positions:
         echo()
         for p in snap.positions:

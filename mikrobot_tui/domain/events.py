@@ -31,6 +31,9 @@ class EventKind(StrEnum):
     SWAP = "swap"  # financing charged or paid at a rollover
     HALTED = "halted"
     RESUMED = "resumed"
+    REDUCING = "reducing"  # engine-wide: only orders that reduce exposure, until resumed
+    LIMIT_VIOLATION = "limit_violation"  # an account limit bit: the violation and the account
+    ACCOUNT_STATE = "account_state"  # an account's trading state changed (from, to, reason)
     FLATTEN = "flatten"
     BREAKER_CHANGED = "breaker_changed"
 

@@ -16,6 +16,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from mikrobot_tui.clock import Clock, LiveClock
 from mikrobot_tui.config import ConfigError, Settings
@@ -29,13 +30,14 @@ from mikrobot_tui.engine.control import CommandPulse, Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
 from mikrobot_tui.engine.external import build_intake
+from mikrobot_tui.engine.limits import DayLog, Limits
 from mikrobot_tui.engine.preflight import changed_account, check_runnable, clock_for
 from mikrobot_tui.engine.snapshot import ReadSide
 from mikrobot_tui.engine.warmup import warm_from_history, warm_from_store
 from mikrobot_tui.paper.brackets import protect_unprotected
 from mikrobot_tui.paper.fillmodel import LatencyModel
 from mikrobot_tui.paper.ledger import Ledger
-from mikrobot_tui.paper.portfolio import EngineState, fold
+from mikrobot_tui.paper.portfolio import EngineState, apply
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.events import read_events
@@ -85,7 +87,12 @@ class Engine:
 
         catalogue = {**default_instruments(), **feed.instruments()}  # the venue's own win
         self.symbols: list[str] = list(feed.symbols)
-        state = fold(read_events(self.conn))
+        state = EngineState()
+        days = DayLog(ZoneInfo(settings.risk.day_timezone))  # the day in progress, same pass
+        for event in read_events(self.conn):
+            days.before(event)
+            apply(state, event)
+            days.after(event, state)
         self.quotes = LastQuotes(self.symbols, market_now=state.last_ts)
         equivalents = settings.engine.currency_equivalents
         accounts = {a.name: a for a in settings.accounts}
@@ -109,6 +116,7 @@ class Engine:
             self.symbols, b, round(settings.quality.window_s * NS_PER_SECOND)
         )
         orders_breaker = CircuitBreaker.from_settings("orders", b)
+        self.limits = Limits(self.ledger, settings.risk, days)
         decisions = Decisions(
             strategies,
             strategy_breakers,
@@ -119,6 +127,7 @@ class Engine:
             quality_judge,
             orders_breaker,
             SignalScorer(settings.orchestrator),
+            self.limits,
         )
         self.scorer = decisions.scorer
         # external signals (the EA's file, the webhook) for a live run; a replay has none
@@ -166,6 +175,7 @@ class Engine:
             self.wall,
             (feed.mode, feed.name),
             feed.health,
+            self.limits,
         )
         self.read_side.restore(self.conn)
         self.control = Control(
@@ -178,6 +188,10 @@ class Engine:
             self.read_side.write,
             self.writer,
         )
+        self.control.limits = self.limits
+        self.limits.halt_engine = lambda ts, why: self.control.halt("limits", ts=ts, reason=why)
+        self.limits.flatten_account = self.control.flatten_account
+        self.corridor.venue.watch.limits = self.limits
         self.pulse = CommandPulse(self.conn)
         self._answered_midway = False  # commands carried out inside a batch, read side due
         self.corridor.overtake = self._overtake

@@ -1,5 +1,9 @@
-"""The operator's hand on the engine: halt, resume, flatten, cancel and modify an order, and
-the `commands` table.
+"""The operator's hand on the engine: halt, reduce, resume, flatten, cancel and modify an
+order, and the `commands` table.
+
+Resume also lifts the accounts' own halts and REDUCING states (engine/limits.py); the limits
+halt the engine and flatten a breached account through `halt` and `flatten_account` here, the
+operator's own path.
 
 Any process sends a command by inserting a row (the cockpit's keys, `mikrobot halt`); the
 engine claims pending rows (store/commands.py says which it refuses and why), carries each
@@ -18,7 +22,8 @@ from typing import Any
 
 from mikrobot_tui.clock import Clock
 from mikrobot_tui.domain.events import EventKind
-from mikrobot_tui.domain.orders import Order, OrderType, TimeInForce, TradingState
+from mikrobot_tui.domain.orders import Order, OrderType, Position, TimeInForce, TradingState
+from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import MODIFIABLE, AccountState, order_payload
 from mikrobot_tui.paper.quotes import LastQuotes
@@ -103,21 +108,36 @@ class Control:
         self._wall = wall  # commands are answered in wall-clock time, never logged
         self._latency = latency
         self._refresh = refresh  # writes the read side, so an answer comes after its effect
+        self.limits: Limits | None = None  # the account limits, resumed with the engine
 
-    def halt(self, source: str = "operator") -> str:
+    def halt(self, source: str = "operator", *, ts: int | None = None, reason: str = "") -> str:
         state = self._ledger.state
         if state.trading_state is TradingState.HALTED:
             return "already halted"
-        ts = self._now()
-        self._ledger.emit(ts, EventKind.HALTED, None, {"source": source})
+        ts = self._now() if ts is None else ts
+        payload = {"source": source, **({"reason": reason} if reason else {})}
+        self._ledger.emit(ts, EventKind.HALTED, None, payload)
         cancelled = self._cancel_working(ts, "halted")
         return f"halted: no new orders; {cancelled} working order(s) cancelled"
 
+    def reduce(self, source: str = "operator") -> str:
+        """Engine-wide REDUCING: only orders that reduce exposure go until resumed."""
+        state = self._ledger.state.trading_state
+        if state is TradingState.REDUCING:
+            return "already reducing"
+        if state is TradingState.HALTED:
+            return "halted: resume first, then reduce"
+        self._ledger.emit(self._now(), EventKind.REDUCING, None, {"source": source})
+        return "reducing: only orders that reduce exposure; working orders stay"
+
     def resume(self, source: str = "operator") -> str:
+        ts = self._now()
+        accounts = self.limits.resume(ts, source) if self.limits is not None else 0
+        lifted = f"; {accounts} account(s) resumed from their limits" if accounts else ""
         if self._ledger.state.trading_state is TradingState.ACTIVE:
-            return "already active"
-        self._ledger.emit(self._now(), EventKind.RESUMED, None, {"source": source})
-        return "resumed: trading is active"
+            return f"already active{lifted}"
+        self._ledger.emit(ts, EventKind.RESUMED, None, {"source": source})
+        return f"resumed: trading is active{lifted}"
 
     def flatten(self, source: str = "operator") -> str:
         ledger = self._ledger
@@ -126,29 +146,43 @@ class Control:
         ledger.emit(ts, EventKind.FLATTEN, None, {"source": source, "positions": len(positions)})
         cancelled = self._cancel_working(ts, "flatten")
         for pos in positions:
-            acct = ledger.state.accounts[pos.account]
             s = self._quotes.index.get(pos.symbol)
             # due after the symbol's own last tick: market time may have restarted lower
             last_ts = int(self._quotes.ts[s][0]) if s is not None else 0
-            last = last_ts or ts
-            last = max(last, pos.ts_opened)  # a position is never closed before it opened
-            order_id = acct.next_order_id()
-            order = close_order(
-                order_id=order_id,
-                account=acct.name,
-                position_id=pos.position_id,
-                symbol=pos.symbol,
-                side=pos.side,
-                lots=pos.lots,
-                ts=last,
-                latency_ns=self._latency(order_id),
-                reason="flatten",
-            )
-            ledger.emit(ts, EventKind.ORDER_SUBMITTED, acct.name, order_payload(order))
+            self._close(pos, last_ts or ts, "flatten", ts)
         return (
             f"flatten: closing {len(positions)} position(s) at market; "
             f"{cancelled} working order(s) cancelled"
         )
+
+    def flatten_account(self, account: str, ts: int) -> None:
+        """A breached account (engine/limits.py) at market tick `ts`: its working entries
+        cancelled, its positions closed at market as `flatten` closes them."""
+        acct = self._ledger.state.accounts[account]
+        positions = list(acct.positions.values())
+        payload = {"source": "limits", "positions": len(positions)}
+        self._ledger.emit(ts, EventKind.FLATTEN, account, payload)
+        self._cancel_working(ts, "account limit breached", only=account)
+        for pos in positions:
+            self._close(pos, ts, "flatten", ts)
+
+    def _close(self, pos: Position, last: int, reason: str, ts: int) -> None:
+        ledger = self._ledger
+        acct = ledger.state.accounts[pos.account]
+        last = max(last, pos.ts_opened)  # a position is never closed before it opened
+        order_id = acct.next_order_id()
+        order = close_order(
+            order_id=order_id,
+            account=acct.name,
+            position_id=pos.position_id,
+            symbol=pos.symbol,
+            side=pos.side,
+            lots=pos.lots,
+            ts=last,
+            latency_ns=self._latency(order_id),
+            reason=reason,
+        )
+        ledger.emit(ts, EventKind.ORDER_SUBMITTED, acct.name, order_payload(order))
 
     def _find(self, order_id: Any) -> tuple[AccountState, Order] | None:
         if not isinstance(order_id, str):
@@ -232,10 +266,13 @@ class Control:
         now = acct.working[order.order_id]
         return _done(f"modified {order.order_id}: {describe(now)}" + _expiry(now))
 
-    def _cancel_working(self, ts: int, reason: str) -> int:
-        """Cancel every working order that opens a position; orders that close one stay."""
+    def _cancel_working(self, ts: int, reason: str, only: str | None = None) -> int:
+        """Cancel every working order that opens a position (of account `only`, or all);
+        orders that close one stay."""
         n = 0
         for acct in self._ledger.state.accounts.values():
+            if only is not None and acct.name != only:
+                continue
             for order in list(acct.working.values()):
                 if order.position_id is not None:  # keep orders that close positions
                     continue
@@ -278,6 +315,7 @@ class Control:
             return self.modify(args.get("order_id"), args.get("changes"))
         action = {
             cmd.Command.HALT: self.halt,
+            cmd.Command.REDUCE: self.reduce,
             cmd.Command.RESUME: self.resume,
             cmd.Command.FLATTEN: self.flatten,
         }[command]

@@ -37,6 +37,7 @@ from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import Instrument
 from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import EntryType, Side, Signal, TradingState
+from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState, order_payload
@@ -83,6 +84,7 @@ class Decisions:
         quality: QualityJudge | None = None,
         orders: CircuitBreaker | None = None,
         scorer: SignalScorer | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.strategies = dict(strategies)  # account -> its strategy
         self.breakers = dict(breakers)  # account -> its strategy's breaker
@@ -104,6 +106,7 @@ class Decisions:
         self._ledger = ledger
         self._risk = risk
         self._latency = latency  # order id -> ns: drawn per order, seeded
+        self._limits = limits  # the account limits (engine/limits.py): asked before an entry
 
     def on_bar(self, bar: Bar, quotes: BatchQuotes, k: int, *, trading: bool) -> bool:
         """Let each strategy on the bar's timeframe see it; True when an order was submitted.
@@ -314,15 +317,18 @@ class Decisions:
             trade_results=[t.r_multiple for t in acct.trades if t.r_multiple is not None],
             risk_scale=1.0 if score is None else score.risk_multiplier,
         )
-        if decision.order is None:
-            self._refuse(name, signal, now, decision.refusal, extra, score)
+        refusal = decision.refusal
+        if decision.order is not None and self._limits is not None:
+            refusal = self._limits.refusal(decision.order, decision.risk_amount, quotes, k, now)
+        if decision.order is None or refusal is not None:
+            self._refuse(name, signal, now, refusal, extra, score)
             return False
         payload = order_payload(decision.order)
         payload["reason"] = signal.reason
         payload.update(extra or {})
         if score is not None:
             payload["score"] = score.to_payload()
-        ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)
+        ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)  # the limits count it
         return True
 
     def _score(

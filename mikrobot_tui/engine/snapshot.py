@@ -1,8 +1,8 @@
 """The read side: the small tables the cockpit and `mikrobot status` read, refreshed together.
 
 latest (last quote and sparkline per symbol), quality, breakers, accounts (with their margin
-figures), positions, working_orders, ab, feeds
-(each connection's health), and the engine row (who writes this file, in what mode, its
+figures and their limits: trading state, daily loss, floors, heat), positions, working_orders,
+ab, feeds (each connection's health), and the engine row (who writes this file, in what mode, its
 heartbeat). Every figure comes from state the event log already holds (the accounts are a
 fold of it) plus the last quotes; the rows go through the writer in the same transaction as
 the events before them, so a reader never sees a position its events do not explain.
@@ -26,8 +26,10 @@ from mikrobot_tui.data.feeds.health import FeedHealth
 from mikrobot_tui.data.quality import QualityMonitor
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import Side
+from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.ab import compare
 from mikrobot_tui.paper.ledger import Ledger, money
+from mikrobot_tui.paper.portfolio import AccountState
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.schema import COLUMNS
 from mikrobot_tui.store.writer import Writer
@@ -50,7 +52,9 @@ class ReadSide:
         wall: Clock,
         feed: tuple[str, str],
         health: Callable[[], list[FeedHealth]] = list,
+        limits: Limits | None = None,
     ) -> None:
+        self._limits = limits  # each account's limit state and figures (engine/limits.py)
         self._writer = writer
         self._quotes = quotes
         self._quality = quality
@@ -209,9 +213,24 @@ class ReadSide:
                     float(terms.margin_call_level),
                     terms.leverage,  # None: per asset class ([paper.leverage])
                     terms.oms,
+                    *self._limit_figures(acct, m.equity),
                 )
             )
         return accounts, positions
+
+    def _limit_figures(self, acct: AccountState, equity: float) -> tuple[Any, ...]:
+        if self._limits is None:
+            return (str(acct.trading_state), None, None, None, None, None, None)
+        f = self._limits.status(acct, equity)
+        return (
+            str(f.trading_state),
+            money(f.daily_loss_limit),
+            money(f.daily_loss_used),
+            money(f.daily_floor),
+            money(f.overall_floor),
+            round(f.heat, 4) if math.isfinite(f.heat) else None,
+            f.trades_today,
+        )
 
     def _working_rows(self) -> list[tuple[Any, ...]]:
         return [

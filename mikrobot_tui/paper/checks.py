@@ -19,13 +19,16 @@ def refusal(
     bid: float,
     ask: float,
 ) -> str | None:
-    """Why the venue does not take this order now, or None: trading halted (orders that only
-    reduce pass), market closed, below the minimum size or notional, reduce-only with nothing
-    to reduce, post-only that would cross, insufficient margin."""
+    """Why the venue does not take this order now, or None: trading halted or reducing, the
+    engine's or the account's (orders that only reduce pass), market closed, below the minimum
+    size or notional, reduce-only with nothing to reduce, post-only that would cross,
+    insufficient margin."""
     inst = ledger.instrument(order.symbol)
     opening = not order.reduces
-    if opening and ledger.state.trading_state is TradingState.HALTED:
-        return "trading halted"
+    if opening:
+        stopped = state_refusal(ledger, order)
+        if stopped is not None:
+            return stopped
     if not market_open(inst.asset_class, ts):
         return "market closed"
     price = ask if order.side is Side.BUY else bid
@@ -41,6 +44,22 @@ def refusal(
     if order.type is OrderType.MARKET:  # it fills now: the fill checks margin at its price
         return None
     return margin_refusal(ledger, order, order.remaining, price, quotes, k)
+
+
+def state_refusal(ledger: Ledger, order: Order) -> str | None:
+    """Why an order that opens exposure may not go in the engine's or its account's trading
+    state: an entry decided before a halt or a limit's REDUCING arrives after it."""
+    engine = ledger.state.trading_state
+    if engine is TradingState.HALTED:
+        return "trading halted"
+    if engine is TradingState.REDUCING:
+        return "trading reducing: only orders that reduce exposure"
+    acct = ledger.state.accounts.get(order.account)
+    if acct is not None and acct.trading_state is TradingState.HALTED:
+        return f"account {acct.name} halted by its limits"
+    if acct is not None and acct.trading_state is TradingState.REDUCING:
+        return f"account {acct.name} reducing: only orders that reduce exposure"
+    return None
 
 
 def reducible(ledger: Ledger, order: Order) -> float:

@@ -43,6 +43,8 @@ class Ledger:
         paper: PaperSettings | None = None,
     ) -> None:
         self.state = state
+        # rooms that follow what happens as it happens (the account limits count entries)
+        self.watchers: list[Callable[[Event], None]] = []
         self.log = EventLog(writer, state.last_seq)
         self.writer = writer
         self._catalogue = catalogue
@@ -74,6 +76,8 @@ class Ledger:
     def emit(self, ts: int, kind: EventKind, account: str | None, payload: dict[str, Any]) -> Event:
         event = self.log.append(ts, kind, account, payload)
         apply(self.state, event)
+        for watcher in self.watchers:
+            watcher(event)
         return event
 
     # ---------------------------------------------------------------- marks and money

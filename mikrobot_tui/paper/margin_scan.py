@@ -6,6 +6,10 @@ the mid over its leverage, both converted through the batch's quotes by the same
 `conversion_rate` (a position's rate at entry where none is known). Most batches are ruled out
 first from the batch's lowest and highest prices alone; the rest are searched a growing
 window at a time, since the next change is usually near when events are dense.
+
+The same equity arrays find where an account's equity leaves a band (`first_outside`): the
+account limits' floors and REDUCING threshold (engine/limits.py), so a loss limit bites at the
+tick the equity crosses it, whatever the batching.
 """
 
 from __future__ import annotations
@@ -53,9 +57,46 @@ class MarginScan:
             a, width = b, width * 4
         return None
 
+    def first_outside(self, acct: AccountState, at: int, lo: float, hi: float) -> int | None:
+        """The first batch index at or after `at` where the account's equity is below `lo` or
+        above `hi`; None when it stays within them to the batch's end."""
+        n = self._n
+        if at >= n:
+            return None
+        if not acct.positions:
+            return at if not lo <= acct.balance <= hi else None
+        bounds = self._bounds(acct)
+        if bounds is not None and bounds[0] >= lo and bounds[1] <= hi:
+            return None  # even the batch's extremes stay inside: no array work
+        a, width = at, 256
+        while a < n:
+            b = min(n, a + width)
+            equity, _ = self._arrays(acct, a, b)
+            out = (equity < lo) | (equity > hi)
+            if out.any():
+                return a + int(np.argmax(out))
+            a, width = b, width * 4
+        return None
+
     def _cannot_change(self, acct: AccountState) -> bool:
         """True when even the batch's worst (and best) prices for the account's positions
         leave its margin state as it is: most accounts, most batches, with no array work."""
+        bounds = self._bounds(acct)
+        if bounds is None:
+            return False
+        worst_equity, best_equity, most_used, least_used = bounds
+        if not (np.isfinite(worst_equity) and np.isfinite(best_equity) and most_used > 0):
+            return False
+        terms = self.ledger.account_terms(acct.name)
+        worst = worst_equity / most_used * 100
+        if not acct.margin_call:
+            return worst >= terms.margin_call_level
+        best = best_equity / least_used * 100 if least_used > 0 else np.inf
+        return worst > terms.stop_out_level and best < terms.margin_call_level
+
+    def _bounds(self, acct: AccountState) -> tuple[float, float, float, float] | None:
+        """(lowest equity, highest equity, most and least used margin) the batch's extreme
+        prices allow; None when a position's symbol is not the feed's."""
         led = self.ledger
         worst_equity = best_equity = acct.balance
         most_used = least_used = 0.0
@@ -63,7 +104,7 @@ class MarginScan:
             inst = led.instrument(pos.symbol)
             s = led.symbol_index.get(pos.symbol)
             if s is None:
-                return False
+                return None
             bid_lo, bid_hi, ask_lo, ask_hi = self._range(s)
             rate_lo, rate_hi = self._rate_range(inst.quote, acct.currency, pos.rate_at_entry)
             value = inst.value_per_price_unit(pos.lots)
@@ -78,14 +119,9 @@ class MarginScan:
             leverage = led.leverage(acct.name, inst)
             most_used += value * (bid_hi + ask_hi) / 2 * rate_hi / leverage
             least_used += value * (bid_lo + ask_lo) / 2 * rate_lo / leverage
-        if not (np.isfinite(worst_equity) and np.isfinite(best_equity) and most_used > 0):
-            return False
-        terms = led.account_terms(acct.name)
-        worst = worst_equity / most_used * 100
-        if not acct.margin_call:
-            return worst >= terms.margin_call_level
-        best = best_equity / least_used * 100 if least_used > 0 else np.inf
-        return worst > terms.stop_out_level and best < terms.margin_call_level
+        if not (np.isfinite(worst_equity) and np.isfinite(best_equity)):
+            return None
+        return worst_equity, best_equity, most_used, least_used
 
     def _range(self, s: int) -> tuple[float, float, float, float]:
         """The symbol's lowest and highest bid and ask over the batch (with the carried quote)."""

@@ -59,6 +59,8 @@ class AccountState:
     swap_paid: float = 0.0  # net financing: positive was paid to the account
     orders_submitted: int = 0
     margin_call: bool = False  # margin level is below the margin call level
+    # the account limits' state (trading/risk/limits.py): a restart starts from it
+    trading_state: TradingState = TradingState.ACTIVE
     # positions opened before stops and targets were orders of their own: they still need them
     unprotected: set[str] = field(default_factory=set)
     positions: dict[str, Position] = field(default_factory=dict)
@@ -169,6 +171,9 @@ def apply(state: EngineState, event: Event) -> None:
     if kind is EventKind.RESUMED:
         state.trading_state = TradingState.ACTIVE
         return
+    if kind is EventKind.REDUCING:
+        state.trading_state = TradingState.REDUCING
+        return
     if kind is EventKind.BREAKER_CHANGED:
         state.breakers[p["name"]] = dict(p)
         return
@@ -188,7 +193,7 @@ def apply(state: EngineState, event: Event) -> None:
     handler = _ACCOUNT_EVENTS.get(kind)
     if handler is not None:
         handler(acct, event.ts, p)
-    # ORDER_REFUSED changes nothing: it is on record for the operator and the statistics.
+    # ORDER_REFUSED and LIMIT_VIOLATION change nothing: they are on record for the operator.
 
 
 def _order_submitted(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
@@ -325,6 +330,10 @@ def _swap(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
         acct.positions[pos.position_id] = replace(pos, swap_paid=pos.swap_paid + p["amount"])
 
 
+def _account_state(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
+    acct.trading_state = TradingState(p["to"])
+
+
 def _margin_call(acct: AccountState, ts: int, p: dict[str, Any]) -> None:
     acct.margin_call = True
 
@@ -347,6 +356,7 @@ _ACCOUNT_EVENTS = {
     EventKind.SWAP: _swap,
     EventKind.MARGIN_CALL: _margin_call,
     EventKind.MARGIN_RECOVERED: _margin_recovered,
+    EventKind.ACCOUNT_STATE: _account_state,
 }
 
 

@@ -96,6 +96,7 @@ class Venue:
                 on_step(step.idx)
             self.at = step.idx + 1  # what the step creates or changes is matched from the next tick
             self._apply(order, step)
+            self.watch.settle(step.idx)  # a fill that moved a balance is judged at its tick
         self.at = stop
         self.pricing.catch_up(stop - 1)
 
@@ -288,7 +289,9 @@ class Venue:
             if lots <= EPS:
                 self._cancel(order, ts, "reduce-only: no position to reduce")
                 return
-        refusal = checks.margin_refusal(self.ledger, order, lots, price, self._quotes, k)
+        refusal = None if order.reduces else checks.state_refusal(led, order)
+        if refusal is None:  # a resting entry meets a halt or REDUCING that came after it
+            refusal = checks.margin_refusal(self.ledger, order, lots, price, self._quotes, k)
         if refusal is not None:
             self._reject(order, ts, refusal)
             return

@@ -9,11 +9,16 @@
   account's margin call level is a `margin_call` event (and the positions pane turns red),
   climbing back a `margin_recovered`; reaching the stop-out level closes the largest losing
   position at market through the simulator, again at the same tick until it recovers.
+- The account limits (a `LimitsWatch`, engine/limits.py) judge each account at every equity
+  point, after every step that changed a balance (`settle`), and at the first tick where its
+  equity leaves the band its state holds in (paper/margin_scan.py `first_outside`): a loss
+  limit bites at the tick it is crossed, in tick order with margin calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -30,6 +35,22 @@ MINUTE = 60 * NS_PER_SECOND
 TakeAtMarket = Callable[[str, str, int, int, str], None]  # account, position, index, ts, reason
 
 
+class LimitsWatch(Protocol):
+    """What the account watch asks of the account limits (engine/limits.py)."""
+
+    def band(self, account: str) -> tuple[float, float] | None:
+        """Equity (low, high) within which the account's limit state holds; None: no search."""
+        ...
+
+    def judge(self, acct: AccountState, quotes: BatchQuotes | None, k: int, ts: int) -> None:
+        """Feed the account's balance and equity at batch tick k; log what changed."""
+        ...
+
+    def settle(self, quotes: BatchQuotes | None, k: int, ts: int) -> None:
+        """Judge every account whose balance changed since it was last judged."""
+        ...
+
+
 class AccountWatch:
     def __init__(self, ledger: Ledger, take_at_market: TakeAtMarket) -> None:
         self.ledger = ledger
@@ -44,12 +65,15 @@ class AccountWatch:
         self._classes = {i.asset_class for i in ledger.instruments}
         self._margin: dict[str, tuple[tuple, int, int | None]] = {}  # account -> cached search
         self._scan = MarginScan(ledger)
+        self.limits: LimitsWatch | None = None
+        self._band: dict[str, tuple[tuple, int, int | None]] = {}  # account -> cached search
 
     # ---------------------------------------------------------------- a batch
 
     def begin(self, quotes: BatchQuotes, stream: np.ndarray) -> None:
         self._quotes, self._stream = quotes, stream
         self._margin.clear()
+        self._band.clear()
         self._scan.begin(quotes, len(stream))
         minutes = stream // MINUTE
         prev = np.r_[self.last_minute if self.last_minute is not None else minutes[0], minutes[:-1]]
@@ -69,6 +93,12 @@ class AccountWatch:
 
     def changed(self, account: str) -> None:
         self._margin.pop(account, None)
+        self._band.pop(account, None)
+
+    def settle(self, k: int) -> None:
+        """After a step at batch tick k: the limits judge the balances it changed."""
+        if self.limits is not None:
+            self.limits.settle(self._quotes, k, int(self._stream[k]))
 
     def next_index(self, at: int, stop: int) -> int | None:
         best: int | None = None
@@ -81,22 +111,34 @@ class AccountWatch:
         if self._rollovers and self._rollovers[0][0] < stop:
             best = self._rollovers[0][0] if best is None else min(best, self._rollovers[0][0])
         for acct in self.ledger.state.accounts.values():
-            j = self._margin_index(acct, at)
-            if j is not None and j < stop and (best is None or j < best):
-                best = j
+            for j in (self._margin_index(acct, at), self._band_index(acct, at)):
+                if j is not None and j < stop and (best is None or j < best):
+                    best = j
         return best
 
     def apply(self, k: int) -> None:
         ts = int(self._stream[k])
+        limits = self.limits
         if self._minutes and self._minutes[0] == k:
             self._minutes.pop(0)
             self._equity_points(k)
+            if limits is not None:  # at least once a minute: a new day starts on time
+                for acct in list(self.ledger.state.accounts.values()):
+                    limits.judge(acct, self._quotes, k, ts)
+                    self._band.pop(acct.name, None)
         while self._rollovers and self._rollovers[0][0] == k:
             _, when = self._rollovers.pop(0)
             self._swap(k, ts, when)
         for acct in list(self.ledger.state.accounts.values()):
             if self._margin_index(acct, k) == k:
                 self._margin_event(acct, k, ts)
+        if limits is None:
+            return
+        limits.settle(self._quotes, k, ts)
+        for acct in list(self.ledger.state.accounts.values()):
+            if self._band_index(acct, k) == k:
+                limits.judge(acct, self._quotes, k, ts)
+                self._band_index(acct, k + 1, fresh=True)
 
     # ---------------------------------------------------------------- equity and swap
 
@@ -147,6 +189,27 @@ class AccountWatch:
             return cached[2]
         j = self._scan.search(acct, at)
         self._margin[acct.name] = (version, at, j)
+        return j
+
+    def _band_index(self, acct: AccountState, at: int, *, fresh: bool = False) -> int | None:
+        """The first batch index at or after `at` where the account's equity leaves the band
+        its limit state holds in (`fresh`: searched anew, what lay before has been judged)."""
+        if self.limits is None:
+            return None
+        band = self.limits.band(acct.name)
+        if band is None:
+            return None
+        version = (acct.balance, band, tuple(id(p) for p in acct.positions.values()))
+        cached = self._band.get(acct.name)
+        if (
+            not fresh
+            and cached is not None
+            and cached[0] == version
+            and (cached[2] is None or cached[2] >= at)
+        ):
+            return cached[2]
+        j = self._scan.first_outside(acct, at, *band)
+        self._band[acct.name] = (version, at, j)
         return j
 
     def _margin_event(self, acct: AccountState, k: int, ts: int) -> None:

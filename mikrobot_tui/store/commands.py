@@ -27,6 +27,7 @@ from typing import Any
 class Command(StrEnum):
     HALT = "halt"
     RESUME = "resume"
+    REDUCE = "reduce"  # engine-wide REDUCING: only orders that reduce exposure
     FLATTEN = "flatten"
     CANCEL = "cancel"  # {"order_id"}
     MODIFY = "modify"  # {"order_id", "changes": {price | trigger | lots | expire_ts: value}}

@@ -25,7 +25,7 @@ class EngineStatus:
     running: bool
     mode: str  # SIMULATED, REPLAY, LIVE, or "-" when no engine ever ran on this file
     feed: str
-    trading_state: str  # ACTIVE or HALTED
+    trading_state: str  # ACTIVE, REDUCING or HALTED
     pid: int | None
     started_ts: int | None
     heartbeat_ts: int | None
@@ -99,6 +99,14 @@ class AccountRow:
     margin_call_level: float | None = None  # percent
     leverage: float | None = None
     oms: str | None = None  # hedging or netting
+    # the account limits (None on a file written before them); these four names are a contract
+    trading_state: str | None = None  # ACTIVE, REDUCING or HALTED
+    daily_loss_limit: float | None = None  # what a day may lose, account currency
+    daily_loss_used: float | None = None  # the day's starting balance minus equity, >= 0
+    heat: float | None = None  # open risk at the stops, percent of equity
+    daily_floor: float | None = None  # equity below it breaches the daily loss limit
+    overall_floor: float | None = None  # equity below it breaches the overall loss limit
+    trades_today: int | None = None
     working_orders: list[WorkingOrderRow] = field(default_factory=list)
 
     @property
@@ -390,6 +398,10 @@ _MARGIN_COLUMNS = (
     ", COALESCE(used_margin, 0.0), COALESCE(free_margin, 0.0), margin_level, "
     "COALESCE(margin_call, 0), margin_call_level, leverage, oms"
 )
+_LIMIT_COLUMNS = (
+    ", trading_state, daily_loss_limit, daily_loss_used, heat, daily_floor, overall_floor, "
+    "trades_today"
+)
 
 
 def _accounts(conn: sqlite3.Connection) -> list[AccountRow]:
@@ -398,7 +410,9 @@ def _accounts(conn: sqlite3.Connection) -> list[AccountRow]:
     for r in _rows(conn, f"{_WORKING_SQL} ORDER BY account, ts_submitted, order_id"):
         row = _working(r)
         working.setdefault(row.account, []).append(row)
-    rows = _rows(conn, _ACCOUNT_SQL.format(margin=_MARGIN_COLUMNS))
+    rows = _rows(conn, _ACCOUNT_SQL.format(margin=_MARGIN_COLUMNS + _LIMIT_COLUMNS))
+    if not rows:  # a file from before the account limits
+        rows = [r + (None,) * 7 for r in _rows(conn, _ACCOUNT_SQL.format(margin=_MARGIN_COLUMNS))]
     if rows:
         return [
             AccountRow(*r[:12], bool(r[12]), *r[13:], working_orders=working.get(r[0], []))

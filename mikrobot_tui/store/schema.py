@@ -345,10 +345,25 @@ def _v5_margin_and_working_orders(db: sqlite_utils.Database) -> None:
     accounts.add_column("oms", str)  # hedging or netting
 
 
+def _v6_account_limits(db: sqlite_utils.Database) -> None:
+    # The account limits enforced (issue 8): each account's trading state (ACTIVE, REDUCING,
+    # HALTED) and the figures `status --json` shows, in the account currency: the day's loss
+    # allowance and how much of it equity has used, the floors equity may not go below, heat
+    # (open risk at the stops, percent of equity) and the entries of the day.
+    accounts = db["accounts"]
+    accounts.add_column("trading_state", str)
+    accounts.add_column("daily_loss_limit", float)
+    accounts.add_column("daily_loss_used", float)
+    accounts.add_column("daily_floor", float)
+    accounts.add_column("overall_floor", float)
+    accounts.add_column("heat", float)
+    accounts.add_column("trades_today", int)
+
+
 _ISO = "strftime('%Y-%m-%dT%H:%M:%fZ', {col} / 1e9, 'unixepoch') AS {name}"
 
 
-def _v6_tick_blocks(db: sqlite_utils.Database) -> None:
+def _v7_tick_blocks(db: sqlite_utils.Database) -> None:
     # Ticks as compressed column blocks (store/tickstore.py) instead of a row each: a block is
     # one symbol's ticks of one UTC hour, at most 8,192 of them. The `ticks` table stays for
     # files written before. The views let the sqlite3 shell or Datasette read the file: what
@@ -387,7 +402,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v3,
     _v4_external_signals,
     _v5_margin_and_working_orders,
-    _v6_tick_blocks,
+    _v6_account_limits,
+    _v7_tick_blocks,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -31,7 +31,8 @@ def feed_text(feed: FeedRow, narrow: bool) -> str:
 
 
 class StatusHeader(Horizontal):
-    """Turns red from edge to edge while trading is halted."""
+    """Turns red from edge to edge while trading is halted; REDUCING (only orders that reduce
+    exposure, `mikrobot reduce`) shows amber."""
 
     DEFAULT_CSS = """
     StatusHeader { height: 1; background: $panel; }
@@ -41,6 +42,7 @@ class StatusHeader(Horizontal):
     StatusHeader > #mode { text-style: bold; }
     StatusHeader > #state.-active { background: $success; color: $text; text-style: bold; }
     StatusHeader > #state.-halted { background: $error; color: $text; text-style: bold reverse; }
+    StatusHeader > #state.-reducing { background: $warning; color: $text; text-style: bold; }
     StatusHeader > #state.-unknown { color: $text-muted; }
     StatusHeader > #engine { width: 1fr; }
     StatusHeader > #engine.-down { color: $warning; text-style: bold; }
@@ -83,12 +85,19 @@ class StatusHeader(Horizontal):
             return
         self._set("mode", engine.mode or "-")
         halted = engine.trading_state == "HALTED"
-        state = engine.trading_state if engine.trading_state in ("ACTIVE", "HALTED") else "-"
-        label = (" HALTED " if narrow else " HALTED · orders refused ") if halted else state
-        # ACTIVE is only shown as live while an engine runs; HALTED stays red, it is also
-        # the state an engine restarts in.
+        reducing = engine.trading_state == "REDUCING"
+        known = ("ACTIVE", "HALTED", "REDUCING")
+        state = engine.trading_state if engine.trading_state in known else "-"
+        if halted:
+            label = " HALTED " if narrow else " HALTED · orders refused "
+        elif reducing:
+            label = " REDUCING " if narrow else " REDUCING · entries refused "
+        else:
+            label = state
+        # ACTIVE is only shown as live while an engine runs; HALTED and REDUCING stay
+        # coloured, they are also the states an engine restarts in.
         live = engine.running and state == "ACTIVE"
-        kind = "halted" if halted else "active" if live else "unknown"
+        kind = "halted" if halted else "reducing" if reducing else "active" if live else "unknown"
         self._set("state", label, kind)
         self.set_class(halted, "-halted")
         if engine.running and engine.db_problem:

@@ -1,8 +1,10 @@
 """The virtual accounts: balance, equity and margin, their open positions, their working orders.
 
 An account in margin call (the engine says so, or its margin level is below its margin-call
-level) is shown red, and the pane's border with it. On a narrow pane the least needed columns
-go first (the currency, the balance, the trade count), never the margin level.
+level) is shown red, and the pane's border with it. Each account's limit state (ACTIVE,
+REDUCING amber, HALTED red) and the day's loss used of its allowance stand beside it. On a
+narrow pane the least needed columns go first (the currency, the balance, the trade count,
+then free margin), never the margin level or the limit state.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ ACCOUNT_COLUMNS = (
     Column("equity", "Equity", "right"),
     Column("free", "Free mgn", "right", priority=1),
     Column("level", "Mgn lvl", "right"),
+    Column("state", "State"),
+    Column("day", "Day loss", "right", priority=4),
     Column("open", "Open", "right", priority=2),
     Column("working", "Wkg", "right", priority=3),
     Column("trades", "Trades", "right", priority=5),
@@ -50,6 +54,28 @@ ORDER_COLUMNS = (
 ORDER_TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT"}
 
 
+STATE_STYLES = {"ACTIVE": "", "REDUCING": "warn", "HALTED": "alarm"}
+STATE_SHORT = {"ACTIVE": "ok", "REDUCING": "REDUCE", "HALTED": "HALT"}
+
+
+def limit_state(a: AccountRow) -> Cell:
+    if a.trading_state is None:
+        return "-"
+    return (
+        STATE_SHORT.get(a.trading_state, a.trading_state),
+        STATE_STYLES.get(a.trading_state, ""),
+    )
+
+
+def day_loss(a: AccountRow) -> Cell:
+    """The day's loss used of its allowance, `432/500`; warm as it nears the limit."""
+    if a.daily_loss_used is None or not a.daily_loss_limit:
+        return "-"
+    share = a.daily_loss_used / a.daily_loss_limit
+    style = "down" if share >= 1 else "warn" if share >= 0.5 else ""
+    return (f"{a.daily_loss_used:,.0f}/{a.daily_loss_limit:,.0f}", style)
+
+
 def account_cells(a: AccountRow) -> tuple[Cell, ...]:
     level = "-" if a.margin_level is None else f"{a.margin_level:,.1f}%"
     cells: tuple[Cell, ...] = (
@@ -59,6 +85,8 @@ def account_cells(a: AccountRow) -> tuple[Cell, ...]:
         (f"{a.equity:,.2f}", direction(round(a.equity - a.balance, 2))),
         (f"{a.free_margin:,.2f}", "down" if a.free_margin < 0 else ""),
         level,
+        limit_state(a),
+        day_loss(a),
         f"{a.open_positions:,}",
         f"{len(a.working_orders):,}",
         f"{a.trades:,}",
