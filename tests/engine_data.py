@@ -16,6 +16,10 @@ from mikrobot_tui.engine.runner import Runner
 T0 = 1_767_225_600 * NS_PER_SECOND  # 2026-01-01 00:00 UTC
 SYMBOLS = ["EURUSD", "USDJPY"]
 
+# the orchestrator approves every signal at full risk: for tests of sizing and limits, whose
+# figures assume the risk per trade a signal is sized to (tests/test_scoring.py tests the score)
+FULL_RISK = {"approve_at": 0.01, "refuse_below": 0.0}
+
 FAST_ACCOUNTS = [
     {"name": "A", "params": {"fast": 2, "slow": 4, "atr_period": 3}},
     {"name": "B", "params": {"fast": 3, "slow": 6, "atr_period": 3}},

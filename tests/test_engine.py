@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from engine_data import FAST_ACCOUNTS, replay, waves
+from engine_data import FAST_ACCOUNTS, FULL_RISK, replay, waves
 
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.orders import TradingState
@@ -412,7 +412,7 @@ def test_changing_an_accounts_parameters_on_the_same_database_is_refused(
 def test_a_stop_out_loses_about_the_risk_budget(make_settings, tmp_path) -> None:
     # the sizing's check: no modelled slippage (the latency still moves the price)
     no_slip = {"slippage_spread": 0.0, "slippage_volatility": 0.0, "impact_k": 0.0}
-    settings = make_settings(accounts=FAST_ACCOUNTS, paper=no_slip)
+    settings = make_settings(accounts=FAST_ACCOUNTS, paper=no_slip, orchestrator=FULL_RISK)
     engine = replay(settings, waves(6000), tmp_path / "r", batch=1000)
     stops = [t for a in engine.state.accounts.values() for t in a.trades if t.reason == "stop_loss"]
     assert len(stops) >= 3

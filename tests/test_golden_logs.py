@@ -7,7 +7,8 @@ slippage at the touch, brackets as orders of their own, costs from the account's
 and sizes capped so the margin level stays at twice the margin call level. Issue 8 again:
 each symbol's data-quality breaker (these runs inject faults at five times the default rate,
 so the breakers open and refuse orders on faulty symbols); then the orchestrator's score in
-every entry's event, with resized and refused signals.
+every entry's event, with resized and refused signals, and its trend factor counting the
+H1 bars the corridor now builds; the account limits count entries and judge equity.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "7f08a8d076098364427a76a8f23d64446a79406d9a607ae66d1c8c6c02788e15"
-SIM_SHA256 = "bde8ad3cf87830a3fe99ac4e9b7e6391fea9b0306201b1b25f7312cf786c8f10"
+REPLAY_SHA256 = "d670240a96807e72437ff43802a7450a63bf475152f8166c21ce6eeb396bde27"
+SIM_SHA256 = "51b79566016d6a3ca76392a5884128cde59c244cc7757cfbb03676d0fa224041"
 
 
 def log_digest(conn) -> tuple[str, int]:

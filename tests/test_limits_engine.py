@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from engine_data import FAST_ACCOUNTS, T0, replay, waves
+from engine_data import FAST_ACCOUNTS, FULL_RISK, T0, replay, waves
 from test_cli import invoke
 
 from mikrobot_tui.clock import ReplayClock
@@ -34,7 +34,9 @@ HOUR = 3600 * NS_PER_SECOND
 
 @pytest.fixture
 def tight(make_settings):
-    return make_settings(accounts=FAST_ACCOUNTS, paper={"latency_ms": 50}, risk=TIGHT)
+    return make_settings(
+        orchestrator=FULL_RISK, accounts=FAST_ACCOUNTS, paper={"latency_ms": 50}, risk=TIGHT
+    )
 
 
 def events(engine, *kinds):
@@ -84,6 +86,7 @@ def test_the_breach_is_the_same_in_any_batch_size(make_settings, tmp_path) -> No
     for batch in (7, 1000):
         db = tmp_path / f"b{batch}.db"
         settings = make_settings(
+            orchestrator=FULL_RISK,
             accounts=FAST_ACCOUNTS,
             paper={"latency_ms": 50},
             risk=TIGHT,
@@ -154,6 +157,7 @@ def test_the_ftmo_day_starts_at_midnight_in_prague_with_that_moments_balance(
     make_settings, tmp_path
 ) -> None:
     settings = make_settings(
+        orchestrator=FULL_RISK,
         accounts=FAST_ACCOUNTS,
         paper={"latency_ms": 50},
         risk={"max_trades_per_day": 10_000},
@@ -187,7 +191,9 @@ def test_five_violations_within_five_minutes_halt_the_engine_and_four_do_not(
 ) -> None:
     # a daily loss of 0.1% (10): every entry's worst case breaks it, so each signal is a
     # violation on record; the fifth within five minutes of market time halts the engine
-    settings = make_settings(accounts=FAST_ACCOUNTS, risk={"daily_loss_pct": 0.1})
+    settings = make_settings(
+        orchestrator=FULL_RISK, accounts=FAST_ACCOUNTS, risk={"daily_loss_pct": 0.1}
+    )
     engine = replay(settings, waves(2000), tmp_path / "storm", batch=1000)
     log = events(engine)
     halts = [e for e in log if e.kind is EventKind.HALTED]
@@ -210,7 +216,9 @@ def test_five_violations_within_five_minutes_halt_the_engine_and_four_do_not(
 
 
 def test_reduce_lets_only_reducing_orders_go_and_resume_lifts_it(make_settings, tmp_path) -> None:
-    settings = make_settings(accounts=FAST_ACCOUNTS, paper={"latency_ms": 50})
+    settings = make_settings(
+        orchestrator=FULL_RISK, accounts=FAST_ACCOUNTS, paper={"latency_ms": 50}
+    )
     ticks = waves(4000)
     engine = replay(settings, ticks[:1000], tmp_path / "reduce", batch=500)
     sent = commands.send(engine.conn, commands.Command.REDUCE, ts=time.time_ns())
@@ -240,7 +248,9 @@ def test_reduce_lets_only_reducing_orders_go_and_resume_lifts_it(make_settings, 
 def test_resume_lifts_halted_accounts_and_they_trade_again(make_settings, tmp_path) -> None:
     # halted by a breach, resumed by the operator: equity is above a new day's floor, so the
     # next judgement leaves it ACTIVE and it trades again
-    settings = make_settings(accounts=FAST_ACCOUNTS, paper={"latency_ms": 50}, risk=TIGHT)
+    settings = make_settings(
+        orchestrator=FULL_RISK, accounts=FAST_ACCOUNTS, paper={"latency_ms": 50}, risk=TIGHT
+    )
     ticks = waves(3000)
     engine = replay(settings, ticks[:2000], tmp_path / "resume", batch=1000)
     assert all(a.trading_state is TradingState.HALTED for a in engine.state.accounts.values())

@@ -265,7 +265,7 @@ def test_migration_5_adds_equity_working_orders_and_margin_columns(tmp_path: Pat
         step(db)
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
     db.execute("INSERT INTO accounts (name, balance) VALUES ('A', 100.0)")
-    assert migrate(db) == SCHEMA_VERSION == 6
+    assert migrate(db) == SCHEMA_VERSION == len(MIGRATIONS)
     assert db["equity"].pks == ["account", "ts"]
     assert db["working_orders"].pks == ["order_id"]
     assert COLUMNS["working_orders"][:6] == (

@@ -33,6 +33,14 @@ T0 = 1_767_225_600 * NS_PER_SECOND
 SYMBOLS = ["EURUSD", "USDJPY", "BTCUSDT"]
 
 
+@pytest.fixture(autouse=True)
+def flush_often(monkeypatch):
+    """A tick counts as a whole row for flushing, as when ticks were rows: a replay of 60,000
+    ticks then flushes (and writes a checkpoint) every 5,000, so the kills below fall between
+    many checkpoints. Live and in a real replay a tick counts 1/16 (store/writer.py)."""
+    monkeypatch.setattr(Writer, "TICKS_PER_ROW", 1)
+
+
 def stored_ticks(state: dict) -> int:
     return sum(len(b) for b in state["ticks"].values()) // TICK_DTYPE.itemsize
 
