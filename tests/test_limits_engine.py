@@ -282,3 +282,42 @@ def test_status_json_shows_each_accounts_state_and_limits(tight, tmp_path) -> No
         assert row["trades_today"] >= 1
     plain = invoke("--db", str(db), "status").output
     assert "HALTED" in plain
+
+
+def test_an_entry_moving_with_a_symbol_held_is_refused_by_the_correlation_limit(
+    make_settings, tmp_path
+) -> None:
+    """The candidate's M1 returns against each symbol held, from the corridor's bar history:
+    with the limit near 0, an entry whose symbol moves the way a held position does is refused,
+    one that moves against it is not (the correlation counts negated)."""
+    settings = make_settings(
+        orchestrator=FULL_RISK,
+        accounts=FAST_ACCOUNTS,
+        risk={"max_correlation": 0.05, "correlation_window": 30},
+    )
+    engine = replay(settings, waves(8000), tmp_path / "corr", batch=1000)
+    found = [
+        e.payload
+        for e in events(engine, EventKind.LIMIT_VIOLATION)
+        if e.payload["kind"] == "correlation"
+    ]
+    assert found, "both symbols held in turn: some entry moved with the other"
+    assert all(v["value"] > 0.05 and "moves with" in v["message"] for v in found)
+    refused = [e.payload["reason"] for e in events(engine, EventKind.ORDER_REFUSED)]
+    assert any("correlation" in r for r in refused)
+
+
+def test_m1_returns_align_every_symbol_on_the_minutes_they_share() -> None:
+    from mikrobot_tui.domain.market import Bar
+    from mikrobot_tui.engine.limits import m1_returns
+    from mikrobot_tui.trading.timeframes import BarHistory
+
+    history = BarHistory(50)
+    minute = 60 * NS_PER_SECOND
+    for i in range(10):
+        history.push(Bar("EURUSD", "M1", i * minute, 1, 1, 1, 1.0 + i / 100, 1, 0))
+        if i != 4:  # GBPUSD has no bar at minute 4
+            history.push(Bar("GBPUSD", "M1", i * minute, 1, 1, 1, 2.0 + i / 100, 1, 0))
+    got = m1_returns(history, ["EURUSD", "GBPUSD"], window=5)
+    assert len(got["EURUSD"]) == len(got["GBPUSD"]) == 5  # the last 6 shared minutes: 4..9 less 4
+    assert got["EURUSD"][0] == pytest.approx(np.log(1.05 / 1.03))  # across the missing minute

@@ -191,6 +191,7 @@ class Engine:
         self.control.limits = self.limits
         self.limits.halt_engine = lambda ts, why: self.control.halt("limits", ts=ts, reason=why)
         self.limits.flatten_account = self.control.flatten_account
+        self.limits.history = decisions.history
         self.corridor.venue.watch.limits = self.limits
         self.pulse = CommandPulse(self.conn)
         self._answered_midway = False  # commands carried out inside a batch, read side due

@@ -26,8 +26,9 @@ current price, in the account currency (0 for a stop in profit). A position with
 counts the risk recorded when it opened, or `risk_per_trade` of its equity at opening when
 none was: the budget a sized entry spends, since its true worst case is unbounded.
 
-Correlation is not judged yet (`returns=None`): recent M1 closes per symbol live in the
-corridor's candles, which a later change can hand in.
+Correlation: the candidate's M1 log returns against each other symbol held, over the last
+`risk.correlation_window` minutes both have bars for, from the bar history the corridor keeps
+(`history`, engine/decisions.py). A symbol with too few bars yet is not judged.
 
 A restart restores the day in progress from the event log (`DayLog`, fed in the same pass as
 the fold): the balance at the day's midnight, the best balance at an earlier midnight (the
@@ -36,11 +37,14 @@ trailing floor), the entries today, and each account's state.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from mikrobot_tui.config import RiskSettings
 from mikrobot_tui.domain.events import Event, EventKind
@@ -52,6 +56,7 @@ from mikrobot_tui.paper.portfolio import AccountState, EngineState
 from mikrobot_tui.trading.risk.days import next_day_start_ns
 from mikrobot_tui.trading.risk.limits import AccountLimits
 from mikrobot_tui.trading.risk.violations import Exposure, LimitKind, LimitStatus, Violation
+from mikrobot_tui.trading.timeframes import BarHistory
 
 STORM_COUNT = 5
 STORM_MINUTES = 5
@@ -73,6 +78,17 @@ class DayFigures:
     day_start_balance: float
     best_eod_balance: float = -math.inf
     trades_today: int = 0
+
+
+def m1_returns(history: BarHistory, symbols: list[str], window: int) -> dict[str, np.ndarray]:
+    """Each symbol's M1 log returns on the minutes every one of them has a bar for."""
+    bars = {s: history.last(s, "M1", history.capacity) for s in symbols}
+    common = functools.reduce(np.intersect1d, (b[0] for b in bars.values()))[-(window + 1) :]
+    out = {}
+    for s, (ts, _o, _h, _l, close, _v) in bars.items():
+        closes = close[np.searchsorted(ts, common)]
+        out[s] = np.diff(np.log(closes)) if len(closes) > 1 else np.zeros(0)
+    return out
 
 
 def is_entry(p: dict) -> bool:
@@ -130,6 +146,7 @@ class Limits:
         self._recent: deque[int] = deque(self._restored.violations, maxlen=STORM_COUNT)
         self.halt_engine: HaltEngine = lambda ts, reason: None  # wired by the engine
         self.flatten_account: FlattenAccount = lambda name, ts: None
+        self.history: BarHistory | None = None  # the corridor's bars, for correlation
         ledger.watchers.append(self.watch)
 
     def book(self, acct: AccountState, ts: int) -> AccountLimits:
@@ -217,9 +234,18 @@ class Limits:
             Exposure(order.symbol, order.side, risk_amount),
             held,
             equity=led.equity(acct, quotes, k),
+            returns=self._returns(order.symbol, {h.symbol for h in held}),
         )
         self._record(acct.name, now, verdict.violations)
         return None if verdict.allowed else f"account limits: {verdict.reason}"
+
+    def _returns(self, symbol: str, held: set[str]) -> dict[str, np.ndarray] | None:
+        """M1 log returns of the candidate and the other symbols held, on the minutes they
+        all have a bar for (the last correlation_window of them)."""
+        others = held - {symbol}
+        if self.history is None or not others:
+            return None
+        return m1_returns(self.history, [symbol, *sorted(others)], self._risk.correlation_window)
 
     def watch(self, event: Event) -> None:
         """The ledger's watcher: an entry submitted counts towards its account's day."""
