@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from mikrobot_tui import __version__
-from mikrobot_tui.cli import config, control, run
+from mikrobot_tui.cli import config, control, db, run
 from mikrobot_tui.cli.common import (
     ConfigOption,
     DbOption,
@@ -48,6 +48,14 @@ config_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(config_app, name="config")
+db_app = typer.Typer(
+    cls=Group,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
+    help="Back up, check or trim the database.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 
 
 def _version(value: bool) -> None:
@@ -95,6 +103,8 @@ for _command in (
     app.command()(with_global_options(_command))
 config_app.command("show")(with_global_options(config.show))
 config_app.command("check")(with_global_options(config.check))
+for _command in (db.backup, db.check, db.retain):
+    db_app.command()(with_global_options(_command))
 
 
 def command() -> typer.core.TyperGroup:

@@ -238,14 +238,19 @@ def status(
     # The engine writes its heartbeat with every snapshot of the read-side tables, so its
     # last heartbeat is when these figures were written.
     stale, as_of = not e.running, e.heartbeat_ts
+    last_backup = _last_backup(conn)
     if as_json:
         doc = rounded({**snap.to_json(), "stale": stale, "as_of_ts": as_of})
+        doc["last_backup"] = last_backup
         echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False, default=str))
         return
     state = "running" if e.running else "not running"
     echo(f"engine: {state}  mode {e.mode}  trading {e.trading_state}  db {s.engine.db}")
     if e.db_problem:
         echo(f"database problem: {e.db_problem}")
+    if last_backup is not None:
+        when = datetime.fromtimestamp(last_backup["ts"] / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        echo(f"last backup {when} UTC: {last_backup['outcome']}")
     if stale:
         if as_of is None:
             echo("as of: never; no engine has written figures here")
@@ -351,6 +356,16 @@ def decisions(
                     f"x{float(f.get('weight', 0.0)):g} adds {float(f.get('contribution', 0.0)):.3f}"
                     f"  {f.get('why', '')}"
                 )
+
+
+def _last_backup(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The scheduled backup's last outcome (engine/backups.py), None before the first."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'last_backup'").fetchone()
+    try:
+        doc = json.loads(row[0]) if row else None
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and "ts" in doc and "outcome" in doc else None
 
 
 PCT_DECIMALS = 4  # change_pct and mean_return are percentages: 0.1449 %

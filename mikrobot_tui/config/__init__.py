@@ -52,6 +52,7 @@ from mikrobot_tui.config.sections import (
     RiskSettings,
     SignalsSettings,
     SimSettings,
+    StoreSettings,
     SwapSettings,
     _default_accounts,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "Settings",
     "SignalsSettings",
     "SimSettings",
+    "StoreSettings",
     "SwapSettings",
     "db_path_problem",
     "format_validation_error",
@@ -112,6 +114,7 @@ class Settings(BaseSettings):
     )
 
     engine: EngineSettings = EngineSettings()
+    store: StoreSettings = StoreSettings()
     sim: SimSettings = SimSettings()
     replay: ReplaySettings = ReplaySettings()
     quality: QualitySettings = QualitySettings()

@@ -34,6 +34,16 @@ class EngineSettings(_Section):
     currency_equivalents: dict[str, str] = {"USDT": "USD", "USDC": "USD"}
 
 
+class StoreSettings(_Section):
+    """`[store]`: backups while the engine runs, and how long ticks are kept as they came."""
+
+    backup_every_h: float = Field(6.0, ge=0, le=24 * 365)  # 0: no scheduled backups
+    backup_dir: Path = Path("backups")  # relative to the database's folder unless absolute
+    backup_keep: int = Field(4, ge=1, le=10_000)
+    retain_days: float = Field(30.0, ge=0, le=36_500)  # ticks older than this: `retain_mode`
+    retain_mode: Literal["compact", "drop"] = "compact"
+
+
 class SimSettings(_Section):
     symbols: list[str] = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSDT", "ETHUSDT"]
     seed: int = Field(7, ge=0, description="numpy's SeedSequence takes no negative seed")

@@ -5,10 +5,10 @@ conflating queue that keeps the newest quote per symbol when the engine falls be
 counts what it dropped); a replay must see every tick, so the engine pulls it directly. The
 external signal sources (data/signals: the EA's file, the webhook) start and stop with a live
 run, as tasks of their own that fill the engine's inbox (engine/external.py); a replay never
-has them. Beside
-the feed, the loop flushes the writer every 50 ms, polls commands every `engine.poll_ms` and
-refreshes the read side `engine.snapshot_hz` times a second. A replay from a file runs without
-an event loop at all, flushing by size.
+has them. Beside the feed, the loop flushes the writer every 50 ms, polls commands every
+`engine.poll_ms`, refreshes the read side `engine.snapshot_hz` times a second and backs the
+database up every `store.backup_every_h` hours (engine/backups.py). A replay from a file runs
+without an event loop at all, flushing by size.
 
 When the database cannot take the writer's rows (locked by another process, full), nothing is
 dropped: the writer keeps them and retries, the runner takes no new ticks while the backlog is
@@ -36,6 +36,7 @@ from mikrobot_tui.data.feeds import ConflatingQueue, feed_failures, feed_rejects
 from mikrobot_tui.data.signals.sources import Source, build_sources
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import Engine
+from mikrobot_tui.engine.backups import BackupSchedule
 from mikrobot_tui.store import liveness
 from mikrobot_tui.store.writer import Writer
 
@@ -99,6 +100,7 @@ class Runner:
             "snapshot": 1.0 / engine.settings.engine.snapshot_hz,
         }
         feed_is_live = engine.feed.mode != "REPLAY"
+        backups = BackupSchedule(engine.settings.store, engine.db_path, engine.writer, engine.wall)
         try:
             tasks = await self._start_sources(stop)
             consumer = asyncio.create_task(self._consume(stop), name="engine-feed")
@@ -118,6 +120,7 @@ class Runner:
                     engine.control.handle_commands()
                     if engine.intake is not None:  # signals wait for no tick to be seen
                         engine.intake.collect()
+                backups.poll()  # a copy in a worker thread every store.backup_every_h
                 if now >= due["snapshot"]:
                     engine.read_side.write()  # flushes too
                 else:
@@ -136,6 +139,7 @@ class Runner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self.sources = []
+            await backups.close()
             engine.stop()
             await self._settle(SETTLE_S)
             self.on_writer_problem()

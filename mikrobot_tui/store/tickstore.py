@@ -45,8 +45,9 @@ def _shuffled(columns: list[np.ndarray]) -> bytes:
     return whole.transpose(0, 2, 1).tobytes()
 
 
-def encode(ticks: np.ndarray) -> bytes:
-    """One symbol's ticks (TICK_DTYPE, arrival order) as a compressed block."""
+def encode(ticks: np.ndarray, compressor: Any = None) -> bytes:
+    """One symbol's ticks (TICK_DTYPE, arrival order) as a compressed block; `compressor` a
+    zstandard.ZstdCompressor of another level (retention packs old blocks tighter)."""
     import zstandard  # only where blocks are written or read: start-up stays fast
 
     ts = ticks["ts_event"]
@@ -54,7 +55,8 @@ def encode(ticks: np.ndarray) -> bytes:
     for name in _COLUMNS[2:]:
         bits = np.ascontiguousarray(ticks[name]).view(np.uint64)
         columns.append(bits ^ np.r_[np.uint64(0), bits[:-1]])
-    return zstandard.ZstdCompressor(level=1).compress(_shuffled(columns))
+    compressor = compressor or zstandard.ZstdCompressor(level=1)
+    return compressor.compress(_shuffled(columns))
 
 
 def decode(data: bytes, n: int, sym: int = 0) -> np.ndarray:
