@@ -136,22 +136,24 @@ def read_table(
     lines = np.flatnonzero(keep) + 1
     body = _kept_bytes(text, buf, starts, ends, keep)
     names = [f"c{i}" for i in range(max_fields)]
+    widest = int(fields[keep].max()) if len(lines) else 0  # the reader wants no more names
     if len(lines):
         frame = pl.read_csv(
             io.BytesIO(body),
             has_header=False,
             separator=sep,
             quote_char=None,
-            schema=dict.fromkeys(names, pl.String),
+            schema=dict.fromkeys(names[:widest], pl.String),
             encoding="utf8-lossy",
         )
         if frame.height != len(lines):  # a line the reader split otherwise than we counted
             raise UnreadableFile(
                 f"the CSV reader found {frame.height} rows where {len(lines)} lines are"
             )
-        columns = [frame[n] for n in names]
-    else:
-        columns = [pl.Series(n, [], dtype=pl.String) for n in names]
+    columns = [
+        frame[n] if i < widest else pl.Series(n, [None] * len(lines), dtype=pl.String)
+        for i, n in enumerate(names)
+    ]
     return Table(columns=columns, lines=lines.astype(np.int64), header=header, rejects=rejects)
 
 
