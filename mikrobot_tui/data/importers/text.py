@@ -107,12 +107,13 @@ def read_table(
     if len(ends):
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-    visible = np.zeros(len(buf) + 1, dtype=np.int64)
-    np.cumsum(buf > 32, out=visible[1:])
-    blank = visible[ends] == visible[starts]
-    seps = np.zeros(len(buf) + 1, dtype=np.int64)
-    np.cumsum(buf == ord(sep), out=seps[1:])
-    fields = seps[ends] - seps[starts] + 1
+    blank = ends == starts
+    # a line that starts with white space may be nothing else (rare: checked one by one)
+    spaced = np.flatnonzero(~blank & (buf[np.minimum(starts, len(buf) - 1)] <= 32))
+    for i in spaced.tolist():
+        blank[i] = not text[starts[i] : ends[i]].strip()
+    at = np.flatnonzero(buf == ord(sep))
+    fields = np.searchsorted(at, ends) - np.searchsorted(at, starts) + 1
 
     data = ~blank
     header = None
@@ -243,25 +244,35 @@ class Checks:
     ) -> None:
         """Per symbol, among rows still good: a time before an earlier row's is rejected, and
         so is a row equal in time and in every array of `same` to the row before it."""
-        syms = [None] if sym is None else np.unique(sym[~self.bad]).tolist()
-        for s in syms:
-            rows = np.flatnonzero(~self.bad if s is None else (~self.bad & (sym == s)))
-            if len(rows) < 2:
-                continue
-            t = ts[rows]
-            back = np.zeros(len(rows), dtype=bool)
-            back[1:] = t[1:] < np.maximum.accumulate(t)[:-1]
-            mask = np.zeros(len(self.bad), dtype=bool)
-            mask[rows[back]] = True
-            self.add(mask, "time goes backwards")
-            rows = rows[~back]
-            eq = ts[rows][1:] == ts[rows][:-1]
-            for a in same:
-                x, y = a[rows][1:], a[rows][:-1]
-                eq &= (x == y) | (_isnan(x) & _isnan(y))
-            mask[:] = False
-            mask[rows[1:][eq]] = True
-            self.add(mask, reason)
+        good = np.flatnonzero(~self.bad)
+        if len(good) < 2:
+            return
+        if sym is None:
+            order, s = good, np.zeros(len(good), dtype=np.int8)
+        else:
+            order = good[np.argsort(sym[good], kind="stable")]
+            s = sym[order]
+        t = ts[order]
+        cut = np.flatnonzero(s[1:] != s[:-1]) + 1
+        firsts = np.r_[0, cut]
+        peak = np.empty_like(t)
+        for a, b in zip(firsts.tolist(), np.r_[cut, len(t)].tolist(), strict=True):
+            np.maximum.accumulate(t[a:b], out=peak[a:b])
+        back = np.zeros(len(t), dtype=bool)
+        back[1:] = t[1:] < peak[:-1]
+        back[firsts] = False
+        mask = np.zeros(len(self.bad), dtype=bool)
+        mask[order[back]] = True
+        self.add(mask, "time goes backwards")
+        order, s, t = order[~back], s[~back], t[~back]
+        pair = np.flatnonzero((t[1:] == t[:-1]) & (s[1:] == s[:-1]))  # few: compare values
+        eq = np.ones(len(pair), dtype=bool)
+        for a in same:
+            x, y = a[order[pair + 1]], a[order[pair]]
+            eq &= (x == y) | (_isnan(x) & _isnan(y))
+        mask[:] = False
+        mask[order[pair[eq] + 1]] = True
+        self.add(mask, reason)
 
     def rejects(self) -> list[Reject]:
         return sorted(self._found)
