@@ -53,16 +53,17 @@ def is_header(line: str) -> bool:
 
 
 def parse_klines(text: bytes, path: Path, symbol: str, period_ns: int | None) -> Parsed:
-    table = read_table(text, ",", is_header=is_header, min_fields=9, max_fields=12)
-    c = table.columns
-    checks = Checks(table.lines, table.rejects)
-    ts = binance_ns(checks.ints(c[0], "open time"))
+    kinds = {0: "int", 1: "float", 2: "float", 3: "float", 4: "float", 5: "float", 8: "int"}
+    table = read_table(
+        text, ",", is_header=is_header, min_fields=9, max_fields=12, types=lambda _: kinds
+    )
+    checks = Checks(table)
+    ts = binance_ns(checks.ints(0, "open time"))
     checks.add(ts <= 0, "open time is not after 1970")
-    prices = [
-        checks.floats(c[i], name) for i, name in enumerate(("open", "high", "low", "close"), 1)
-    ]
-    volume = checks.floats(c[5], "volume")
-    trades = checks.ints(c[8], "number of trades")
+    names = ("open", "high", "low", "close")
+    prices = [checks.floats(i, name) for i, name in enumerate(names, 1)]
+    volume = checks.floats(5, "volume")
+    trades = checks.ints(8, "number of trades")
     bars = bars_of(checks, ts, *prices, trades, volume)
     rows = len(table.lines) + len(table.rejects)
     return finish(KLINES, symbol, rows, checks, bars, path, period_ns)
@@ -70,18 +71,20 @@ def parse_klines(text: bytes, path: Path, symbol: str, period_ns: int | None) ->
 
 def parse_trades(text: bytes, path: Path, symbol: str, fmt: str) -> Parsed:
     t_col, p_col, q_col, fewest, most = _LAYOUT[fmt]
-    table = read_table(text, ",", is_header=is_header, min_fields=fewest, max_fields=most)
-    c = table.columns
-    checks = Checks(table.lines, table.rejects)
-    trade_id = checks.ints(c[0], "id")
+    kinds = {0: "int", t_col: "int", p_col: "float", q_col: "float"}
+    table = read_table(
+        text, ",", is_header=is_header, min_fields=fewest, max_fields=most, types=lambda _: kinds
+    )
+    checks = Checks(table)
+    trade_id = checks.ints(0, "id")
     n = len(table.lines)
     ticks = np.zeros(n, dtype=TICK_DTYPE)
-    ts = binance_ns(checks.ints(c[t_col], "time"))
+    ts = binance_ns(checks.ints(t_col, "time"))
     checks.add(ts <= 0, "time is not after 1970")
     ticks["ts_event"] = ticks["ts_recv"] = ts
-    price = checks.floats(c[p_col], "price")
+    price = checks.floats(p_col, "price")
     checks.positive(price, "price")
-    qty = checks.floats(c[q_col], "quantity")
+    qty = checks.floats(q_col, "quantity")
     checks.add(qty < 0, "quantity is negative")
     ticks["bid"] = ticks["ask"] = ticks["last"] = price
     ticks["volume"] = qty

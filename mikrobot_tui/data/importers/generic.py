@@ -8,6 +8,7 @@ ns (CONVENTIONS.md). Without a `symbol` column every row is the symbol given by 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from mikrobot_tui.data.importers.parsed import Parsed
 from mikrobot_tui.data.importers.text import Checks, UnreadableFile, read_table
 from mikrobot_tui.data.importers.times import any_ns
 from mikrobot_tui.domain.market import TICK_DTYPE
+
+if TYPE_CHECKING:
+    import polars as pl
 
 TIME_NAMES = ("ts", "ts_event", "time", "timestamp")
 FORMAT = "generic"
@@ -36,48 +40,55 @@ def parse(text: bytes, path: Path, symbol: str | None) -> Parsed:
         header.extend(columns(line))
         return len(header), len(header)
 
+    def types(first: list[str]) -> dict[int, str]:
+        kinds = {i: "float" for i, n in enumerate(header) if n in ("bid", "ask", "last", "volume")}
+        for i, n in enumerate(header):  # epoch integers read as numbers, else as text
+            if n in TIME_NAMES and i < len(first) and first[i].strip().isdigit():
+                kinds[i] = "int"
+        return kinds
+
     table = read_table(
-        text, ",", is_header=is_generic_header, min_fields=1, max_fields=1, width=width
+        text, ",", is_header=is_generic_header, min_fields=1, max_fields=1, width=width, types=types
     )
     if table.header is None:
         raise UnreadableFile(
             f"{path}: a generic CSV starts with a header naming ts, symbol, bid, ask "
             "(and optionally last, volume)"
         )
-    cols = {name: table.columns[i] for i, name in enumerate(header)}
-    checks = Checks(table.lines, table.rejects)
+    cols = {name: i for i, name in enumerate(header)}
+    checks = Checks(table)
     ts_name = next(t for t in TIME_NAMES if t in cols)
     n = len(table)
-    ticks = np.zeros(n, dtype=TICK_DTYPE)
-    ticks["ts_event"] = any_ns(checks, cols[ts_name], ts_name)
-    ticks["ts_recv"] = ticks["ts_event"]
+    ts = any_ns(checks, cols[ts_name], ts_name)
     if "symbol" in cols:
-        names = cols["symbol"].str.strip_chars()
-        checks.add(names.is_null().to_numpy() | (names == "").to_numpy(), "symbol is missing")
-        names = names.fill_null("")
-        symbols = names.unique().sort().to_list()
-        sym = (names.rank("dense").to_numpy() - 1).astype(np.uint16)
+        symbols, sym, missing = _symbols(table.columns[cols["symbol"]])
+        checks.add(missing, "symbol is missing")
         if len(symbols) > 65_535:
             raise UnreadableFile(f"{path}: more than 65,535 symbols")
     elif symbol:
         symbols, sym = [symbol], np.zeros(n, dtype=np.uint16)
     else:
         raise UnreadableFile(f"{path}: no symbol column: name the symbol with --symbol")
-    ticks["sym"] = sym
+    # plain columns while checking; the structured array only for the rows kept
+    price = {}
     for name in ("bid", "ask"):
-        ticks[name] = checks.floats(cols[name], name)
-        checks.positive(ticks[name], name)
+        price[name] = checks.floats(cols[name], name)
+        checks.positive(price[name], name)
     for name in ("last", "volume"):
         if name in cols:
-            ticks[name] = checks.floats(cols[name], name, empty_ok=True)
+            price[name] = checks.floats(cols[name], name, empty_ok=True)
         else:
-            ticks[name] = np.nan
-    checks.positive(np.nan_to_num(ticks["last"], nan=1.0), "last")
-    checks.add(np.nan_to_num(ticks["volume"], nan=0.0) < 0, "volume is negative")
-    checks.add(ticks["bid"] > ticks["ask"], "bid above ask")
-    checks.in_order(ticks["ts_event"], sym, [ticks[c] for c in ("bid", "ask", "last", "volume")])
-    good = ~checks.bad
-    kept = ticks[good]
+            price[name] = np.full(n, np.nan)
+    checks.add(price["last"] <= 0, "last must be above zero")  # NaN (empty) compares False
+    checks.add(price["volume"] < 0, "volume is negative")
+    checks.add(price["bid"] > price["ask"], "bid above ask")
+    checks.in_order(ts, sym, list(price.values()))
+    good = np.flatnonzero(~checks.bad)
+    kept = np.zeros(len(good), dtype=TICK_DTYPE)
+    kept["ts_event"] = kept["ts_recv"] = ts[good]
+    kept["sym"] = sym[good]
+    for name, values in price.items():
+        kept[name] = values[good]
     used = np.unique(kept["sym"]) if len(kept) else np.zeros(0, dtype=np.uint16)
     if len(used) != len(symbols):  # symbols seen only on rejected rows: drop them
         remap = np.zeros(len(symbols), dtype=np.uint16)
@@ -85,3 +96,20 @@ def parse(text: bytes, path: Path, symbol: str | None) -> Parsed:
         kept["sym"] = remap[kept["sym"]]
         symbols = [symbols[i] for i in used.tolist()]
     return Parsed(FORMAT, symbols, n + len(table.rejects), checks.rejects(), ticks=kept)
+
+
+def _symbols(cells: pl.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(sorted symbols, each row's index into them, rows without one): the distinct cells
+    (a few) are stripped and sorted, the rows mapped through an Enum of them."""
+    import polars as pl
+
+    distinct = cells.unique().drop_nulls().to_list()
+    codes = cells.cast(pl.Enum(distinct)).to_physical()
+    null = codes.is_null().to_numpy()
+    codes = codes.fill_null(0).to_numpy()
+    names = [c.strip() for c in distinct]
+    symbols = sorted({n for n in names if n})
+    index = {n: i for i, n in enumerate(symbols)}
+    lookup = np.array([index.get(n, 0) for n in names] or [0], dtype=np.uint16)
+    blank = np.array([not n for n in names] or [True], dtype=bool)
+    return symbols, lookup[codes], null | blank[codes]

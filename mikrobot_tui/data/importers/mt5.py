@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from mikrobot_tui.data.importers.bars import bars_of, finish
 from mikrobot_tui.data.importers.parsed import Parsed
-from mikrobot_tui.data.importers.text import Checks, UnreadableFile, read_table
+from mikrobot_tui.data.importers.text import Checks, Table, UnreadableFile, read_table
 from mikrobot_tui.data.importers.times import mt5_ns
 from mikrobot_tui.domain.market import TICK_DTYPE
+
+if TYPE_CHECKING:
+    import polars as pl
 
 TICK_COLUMNS = ("DATE", "TIME", "BID", "ASK", "LAST", "VOLUME", "FLAGS")
 BAR_COLUMNS = ("DATE", "TIME", "OPEN", "HIGH", "LOW", "CLOSE", "TICKVOL", "VOL", "SPREAD")
@@ -34,17 +38,36 @@ def is_header(line: str) -> bool:
     return line.startswith("<")
 
 
-def _table(text: bytes, standard: tuple[str, ...], needed: int) -> tuple[dict, object]:
+_NUMBERS = {
+    "BID": "float", "ASK": "float", "LAST": "float", "VOLUME": "float", "OPEN": "float",
+    "HIGH": "float", "LOW": "float", "CLOSE": "float", "TICKVOL": "int", "VOL": "float",
+}  # fmt: skip
+
+
+def _table(text: bytes, standard: tuple[str, ...], needed: int) -> tuple[dict, Table]:
     names = list(standard)
 
     def width(line: str) -> tuple[int, int]:
         names[:] = header_names(line)
         return needed, len(names)
 
+    def types(_: list[str]) -> dict[int, str]:
+        return {i: _NUMBERS[n] for i, n in enumerate(names) if n in _NUMBERS}
+
     table = read_table(
-        text, "\t", is_header=is_header, min_fields=needed, max_fields=len(standard), width=width
+        text,
+        "\t",
+        is_header=is_header,
+        min_fields=needed,
+        max_fields=len(standard),
+        width=width,
+        types=types,
     )
-    return {name: table.columns[i] for i, name in enumerate(names)}, table
+    return {name: i for i, name in enumerate(names)}, table
+
+
+def _date_time(table: Table, cols: dict[str, int]) -> tuple[pl.Series, pl.Series]:
+    return table.columns[cols["DATE"]], table.columns[cols["TIME"]]
 
 
 def _need(cols: dict, names: tuple[str, ...], path: Path) -> None:
@@ -56,10 +79,12 @@ def _need(cols: dict, names: tuple[str, ...], path: Path) -> None:
 def parse_ticks(text: bytes, path: Path, symbol: str, zone: ZoneInfo, shift: timedelta) -> Parsed:
     cols, table = _table(text, TICK_COLUMNS, 4)
     _need(cols, ("DATE", "TIME", "BID", "ASK"), path)
-    checks = Checks(table.lines, table.rejects)
+    checks = Checks(table)
     n = len(table.lines)
     ticks = np.zeros(n, dtype=TICK_DTYPE)
-    ticks["ts_event"] = mt5_ns(checks, cols["DATE"], cols["TIME"], zone, shift)
+    ticks["ts_event"] = mt5_ns(
+        checks, table.columns[cols["DATE"]], table.columns[cols["TIME"]], zone, shift
+    )
     ticks["ts_recv"] = ticks["ts_event"]
     for name in ("BID", "ASK"):
         values = checks.floats(cols[name], name, empty_ok=True)
@@ -83,8 +108,8 @@ def parse_ticks(text: bytes, path: Path, symbol: str, zone: ZoneInfo, shift: tim
 def parse_bars(text: bytes, path: Path, symbol: str, zone: ZoneInfo, shift: timedelta) -> Parsed:
     cols, table = _table(text, BAR_COLUMNS, 6)
     _need(cols, ("DATE", "TIME", "OPEN", "HIGH", "LOW", "CLOSE"), path)
-    checks = Checks(table.lines, table.rejects)
-    ts = mt5_ns(checks, cols["DATE"], cols["TIME"], zone, shift)
+    checks = Checks(table)
+    ts = mt5_ns(checks, *_date_time(table, cols), zone, shift)
     prices = [checks.floats(cols[c], c) for c in ("OPEN", "HIGH", "LOW", "CLOSE")]
     ticks = checks.ints(cols["TICKVOL"], "TICKVOL", empty=0) if "TICKVOL" in cols else None
     volume = checks.floats(cols["VOL"], "VOL", empty_ok=True) if "VOL" in cols else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,13 +74,41 @@ def first_line(text: bytes) -> str:
 
 @dataclass
 class Table:
-    columns: list[pl.Series]  # one String series per field; null where a cell is empty
+    columns: list[pl.Series]  # one series per field, typed as asked; null where empty or bad
     lines: np.ndarray  # int64: the 1-based line number of each row
     header: str | None  # the header line, when there was one
     rejects: list[Reject]  # lines with a wrong number of fields
+    text: bytes = b""
+    sep: str = ","
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    ends: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fields: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # separators
+    first_sep: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def empty(self, k: int) -> np.ndarray:
+        """Rows whose cell k is empty or absent, from the separators' positions."""
+        has = self.fields > k
+        if len(self.at) == 0:
+            return ~has | (self.ends <= self.starts)
+        last = len(self.at) - 1
+        start = self.starts if k == 0 else self.at[np.clip(self.first_sep + k - 1, 0, last)] + 1
+        end = np.where(
+            self.fields > k + 1, self.at[np.clip(self.first_sep + k, 0, last)], self.ends
+        )
+        return ~has | (end <= start)
+
+    def cells(self, k: int, rows: np.ndarray) -> list[str]:
+        """The text of cell k in `rows` (few: the ones being rejected)."""
+        out = []
+        for r in rows.tolist():
+            line = self.text[self.starts[r] : self.ends[r]].decode("utf-8", "replace")
+            parts = line.split(self.sep)
+            out.append(parts[k].strip() if k < len(parts) else "")
+        return out
 
 
 def read_table(
@@ -91,11 +119,15 @@ def read_table(
     min_fields: int,
     max_fields: int,
     width: Callable[[str], tuple[int, int]] | None = None,
+    types: Callable[[list[str]], dict[int, str]] | None = None,
 ) -> Table:
     """Split `text` into rows of `min_fields` to `max_fields` fields (fewer are null).
 
     `is_header` decides whether the first non-blank line is a header; `width` may then set
-    (min_fields, max_fields) from it.
+    (min_fields, max_fields) from it. `types(first data row's cells)` names the fields read
+    as "float" or "int" (the rest are strings): typed cells are parsed by the reader itself,
+    many times faster than strings cast afterwards, and a bad one is null; `Checks` tells it
+    from an empty one by the separators' positions.
     """
     import polars as pl
 
@@ -113,7 +145,10 @@ def read_table(
     for i in spaced.tolist():
         blank[i] = not text[starts[i] : ends[i]].strip()
     at = np.flatnonzero(buf == ord(sep))
-    fields = np.searchsorted(at, ends) - np.searchsorted(at, starts) + 1
+    before_end = np.searchsorted(at, ends)  # separators before each line's end
+    before_start = np.zeros_like(before_end)  # ... and before its start: the line before's
+    before_start[1:] = before_end[:-1]
+    fields = before_end - before_start + 1
 
     data = ~blank
     header = None
@@ -138,24 +173,44 @@ def read_table(
     body = _kept_bytes(text, buf, starts, ends, keep)
     names = [f"c{i}" for i in range(max_fields)]
     widest = int(fields[keep].max()) if len(lines) else 0  # the reader wants no more names
+    dtypes = {"float": pl.Float64, "int": pl.Int64}
+    kinds: dict[int, str] = {}
+    if len(lines) and types is not None:
+        r = int(lines[0]) - 1
+        kinds = types(text[starts[r] : ends[r]].decode("utf-8", "replace").split(sep))
+    schema = {n: dtypes.get(kinds.get(i, "str"), pl.String) for i, n in enumerate(names)}
     if len(lines):
         frame = pl.read_csv(
             io.BytesIO(body),
             has_header=False,
             separator=sep,
             quote_char=None,
-            schema=dict.fromkeys(names[:widest], pl.String),
+            schema={n: schema[n] for n in names[:widest]},
             encoding="utf8-lossy",
+            ignore_errors=True,
         )
         if frame.height != len(lines):  # a line the reader split otherwise than we counted
             raise UnreadableFile(
                 f"the CSV reader found {frame.height} rows where {len(lines)} lines are"
             )
     columns = [
-        frame[n] if i < widest else pl.Series(n, [None] * len(lines), dtype=pl.String)
+        frame[n] if i < widest else pl.Series(n, [None] * len(lines), dtype=schema[n])
         for i, n in enumerate(names)
     ]
-    return Table(columns=columns, lines=lines.astype(np.int64), header=header, rejects=rejects)
+    kept = lines - 1
+    return Table(
+        columns=columns,
+        lines=lines.astype(np.int64),
+        header=header,
+        rejects=rejects,
+        text=text,
+        sep=sep,
+        starts=starts[kept],
+        ends=ends[kept],
+        fields=fields[kept],
+        at=at,
+        first_sep=before_start[kept],
+    )
 
 
 def _kept_bytes(
@@ -177,20 +232,22 @@ def _kept_bytes(
 
 
 class Checks:
-    """Per-row rejects: each row keeps the first reason found for it."""
+    """Per-row rejects of a table: each row keeps the first reason found for it."""
 
-    def __init__(self, lines: np.ndarray, rejects: list[Reject] | None = None) -> None:
-        self.lines = lines
-        self.bad = np.zeros(len(lines), dtype=bool)
-        self._found: list[Reject] = list(rejects or [])
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.lines = table.lines
+        self.bad = np.zeros(len(table.lines), dtype=bool)
+        self._found: list[Reject] = list(table.rejects)
 
     def add(
         self,
         mask: np.ndarray,
         reason: str | Callable[[str], str],
-        cells: pl.Series | None = None,
+        cells: pl.Series | int | None = None,
     ) -> None:
-        """Reject the rows of `mask` not rejected yet; `reason` may take the row's cell."""
+        """Reject the rows of `mask` not rejected yet; a callable `reason` takes the row's
+        cell: from the series `cells`, or the text of field number `cells`."""
         new = np.flatnonzero(mask & ~self.bad)
         if len(new) == 0:
             return
@@ -198,39 +255,37 @@ class Checks:
         lines = self.lines[new].tolist()
         if callable(reason):
             assert cells is not None
-            values = cells.gather(new).to_list()
+            if isinstance(cells, int):
+                values = self.table.cells(cells, new)
+            else:
+                values = cells.gather(new).to_list()
             self._found.extend((ln, reason(v)) for ln, v in zip(lines, values, strict=True))
         else:
             self._found.extend((ln, reason) for ln in lines)
 
-    def floats(self, cells: pl.Series, name: str, *, empty_ok: bool = False) -> np.ndarray:
-        """The cells as float64 (NaN where empty and `empty_ok`); rejects non-numbers
-        (a decimal comma included), NaN and infinities, and empty cells unless `empty_ok`."""
-        import polars as pl
-
-        parsed = cells.cast(pl.Float64, strict=False)
-        values = parsed.to_numpy()
-        empty = cells.is_null().to_numpy()
+    def floats(self, k: int, name: str, *, empty_ok: bool = False) -> np.ndarray:
+        """Field k (read as "float") as float64, NaN where empty and `empty_ok`; rejects
+        non-numbers (a decimal comma included), NaN and infinities, and empty cells unless
+        `empty_ok`."""
+        column = self.table.columns[k]
+        values = column.to_numpy()
+        null = column.is_null().to_numpy()
+        empty = self.table.empty(k) if null.any() else null
         if not empty_ok:
             self.add(empty, f"{name} is missing")
-        failed = parsed.is_null().to_numpy() & ~empty
-        self.add(failed, lambda v: _not_a_number(name, v), cells)
-        self.add(
-            ~np.isfinite(values) & ~empty, lambda v: f"{name} {v!r} is not a finite number", cells
-        )
+        self.add(null & ~empty, lambda v: _not_a_number(name, v), k)
+        self.add(~np.isfinite(values) & ~null, lambda v: f"{name} {v!r} is not a finite number", k)
         return values
 
-    def ints(self, cells: pl.Series, name: str, *, empty: int | None = None) -> np.ndarray:
-        """The cells as int64; `empty` fills empty cells (else they are rejected)."""
-        import polars as pl
-
-        parsed = cells.cast(pl.Int64, strict=False)
-        missing = cells.is_null().to_numpy()
-        failed = parsed.is_null().to_numpy() & ~missing
-        self.add(failed, lambda v: f"{name} {v!r} is not a whole number", cells)
+    def ints(self, k: int, name: str, *, empty: int | None = None) -> np.ndarray:
+        """Field k (read as "int") as int64; `empty` fills empty cells (else rejected)."""
+        column = self.table.columns[k]
+        null = column.is_null().to_numpy()
+        missing = self.table.empty(k) if null.any() else null
+        self.add(null & ~missing, lambda v: f"{name} {v!r} is not a whole number", k)
         if empty is None:
             self.add(missing, f"{name} is missing")
-        return parsed.fill_null(empty if empty is not None else 0).to_numpy()
+        return column.fill_null(empty if empty is not None else 0).to_numpy()
 
     def positive(self, values: np.ndarray, name: str) -> None:
         self.add(values <= 0, f"{name} must be above zero")

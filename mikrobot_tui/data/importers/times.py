@@ -9,6 +9,7 @@ server clock, converted with its zone (domain/timezones.py).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -42,27 +43,33 @@ def binance_ns(values: np.ndarray) -> np.ndarray:
     return np.where(values >= 10**15, values * 1_000, values * 1_000_000)
 
 
-def any_ns(checks: Checks, cells: pl.Series, name: str) -> np.ndarray:
-    """Epoch s/ms/us/ns (whole or decimal) or ISO-8601 cells as ns UTC; rejects the rest."""
+def any_ns(checks: Checks, k: int, name: str) -> np.ndarray:
+    """Field k, epoch s/ms/us/ns (whole or decimal) or ISO-8601, as ns UTC; rejects the rest.
+
+    Read as "int" (the first row held an epoch integer) the cells the reader could not take
+    (a decimal or ISO time among integers) are parsed one by one; read as text, ISO times go
+    through polars first and what it cannot infer one by one.
+    """
     import polars as pl
 
+    cells = checks.table.columns[k]
     n = len(cells)
+    if cells.dtype == pl.Int64:
+        null = cells.is_null().to_numpy()
+        out = epoch_ns(cells.fill_null(0).to_numpy())
+        if null.any():
+            missing = checks.table.empty(k)
+            checks.add(missing, f"{name} is missing")
+            odd = np.flatnonzero(null & ~missing)
+            _one_by_one(checks, out, odd, checks.table.cells(k, odd), name)
+        return _positive(checks, out, name)
     out = np.zeros(n, dtype=np.int64)
     missing = cells.is_null().to_numpy()
     checks.add(missing, f"{name} is missing")
     whole = cells.cast(pl.Int64, strict=False)
     is_whole = whole.is_not_null().to_numpy()
-    if is_whole.all():
-        return _positive(checks, epoch_ns(whole.to_numpy()), name)
     out[is_whole] = epoch_ns(whole.filter(pl.Series(is_whole)).to_numpy())
-    rest = ~is_whole & ~missing
-    decimal = cells.cast(pl.Float64, strict=False).to_numpy()
-    is_dec = rest & np.isfinite(decimal)
-    if is_dec.any():
-        d = decimal[is_dec]
-        scale = np.select([d < 1e11, d < 1e14, d < 1e17], [1e9, 1e6, 1e3], 1.0)
-        out[is_dec] = np.rint(d * scale).astype(np.int64)
-    iso = np.flatnonzero(rest & ~is_dec)
+    iso = np.flatnonzero(~is_whole & ~missing)
     if len(iso):
         text = cells.gather(iso)
         try:
@@ -72,17 +79,46 @@ def any_ns(checks: Checks, cells: pl.Series, name: str) -> np.ndarray:
         except Exception:  # polars could not infer one pattern: every cell the slow way
             ns, got = np.zeros(len(iso), dtype=np.int64), np.zeros(len(iso), dtype=bool)
         out[iso[got]] = ns[got]
-        bad = np.zeros(n, dtype=bool)
-        for i, value in zip(
-            iso[~got].tolist(), text.filter(~pl.Series(got)).to_list(), strict=True
-        ):
-            t = _iso_ns(value)
-            if t is None:
-                bad[i] = True
-            else:
-                out[i] = t
-        checks.add(bad, lambda v: f"{name} {v!r} is not a time (ISO-8601 or epoch)", cells)
+        slow = text.filter(~pl.Series(got)).to_list()
+        _one_by_one(checks, out, iso[~got], slow, name)
     return _positive(checks, out, name)
+
+
+def _one_by_one(
+    checks: Checks, out: np.ndarray, rows: np.ndarray, texts: list[str], name: str
+) -> None:
+    """Decimal epoch numbers and ISO times, cell by cell (the few the fast paths left)."""
+    bad = np.zeros(len(out), dtype=bool)
+    for i, value in zip(rows.tolist(), texts, strict=True):
+        t = _decimal_ns(value)
+        if t is None:
+            t = _iso_ns(value)
+        if t is None:
+            bad[i] = True
+        else:
+            out[i] = t
+    reason = f"{name} {{!r}} is not a time (ISO-8601 or epoch)"
+    for i, value in zip(rows.tolist(), texts, strict=True):
+        if bad[i]:
+            checks.add(_only(len(out), i), reason.format(value))
+
+
+def _only(n: int, i: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[i] = True
+    return mask
+
+
+def _decimal_ns(value: str) -> int | None:
+    try:
+        d = Decimal(value.strip())  # exact: a float would round ns away
+    except InvalidOperation:
+        return None
+    if not d.is_finite():
+        return None
+    size = abs(d)
+    scale = 10**9 if size < 10**11 else 10**6 if size < 10**14 else 10**3 if size < 10**17 else 1
+    return int((d * scale).to_integral_value())
 
 
 def _positive(checks: Checks, ns: np.ndarray, name: str) -> np.ndarray:
