@@ -15,6 +15,7 @@ Each figure is the median of R runs; the runs are printed too.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import tempfile
 import time
@@ -57,6 +58,8 @@ def write_csv(path: Path, n: int, iso: bool = False) -> None:
 def timed(fn, repeat: int) -> tuple[float, list[float], object]:
     runs, result = [], None
     for _ in range(repeat):
+        result = None  # the last run's arrays go before the next run allocates its own
+        gc.collect()
         t0 = time.perf_counter()
         result = fn()
         runs.append(time.perf_counter() - t0)

@@ -450,3 +450,28 @@ def test_exported_generic_ticks_reimport_to_the_same_data(tmp_path, db_path) -> 
     assert rows(other, query) == rows(db_path, query)
     bars = "SELECT * FROM bars WHERE symbol='GBPUSD' ORDER BY timeframe, ts_open"
     assert rows(other, bars) == rows(db_path, bars)
+
+
+def test_an_import_waits_for_another_writer_and_loses_nothing(tmp_path, db_path) -> None:
+    """An engine writing the same database (here: a connection holding the write lock for a
+    moment) makes the import wait, not fail; both writers' rows are there afterwards."""
+    import threading
+
+    from mikrobot_tui.store.schema import open_db
+
+    open_db(db_path).conn.close()
+    engine = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    engine.execute("BEGIN IMMEDIATE")
+    engine.execute(
+        "INSERT INTO ticks (ts_event, ts_recv, symbol, bid, ask) VALUES (1, 1, 'ENGINE', 1, 1)"
+    )
+    threading.Timer(0.5, lambda: engine.execute("COMMIT")).start()
+    f = tmp_path / "t.csv"
+    f.write_text("ts,symbol,bid,ask\n1704067200,X,1.0,1.1\n1704067201,X,1.0,1.1\n")
+    out = run_import(db_path, f)
+    engine.close()
+    assert out["imported"] == 2
+    assert rows(db_path, "SELECT symbol, COUNT(*) FROM ticks GROUP BY symbol ORDER BY 1") == [
+        ("ENGINE", 1),
+        ("X", 2),
+    ]
