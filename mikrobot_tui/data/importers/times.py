@@ -159,14 +159,18 @@ def mt5_ns(
 
     checks.add(date.is_null().to_numpy(), "DATE is missing")
     checks.add(time.is_null().to_numpy(), "TIME is missing")
-    both = date.str.strip_chars() + " " + time.str.strip_chars()
-    parsed = None
-    for fmt in ("%Y.%m.%d %H:%M:%S%.f", "%Y.%m.%d %H:%M"):
-        got = both.str.to_datetime(fmt, time_unit="ns", strict=False)
-        parsed = got if parsed is None else parsed.fill_null(got)
-    assert parsed is not None
-    server = parsed.dt.epoch("ns").fill_null(0).to_numpy()
-    bad = parsed.is_null().to_numpy()
+    both = date + " " + time
+    parsed = both.str.to_datetime("%Y.%m.%d %H:%M:%S%.f", time_unit="ns", strict=False)
+    server = parsed.dt.epoch("ns").fill_null(0).to_numpy().copy()  # polars' may be read-only
+    bad = parsed.is_null().to_numpy().copy()
+    if bad.any():  # bar exports write HH:MM; and cells with spaces around them
+        rows = np.flatnonzero(bad)
+        again = both.gather(rows).str.strip_chars()
+        for fmt in ("%Y.%m.%d %H:%M:%S%.f", "%Y.%m.%d %H:%M"):
+            got = again.str.to_datetime(fmt, time_unit="ns", strict=False)
+            ok = got.is_not_null().to_numpy()
+            server[rows[ok]] = got.dt.epoch("ns").to_numpy()[ok]
+            bad[rows[ok]] = False
     checks.add(bad, lambda v: f"{v!r} is not a date and time (YYYY.MM.DD HH:MM:SS)", both)
     return server_ns_to_utc(np.where(bad, 0, server), zone, shift)
 
