@@ -9,7 +9,7 @@ import numpy as np
 
 from mikrobot_tui.domain.market import BAR_DTYPE, timeframe_name
 from mikrobot_tui.store.schema import COLUMNS
-from mikrobot_tui.store.ticks import _high, _low, flush
+from mikrobot_tui.store.ticks import flush, time_range
 from mikrobot_tui.store.writer import Writer
 
 CHUNK = 50_000
@@ -51,7 +51,7 @@ def read_bars(
     rows = conn.execute(
         "SELECT ts_open, open, high, low, close, ticks, volume FROM bars WHERE symbol = ? "
         "AND timeframe = ? AND ts_open >= ? AND ts_open < ? ORDER BY ts_open",
-        [symbol, timeframe, _low(start), _high(end)],
+        [symbol, timeframe, *time_range(start, end)],
     ).fetchall()
     bars = np.zeros(len(rows), dtype=BAR_DTYPE)
     if rows:

@@ -64,13 +64,11 @@ def read_ticks(
     yield from conn.execute(
         "SELECT ts_event, bid, ask, last, volume FROM ticks WHERE symbol = ? "
         "AND ts_event >= ? AND ts_event < ? ORDER BY ts_event, rowid",
-        [symbol, _low(start), _high(end)],
+        [symbol, *time_range(start, end)],
     )
 
 
-def _low(start: int | None) -> int:
-    return np.iinfo(np.int64).min if start is None else start
-
-
-def _high(end: int | None) -> int:
-    return np.iinfo(np.int64).max if end is None else end
+def time_range(start: int | None, end: int | None) -> tuple[int, int]:
+    """[start, end) with an open side as the widest int64 bound."""
+    info = np.iinfo(np.int64)
+    return (info.min if start is None else start), (info.max if end is None else end)
