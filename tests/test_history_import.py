@@ -475,3 +475,20 @@ def test_an_import_waits_for_another_writer_and_loses_nothing(tmp_path, db_path)
         ("ENGINE", 1),
         ("X", 2),
     ]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: t.encode("utf-16-le"),  # UTF-16LE without a BOM
+        lambda t: b"\xef\xbb\xbf" + t.encode(),  # UTF-8 with a BOM
+        lambda t: t.replace("\r\n", "\r").encode(),  # old Mac line endings
+        lambda t: t.replace("\r\n", "\n").encode(),  # Unix line endings
+    ],
+)
+def test_mt5_ticks_read_the_same_in_any_encoding_and_line_ending(tmp_path, db_path, encode):
+    f = tmp_path / "t.csv"
+    f.write_bytes(encode(MT5_TICKS))
+    out = run_import(db_path, f, "--symbol", "EURUSD", "--server-timezone", "UTC")
+    assert out["format"] == "mt5-ticks" and out["imported"] == 4
+    assert sorted(rejects(out)) == [5, 6, 7, 8]
