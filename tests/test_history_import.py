@@ -492,3 +492,34 @@ def test_mt5_ticks_read_the_same_in_any_encoding_and_line_ending(tmp_path, db_pa
     out = run_import(db_path, f, "--symbol", "EURUSD", "--server-timezone", "UTC")
     assert out["format"] == "mt5-ticks" and out["imported"] == 4
     assert sorted(rejects(out)) == [5, 6, 7, 8]
+
+
+def test_older_history_imported_after_newer_goes_in_and_joins_the_stored_bar(
+    tmp_path, db_path
+) -> None:
+    head = "ts,symbol,bid,ask\n"
+    newer = tmp_path / "newer.csv"
+    newer.write_text(head + "1704067230,X,2.0,2.0\n1704067250,X,3.0,3.0\n")
+    older = tmp_path / "older.csv"  # ends in the same minute, then overlaps the stored span
+    older.write_text(
+        head + "1704067140,X,5.0,5.0\n1704067200,X,1.0,1.0\n1704067210,X,4.0,4.0\n"
+        "1704067230,X,2.0,2.0\n"
+    )
+    run_import(db_path, newer)
+    out = run_import(db_path, older)
+    assert out["imported"] == 4
+    assert rows(db_path, "SELECT COUNT(*) FROM ticks")[0][0] == 5
+    m1 = rows(
+        db_path,
+        "SELECT ts_open, open, high, low, close, ticks FROM bars "
+        "WHERE timeframe='M1' ORDER BY ts_open",
+    )
+    assert m1 == [
+        (1704067140 * NS, 5.0, 5.0, 5.0, 5.0, 1),
+        (1704067200 * NS, 1.0, 4.0, 1.0, 3.0, 4),
+    ]
+    h1 = rows(
+        db_path,
+        "SELECT open, high, low, close, ticks FROM bars WHERE timeframe='H1' ORDER BY ts_open",
+    )
+    assert h1 == [(5.0, 5.0, 5.0, 5.0, 1), (1.0, 4.0, 1.0, 3.0, 4)]  # 23:59, then 00:00

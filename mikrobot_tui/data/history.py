@@ -4,11 +4,14 @@ Import (`import_file`): a file parsed by data/importers goes in through the stor
 writer (store/ticks.py `write_ticks`) and bar upsert (store/bars.py `write_bars`).
 
 - Ticks, with the M1/M5/M15/H1 bars data/candles.py builds from them. Re-importing is
-  idempotent: per symbol, only ticks after the newest stored tick are written (ticks at or
-  before it are counted as already stored: the past is never rewritten, DESIGN invariant 8).
-  The first new bar of each timeframe continues the stored bar of the same period (the
-  builder is seeded with it), so a file that resumes mid-minute completes that minute's bar
-  instead of replacing it with a partial one.
+  idempotent: per symbol, ticks within the span already stored (from its oldest to its newest
+  stored tick, both included) are counted as already stored and not written again (the past
+  is never rewritten, DESIGN invariant 8); ticks before or after that span are written, so
+  older history can be imported after newer and an overlapping file adds only what is new.
+  A gap inside the stored span is not filled. Bars at the seams are completed, not replaced:
+  the first new bar after the span continues the stored bar of its period (the builder is
+  seeded with it), and the last new bar before the span is merged with the stored bar of its
+  period (its open, the stored close, both extremes, the sums).
 - Bar files (MT5 bars, Binance klines) are upserted as their own timeframe (M1, M5, M15 or H1;
   bars/__init__ says what happens to others), then each higher timeframe is rebuilt from the
   stored bars of the file's timeframe over the periods the file touched. Re-importing the same
@@ -40,7 +43,7 @@ from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.importers import Parsed
 from mikrobot_tui.domain.market import BAR_DTYPE, TIMEFRAMES
 from mikrobot_tui.store.bars import read_bars, write_bars
-from mikrobot_tui.store.ticks import newest_tick_ts, read_ticks, write_ticks
+from mikrobot_tui.store.ticks import read_ticks, tick_span, write_ticks
 
 Progress = Callable[[int], None]
 
@@ -103,45 +106,78 @@ def _store_ticks(
     report: ImportReport,
     progress: Progress | None,
 ) -> None:
-    keep = np.ones(len(ticks), dtype=bool)
-    newest: dict[int, int] = {}
+    spans: dict[int, tuple[int, int]] = {}
+    inside = np.zeros(len(ticks), dtype=bool)
     for i, name in enumerate(symbols):
-        ts = newest_tick_ts(conn, name)
-        if ts is not None:
-            newest[i] = ts
-            keep &= ~((ticks["sym"] == i) & (ticks["ts_event"] <= ts))
-    new = ticks[keep]
-    report.already_stored = len(ticks) - len(new)
+        span = tick_span(conn, name)
+        if span is not None:
+            spans[i] = span
+            ts = ticks["ts_event"]
+            inside |= (ticks["sym"] == i) & (ts >= span[0]) & (ts <= span[1])
+    report.already_stored = int(inside.sum())
     if progress is not None and report.already_stored:
         progress(report.already_stored)
-    if len(new) == 0:
-        return
-    candles = CandleSet(len(symbols), list(TIMEFRAMES.values()))
-    candles.seed(_boundary_bars(conn, new, symbols, newest))
-    report.written = write_ticks(conn, new, symbols, on_chunk=progress)
-    closed = candles.update(new)
-    opened = candles.open_bars()
-    for name, period in TIMEFRAMES.items():
-        bars = np.concatenate([closed[period][0], opened[period]])
-        report.bars[name] = write_bars(conn, bars, symbols)
+    oldest = np.full(len(symbols), np.iinfo(np.int64).max, dtype=np.int64)
+    for i, (low, _) in spans.items():
+        oldest[i] = low
+    before = ~inside & (ticks["ts_event"] < oldest[ticks["sym"]])
+    parts = [(ticks[before], "before"), (ticks[~inside & ~before], "after")]
+    for part, _ in parts:
+        if len(part):
+            report.written += write_ticks(conn, part, symbols, on_chunk=progress)
+    for part, side in parts:
+        if len(part) == 0:
+            continue
+        candles = CandleSet(len(symbols), list(TIMEFRAMES.values()))
+        if side == "after":  # the first new bar continues the stored one
+            candles.seed(_stored_bars_at(conn, part, symbols, spans, first=True))
+        closed = candles.update(part)
+        opened = candles.open_bars()
+        if side == "before":  # the last new bar may run into the stored one
+            later = _stored_bars_at(conn, part, symbols, spans, first=False)
+        for name, period in TIMEFRAMES.items():
+            bars = np.concatenate([closed[period][0], opened[period]])
+            if side == "before":
+                bars = _join(bars, later[later["period_ns"] == period])
+            report.bars[name] = report.bars.get(name, 0) + write_bars(conn, bars, symbols)
 
 
-def _boundary_bars(
-    conn: sqlite3.Connection, new: np.ndarray, symbols: list[str], newest: dict[int, int]
+def _stored_bars_at(
+    conn: sqlite3.Connection,
+    part: np.ndarray,
+    symbols: list[str],
+    spans: dict[int, tuple[int, int]],
+    *,
+    first: bool,
 ) -> np.ndarray:
-    """The stored bars (each timeframe) that the first new tick of a symbol falls in."""
+    """The stored bars (each timeframe) that each symbol's first (or last) tick of `part`
+    falls in."""
     found = []
-    for i in newest:
-        mine = new["ts_event"][new["sym"] == i]
+    for i in spans:
+        mine = part["ts_event"][part["sym"] == i]
         if len(mine) == 0:
             continue
-        first = int(mine.min())
+        at = int(mine.min() if first else mine.max())
         for name, period in TIMEFRAMES.items():
-            start = first // period * period
+            start = at // period * period
             bar = read_bars(conn, symbols[i], name, period, start, start + 1)
             bar["sym"] = i
             found.append(bar)
     return np.concatenate(found) if found else np.zeros(0, dtype=BAR_DTYPE)
+
+
+def _join(bars: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """`bars` with each one that shares its period with a stored bar of `later` (whose ticks
+    all come after) merged with it: its open, the stored close, both extremes, the sums."""
+    for b in later:
+        hit = np.flatnonzero((bars["sym"] == b["sym"]) & (bars["ts_open"] == b["ts_open"]))
+        for j in hit.tolist():
+            bars["high"][j] = max(bars["high"][j], b["high"])
+            bars["low"][j] = min(bars["low"][j], b["low"])
+            bars["close"][j] = b["close"]
+            bars["ticks"][j] += b["ticks"]
+            bars["volume"][j] += b["volume"]
+    return bars
 
 
 def _store_bars(

@@ -52,9 +52,12 @@ def flush(writer: Writer) -> None:
             time.sleep(0.05)
 
 
-def newest_tick_ts(conn: sqlite3.Connection, symbol: str) -> int | None:
-    row = conn.execute("SELECT MAX(ts_event) FROM ticks WHERE symbol = ?", [symbol]).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+def tick_span(conn: sqlite3.Connection, symbol: str) -> tuple[int, int] | None:
+    """(oldest, newest) ts_event stored for `symbol`, None when it has no tick."""
+    row = conn.execute(
+        "SELECT MIN(ts_event), MAX(ts_event) FROM ticks WHERE symbol = ?", [symbol]
+    ).fetchone()
+    return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
 
 def read_ticks(
