@@ -1,6 +1,6 @@
 """`mikrobot`: the cockpit, the headless engine, and remote control of a running engine.
 
-One module per command group (run, control, config); the typer app is assembled here.
+One module per command group (run, control, config, history); the typer app is assembled here.
 
 Help and errors are plain text: typer's rich help shows every flag as `--flag <bool>` (its
 options panel prints a type for flags too), and its boxed error panels are several lines of
@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from mikrobot_tui import __version__
-from mikrobot_tui.cli import config, control, db, run
+from mikrobot_tui.cli import config, control, db, history, run
 from mikrobot_tui.cli.common import (
     ConfigOption,
     DbOption,
@@ -56,6 +56,14 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+history_app = typer.Typer(
+    cls=Group,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
+    help="Import ticks and bars from files traders bring; export stored bars and ticks.",
+    no_args_is_help=True,
+)
+app.add_typer(history_app, name="history")
 
 
 def _version(value: bool) -> None:
@@ -105,6 +113,8 @@ config_app.command("show")(with_global_options(config.show))
 config_app.command("check")(with_global_options(config.check))
 for _command in (db.backup, db.check, db.retain):
     db_app.command()(with_global_options(_command))
+history_app.command("import")(with_global_options(history.import_))
+history_app.command("export")(with_global_options(history.export))
 
 
 def command() -> typer.core.TyperGroup:

@@ -183,7 +183,9 @@ def run(
         except ConfigError as exc:  # an external signal source that could not start
             raise fail(str(exc), EXIT_BAD_INPUT) from None
         finally:
-            lost = engine.writer.pending_rows and runner.describe_problem()
+            lost = (engine.writer.pending_rows or engine.writer.pending_ticks) and (
+                runner.describe_problem()
+            )
             engine.close()
     if lost:
         raise fail(f"stopped with rows not written: {lost}")

@@ -1,0 +1,225 @@
+"""`mikrobot history import FILE` and `mikrobot history export --symbol S`.
+
+Import reads MT5 tick and bar exports, Binance klines/trades/aggTrades dumps and a generic
+CSV (data/importers), stores ticks and bars (data/history.py) and reports every rejected row
+with its line number. Exit 0 when anything was imported; 2 when the file cannot be read at all
+(missing, unreadable, unknown format, no symbol for it) or holds no good row. Export writes a
+symbol's bars or ticks as CSV (default) or JSON to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    check_db,
+    db_errors,
+    echo,
+    fail,
+    reader,
+    settings,
+)
+
+SHOWN_REJECTS = 20  # the plain report lists this many rejects, then says how many more
+
+
+class Format(StrEnum):
+    auto = "auto"
+    mt5_ticks = "mt5-ticks"
+    mt5_bars = "mt5-bars"
+    binance_klines = "binance-klines"
+    binance_trades = "binance-trades"
+    binance_aggtrades = "binance-aggtrades"
+    generic = "generic"
+
+
+class Timeframe(StrEnum):
+    M1 = "M1"
+    M5 = "M5"
+    M15 = "M15"
+    H1 = "H1"
+
+
+def import_(
+    file: Annotated[Path, typer.Argument(help="the file to import", show_default=False)],
+    fmt: Annotated[
+        Format, typer.Option("--format", help="the file's format; auto detects it")
+    ] = Format.auto,
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--symbol", help="the symbol (MT5 files carry none; Binance's come from the name)"
+        ),
+    ] = None,
+    server_timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--server-timezone",
+            help="MT5 server clock, e.g. America/New_York+7 (default: mt5.server_timezone)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Import ticks or bars from an MT5 export, a Binance dump or a generic CSV."""
+    from mikrobot_tui.data.history import import_parsed
+    from mikrobot_tui.data.importers import UnreadableFile, parse_file
+    from mikrobot_tui.domain.timezones import parse_server_zone
+    from mikrobot_tui.store.schema import open_db
+
+    s = settings()
+    try:
+        zone = parse_server_zone(server_timezone or s.mt5.server_timezone)
+    except ValueError as exc:
+        raise fail(f"--server-timezone: {exc}", EXIT_BAD_INPUT) from None
+    with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        progress.stage(f"reading {file.name}")
+        try:
+            parsed = parse_file(file, fmt.value, symbol=symbol, server_zone=zone)
+        except UnreadableFile as exc:
+            raise fail(f"cannot import: {exc}", EXIT_BAD_INPUT) from None
+        if parsed.good == 0:
+            _report_rejects(parsed.rejects, as_json)
+            raise fail(
+                f"cannot import: {file}: no good row in {parsed.rows} data line(s)",
+                EXIT_BAD_INPUT,
+            )
+        db = Path(s.engine.db)
+        check_db(db, write=True)
+        progress.stage("storing", total=parsed.good)
+        with db_errors(db):
+            conn = open_db(db).conn
+            try:
+                report = import_parsed(conn, parsed, str(file), progress.advance)
+            finally:
+                conn.close()
+    if as_json:
+        echo(json.dumps(report.to_json()))
+        return
+    bars = ", ".join(f"{n} {tf}" for tf, n in report.bars.items() if n)
+    echo(
+        f"{file}: {report.format}, {', '.join(report.symbols)}: {report.rows} rows, "
+        f"{report.imported} imported, {len(report.rejected)} rejected"
+    )
+    echo(
+        f"  {_ts(report.first_ts)} .. {_ts(report.last_ts)} UTC; written: "
+        f"{report.written} {'ticks' if parsed.ticks is not None else 'bars'}"
+        + (f", bars {bars}" if bars else "")
+        + (f"; {report.already_stored} ticks were already stored" if report.already_stored else "")
+    )
+    _report_rejects(report.rejected, False)
+
+
+def _report_rejects(rejects: list[tuple[int, str]], as_json: bool) -> None:
+    if as_json:
+        return
+    for line, reason in rejects[:SHOWN_REJECTS]:
+        echo(f"  line {line}: {reason}")
+    if len(rejects) > SHOWN_REJECTS:
+        echo(f"  ... and {len(rejects) - SHOWN_REJECTS} more (--json lists them all)")
+
+
+def _ts(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class _Progress:
+    """A rich progress bar on stderr, only when it is a terminal (and not --json)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def stage(self, what: str, total: int | None = None) -> None:
+        if self._bar is None:
+            return
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(what, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, n)
+
+
+def export(
+    symbol: Annotated[str, typer.Option("--symbol", help="the symbol to export")],
+    timeframe: Annotated[
+        Timeframe, typer.Option("--timeframe", help="bars of this timeframe")
+    ] = Timeframe.M1,
+    ticks: Annotated[bool, typer.Option("--ticks", help="ticks instead of bars")] = False,
+    start: Annotated[
+        str | None, typer.Option("--start", help="from this time (ISO-8601, UTC if no offset)")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="before this time (ISO-8601, UTC if no offset)")
+    ] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV with a header line (default)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of objects")] = False,
+) -> None:
+    """Write a symbol's stored bars (ts_open,open,high,low,close,ticks,volume) or ticks
+    (ts_event,bid,ask,last,volume) to stdout; times are integer ns UTC."""
+    from mikrobot_tui.data.history import export_lines
+
+    if csv and as_json:
+        raise fail("--csv and --json: choose one", EXIT_BAD_INPUT)
+    lo, hi = _iso_ns(start, "--start"), _iso_ns(end, "--end")
+    s = settings()
+    conn = reader(s)
+    out = sys.stdout
+    with db_errors(Path(s.engine.db)):
+        lines = export_lines(
+            conn,
+            symbol,
+            timeframe=None if ticks else timeframe.value,
+            start=lo,
+            end=hi,
+            as_json=as_json,
+        )
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= 10_000:
+                out.write("\n".join(batch) + "\n")
+                batch = []
+        if batch:
+            out.write("\n".join(batch) + "\n")
+    conn.close()
+
+
+def _iso_ns(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(
+            f"{option}: {text!r} is not an ISO-8601 time (e.g. 2024-01-31 or 2024-01-31T12:00:00)",
+            EXIT_BAD_INPUT,
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1_000
