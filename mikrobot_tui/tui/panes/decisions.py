@@ -23,7 +23,7 @@ COLUMNS = (
     Column("why", "Why"),
 )
 OUTCOME_STYLE = {"approved": "up", "resized": "warn", "refused": "down"}
-WHY_CHARS = 60  # a long reason would push the time and account out; `d` shows it whole
+WHY_CHARS = 40  # a long reason would push the time and account out; `d` shows it whole
 
 
 def short(text: str, limit: int = WHY_CHARS) -> str:
