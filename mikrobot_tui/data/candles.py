@@ -24,6 +24,12 @@ from mikrobot_tui.domain.market import BAR_DTYPE, empty_bars
 
 _NO_PERIOD = np.iinfo(np.int64).min
 _ROW = np.dtype((np.void, BAR_DTYPE.itemsize))
+# A live feed under low load hands over one tick at a time, and most ticks close no bar: up to
+# this many ticks, a builder first tries to fold them into the open bars with Python scalars,
+# which costs a few microseconds instead of the ~50 numpy calls of the vectorised update
+_FOLD_MAX = 16
+_INFINITE = (float("inf"), float("-inf"))
+_FOLDED = ("high", "low", "close", "ticks", "volume")  # what a tick changes in an open bar
 
 
 def _rows(bars: np.ndarray) -> np.ndarray:
@@ -77,6 +83,7 @@ class CandleBuilder:
         # the partial bar of each symbol (where _has), as it would be returned
         self._state = empty_bars(n_symbols)
         self._rows = _rows(self._state)  # the same memory as opaque rows: copies are faster
+        self._folded = tuple(self._state[f] for f in _FOLDED)  # views of the same memory too
         self._vol = np.zeros(n_symbols, dtype=np.int64)  # fixed point, units of _quantum
 
     def update(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +95,30 @@ class CandleBuilder:
         if len(ticks) == 0:
             return empty_bars(), np.zeros(0, dtype=np.int64)
         return self._update(_BySymbol(ticks))
+
+    def fold(self, sym: list[int], ts: list[int], mid: list[float], vol: list[float]) -> bool:
+        """Fold ticks (arrival order, as Python scalars) into their symbols' open bars when
+        none of them closes a bar, and say whether it did; otherwise nothing changes and the
+        vectorised update must run. The same arithmetic as `_update`, so the same bits: a tick
+        at or before its symbol's open period joins that bar (late ticks are folded in). A NaN
+        mid or an infinite volume is left to numpy, whose NaN and overflow rules differ."""
+        has, period, p_ns = self._has, self._period, self.period_ns
+        for s, t, m, v in zip(sym, ts, mid, vol, strict=True):
+            if not has[s] or t // p_ns > period[s] or m != m or v in _INFINITE:
+                return False
+        fixed, q = self._vol, self._quantum
+        high, low, close, count, volume = self._folded
+        for s, m, v in zip(sym, mid, vol, strict=True):
+            if m > high[s]:
+                high[s] = m
+            if m < low[s]:
+                low[s] = m
+            close[s] = m
+            count[s] += 1
+            if v == v:  # NaN volume counts as none
+                fixed[s] += round(v / q)
+            volume[s] = int(fixed[s]) * q
+        return True
 
     def _update(self, b: _BySymbol) -> tuple[np.ndarray, np.ndarray]:
         n, order, sym, ts, mid = b.n, b.order, b.sym, b.ts, b.mid
@@ -221,8 +252,23 @@ class CandleSet:
         """period -> (closed bars, close_idx), as CandleBuilder.update gives for each."""
         if len(ticks) == 0:
             return {p: b.update(ticks) for p, b in self.builders.items()}
-        by_symbol = _BySymbol(ticks)
-        return {p: b._update(by_symbol) for p, b in self.builders.items()}
+        if len(ticks) > _FOLD_MAX:
+            by_symbol = _BySymbol(ticks)
+            return {p: b._update(by_symbol) for p, b in self.builders.items()}
+        sym, ts = ticks["sym"].tolist(), ticks["ts_event"].tolist()
+        bid, ask = ticks["bid"].tolist(), ticks["ask"].tolist()
+        mid = [(b + a) * 0.5 for b, a in zip(bid, ask, strict=True)]
+        vol = ticks["volume"].tolist()
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        sorted_once: _BySymbol | None = None
+        for p, builder in self.builders.items():
+            if builder.fold(sym, ts, mid, vol):
+                out[p] = (empty_bars(), np.zeros(0, dtype=np.int64))
+                continue
+            if sorted_once is None:
+                sorted_once = _BySymbol(ticks)
+            out[p] = builder._update(sorted_once)
+        return out
 
     def open_bars(self) -> dict[int, np.ndarray]:
         return {p: b.open_bars() for p, b in self.builders.items()}

@@ -27,9 +27,10 @@ class LastQuotes:
     def update(self, clean: np.ndarray) -> None:
         """Carry each symbol's last tick of a batch of clean ticks."""
         syms = clean["sym"]
-        # index of each symbol's last tick in the batch
-        rev = len(syms) - 1 - np.unique(syms[::-1], return_index=True)[1]
-        for k in rev.tolist():
+        # index of each symbol's last tick in the batch: a dict keeps the last write, and costs
+        # far less than np.unique on the one tick a quiet live feed brings
+        last_at = {s: k for k, s in enumerate(syms.tolist())}
+        for k in last_at.values():
             row = clean[k]
             s = int(row["sym"])
             self.bid[s], self.ask[s] = row["bid"], row["ask"]

@@ -153,6 +153,14 @@ class Flags:
         if (seg_len >= _LAT_RING).all():  # every symbol fills its ring: oldest first at 0
             self._lat_ring[fs] = lat[last_at[:, None] + _RING_BACK]
             self._lat_pos[fs] = 0
+        elif len(fs) == 1:  # one symbol, fewer than _LAT_RING ticks: the usual live batch
+            s, n, end = int(fs[0]), int(seg_len[0]), int(last_at[0]) + 1
+            pos = int(self._lat_pos[s])
+            if pos + n <= _LAT_RING:
+                self._lat_ring[s, pos : pos + n] = lat[end - n : end]
+            else:
+                self._lat_ring[s, (pos + np.arange(n)) % _LAT_RING] = lat[end - n : end]
+            self._lat_pos[s] = (pos + n) % _LAT_RING
         else:
             take_n = np.minimum(seg_len, _LAT_RING)
             offs = np.arange(int(take_n.sum())) - np.repeat(np.cumsum(take_n) - take_n, take_n)
