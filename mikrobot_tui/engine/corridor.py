@@ -263,16 +263,17 @@ class Corridor:
                 bars, closes = bars[new], closes[new]
         if len(bars) == 0:
             return bars, closes
-        order = np.lexsort((bars["sym"], bars["period_ns"], closes))
-        bars, closes = bars[order], closes[order]
+        if len(bars) > 1:
+            order = np.lexsort((bars["sym"], bars["period_ns"], closes))
+            bars, closes = bars[order], closes[order]
         self.counts.bars += len(bars)
-        names = np.asarray(self.symbols, dtype=object)[bars["sym"]]
+        names = [self.symbols[s] for s in bars["sym"].tolist()]
         frames = [timeframe_name(p) for p in bars["period_ns"].tolist()]
         self._writer.upsert(
             "bars",
             COLUMNS["bars"],
             zip(
-                names.tolist(),
+                names,
                 frames,
                 *(bars[c].tolist() for c in COLUMNS["bars"][2:]),
                 strict=True,
@@ -309,17 +310,20 @@ class Corridor:
         """(closing tick index, the bars it closed) in tick order, for the timeframes wanted."""
         if len(bars) == 0:
             return
-        wanted = [TIMEFRAMES[t] for t in self._decisions.timeframes if t in TIMEFRAMES]
-        keep = np.isin(bars["period_ns"], wanted)
-        bars, closes = bars[keep], closes[keep]
+        # a batch closes a few bars at most: a set beats np.isin's sort on so few
+        wanted = {TIMEFRAMES[t] for t in self._decisions.timeframes if t in TIMEFRAMES}
+        keep = [p in wanted for p in bars["period_ns"].tolist()]
+        if not all(keep):
+            keep_at = np.array(keep, dtype=bool)
+            bars, closes = bars[keep_at], closes[keep_at]
         if len(bars) == 0:
             return
-        cuts = np.flatnonzero(np.diff(closes)) + 1
+        cuts = (np.flatnonzero(np.diff(closes)) + 1).tolist()
         # BAR_DTYPE is (sym, period_ns, ts_open, open, high, low, close, ticks, volume) and Bar
         # is (symbol, timeframe, ts_open, ...): tuples are far cheaper than numpy records
         rows = bars.tolist()
         names = self.symbols
-        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rows)].tolist(), strict=True):
+        for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True):
             closed = [Bar(names[r[0]], timeframe_name(r[1]), *r[2:]) for r in rows[a:b]]
             yield int(closes[a]), closed
 

@@ -63,7 +63,9 @@ class Spikes:
         n_prior = None
         if not bool((n0 >= len(_DEBIAS)).all()):
             n_prior = np.arange(k) + np.repeat(n0 - r0, seg_len)
-            np.clip(n_prior, 0, len(_DEBIAS) - 1, out=n_prior)
+            # np.clip's Python wrapper costs more than these two ufuncs on a small batch
+            np.minimum(n_prior, len(_DEBIAS) - 1, out=n_prior)
+            np.maximum(n_prior, 0, out=n_prior)
             debias = np.take(_DEBIAS, n_prior)
             prior *= debias
         self._n_ret[fs] = n0 + (last_at + 1 - r0)
