@@ -10,7 +10,7 @@ vectorised path gives when the whole stream comes as one batch.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_candles import random_stream
 from test_quality import SETTINGS, faulty_stream
@@ -89,6 +89,8 @@ fuzz = settings(max_examples=20, deadline=None, suppress_health_check=[HealthChe
 
 @fuzz
 @given(seed=st.integers(0, 2**16), sizes=sizes, kind=st.sampled_from(["sim", "faulty"]))
+@example(seed=5, sizes=[1], kind="faulty")  # every tick alone, as a quiet live feed sends them
+@example(seed=11, sizes=[1], kind="sim")
 def test_small_batches_pass_the_quality_checks_as_one_batch_does(
     seed: int, sizes: list[int], kind: str
 ) -> None:
@@ -102,6 +104,8 @@ def test_small_batches_pass_the_quality_checks_as_one_batch_does(
 
 @fuzz
 @given(seed=st.integers(0, 2**16), sizes=sizes, kind=st.sampled_from(["sim", "late"]))
+@example(seed=5, sizes=[1], kind="late")
+@example(seed=11, sizes=[1], kind="sim")
 def test_small_batches_build_the_bars_one_batch_builds(
     seed: int, sizes: list[int], kind: str
 ) -> None:

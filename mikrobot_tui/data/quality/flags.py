@@ -59,6 +59,8 @@ class Flags:
         into these arrays, value for the message) per kind.
         """
         k = len(ts)
+        if k == 1 and self._spikes.min_sigma > 0:  # see Spikes.check
+            return self._one(seg, ts, recv, float(bid[0]), float(ask[0]), last, fresh)
         f_at, fs = seg.first, seg.sym
         f_has = last.has[fs]
         # each tick's previous accepted tick is the one before it, except for a symbol's first
@@ -97,6 +99,55 @@ class Flags:
         if breach.any():
             p = np.flatnonzero(breach)
             out.append((LATENCY, p, lat[p]))
+        return out
+
+    def _one(
+        self,
+        seg: Segments,
+        ts: np.ndarray,
+        recv: np.ndarray,
+        bid: float,
+        ask: float,
+        last: LastAccepted,
+        fresh: np.ndarray | None,
+    ) -> list[Found]:
+        """`check` for a batch of one tick, the usual live batch: the same steps and the same
+        arithmetic on Python scalars (the log stays numpy's: libm's may differ in the last
+        bit), the flags in the same order."""
+        s, t = int(seg.sym[0]), int(ts[0])
+        has = bool(last.has[s])
+        p_bid, p_ask, p_ts = bid, ask, t
+        if has:
+            p_bid, p_ask, p_ts = float(last.fields[s, 0]), float(last.fields[s, 1]), int(last.ts[s])
+        dt = t - p_ts
+        gap = dt > self._max_gap_ns
+        r = 0.0
+        if fresh is None or not fresh[0]:
+            r = float(np.log(((bid + ask) * 0.5) / ((p_bid + p_ask) * 0.5)))
+        lat = (recv - ts) / NS_PER_MS
+        self._remember_latency(seg, lat)
+        latency = float(lat[0])
+
+        out = []
+        spikes = self._spikes.one(s, r, has)
+        if spikes is not None:
+            out.append(spikes)
+        at = np.zeros(1, dtype=np.int64)
+        if gap:
+            out.append((GAP, at, np.array([dt / NS_PER_SECOND])))
+        # stale: a changed quote (or a gap, or a symbol's first tick) restarts the clock
+        changed = bid != p_bid or ask != p_ask or gap or not has
+        since = t if changed else int(self._change_ts[s])
+        self._change_ts[s] = since
+        age = t - since
+        if age > self._max_gap_ns:
+            if not self._stale[s]:
+                out.append((STALE, at, np.array([age / NS_PER_SECOND])))
+            self._stale[s] = True
+        else:
+            self._stale[s] = False
+        if latency > self.settings.max_latency_ms:
+            out.append((LATENCY, at, np.array([latency])))
         return out
 
     def _stale_episodes(
