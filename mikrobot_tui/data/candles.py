@@ -24,6 +24,12 @@ from mikrobot_tui.domain.market import BAR_DTYPE, empty_bars
 
 _NO_PERIOD = np.iinfo(np.int64).min
 _ROW = np.dtype((np.void, BAR_DTYPE.itemsize))
+# A live feed under low load hands over one tick at a time: up to this many ticks, a builder
+# folds them in one by one with Python scalars (CandleBuilder.fold), a few microseconds instead
+# of the ~50 numpy calls of the vectorised update
+_FOLD_MAX = 16
+_INFINITE = (float("inf"), float("-inf"))
+_FOLDED = ("high", "low", "close", "ticks", "volume")  # what a tick changes in an open bar
 
 
 def _rows(bars: np.ndarray) -> np.ndarray:
@@ -77,6 +83,7 @@ class CandleBuilder:
         # the partial bar of each symbol (where _has), as it would be returned
         self._state = empty_bars(n_symbols)
         self._rows = _rows(self._state)  # the same memory as opaque rows: copies are faster
+        self._folded = tuple(self._state[f] for f in _FOLDED)  # views of the same memory too
         self._vol = np.zeros(n_symbols, dtype=np.int64)  # fixed point, units of _quantum
 
     def update(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +95,47 @@ class CandleBuilder:
         if len(ticks) == 0:
             return empty_bars(), np.zeros(0, dtype=np.int64)
         return self._update(_BySymbol(ticks))
+
+    def fold(
+        self, sym: list[int], ts: list[int], mid: list[float], vol: list[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`update` for a few ticks given as Python scalars (arrival order; no NaN mid, no
+        infinite volume: numpy's NaN and overflow rules differ): tick by tick, a tick at or
+        before its symbol's open period joins that bar (late ticks are folded in), a later
+        one closes it and opens the next. The same arithmetic as `_update`, so the same bits,
+        for a tenth of the cost on the one tick a quiet live feed brings."""
+        has, period, p_ns, fixed, q = (
+            self._has,
+            self._period,
+            self.period_ns,
+            self._vol,
+            self._quantum,
+        )
+        state, rows = self._state, self._rows
+        high, low, close, count, volume = self._folded
+        closed: list[np.ndarray] = []
+        close_idx: list[int] = []
+        for i, (s, t, m, v) in enumerate(zip(sym, ts, mid, vol, strict=True)):
+            p = t // p_ns
+            units = round(v / q) if v == v else 0  # NaN volume counts as none
+            if has[s] and p <= period[s]:
+                if m > high[s]:
+                    high[s] = m
+                if m < low[s]:
+                    low[s] = m
+                close[s] = m
+                count[s] += 1
+                fixed[s] += units
+            else:
+                if has[s]:
+                    closed.append(rows[s : s + 1].copy())
+                    close_idx.append(i)
+                has[s], period[s], fixed[s] = True, p, units
+                state[s] = (s, p_ns, p * p_ns, m, m, m, m, 1, 0.0)
+            volume[s] = int(fixed[s]) * q
+        if not closed:
+            return empty_bars(), np.zeros(0, dtype=np.int64)
+        return np.concatenate(closed).view(BAR_DTYPE), np.array(close_idx, dtype=np.int64)
 
     def _update(self, b: _BySymbol) -> tuple[np.ndarray, np.ndarray]:
         n, order, sym, ts, mid = b.n, b.order, b.sym, b.ts, b.mid
@@ -221,6 +269,13 @@ class CandleSet:
         """period -> (closed bars, close_idx), as CandleBuilder.update gives for each."""
         if len(ticks) == 0:
             return {p: b.update(ticks) for p, b in self.builders.items()}
+        if len(ticks) <= _FOLD_MAX:
+            sym, ts = ticks["sym"].tolist(), ticks["ts_event"].tolist()
+            bid, ask = ticks["bid"].tolist(), ticks["ask"].tolist()
+            mid = [(b + a) * 0.5 for b, a in zip(bid, ask, strict=True)]
+            vol = ticks["volume"].tolist()
+            if not any(m != m for m in mid) and not any(v in _INFINITE for v in vol):
+                return {p: b.fold(sym, ts, mid, vol) for p, b in self.builders.items()}
         by_symbol = _BySymbol(ticks)
         return {p: b._update(by_symbol) for p, b in self.builders.items()}
 

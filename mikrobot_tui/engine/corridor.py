@@ -32,7 +32,7 @@ from mikrobot_tui.config import Settings
 from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.feeds.rejects import FeedReject
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
-from mikrobot_tui.domain.market import M1, TIMEFRAMES, Bar, timeframe_name
+from mikrobot_tui.domain.market import M1, TIMEFRAMES, Bar, empty_bars, timeframe_name
 from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.engine.decisions import Decisions, record_breaker
 from mikrobot_tui.paper.execution import BatchQuotes
@@ -167,8 +167,11 @@ class Corridor:
         # stopped out by a past they were not alive in.
         venue = None if self.warming else self.venue
         if venue is not None:
-            m1 = bars["period_ns"] == M1
-            venue.begin(quotes, stream, bars[m1], closes[m1])
+            if len(bars):
+                m1 = bars["period_ns"] == M1
+                venue.begin(quotes, stream, bars[m1], closes[m1])
+            else:
+                venue.begin(quotes, stream, bars, closes)
         remember = self._remember(bars, closes)
         for k, closed, signals, externals in self._decision_points(clean, bars, closes, outside):
             remember(k)
@@ -248,7 +251,9 @@ class Corridor:
     def _close_bars(self, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Closed bars of every timeframe, ordered by the tick that closed them, then shortest
         timeframe first (M1, M5, M15, H1) at the same tick."""
-        closed = self.candles.update(clean).values()
+        closed = [bc for bc in self.candles.update(clean).values() if len(bc[0])]
+        if not closed:  # most small batches close nothing: no concatenation, sort or write
+            return empty_bars(), np.zeros(0, dtype=np.int64)
         bars = np.concatenate([b for b, _ in closed])
         closes = np.concatenate([c for _, c in closed]).astype(np.int64)
         if len(bars) and self.bar_floor is not None:
@@ -258,16 +263,17 @@ class Corridor:
                 bars, closes = bars[new], closes[new]
         if len(bars) == 0:
             return bars, closes
-        order = np.lexsort((bars["sym"], bars["period_ns"], closes))
-        bars, closes = bars[order], closes[order]
+        if len(bars) > 1:
+            order = np.lexsort((bars["sym"], bars["period_ns"], closes))
+            bars, closes = bars[order], closes[order]
         self.counts.bars += len(bars)
-        names = np.asarray(self.symbols, dtype=object)[bars["sym"]]
+        names = [self.symbols[s] for s in bars["sym"].tolist()]
         frames = [timeframe_name(p) for p in bars["period_ns"].tolist()]
         self._writer.upsert(
             "bars",
             COLUMNS["bars"],
             zip(
-                names.tolist(),
+                names,
                 frames,
                 *(bars[c].tolist() for c in COLUMNS["bars"][2:]),
                 strict=True,
@@ -302,17 +308,22 @@ class Corridor:
         self, bars: np.ndarray, closes: np.ndarray
     ) -> Iterator[tuple[int, list[Bar]]]:
         """(closing tick index, the bars it closed) in tick order, for the timeframes wanted."""
-        wanted = [TIMEFRAMES[t] for t in self._decisions.timeframes if t in TIMEFRAMES]
-        keep = np.isin(bars["period_ns"], wanted)
-        bars, closes = bars[keep], closes[keep]
         if len(bars) == 0:
             return
-        cuts = np.flatnonzero(np.diff(closes)) + 1
+        # a batch closes a few bars at most: a set beats np.isin's sort on so few
+        wanted = {TIMEFRAMES[t] for t in self._decisions.timeframes if t in TIMEFRAMES}
+        keep = [p in wanted for p in bars["period_ns"].tolist()]
+        if not all(keep):
+            keep_at = np.array(keep, dtype=bool)
+            bars, closes = bars[keep_at], closes[keep_at]
+        if len(bars) == 0:
+            return
+        cuts = (np.flatnonzero(np.diff(closes)) + 1).tolist()
         # BAR_DTYPE is (sym, period_ns, ts_open, open, high, low, close, ticks, volume) and Bar
         # is (symbol, timeframe, ts_open, ...): tuples are far cheaper than numpy records
         rows = bars.tolist()
         names = self.symbols
-        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rows)].tolist(), strict=True):
+        for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True):
             closed = [Bar(names[r[0]], timeframe_name(r[1]), *r[2:]) for r in rows[a:b]]
             yield int(closes[a]), closed
 

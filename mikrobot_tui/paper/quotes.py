@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+_FEW = 16
+
 
 class LastQuotes:
     def __init__(self, symbols: list[str], market_now: int = 0) -> None:
@@ -27,9 +29,13 @@ class LastQuotes:
     def update(self, clean: np.ndarray) -> None:
         """Carry each symbol's last tick of a batch of clean ticks."""
         syms = clean["sym"]
-        # index of each symbol's last tick in the batch
-        rev = len(syms) - 1 - np.unique(syms[::-1], return_index=True)[1]
-        for k in rev.tolist():
+        # index of each symbol's last tick in the batch: on a few ticks (a quiet live feed) a
+        # dict keeping the last write costs far less than np.unique; on thousands, far more
+        if len(syms) <= _FEW:
+            last_at = list({s: k for k, s in enumerate(syms.tolist())}.values())
+        else:
+            last_at = (len(syms) - 1 - np.unique(syms[::-1], return_index=True)[1]).tolist()
+        for k in last_at:
             row = clean[k]
             s = int(row["sym"])
             self.bid[s], self.ask[s] = row["bid"], row["ask"]

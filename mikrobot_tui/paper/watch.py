@@ -76,7 +76,10 @@ class AccountWatch:
         self._band.clear()
         self._scan.begin(quotes, len(stream))
         minutes = stream // MINUTE
-        prev = np.r_[self.last_minute if self.last_minute is not None else minutes[0], minutes[:-1]]
+        prev = np.empty_like(minutes)  # np.r_ costs more than the rest on a one-tick batch
+        if len(prev):
+            prev[0] = self.last_minute if self.last_minute is not None else minutes[0]
+            prev[1:] = minutes[:-1]
         self._minutes = np.flatnonzero(minutes != prev).tolist()
         self._rollovers = []
         if self.last_ts and len(stream):

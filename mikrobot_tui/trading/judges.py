@@ -13,6 +13,8 @@ from mikrobot_tui.config import BreakerSettings
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.trading.breakers import BreakerChange, BreakerState, CircuitBreaker
 
+_SMALL = 16  # batches up to this many ticks are noted tick by tick
+
 
 class FeedJudge:
     """Drives a feed's breaker one second of stream time at a time.
@@ -44,7 +46,15 @@ class FeedJudge:
 
     def note(self, ts_event: np.ndarray, problem_ts: np.ndarray) -> None:
         """A batch's tick times (arrival order) and the stream times of its problems."""
-        if len(ts_event):
+        if 0 < len(ts_event) <= _SMALL:  # a quiet live feed's batch: Python is cheaper
+            top, noted = self._stream, self._noted
+            for t in ts_event.tolist():
+                top = max(top, t)
+                if top // self.SECOND_NS > noted:
+                    noted = top // self.SECOND_NS
+                    self._pending.append(noted)
+            self._stream, self._noted = top, noted
+        elif len(ts_event):
             stream = np.maximum.accumulate(ts_event)
             np.maximum(stream, self._stream, out=stream)
             self._stream = int(stream[-1])
@@ -55,7 +65,7 @@ class FeedJudge:
                 self._pending.extend(new.tolist())
                 self._noted = int(new[-1])
         if len(problem_ts):
-            self._bad.update((problem_ts // self.SECOND_NS).tolist())
+            self._bad.update(t // self.SECOND_NS for t in problem_ts.tolist())
 
     def fail(self, ts: int, reason: str) -> int:
         """A failure of the feed itself at wall time `ts`; the second it is judged in."""

@@ -26,11 +26,26 @@ _C = 1.0 - ALPHA
 _UP = _C ** -np.arange(CELL, dtype=np.float64)  # c^-q
 _DOWN = ALPHA * _C ** np.arange(CELL, dtype=np.float64)  # alpha c^q
 _CELL_DECAY = _C**CELL
+_UP_LIST, _DOWN_LIST = _UP.tolist(), _DOWN.tolist()  # Python floats for the one-return step
 
 
 def variance_of(t: np.ndarray, n: np.ndarray) -> np.ndarray:
     """The EWMA after a symbol's n-th return, from its accumulator t (0 when n is 0)."""
     return _DOWN[(n - 1) % CELL] * t
+
+
+def variance_after(t: float, n: int) -> float:
+    """`variance_of` for one symbol, in Python floats."""
+    return _DOWN_LIST[(n - 1) % CELL] * t
+
+
+def step(x: float, t: float, n: int) -> float:
+    """`run` for a single return, in Python floats (the same operations in the same order, so
+    the same bits): the accumulator after x, continuing from n returns and accumulator t."""
+    q = n % CELL
+    if q == 0:
+        t = t * _CELL_DECAY
+    return x * _UP_LIST[q] + t
 
 
 def run(x: np.ndarray, t: float, n: int, out: np.ndarray, acc: np.ndarray) -> float:

@@ -59,6 +59,8 @@ class Flags:
         into these arrays, value for the message) per kind.
         """
         k = len(ts)
+        if k == 1 and self._spikes.min_sigma > 0:  # see Spikes.check
+            return self._one(seg, ts, recv, float(bid[0]), float(ask[0]), last, fresh)
         f_at, fs = seg.first, seg.sym
         f_has = last.has[fs]
         # each tick's previous accepted tick is the one before it, except for a symbol's first
@@ -97,6 +99,55 @@ class Flags:
         if breach.any():
             p = np.flatnonzero(breach)
             out.append((LATENCY, p, lat[p]))
+        return out
+
+    def _one(
+        self,
+        seg: Segments,
+        ts: np.ndarray,
+        recv: np.ndarray,
+        bid: float,
+        ask: float,
+        last: LastAccepted,
+        fresh: np.ndarray | None,
+    ) -> list[Found]:
+        """`check` for a batch of one tick, the usual live batch: the same steps and the same
+        arithmetic on Python scalars (the log stays numpy's: libm's may differ in the last
+        bit), the flags in the same order."""
+        s, t = int(seg.sym[0]), int(ts[0])
+        has = bool(last.has[s])
+        p_bid, p_ask, p_ts = bid, ask, t
+        if has:
+            p_bid, p_ask, p_ts = float(last.fields[s, 0]), float(last.fields[s, 1]), int(last.ts[s])
+        dt = t - p_ts
+        gap = dt > self._max_gap_ns
+        r = 0.0
+        if fresh is None or not fresh[0]:
+            r = float(np.log(((bid + ask) * 0.5) / ((p_bid + p_ask) * 0.5)))
+        lat = (recv - ts) / NS_PER_MS
+        self._remember_latency(seg, lat)
+        latency = float(lat[0])
+
+        out = []
+        spikes = self._spikes.one(s, r, has)
+        if spikes is not None:
+            out.append(spikes)
+        at = np.zeros(1, dtype=np.int64)
+        if gap:
+            out.append((GAP, at, np.array([dt / NS_PER_SECOND])))
+        # stale: a changed quote (or a gap, or a symbol's first tick) restarts the clock
+        changed = bid != p_bid or ask != p_ask or gap or not has
+        since = t if changed else int(self._change_ts[s])
+        self._change_ts[s] = since
+        age = t - since
+        if age > self._max_gap_ns:
+            if not self._stale[s]:
+                out.append((STALE, at, np.array([age / NS_PER_SECOND])))
+            self._stale[s] = True
+        else:
+            self._stale[s] = False
+        if latency > self.settings.max_latency_ms:
+            out.append((LATENCY, at, np.array([latency])))
         return out
 
     def _stale_episodes(
@@ -153,6 +204,14 @@ class Flags:
         if (seg_len >= _LAT_RING).all():  # every symbol fills its ring: oldest first at 0
             self._lat_ring[fs] = lat[last_at[:, None] + _RING_BACK]
             self._lat_pos[fs] = 0
+        elif len(fs) == 1:  # one symbol, fewer than _LAT_RING ticks: the usual live batch
+            s, n, end = int(fs[0]), int(seg_len[0]), int(last_at[0]) + 1
+            pos = int(self._lat_pos[s])
+            if pos + n <= _LAT_RING:
+                self._lat_ring[s, pos : pos + n] = lat[end - n : end]
+            else:
+                self._lat_ring[s, (pos + np.arange(n)) % _LAT_RING] = lat[end - n : end]
+            self._lat_pos[s] = (pos + n) % _LAT_RING
         else:
             take_n = np.minimum(seg_len, _LAT_RING)
             offs = np.arange(int(take_n.sum())) - np.repeat(np.cumsum(take_n) - take_n, take_n)

@@ -17,6 +17,8 @@ step depends only on the returns before it, so the flags do not depend on batchi
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mikrobot_tui.data.quality import ewma
@@ -29,6 +31,7 @@ SPIKE_WARMUP = 20
 _DEBIAS = np.concatenate(([0.0], 1.0 / (1.0 - (1.0 - EWMA_ALPHA) ** np.arange(1, 2048)), [1.0]))
 # r^2 > _LOOSE spike_sigma^2 max(var, min_sigma^2) holds for every spike, rounding included
 _LOOSE = 0.9
+_DEBIAS_LIST = _DEBIAS.tolist()
 
 
 class Spikes:
@@ -45,6 +48,10 @@ class Spikes:
         """Spikes among returns r (symbol order; a symbol's very first tick, where f_has is
         False, has none), with their z; moves the estimate on."""
         k = len(r)
+        # a quiet live feed's batch: Python floats, a tenth of the numpy calls (a zero
+        # min_sigma would divide by zero, which Python refuses and numpy lets through)
+        if k == 1 and self.min_sigma > 0:
+            return self.one(int(seg.sym[0]), float(r[0]), bool(f_has[0]))
         f_at, last_at, fs = seg.first, seg.last, seg.sym
         # the EWMA of squared returns, per symbol, continued from the carried accumulator
         seg_len = last_at - f_at + 1
@@ -63,7 +70,9 @@ class Spikes:
         n_prior = None
         if not bool((n0 >= len(_DEBIAS)).all()):
             n_prior = np.arange(k) + np.repeat(n0 - r0, seg_len)
-            np.clip(n_prior, 0, len(_DEBIAS) - 1, out=n_prior)
+            # np.clip's Python wrapper costs more than these two ufuncs on a small batch
+            np.minimum(n_prior, len(_DEBIAS) - 1, out=n_prior)
+            np.maximum(n_prior, 0, out=n_prior)
             debias = np.take(_DEBIAS, n_prior)
             prior *= debias
         self._n_ret[fs] = n0 + (last_at + 1 - r0)
@@ -86,6 +95,38 @@ class Spikes:
         if back.any():
             at, z_at = at[~back], z_at[~back]
         return (SPIKE, at, z_at) if len(at) else None
+
+    def one(self, s: int, r: float, has: bool) -> Found | None:
+        """`check` for a batch of one tick of symbol s: the same steps on Python floats (the
+        arithmetic of `_over`, `_robust` and the sign of the way back, in the same order)."""
+        ms, sigma = self.min_sigma, self.sigma
+        n0, acc0 = int(self._n_ret[s]), float(self._acc[s])
+        prior = ewma.variance_after(acc0, n0)
+        n_prior: int | None = None
+        if n0 < len(_DEBIAS):
+            n_prior = min(max(n0 - (not has), 0), len(_DEBIAS) - 1)
+            prior *= _DEBIAS_LIST[n_prior]
+        if has:  # a symbol's very first tick has no return
+            self._acc[s] = ewma.step(r * r, acc0, n0)
+            self._n_ret[s] = n0 + 1
+        over = True
+        if ms >= 1e-150:
+            bound = max(prior, ms * ms)
+            bound *= _LOOSE * sigma * sigma
+            over = r * r > bound
+        z = 0.0
+        if over:
+            z = abs(r) / max(math.sqrt(prior), ms)
+            over = z > sigma and (n_prior is None or n_prior >= SPIKE_WARMUP)
+        if not over:
+            self._prev_spike[s] = 0
+            return None
+        winsorised = (sigma * max(math.sqrt(prior), ms)) ** 2
+        self._acc[s] = ewma.step(winsorised, acc0, n0 - (not has))
+        sign = 1 if r > 0 else -1
+        back = int(self._prev_spike[s]) == -sign  # the way back from the spike before
+        self._prev_spike[s] = sign
+        return None if back else (SPIKE, np.zeros(1, dtype=np.int64), np.array([z]))
 
     def _over(
         self, r: np.ndarray, r2: np.ndarray, prior: np.ndarray, n_prior: np.ndarray | None
