@@ -270,6 +270,7 @@ def test_bad_input_exits_2_in_one_line(tmp_path, rest) -> None:
         (["--symbol", "NOPE", "--start", T0], "neither binance.symbols nor mt5.symbols"),
         (["--symbol", "BTCUSDT", "--start", "2024-03-05", "--end", "2024-03-04"], "not before"),
         (["--symbol", "BTCUSDT", "--start", "yesterday"], "not an ISO-8601 time"),
+        (["--symbol", "BTCUSDT", "--start", "2999-01-01", "--end", "3000-01-01"], "future"),
         (["--symbol", "NOPEUSDT", "--venue", "binance", "--start", T0, "--end", "2024-03-05"],
          "Binance does not list"),
     ]  # fmt: skip
@@ -373,3 +374,37 @@ def test_mt5_unknown_symbol_is_bad_input(tmp_path, mt5) -> None:
     result = run(tmp_path, config(tmp_path), "--symbol", "GBPUSD", "--venue", "mt5", "--start",
                  "2024-01-10", "--end", "2024-01-11")  # fmt: skip
     assert result.exit_code == 2 and "no such symbol" in result.stderr
+
+
+def test_mt5_without_a_module_on_this_machine_says_what_to_install(tmp_path) -> None:
+    result = run(tmp_path, config(tmp_path), "--symbol", "EURUSD", "--start", "2024-01-10")
+    assert result.exit_code == 2 and "MetaTrader5 package" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_progress_counts_every_minute_asked_for(tmp_path, rest, pauses) -> None:
+    from mikrobot_tui.data.feeds.binance_rest import make_client
+    from mikrobot_tui.store.schema import open_db
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.total: int | None = None
+            self.done = 0
+
+        def stage(self, what: str, total: int | None = None) -> None:
+            self.total = total
+
+        def advance(self, n: int) -> None:
+            self.done += n
+
+    t0 = ns(T0)
+    rest.add_klines("BTCUSDT", t0 // 1_000_000, 2300)
+    conn = open_db(tmp_path / "m.db").conn
+    try:
+        seen = Recorder()
+        venue = backfill.BinanceVenue(make_client(rest.url))
+        report = backfill.backfill(conn, venue, "BTCUSDT", t0, t0 + 2400 * MIN, seen)
+    finally:
+        conn.close()
+    assert (seen.total, seen.done) == (2400, 2400)  # the last 100 minutes have no kline
+    assert (report.stored, report.requests) == (2300, 3)

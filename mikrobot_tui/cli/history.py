@@ -1,10 +1,11 @@
-"""`mikrobot history import FILE` and `mikrobot history export --symbol S`.
+"""`mikrobot history import FILE`, `history export --symbol S` and `history backfill`.
 
 Import reads MT5 tick and bar exports, Binance klines/trades/aggTrades dumps and a generic
 CSV (data/importers), stores ticks and bars (data/history.py) and reports every rejected row
 with its line number. Exit 0 when anything was imported; 2 when the file cannot be read at all
 (missing, unreadable, unknown format, no symbol for it) or holds no good row. Export writes a
-symbol's bars or ticks as CSV (default) or JSON to stdout.
+symbol's bars or ticks as CSV (default) or JSON to stdout. Backfill fetches M1 bars from Binance
+or MetaTrader 5 (data/backfill.py): exit 1 when the venue fails after retries, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -255,9 +256,12 @@ def backfill(
     from mikrobot_tui.store.schema import open_db
 
     lo, hi = _iso_ns(start, "--start"), _iso_ns(end, "--end")
-    hi = time.time_ns() if hi is None else hi
+    now = time.time_ns()
+    hi = now if hi is None else hi
     if lo is None or lo >= hi:
         raise fail(f"--start {start} is not before --end {end or 'now'}", EXIT_BAD_INPUT)
+    if lo >= now:
+        raise fail(f"--start {start} is in the future: there is nothing to fetch", EXIT_BAD_INPUT)
     s = settings()
     name = venue.value if venue is not None else None
     if name is None:
