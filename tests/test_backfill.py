@@ -408,3 +408,20 @@ def test_progress_counts_every_minute_asked_for(tmp_path, rest, pauses) -> None:
         conn.close()
     assert (seen.total, seen.done) == (2400, 2400)  # the last 100 minutes have no kline
     assert (report.stored, report.requests) == (2300, 3)
+
+
+def test_a_connection_that_cannot_be_made_is_retried_then_exit_1(tmp_path, pauses) -> None:
+    cfg = config(tmp_path, "http://127.0.0.1:9")  # nothing listens there
+    result = run(tmp_path, cfg, "--symbol", "BTCUSDT", "--start", T0, "--end", "2024-03-05")
+    assert result.exit_code == 1 and "ConnectionError" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+def test_the_venue_comes_from_a_mixed_feed_table_too() -> None:
+    from mikrobot_tui.config import Settings
+
+    s = Settings(feeds=[{"venue": "mt5", "symbols": ["GBPUSD"]}])
+    assert backfill.venue_of(s, "GBPUSD") == "mt5"
+    assert backfill.venue_of(s, "BTCUSDT") == "binance"
+    assert backfill.venue_of(s, "NOPE") is None

@@ -263,18 +263,13 @@ def backfill(
     if lo >= now:
         raise fail(f"--start {start} is in the future: there is nothing to fetch", EXIT_BAD_INPUT)
     s = settings()
-    name = venue.value if venue is not None else None
+    name = venue.value if venue is not None else bf.venue_of(s, symbol)
     if name is None:
-        if symbol in s.binance.symbols:
-            name = "binance"
-        elif symbol in s.mt5.symbols:
-            name = "mt5"
-        else:
-            raise fail(
-                f"--symbol {symbol} is in neither binance.symbols nor mt5.symbols: add it to "
-                "one, or name the venue with --venue binance|mt5",
-                EXIT_BAD_INPUT,
-            )
+        raise fail(
+            f"--symbol {symbol} is in neither binance.symbols nor mt5.symbols (nor a [[feeds]] "
+            "table of either): add it to one, or name the venue with --venue binance|mt5",
+            EXIT_BAD_INPUT,
+        )
     db = Path(s.engine.db)
     check_db(db, write=True)
     from mikrobot_tui.config import ConfigError

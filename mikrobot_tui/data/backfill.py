@@ -241,6 +241,18 @@ def backfill(
     return report
 
 
+def venue_of(settings: Settings, symbol: str) -> str | None:
+    """ "binance" or "mt5": the venue whose symbols (or whose [[feeds]] table) list `symbol`."""
+    for name, listed in (
+        ("binance", settings.binance.symbols),
+        ("mt5", settings.mt5.symbols),
+        *((f.venue, f.symbols) for f in settings.feeds if f.venue != "sim"),
+    ):
+        if symbol in listed:
+            return name
+    return None
+
+
 def open_venue(settings: Settings, venue: str) -> Venue:
     """The adapter of `venue` ("binance" or "mt5") from the settings; no request is made.
     ConfigError when this machine has no MetaTrader 5 module."""
