@@ -425,3 +425,11 @@ def test_the_venue_comes_from_a_mixed_feed_table_too() -> None:
     assert backfill.venue_of(s, "GBPUSD") == "mt5"
     assert backfill.venue_of(s, "BTCUSDT") == "binance"
     assert backfill.venue_of(s, "NOPE") is None
+
+
+def test_mt5_a_refused_login_is_a_venue_failure_not_retried(tmp_path, monkeypatch, pauses) -> None:
+    fake = FakeMT5([fx("EURUSD")], password="the-right-one")
+    monkeypatch.setattr(backfill, "load_module", lambda settings: lambda: fake)
+    result = run(tmp_path, config(tmp_path), "--symbol", "EURUSD", "--start", "2024-01-10")
+    assert result.exit_code == 1 and "Authorization failed" in result.stderr
+    assert len(fake.initialize_calls) == 1 and pauses == []

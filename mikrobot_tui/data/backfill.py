@@ -423,6 +423,13 @@ class MT5Venue:
             try:
                 if not self._terminal.connected:
                     self._terminal.connect()
+            except ConnectionLost as exc:
+                problem = str(exc)
+                self._sleep(_backoff(attempt))
+                continue
+            except CallFailed as exc:  # a refused login: retrying will not help
+                raise VenueFailed(str(exc)) from None
+            try:
                 return call()
             except ConnectionLost as exc:
                 problem = str(exc)
@@ -432,9 +439,7 @@ class MT5Venue:
     def asset_class(self, symbol: str) -> AssetClass:
         try:
             info, _ = self._retrying("MetaTrader 5", lambda: self._terminal.select(symbol))
-        except CallFailed as exc:
-            if exc.call == "initialize":
-                raise VenueFailed(str(exc)) from None
+        except CallFailed:
             like = self._terminal.similar(symbol)
             hint = f" (it has {', '.join(like)})" if like else ""
             message = f"{symbol}: the MetaTrader 5 terminal has no such symbol{hint}"
