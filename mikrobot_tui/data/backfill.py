@@ -162,7 +162,7 @@ def missing_runs(
     """[from, to) runs of consecutive M1 minutes in [start, end) without a stored bar while
     the market of `cls` was open."""
     grid = np.arange(-(-start // M1) * M1, end, M1, dtype=np.int64)
-    missing = grid[~np.isin(grid, stored)]
+    missing = grid[~np.isin(grid, stored, assume_unique=True)]
     if cls is not AssetClass.CRYPTO and len(missing):
         missing = missing[np.fromiter((market_open(cls, t) for t in missing.tolist()), bool)]
     if len(missing) == 0:
