@@ -6,7 +6,10 @@ own thread and event loop, so a test drives it from anywhere: publish quotes, tr
 klines (each stream numbered on, as Binance's are, whichever connection carries it), drop every
 connection, stall, send garbage, announce `serverShutdown`, refuse handshakes, pump a load for
 a while. Every loop it runs stops by itself (a count or a duration). `FakeRest` serves
-`/api/v3/exchangeInfo` with the used-weight header, and can answer 429 with Retry-After or 418.
+`/api/v3/exchangeInfo` with the used-weight header, and can answer 429 with Retry-After or 418;
+and `/api/v3/klines` (1m) from the klines a test adds, honouring startTime, endTime and limit
+(at most 1000), each answer adding its weight (2) to the used weight, and can fail every klines
+request after the first N (`fail_klines_after`).
 """
 
 from __future__ import annotations
@@ -201,6 +204,9 @@ class FakeRest:
         self.throttle: list[tuple[int, str]] = []  # answers to give first: (status, Retry-After)
         self.requests: list[str] = []
         self.used_weight = 20
+        self.klines: dict[str, list[list[Any]]] = {}  # symbol -> 1m klines, oldest first
+        self.klines_answered = 0  # klines requests answered with klines
+        self.fail_klines_after: int | None = None  # then every klines request gets a 502
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -241,6 +247,8 @@ class FakeRest:
             body = {"code": -1003, "msg": "Too much request weight used"}
             return status, body, {**weight, "Retry-After": retry}
         url = urlparse(path)
+        if url.path == "/api/v3/klines":
+            return self.answer_klines(parse_qs(url.query), weight)
         if url.path != "/api/v3/exchangeInfo":
             return 404, {"code": -1, "msg": "not here"}, weight
         wanted = parse_qs(url.query).get("symbols")
@@ -251,6 +259,36 @@ class FakeRest:
 
     def entry(self, name: str) -> dict[str, Any]:
         return exchange_entry(name, self.symbols[name])
+
+    def answer_klines(
+        self, query: dict[str, list[str]], weight: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        if self.fail_klines_after is not None and self.klines_answered >= self.fail_klines_after:
+            return 502, {"code": -1, "msg": "Bad gateway"}, weight
+        name = query.get("symbol", [""])[0]
+        if name not in self.symbols or query.get("interval") != ["1m"]:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}, weight
+        limit = min(int(query.get("limit", ["500"])[0]), 1000)
+        lo = int(query.get("startTime", ["0"])[0])
+        hi = int(query.get("endTime", [str(2**62)])[0])
+        rows = [k for k in self.klines.get(name, []) if lo <= k[0] <= hi][:limit]
+        self.used_weight += 2
+        self.klines_answered += 1
+        return 200, rows, {"X-MBX-USED-WEIGHT-1M": str(self.used_weight)}
+
+    def add_klines(self, name: str, start_ms: int, n: int, price: float = 100.0) -> None:
+        """n consecutive 1m klines from start_ms (prices walking up by 0.01, 3 trades each)."""
+        rows = self.klines.setdefault(name, [])
+        for i in range(n):
+            t = start_ms + i * 60_000
+            o = round(price + 0.01 * ((t // 60_000) % 997), 2)
+            c = round(o + 0.01, 2)
+            h, lo = f"{c + 0.02:.2f}", f"{o - 0.02:.2f}"
+            quote = f"{1.5 * c:.8f}"
+            rows.append(
+                [t, f"{o:.2f}", h, lo, f"{c:.2f}", "1.5", t + 59_999, quote, 3, "0.7", "70", "0"]
+            )
+        rows.sort(key=lambda k: k[0])
 
 
 def exchange_entry(name: str, row: tuple[str, str, str, str, str, str]) -> dict[str, Any]:

@@ -33,6 +33,19 @@ TICKS_DTYPE = np.dtype(
         ("volume_real", "<f8"),
     ]
 )
+# numpy's view of MqlRates, as MetaTrader5.copy_rates_range returns it
+RATES_DTYPE = np.dtype(
+    [
+        ("time", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("tick_volume", "<u8"),
+        ("spread", "<i4"),
+        ("real_volume", "<u8"),
+    ]
+)
 Tick = namedtuple("Tick", "time bid ask last volume time_msc flags volume_real")
 SymbolInfo = namedtuple(
     "SymbolInfo",
@@ -73,6 +86,7 @@ def cfd(
 
 class FakeMT5:
     COPY_TICKS_ALL, COPY_TICKS_INFO, COPY_TICKS_TRADE = -1, 1, 2
+    TIMEFRAME_M1 = 1
     TICK_FLAG_BID, TICK_FLAG_ASK, TICK_FLAG_LAST = 2, 4, 8
     TICK_FLAG_VOLUME, TICK_FLAG_BUY, TICK_FLAG_SELL = 16, 32, 64
 
@@ -87,6 +101,8 @@ class FakeMT5:
         self.error: tuple[int, str] = (1, "Success")
         self.initialize_calls: list[dict[str, Any]] = []
         self.requests: list[tuple[str, int, int]] = []  # copy_ticks_from (symbol, from s, count)
+        self.rates: dict[str, np.ndarray] = {}  # symbol -> M1 rates, server-clock seconds
+        self.rate_requests: list[tuple[str, int, int]] = []  # copy_rates_range (sym, from, to)
         self.selected: set[str] = set()
         self.overlaps = 0
         self._failures: list[tuple[int, str, float, set[str] | None]] = []
@@ -144,6 +160,12 @@ class FakeMT5:
 
         self._market = advance
         advance()
+
+    def add_rates(self, symbol: str, rates: np.ndarray) -> None:
+        """M1 bars (RATES_DTYPE, `time` on the server clock) for copy_rates_range."""
+        with self._guard:
+            both = np.concatenate([self.rates.get(symbol, np.zeros(0, RATES_DTYPE)), rates])
+            self.rates[symbol] = np.sort(both, order="time")
 
     def script(self, symbol: str) -> np.ndarray:
         with self._guard:
@@ -286,3 +308,24 @@ class FakeMT5:
             return np.array(rows, dtype=TICKS_DTYPE)
 
         return self._answer("copy_ticks_from", go)
+
+    def copy_rates_range(
+        self, symbol: str, timeframe: int, date_from: int | datetime, date_to: int | datetime
+    ) -> np.ndarray | None:
+        """Bars opening in [date_from, date_to] (both on the server clock, as MT5 reads them;
+        a datetime by its timestamp), oldest first; None with (-4, ...) when no symbol."""
+
+        def seconds(value: int | datetime) -> int:
+            return int(value.timestamp()) if isinstance(value, datetime) else int(value)
+
+        def go() -> np.ndarray | None:
+            assert timeframe == self.TIMEFRAME_M1, "the stand-in keeps M1 bars only"
+            if symbol not in self.infos:
+                return None
+            lo, hi = seconds(date_from), seconds(date_to)
+            self.rate_requests.append((symbol, lo, hi))
+            with self._guard:
+                rates = self.rates.get(symbol, np.zeros(0, RATES_DTYPE))
+                return rates[(rates["time"] >= lo) & (rates["time"] <= hi)].copy()
+
+        return self._answer("copy_rates_range", go)

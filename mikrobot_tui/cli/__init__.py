@@ -60,7 +60,8 @@ history_app = typer.Typer(
     cls=Group,
     rich_markup_mode=None,
     context_settings=CONTEXT,
-    help="Import ticks and bars from files traders bring; export stored bars and ticks.",
+    help="Import ticks and bars from files traders bring, backfill bars from a venue; export "
+    "stored bars and ticks.",
     no_args_is_help=True,
 )
 app.add_typer(history_app, name="history")
@@ -115,6 +116,7 @@ for _command in (db.backup, db.check, db.retain):
     db_app.command()(with_global_options(_command))
 history_app.command("import")(with_global_options(history.import_))
 history_app.command("export")(with_global_options(history.export))
+history_app.command("backfill")(with_global_options(history.backfill))
 
 
 def command() -> typer.core.TyperGroup:

@@ -1,10 +1,11 @@
-"""`mikrobot history import FILE` and `mikrobot history export --symbol S`.
+"""`mikrobot history import FILE`, `history export --symbol S` and `history backfill`.
 
 Import reads MT5 tick and bar exports, Binance klines/trades/aggTrades dumps and a generic
 CSV (data/importers), stores ticks and bars (data/history.py) and reports every rejected row
 with its line number. Exit 0 when anything was imported; 2 when the file cannot be read at all
 (missing, unreadable, unknown format, no symbol for it) or holds no good row. Export writes a
-symbol's bars or ticks as CSV (default) or JSON to stdout.
+symbol's bars or ticks as CSV (default) or JSON to stdout. Backfill fetches M1 bars from Binance
+or MetaTrader 5 (data/backfill.py): exit 1 when the venue fails after retries, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -223,3 +224,81 @@ def _iso_ns(text: str | None, option: str) -> int | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1_000
+
+
+class Venue(StrEnum):
+    binance = "binance"
+    mt5 = "mt5"
+
+
+def backfill(
+    symbol: Annotated[str, typer.Option("--symbol", help="the symbol to backfill")],
+    start: Annotated[
+        str, typer.Option("--start", help="from this time (ISO-8601, UTC if no offset)")
+    ],
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="before this time (ISO-8601, UTC if no offset; default now)"),
+    ] = None,
+    venue: Annotated[
+        Venue | None,
+        typer.Option(
+            "--venue", help="where to fetch from (default: binance.symbols or mt5.symbols)"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Fetch a symbol's M1 bars from Binance or MetaTrader 5 into the database (with M5, M15
+    and H1): resumes after the last stored bar and repairs missing minutes inside."""
+    import time
+
+    from mikrobot_tui.data import backfill as bf
+    from mikrobot_tui.store.schema import open_db
+
+    lo, hi = _iso_ns(start, "--start"), _iso_ns(end, "--end")
+    now = time.time_ns()
+    hi = now if hi is None else hi
+    if lo is None or lo >= hi:
+        raise fail(f"--start {start} is not before --end {end or 'now'}", EXIT_BAD_INPUT)
+    if lo >= now:
+        raise fail(f"--start {start} is in the future: there is nothing to fetch", EXIT_BAD_INPUT)
+    s = settings()
+    name = venue.value if venue is not None else bf.venue_of(s, symbol)
+    if name is None:
+        raise fail(
+            f"--symbol {symbol} is in neither binance.symbols nor mt5.symbols (nor a [[feeds]] "
+            "table of either): add it to one, or name the venue with --venue binance|mt5",
+            EXIT_BAD_INPUT,
+        )
+    db = Path(s.engine.db)
+    check_db(db, write=True)
+    from mikrobot_tui.config import ConfigError
+
+    try:
+        source = bf.open_venue(s, name)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress, db_errors(db):
+        conn = open_db(db).conn
+        try:
+            report = bf.backfill(conn, source, symbol, lo, hi, progress)
+        except bf.BadInput as exc:
+            raise fail(f"cannot backfill: {exc}", EXIT_BAD_INPUT) from None
+        except bf.VenueFailed as exc:
+            done = exc.report
+            kept = f"; {done.stored} bars stored, run again to continue" if done else ""
+            raise fail(f"backfill of {symbol} stopped: {exc}{kept}") from None
+        except KeyboardInterrupt:
+            raise fail(f"backfill of {symbol} interrupted; run again to continue", 130) from None
+        finally:
+            conn.close()
+            source.close()
+    if as_json:
+        echo(json.dumps(report.to_json()))
+        return
+    echo(
+        f"{symbol} from {report.venue}: {_ts(report.start_ts)} .. {_ts(report.end_ts)} UTC: "
+        f"{report.fetched} M1 bars fetched, {report.stored} stored "
+        f"({report.gaps_repaired} in gaps), {report.requests} requests"
+        + (f"; resumed from {_ts(report.resumed_from_ts)}" if report.resumed_from_ts else "")
+    )

@@ -50,3 +50,10 @@ def server_to_utc_ns(server_ns: int, zone: ZoneInfo, shift: timedelta) -> int:
     utc = local.astimezone(UTC)
     rest = server_ns % 1_000
     return int((utc - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)) * 1_000 + rest
+
+
+def utc_to_server_ns(utc_ns: int, zone: ZoneInfo, shift: timedelta) -> int:
+    """A UTC timestamp as the broker's server clock reads it (the inverse of server_to_utc_ns;
+    in a repeated server hour, the later reading)."""
+    offset = datetime.fromtimestamp(utc_ns // NS_PER_SECOND, zone).utcoffset() or timedelta(0)
+    return utc_ns + int((offset + shift) / timedelta(microseconds=1)) * 1_000
