@@ -8,6 +8,8 @@ alert within a minute of market time is held back and counted in the next one.
 
 from __future__ import annotations
 
+import json
+
 from engine_data import FAST_ACCOUNTS, FULL_RISK, replay, waves
 from test_engine import faulty_stream
 
@@ -138,3 +140,40 @@ def test_a_storm_of_halts_is_held_back_and_counted_and_a_restart_remembers(
     assert "limits: five violations" in halts[1]["text"]
     # the two halts of the first run and the one after the restart were held back
     assert "(3 more like it held back since the last alert)" in halts[1]["text"]
+
+
+def test_mikrobot_alerts_lists_them_newest_first_filtered_and_as_json(
+    make_settings, tmp_path
+) -> None:
+    from test_cli import invoke
+
+    settings = make_settings(
+        orchestrator=FULL_RISK, accounts=FAST_ACCOUNTS, paper={"latency_ms": 50}, risk=TIGHT
+    )
+    engine = replay(settings, waves(3000), tmp_path / "breach", batch=1000)
+    alerts, _ = alerts_of(engine)
+    engine.close()
+    db = str(settings.engine.db)
+    doc = json.loads(invoke("--db", db, "alerts", "--json", "-n", "1000").output)
+    listed = doc["alerts"]
+    assert [a["seq"] for a in listed] == sorted((a.seq for a in alerts), reverse=True)
+    assert set(listed[0]) == {"seq", "ts", "severity", "source", "title", "text"}
+    critical = json.loads(invoke("--db", db, "alerts", "--severity", "critical", "--json").output)
+    assert critical["alerts"] and {a["severity"] for a in critical["alerts"]} == {"critical"}
+    warning = json.loads(invoke("--db", db, "alerts", "--severity", "warning", "--json").output)
+    assert {a["severity"] for a in warning["alerts"]} == {"warning", "critical"}
+    out = invoke("--db", db, "alerts", "-n", "2").output
+    out.encode("ascii")
+    lines = out.splitlines()
+    assert len(lines) == 2 and listed[0]["title"] in lines[0]
+    assert lines[0].startswith("2026-01-01 ") and listed[0]["severity"].upper() in lines[0]
+    bad = invoke("--db", db, "alerts", "--severity", "loud")
+    assert bad.exit_code == 2 and "info, warning, critical" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_mikrobot_alerts_without_a_database_says_so(tmp_path) -> None:
+    from test_cli import invoke
+
+    result = invoke("--db", str(tmp_path / "none.db"), "alerts")
+    assert result.exit_code == 1 and "no database" in result.output
