@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import socket
 import threading
 import time
@@ -217,3 +218,47 @@ async def test_a_live_run_logs_its_alerts_and_the_webhooks_failures_with_secrets
     probe = next(line for line in lines if line["msg"] == "probe")
     assert probe["note"] == "*** and ***"
     assert all("ts" in line and "level" in line for line in lines)
+
+
+def test_the_log_redacts_every_secret_in_messages_arguments_and_tracebacks(
+    make_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mikrobot_tui.engine.runlog import RunLog, secret_values
+
+    monkeypatch.setenv("MIKROBOT_MT5__PASSWORD", "mt5-pass-42")
+    monkeypatch.setenv("MIKROBOT_SIGNALS__WEBHOOK_SECRET", "signal-key-77")
+    settings = make_settings(alerts={"webhook_url": "https://x.test/bot9:TOKEN/send"})
+    assert set(secret_values(settings)) == {
+        "mt5-pass-42",
+        "signal-key-77",
+        "https://x.test/bot9:TOKEN/send",
+    }
+    log = RunLog(settings, settings.engine.db, 1_767_225_600 * 10**9)
+    assert log.path.name == f"mikrobot-20260101T000000Z-{os.getpid()}.jsonl"
+    log.logger.warning("login %s failed", "mt5-pass-42")
+    try:
+        raise ValueError("cannot post to https://x.test/bot9:TOKEN/send")
+    except ValueError:
+        log.exception("webhook", nested={"keys": ["signal-key-77"]})
+    log.close()
+    text = log.path.read_text()
+    assert "mt5-pass-42" not in text and "TOKEN" not in text and "signal-key-77" not in text
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert first["msg"] == "login *** failed" and first["level"] == "warning"
+    assert second["nested"] == {"keys": ["***"]}
+    assert "ValueError: cannot post to ***" in second["exception"]
+
+
+def test_the_log_rotates_by_size(make_settings, tmp_path: Path) -> None:
+    from mikrobot_tui.engine.runlog import RunLog
+
+    settings = make_settings(alerts={"log_max_mb": 0.002, "log_backups": 2})  # about 2 KB
+    log = RunLog(settings, settings.engine.db, 1_767_225_600 * 10**9)
+    for i in range(100):
+        log.info("alert", seq=i, text="x" * 100)
+    log.close()
+    files = sorted(log.path.parent.glob(log.path.name + "*"))
+    assert [f.name for f in files] == [log.path.name, log.path.name + ".1", log.path.name + ".2"]
+    assert all(f.stat().st_size <= 2200 for f in files)
+    last = json.loads(log.path.read_text().splitlines()[-1])
+    assert last["seq"] == 99
