@@ -109,6 +109,7 @@ class Runner:
         feed_is_live = engine.feed.mode != "REPLAY"
         backups = BackupSchedule(engine.settings.store, engine.db_path, engine.writer, engine.wall)
         self._open_log()
+        backups.on_failure = self._backup_failed
         try:
             tasks = await self._start_sources(stop)
             if feed_is_live:  # a replay never POSTs its alerts
@@ -179,6 +180,10 @@ class Runner:
             pid=os.getpid(),
             trading_state=str(engine.trading_state),
         )
+
+    def _backup_failed(self, outcome: str) -> None:
+        if self.log is not None:
+            self.log.error("scheduled backup failed", outcome=outcome)
 
     def _close_log(self) -> None:
         engine = self.engine
