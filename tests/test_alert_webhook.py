@@ -262,3 +262,27 @@ def test_the_log_rotates_by_size(make_settings, tmp_path: Path) -> None:
     assert all(f.stat().st_size <= 2200 for f in files)
     last = json.loads(log.path.read_text().splitlines()[-1])
     assert last["seq"] == 99
+
+
+async def test_a_replay_never_posts_its_alerts(make_settings, hook_server, tmp_path) -> None:
+    from engine_data import replay_feed_engine
+
+    hook, url = hook_server
+    settings = make_settings(alerts={"webhook_url": url, "min_severity": "info"})
+    engine = replay_feed_engine(settings, tmp_path / "r")
+    runner = Runner(engine)
+    stop = asyncio.Event()
+
+    async def operate() -> None:
+        while not engine.started:
+            await asyncio.sleep(0.01)
+        engine.control.halt("operator")  # while the replay runs through the live loop
+        await asyncio.sleep(0.5)  # time enough for a POST, were there a webhook
+
+    await asyncio.gather(runner.run(stop, duration_s=2.0), operate())
+    engine.close()
+    (log,) = (tmp_path / "logs").glob("*.jsonl")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[0]["mode"] == "REPLAY"
+    assert "engine_halted" in [line["alert"] for line in lines if line["msg"] == "alert"]
+    assert hook.posts == []
