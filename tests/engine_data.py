@@ -55,3 +55,10 @@ def replay(
     engine = Engine(settings, feed=feed, clock=ReplayClock())
     Runner(engine).replay(feed.iter_batches())
     return engine
+
+
+def replay_feed_engine(settings: Settings, path: Path, n_ticks: int = 2000) -> Engine:
+    """An engine on a replay feed of `waves`, not started: for runs through the live loop."""
+    file = path.with_suffix(".npz")
+    save_ticks(file, waves(n_ticks), SYMBOLS)
+    return Engine(settings, feed=ReplayFeed(file, batch_size=100), clock=ReplayClock())

@@ -23,6 +23,7 @@ def invoke(*args: str, **kw):
 def test_help_lists_the_contract() -> None:
     out = invoke("--help").output
     words = ("run", "status", "halt", "resume", "reduce", "flatten", "cancel", "modify", "config")
+    words += ("alerts", "decisions")
     for word in (*words, "--attach", "--db"):
         assert word in out
 

@@ -84,6 +84,23 @@ def test_a_secret_in_config_toml_is_refused_with_the_variable_to_use(tmp_path: P
     assert "leaked" not in msg
 
 
+def test_the_alert_webhook_url_is_a_secret_read_from_the_environment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[alerts]\nwebhook_url = "https://api.telegram.org/bot123:tok/sendMessage"\n')
+    msg = config_error(cfg)
+    assert "MIKROBOT_ALERTS__WEBHOOK_URL" in msg and "tok" not in msg
+    cfg.write_text('[alerts]\nwebhook_format = "telegram"\ntelegram_chat_id = "-100"\n')
+    monkeypatch.setenv("MIKROBOT_ALERTS__WEBHOOK_URL", "https://api.telegram.org/bot1:tok/x")
+    monkeypatch.setenv("MIKROBOT_ALERTS__WEBHOOK_SECRET", "k")
+    s = load_settings(cfg)
+    assert s.alerts.webhook_url is not None and "tok" not in str(redacted(s))
+    assert s.alerts.webhook_secret is not None and s.alerts.webhook_format == "telegram"
+    monkeypatch.delenv("MIKROBOT_ALERTS__WEBHOOK_URL")
+    assert load_settings(cfg).alerts.webhook_url is None  # no URL: no webhook
+
+
 def test_ab_must_name_configured_accounts(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[ab]\na = "A"\nb = "Z"\n')

@@ -165,3 +165,20 @@ def test_ticks_of_a_backup_read_back_bit_for_bit(tmp_path) -> None:
 @pytest.fixture(autouse=True)
 def _no_color(monkeypatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
+
+
+async def test_a_failed_scheduled_backup_is_told_to_the_runs_log(tmp_path) -> None:
+    db = filled(tmp_path / "f.db", n_ticks=100)
+    (tmp_path / "not-a-folder").write_text("a file where the backups should go")
+    conn = open_db(db).conn
+    settings = StoreSettings(backup_every_h=0.05 / 3600, backup_dir=Path("not-a-folder"))
+    schedule = BackupSchedule(settings, db, Writer(conn), LiveClock())
+    told: list[str] = []
+    schedule.on_failure = told.append
+    for _ in range(100):
+        schedule.poll()
+        await asyncio.sleep(0.02)
+        if told:
+            break
+    await schedule.close()
+    assert told and told[0].startswith("failed: ")

@@ -9,6 +9,9 @@ each symbol's data-quality breaker (these runs inject faults at five times the d
 so the breakers open and refuse orders on faulty symbols); then the orchestrator's score in
 every entry's event, with resized and refused signals, and its trend factor counting the
 H1 bars the corridor now builds; the account limits count entries and judge equity.
+Issue 9 (alerts): both logs now hold `alert` events, each right after the event that calls for
+it (the faulty symbols' breakers opening and closing, the sim run's halt, flatten and resume),
+so every later seq moved; the trading events themselves are unchanged.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "d670240a96807e72437ff43802a7450a63bf475152f8166c21ce6eeb396bde27"
-SIM_SHA256 = "51b79566016d6a3ca76392a5884128cde59c244cc7757cfbb03676d0fa224041"
+REPLAY_SHA256 = "c471b43509517c1c88eb4a70b8bcc902a72971eace0c69184b42f9c831765cbf"
+SIM_SHA256 = "8293c8045e6b430815e7bc323b5aa166330e5d347e44a2c5cc4629d5e2662834"
 
 
 def log_digest(conn) -> tuple[str, int]:

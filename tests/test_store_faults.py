@@ -134,6 +134,7 @@ def test_a_full_database_halts_trading_with_an_event_once_there_is_room(
     engine.start()
     batches = feed.iter_batches()
     runner = Runner(engine)
+    runner._open_log()  # the run's log, as a live run keeps it
     runner.replay(b for _, b in zip(range(10), batches, strict=False))
     pages = engine.conn.execute("PRAGMA page_count").fetchone()[0]
     engine.conn.execute(f"PRAGMA max_page_count = {pages + 1}")
@@ -151,7 +152,21 @@ def test_a_full_database_halts_trading_with_an_event_once_there_is_room(
     assert [e.payload["source"] for e in halts] == ["database full"]
     seqs = [s for (s,) in engine.conn.execute("SELECT seq FROM events ORDER BY seq")]
     assert seqs == list(range(1, len(seqs) + 1))
+    alerts = [e.payload for e in read_events(engine.conn) if e.kind is EventKind.ALERT]
+    alert = next(a for a in alerts if a["kind"] == "engine_halted")
+    assert alert["severity"] == "critical" and "database full" in alert["text"]
+    assert runner.log is not None
+    path = runner.log.path
+    runner._close_log()
     engine.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    said = [(line["msg"], line["level"]) for line in lines]
+    assert ("database problem", "error") in said and ("alert", "error") in said
+    assert said.index(("database problem", "error")) < said.index(
+        ("database problem cleared", "info")
+    )
+    problem = next(line for line in lines if line["msg"] == "database problem")
+    assert "database or disk full" in problem["problem"]
 
 
 def test_a_non_transient_error_still_raises(db_path: Path) -> None:

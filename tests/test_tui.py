@@ -494,3 +494,45 @@ async def test_external_signals_are_told_as_they_come(cockpit_db: FixtureDB) -> 
         assert "old news" not in shown and "crossed quote" not in shown
         assert "strategy's" not in shown
     conn.close()
+
+
+async def test_alerts_are_told_with_their_severity_and_critical_ones_stay_longer(
+    cockpit_db: FixtureDB,
+) -> None:
+    """Each new `alert` event is a toast: info as information, warning as a warning, critical
+    as an error that stays longer; what the database held before the cockpit opened is not."""
+    conn = connect(cockpit_db.path)
+    event = "INSERT INTO events (seq, ts, kind, account, payload) VALUES (?,?,?,?,?)"
+
+    def alert(severity: str, title: str, text: str) -> str:
+        payload = {"severity": severity, "source": "engine", "kind": "x", "seq": 1}
+        return json.dumps(payload | {"title": title, "text": text})
+
+    (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+    conn.execute(event, [seq + 1, 1, "alert", None, alert("critical", "Old", "before the app")])
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        notices = app.screen.query_one("#signal-notices")
+        await wait_until(pilot, lambda: notices._cursor is not None)
+        rows = [
+            ("info", "Engine resumed", "trading resumed by operator"),
+            ("warning", "Margin call: A", "A: margin call at a margin level of 95.5%"),
+            ("critical", "A halted", "A is HALTED (no new orders): daily loss"),
+        ]
+        for i, (severity, title, text) in enumerate(rows, start=2):
+            conn.execute(event, [seq + i, 1, "alert", "A", alert(severity, title, text)])
+        await notices._poll().wait()
+        await wait_until(pilot, lambda: len(app._notifications) >= 3)
+        told = {n.title: n for n in app._notifications}
+        assert "Old" not in told
+        assert told["Engine resumed"].severity == "information"
+        assert told["Margin call: A"].severity == "warning"
+        halted = told["A halted"]
+        assert halted.severity == "error" and halted.message.endswith("daily loss")
+        assert halted.timeout > told["Margin call: A"].timeout
+
+        def shown() -> str:
+            return " | ".join(str(t.render()) for t in app.screen.query("Toast"))
+
+        await wait_until(pilot, lambda: "A is HALTED" in shown())
+    conn.close()

@@ -107,6 +107,7 @@ for _command in (
     control.cancel,
     control.modify,
     control.decisions,
+    control.alerts,
     config.strategies,
 ):
     app.command()(with_global_options(_command))

@@ -358,6 +358,44 @@ def decisions(
                 )
 
 
+def alerts(
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=10_000, help="How many, newest first")
+    ] = 20,
+    severity: Annotated[
+        str,
+        typer.Option(
+            "--severity", help="The least severe shown: info, warning or critical (default info)"
+        ),
+    ] = "info",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """What the operator must know: breakers, margin calls, limits, halts, newest first."""
+    from datetime import UTC, datetime
+
+    from mikrobot_tui.store.queries import ALERT_SEVERITIES, read_alerts
+
+    if severity not in ALERT_SEVERITIES:
+        raise fail(
+            f"--severity: {severity!r} is not a severity; use one of {', '.join(ALERT_SEVERITIES)}",
+            EXIT_BAD_INPUT,
+        )
+    s = settings()
+    conn = reader(s)
+    with db_errors(s.engine.db):
+        rows = read_alerts(conn, limit, severity)
+    if as_json:
+        doc = {"alerts": [asdict(r) for r in rows]}
+        echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False))
+        return
+    if not rows:
+        echo(f"no alerts{'' if severity == 'info' else f' of {severity} or above'} yet")
+        return
+    for r in rows:
+        when = datetime.fromtimestamp(r.ts / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        echo(f"{when} {r.severity.upper():<8} {r.title}: {r.text}")
+
+
 def _last_backup(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """The scheduled backup's last outcome (engine/backups.py), None before the first."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'last_backup'").fetchone()

@@ -39,6 +39,7 @@ from mikrobot_tui.config.sections import (
     ASSET_CLASSES,
     ABSettings,
     AccountSettings,
+    AlertsSettings,
     BinanceSettings,
     BreakerSettings,
     EngineSettings,
@@ -62,6 +63,7 @@ __all__ = [
     "SECRET_KEYS",
     "ABSettings",
     "AccountSettings",
+    "AlertsSettings",
     "BinanceSettings",
     "BreakerSettings",
     "ConfigError",
@@ -128,6 +130,7 @@ class Settings(BaseSettings):
     mt5: MT5Settings = MT5Settings()
     feeds: list[FeedSpec] = []  # the venues of engine.feed = "mixed"
     signals: SignalsSettings = SignalsSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

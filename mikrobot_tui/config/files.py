@@ -20,6 +20,8 @@ SECRET_KEYS = {
     ("binance", "api_secret"),
     ("mt5", "password"),
     ("signals", "webhook_secret"),
+    ("alerts", "webhook_url"),  # a Telegram or Slack URL holds the bot's token
+    ("alerts", "webhook_secret"),
 }
 SQLITE_HEADER = b"SQLite format 3\x00"
 

@@ -537,3 +537,40 @@ def _default_accounts() -> list[AccountSettings]:
         AccountSettings(name="A", strategy="bos_retest"),  # the house strategy
         AccountSettings(name="B", params={"fast": 8, "slow": 34}),  # its ema_cross baseline
     ]
+
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+class AlertsSettings(_Section):
+    """`[alerts]`: where alerts go beside the cockpit, and the engine's own log file.
+
+    `webhook_url` and `webhook_secret` are secrets (a Telegram or Slack URL holds the bot's
+    token): read from the environment or .env only, never logged.
+    """
+
+    webhook_url: SecretStr | None = None  # empty: no webhook
+    webhook_format: Literal["json", "slack", "discord", "telegram"] = "json"
+    telegram_chat_id: str = ""  # the chat a telegram-format alert goes to
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 key of X-Mikrobot-Signature
+    retries: int = Field(5, ge=0, le=20)
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    queue: int = Field(100, ge=1, le=10_000)
+    log_dir: Path = Path("logs")  # relative to the database's folder unless absolute
+    log_max_mb: float = Field(10.0, gt=0, le=10_000)
+    log_backups: int = Field(5, ge=0, le=1_000)
+
+    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _telegram_needs_a_chat(self) -> Self:
+        if self.webhook_format == "telegram" and self.webhook_url and not self.telegram_chat_id:
+            raise ValueError(
+                'alerts.telegram_chat_id: webhook_format = "telegram" needs the chat id to '
+                "post to (ask @userinfobot, or read getUpdates)"
+            )
+        return self

@@ -36,6 +36,7 @@ class EventKind(StrEnum):
     ACCOUNT_STATE = "account_state"  # an account's trading state changed (from, to, reason)
     FLATTEN = "flatten"
     BREAKER_CHANGED = "breaker_changed"
+    ALERT = "alert"  # what an operator must know, with a severity (engine/alerts.py)
 
 
 @dataclass(frozen=True, slots=True)

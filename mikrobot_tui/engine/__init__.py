@@ -26,6 +26,7 @@ from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import checkpoint
+from mikrobot_tui.engine.alerts import Alerts
 from mikrobot_tui.engine.control import CommandPulse, Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
@@ -89,10 +90,12 @@ class Engine:
         self.symbols: list[str] = list(feed.symbols)
         state = EngineState()
         days = DayLog(ZoneInfo(settings.risk.day_timezone))  # the day in progress, same pass
+        self.alerts = Alerts()  # where each alert's storm window stands, same pass
         for event in read_events(self.conn):
             days.before(event)
             apply(state, event)
             days.after(event, state)
+            self.alerts.learn(event)
         self.quotes = LastQuotes(self.symbols, market_now=state.last_ts)
         equivalents = settings.engine.currency_equivalents
         accounts = {a.name: a for a in settings.accounts}
@@ -117,6 +120,7 @@ class Engine:
         )
         orders_breaker = CircuitBreaker.from_settings("orders", b)
         self.limits = Limits(self.ledger, settings.risk, days)
+        self.alerts.attach(self.ledger)  # after the limits: it sees what they made of an event
         decisions = Decisions(
             strategies,
             strategy_breakers,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mikrobot_tui.clock import Clock
@@ -33,6 +34,7 @@ class BackupSchedule:
         self._wall = wall
         self.next_at = time.monotonic() + self.every_s
         self.task: asyncio.Task[str] | None = None
+        self.on_failure: Callable[[str], None] | None = None  # the run's log hears of it
 
     def poll(self) -> None:
         """Start a backup when one is due; record the last one's outcome once it is done."""
@@ -42,6 +44,8 @@ class BackupSchedule:
                 outcome = task.result()
             except Exception as exc:  # a full disk, a bad folder: said, tried again later
                 outcome = f"failed: {exc}"
+                if self.on_failure is not None:
+                    self.on_failure(outcome)
             self._writer.upsert(
                 "meta",
                 ("key", "value"),

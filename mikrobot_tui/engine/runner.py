@@ -25,6 +25,7 @@ import contextlib
 import os
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,9 +35,12 @@ import numpy as np
 
 from mikrobot_tui.data.feeds import ConflatingQueue, feed_failures, feed_rejects
 from mikrobot_tui.data.signals.sources import Source, build_sources
+from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import Engine
+from mikrobot_tui.engine.alert_webhook import AlertWebhook
 from mikrobot_tui.engine.backups import BackupSchedule
+from mikrobot_tui.engine.runlog import RunLog
 from mikrobot_tui.store import liveness
 from mikrobot_tui.store.writer import Writer
 
@@ -63,6 +67,9 @@ class Runner:
         self.queue = ConflatingQueue()
         self.sources: list[Source] = []  # external signal sources while a live run runs
         self._published = False  # a liveness file says what is wrong with the database
+        self.log: RunLog | None = None  # the run's JSON-lines log while a live run runs
+        self.webhook: AlertWebhook | None = None  # alerts POSTed, in a live run when configured
+        self._logged_problem: str | None = None
 
     def replay(self, batches: Iterator[np.ndarray]) -> RunStats:
         """Process batches as fast as they come, flushing by size. No event loop."""
@@ -101,8 +108,12 @@ class Runner:
         }
         feed_is_live = engine.feed.mode != "REPLAY"
         backups = BackupSchedule(engine.settings.store, engine.db_path, engine.writer, engine.wall)
+        self._open_log()
+        backups.on_failure = self._backup_failed
         try:
             tasks = await self._start_sources(stop)
+            if feed_is_live:  # a replay never POSTs its alerts
+                tasks += self._start_webhook(stop)
             consumer = asyncio.create_task(self._consume(stop), name="engine-feed")
             tasks.insert(0, consumer)
             while not stop.is_set():
@@ -131,6 +142,10 @@ class Runner:
                         due[what] = max(at + periods[what], now)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=Writer.FLUSH_SECONDS)
+        except Exception as exc:
+            if self.log is not None:
+                self.log.exception("engine stopped on an error", error=f"{type(exc).__name__}")
+            raise
         finally:
             stop.set()
             for task in tasks:
@@ -143,6 +158,89 @@ class Runner:
             engine.stop()
             await self._settle(SETTLE_S)
             self.on_writer_problem()
+            self._close_log()
+
+    # ---------------------------------------------------------------- the run's log, alerts
+
+    def _open_log(self) -> None:
+        """The run's JSON-lines log (engine/runlog.py) and the watcher that tells it (and the
+        webhook) each new alert. A log that cannot be opened is said on stderr, not fatal."""
+        engine = self.engine
+        engine.ledger.watchers.append(self._on_event)
+        try:
+            self.log = RunLog(engine.settings, engine.db_path, engine.wall.now_ns())
+        except OSError as exc:
+            print(f"warning: no engine log file ({exc}); the engine runs on", file=sys.stderr)
+            return
+        self.log.info(
+            "engine started",
+            feed=engine.feed.name,
+            mode=engine.feed.mode,
+            db=str(engine.db_path),
+            pid=os.getpid(),
+            trading_state=str(engine.trading_state),
+        )
+
+    def _backup_failed(self, outcome: str) -> None:
+        if self.log is not None:
+            self.log.error("scheduled backup failed", outcome=outcome)
+
+    def _close_log(self) -> None:
+        engine = self.engine
+        with contextlib.suppress(ValueError):
+            engine.ledger.watchers.remove(self._on_event)
+        webhook, self.webhook = self.webhook, None
+        if self.log is not None:
+            c = engine.corridor.counts
+            extra = {}
+            if webhook is not None:
+                extra = {
+                    "webhook_delivered": webhook.delivered,
+                    "webhook_dropped": webhook.dropped,
+                    "webhook_given_up": webhook.given_up,
+                }
+            self.log.info(
+                "engine stopped",
+                feed=engine.feed.name,
+                mode=engine.feed.mode,
+                db=str(engine.db_path),
+                ticks_in=c.ticks_in,
+                events=engine.ledger.log.last_seq,
+                **extra,
+            )
+            self.log.close()
+            self.log = None
+
+    def _on_event(self, event: Event) -> None:
+        """A ledger watcher: each new alert to the log and the webhook's queue."""
+        if event.kind is not EventKind.ALERT:
+            return
+        try:
+            if self.log is not None:
+                p = event.payload
+                say = {"info": self.log.info, "warning": self.log.warning}.get(
+                    str(p.get("severity")), self.log.error
+                )
+                fields = {**p, "cause_seq": p.get("seq"), "alert": p.get("kind")}
+                fields |= {"seq": event.seq, "ts": event.ts, "account": event.account}
+                del fields["kind"]
+                say("alert", **fields)
+            if self.webhook is not None:
+                self.webhook.offer(event)
+        except Exception as exc:  # telling about an alert never stops the engine
+            print(f"warning: an alert was not logged: {exc!r}", file=sys.stderr)
+
+    def _start_webhook(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        a = self.engine.settings.alerts
+        if a.webhook_url is None:
+            return []
+
+        def say(msg: str, fields: dict) -> None:
+            if self.log is not None:
+                self.log.warning(msg, **fields)
+
+        self.webhook = AlertWebhook(a, say)
+        return [asyncio.create_task(self.webhook.run(stop), name="alerts-webhook")]
 
     async def _start_sources(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         """The EA file's watcher and the webhook, when config.toml asks for them and the
@@ -227,6 +325,7 @@ class Runner:
         up (DatabaseUnavailable) once it has lasted longer than `engine.db_wait_s`."""
         engine = self.engine
         writer = engine.writer
+        self._log_problem()
         if writer.problem is None:
             if self._published:
                 liveness.clear(engine.db_path)
@@ -254,6 +353,19 @@ class Runner:
                 f"(engine.db_wait_s); {writer.pending_rows:,} row(s) were not written, the "
                 "database holds everything before them"
             )
+
+    def _log_problem(self) -> None:
+        """A database problem in the run's log when it starts, changes and ends."""
+        if self.log is None:
+            return
+        problem = self.engine.writer.problem  # the described text counts rows: it moves
+        if problem == self._logged_problem:
+            return
+        if problem is None:
+            self.log.info("database problem cleared", was=self._logged_problem)
+        else:
+            self.log.error("database problem", problem=self.describe_problem())
+        self._logged_problem = problem
 
     def describe_problem(self) -> str | None:
         """The writer's problem in a line an operator can act on, None when there is none."""

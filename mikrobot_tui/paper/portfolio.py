@@ -177,8 +177,8 @@ def apply(state: EngineState, event: Event) -> None:
     if kind is EventKind.BREAKER_CHANGED:
         state.breakers[p["name"]] = dict(p)
         return
-    if kind is EventKind.FLATTEN or event.account is None:
-        return
+    if kind in (EventKind.FLATTEN, EventKind.ALERT) or event.account is None:
+        return  # an alert changes nothing: it tells the operator what other events did
     if kind is EventKind.ACCOUNT_OPENED:
         state.accounts[event.account] = AccountState(
             name=event.account,

@@ -490,3 +490,47 @@ def replay_checkpoint(path: Path) -> tuple[str, int] | None:
     """(fingerprint of the replayed file, ticks processed) of a replay stopped midway."""
     rows = _from_file(path, "SELECT fingerprint, position FROM replay_checkpoint WHERE id = 1")
     return (rows[0][0], int(rows[0][1])) if rows else None
+
+
+ALERT_SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    seq: int
+    ts: int
+    severity: str
+    source: str
+    title: str
+    text: str
+
+
+def read_alerts(
+    conn: sqlite3.Connection, limit: int = 20, min_severity: str = "info"
+) -> list[AlertRow]:
+    """The last `limit` alerts of at least `min_severity`, newest first, read backwards
+    along the events' (kind, seq) index."""
+    wanted = ALERT_SEVERITIES[ALERT_SEVERITIES.index(min_severity) :]
+    rows: list[AlertRow] = []
+    for seq, ts, text in conn.execute(
+        "SELECT seq, ts, payload FROM events WHERE kind = 'alert' ORDER BY seq DESC"
+    ):
+        try:
+            p = json.loads(text)
+        except ValueError:
+            continue  # a damaged row must not hide the others
+        if not isinstance(p, dict) or p.get("severity") not in wanted:
+            continue
+        rows.append(
+            AlertRow(
+                seq=seq,
+                ts=ts,
+                severity=str(p["severity"]),
+                source=str(p.get("source", "")),
+                title=str(p.get("title", "")),
+                text=str(p.get("text", "")),
+            )
+        )
+        if len(rows) >= limit:
+            break
+    return rows

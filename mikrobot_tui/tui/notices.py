@@ -1,8 +1,10 @@
-"""Notifications for external signals: each order, refusal or rejected input, as it comes.
+"""Notifications for alerts and external signals, as they come.
 
 An invisible widget: once a second a thread worker reads what came since the last read
-(store/notices.py) through a connection of its own, and the notices are shown as toasts, a
-few at a time with a count of the rest, so a burst cannot bury the screen.
+(store/notices.py) through a connection of its own, and the notices are shown as toasts
+(an alert's severity as the toast's: critical ones are errors and stay longer), a few at a
+time with a count of the rest, so a burst cannot bury the screen; alerts go first, the most
+severe first.
 """
 
 from __future__ import annotations
@@ -56,11 +58,16 @@ class SignalNotices(Widget):
 
     @on(Found)
     def _show(self, message: Found) -> None:
-        notices = message.notices
+        order = {"error": 0, "warning": 1, "information": 2}
+        notices = sorted(message.notices, key=lambda n: (not n.alert, order.get(n.severity, 2)))
         for n in notices[:SHOWN_AT_ONCE]:
-            self.notify(n.text, title=n.title, severity=n.severity, timeout=8)
-        rest = len(notices) - SHOWN_AT_ONCE
-        if rest > 0:
+            self.notify(n.text, title=n.title, severity=n.severity, timeout=n.timeout)
+        rest = notices[SHOWN_AT_ONCE:]
+        if rest:
+            alerts = sum(n.alert for n in rest)
+            where = "`mikrobot alerts`, " if alerts else ""
             self.notify(
-                f"and {rest} more; see the events and rejects tables", title="External signals"
+                f"and {len(rest)} more; see {where}the events and rejects tables",
+                title="Alerts" if alerts else "External signals",
+                severity="error" if any(n.severity == "error" for n in rest) else "information",
             )
