@@ -235,3 +235,32 @@ def test_seeding_refuses_bars_of_another_period() -> None:
     bars.update(random_stream(10, 1, seed=1))
     with pytest.raises(ValueError, match="period"):
         CandleBuilder(1, H1).seed(bars.open_bars())
+
+
+def test_a_builder_restored_from_a_pickle_folds_ticks_into_the_bars_it_returns() -> None:
+    """A replay's checkpoint pickles the builders: their views of the open bars must come back
+    as views, or ticks folded after a restore never reach the bars."""
+    import pickle
+
+    from mikrobot_tui.data.candles import CandleSet
+    from mikrobot_tui.domain.market import M1, M5
+
+    def tick(ts_s: float, mid: float) -> np.ndarray:
+        t = np.zeros(1, dtype=TICK_DTYPE)
+        t["ts_event"] = int(ts_s * 1e9)
+        t["bid"], t["ask"], t["last"], t["volume"] = mid, mid, np.nan, 1.0
+        return t
+
+    plain, saved = CandleSet(1, [M1, M5]), None
+    for i in range(30):  # half a minute into the first bar
+        plain.update(tick(i, 1.0 + i / 100))
+    saved = pickle.loads(pickle.dumps(plain))
+    out = {}
+    for name, candles in (("plain", plain), ("restored", saved)):
+        closed = []
+        for i in range(30, 130):  # single ticks: the scalar path, across two bar closes
+            bars, _ = candles.update(tick(i, 2.0 - i / 1000))[M1]
+            closed.extend(bars.tolist())
+        out[name] = (closed, candles.open_bars()[M1].tolist())
+    assert out["restored"] == out["plain"]
+    assert out["plain"][0][0][7] == 60  # the first bar counts all 60 ticks

@@ -86,6 +86,19 @@ class CandleBuilder:
         self._folded = tuple(self._state[f] for f in _FOLDED)  # views of the same memory too
         self._vol = np.zeros(n_symbols, dtype=np.int64)  # fixed point, units of _quantum
 
+    # `_rows` and `_folded` are views of `_state`'s memory. Pickle (a replay's checkpoint)
+    # would store them as copies of their own, and a restored builder would then fold ticks
+    # into arrays its bars are not read from: they are left out and made again as views.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_rows"], state["_folded"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._rows = _rows(self._state)
+        self._folded = tuple(self._state[f] for f in _FOLDED)
+
     def update(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fold a batch in; return (closed bars, close_idx), ordered by close_idx.
 
