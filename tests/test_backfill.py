@@ -14,14 +14,14 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+from fake_binance import FakeRest, spot_symbols
+from fake_mt5 import RATES_DTYPE, FakeMT5, fx
 from typer.testing import CliRunner
 
 from mikrobot_tui.cli import app
 from mikrobot_tui.data import backfill
 from mikrobot_tui.data.history import aggregate
 from mikrobot_tui.domain.market import BAR_DTYPE
-from tests.fake_binance import FakeRest, spot_symbols
-from tests.fake_mt5 import RATES_DTYPE, FakeMT5, fx
 
 runner = CliRunner()
 NS = 1_000_000_000
