@@ -40,31 +40,24 @@ app = typer.Typer(
     context_settings=CONTEXT,
     help="mikrobot: a terminal trading cockpit that paper-trades live markets.",
 )
-config_app = typer.Typer(
-    cls=Group,
-    rich_markup_mode=None,
-    context_settings=CONTEXT,
-    help="Show or check the configuration.",
-    no_args_is_help=True,
-)
-app.add_typer(config_app, name="config")
-db_app = typer.Typer(
-    cls=Group,
-    rich_markup_mode=None,
-    context_settings=CONTEXT,
-    help="Back up, check or trim the database.",
-    no_args_is_help=True,
-)
-app.add_typer(db_app, name="db")
-history_app = typer.Typer(
-    cls=Group,
-    rich_markup_mode=None,
-    context_settings=CONTEXT,
-    help="Import ticks and bars from files traders bring, backfill bars from a venue; export "
+
+
+def _group(name: str, help: str) -> typer.Typer:
+    """A command group (`mikrobot config ...`): plain help, `-h`, help when given no command."""
+    group = typer.Typer(
+        cls=Group, rich_markup_mode=None, context_settings=CONTEXT, help=help, no_args_is_help=True
+    )
+    app.add_typer(group, name=name)
+    return group
+
+
+config_app = _group("config", "Show or check the configuration.")
+db_app = _group("db", "Back up, check or trim the database.")
+history_app = _group(
+    "history",
+    "Import ticks and bars from files traders bring, backfill bars from a venue; export "
     "stored bars and ticks.",
-    no_args_is_help=True,
 )
-app.add_typer(history_app, name="history")
 
 
 def _version(value: bool) -> None:
