@@ -77,19 +77,26 @@ def decode(data: bytes, n: int, sym: int = 0) -> np.ndarray:
 
 
 class _OpenBlock:
-    __slots__ = ("chunks", "count", "hour", "id", "parts", "written")
+    __slots__ = ("chunks", "count", "fresh", "hour", "id", "parts")
 
     def __init__(self, block_id: int, hour: int) -> None:
         self.id, self.hour = block_id, hour
-        self.parts: list[np.ndarray] = []
+        self.parts: list[np.ndarray] = []  # every tick of the block, joined only when sealed
+        self.fresh: list[np.ndarray] = []  # those not yet in a chunk row
         self.count = 0  # ticks in the block
-        self.written = 0  # of which already in chunk rows
-        self.chunks: list[int] = []  # the ids of those chunk rows
+        self.chunks: list[int] = []  # the ids of its chunk rows
+
+    def add(self, ticks: np.ndarray) -> None:
+        self.parts.append(ticks)
+        self.fresh.append(ticks)
+        self.count += len(ticks)
 
     def ticks(self) -> np.ndarray:
-        if len(self.parts) > 1:
-            self.parts = [np.concatenate(self.parts)]
-        return self.parts[0]
+        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+
+    def take_fresh(self) -> np.ndarray:
+        fresh, self.fresh = self.fresh, []
+        return fresh[0] if len(fresh) == 1 else np.concatenate(fresh)
 
 
 class TickBuffer:
@@ -109,8 +116,8 @@ class TickBuffer:
     @property
     def waiting(self) -> int:
         """Ticks not yet handed to the writer in a row."""
-        sealed = sum(b.count - b.written for _, b in self._sealed)
-        return sealed + sum(b.count - b.written for b in self._open.values())
+        blocks = [b for _, b in self._sealed] + list(self._open.values())
+        return sum(len(part) for b in blocks for part in b.fresh)
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -140,8 +147,7 @@ class TickBuffer:
                     self._sealed.append((symbol, block))
                 block = self._open[symbol] = _OpenBlock(self._new_id(), hour)
             room = BLOCK_TICKS - block.count
-            block.parts.append(run[:room])
-            block.count += min(room, len(run))
+            block.add(run[:room])
             run = run[room:]
 
     def take(self) -> tuple[list[tuple[Any, ...]], list[int]]:
@@ -153,11 +159,10 @@ class TickBuffer:
             gone.extend(block.chunks)
         self._sealed.clear()
         for symbol, block in self._open.items():
-            if block.written < block.count:
+            if block.fresh:
                 chunk = self._new_id()
-                rows.append(_row(chunk, symbol, block.ticks()[block.written :]))
+                rows.append(_row(chunk, symbol, block.take_fresh()))
                 block.chunks.append(chunk)
-                block.written = block.count
         return rows, gone
 
 
