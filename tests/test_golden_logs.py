@@ -9,6 +9,10 @@ each symbol's data-quality breaker (these runs inject faults at five times the d
 so the breakers open and refuse orders on faulty symbols); then the orchestrator's score in
 every entry's event, with resized and refused signals, and its trend factor counting the
 H1 bars the corridor now builds; the account limits count entries and judge equity.
+Issue 9 re-recorded the replay: the quality monitor now flags spreads above 10 times the
+symbol's usual spread, and the replay's faulty crypto quotes carry four of them (BTCUSDT 3,
+ETHUSDT 1), problems the feed breaker and the quality judge now see; the simulated-market run
+has none and keeps its hash.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "d670240a96807e72437ff43802a7450a63bf475152f8166c21ce6eeb396bde27"
+REPLAY_SHA256 = "3a30f916aaefe1ed74f875ea82dfa6274dd5bf4af936671e62da6c0c9222f060"
 SIM_SHA256 = "51b79566016d6a3ca76392a5884128cde59c244cc7757cfbb03676d0fa224041"
 
 

@@ -2,19 +2,21 @@
 
 Score per symbol, in 0..1:
 
-    score = exp(-(0.10 R + 0.10 S + 0.25 G + 0.25 F + 0.02 L + 0.25 Q))
+    score = exp(-(0.10 R + 0.10 S + 0.25 G + 0.25 F + 0.02 L + 0.05 K + 0.05 W + 0.25 Q))
 
-where R, S, G, F, L count the rejects, spikes, gaps, stale episodes and latency breaches of the
-last `window_s`, each weighted by (1 - age / window_s) so a problem fades out linearly (ages are
-taken from the 1-second bucket of the stream time at which the problem was seen), and Q is 1 while
-the symbol is silent (no tick for more than `max_gap_s` before `now_ns`). A clean feed scores
-exactly 1.0; a burst of three rejects just now gives about 0.74; a clean window after the last
-problem brings it back to 1.0.
+where R, S, G, F, L, K, W count the rejects, spikes, gaps, stale episodes, latency breaches,
+locked quotes and wide spreads of the last `window_s`, each weighted by (1 - age / window_s) so
+a problem fades out linearly (ages are taken from the 1-second bucket of the stream time at
+which the problem was seen), and Q is 1 while the symbol is silent (no tick for more than
+`max_gap_s` of open market before `now_ns`: the time its market was closed does not count, see
+flags.py). A clean feed scores exactly 1.0; a burst of three rejects just now gives about
+0.74; a clean window after the last problem brings it back to 1.0.
 
 `latency_ms` is the median latency of the symbol's last 64 accepted ticks.
 
 The last problem of a symbol is the one on its latest tick; when one tick has several, the
-most telling kind wins (a reject, then a spike, a gap, a stale quote, latency).
+most telling kind wins (a reject, then a spike, a gap, a stale quote, a locked quote, a wide
+spread, latency).
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from mikrobot_tui.data.quality.validity import REASONS
+from mikrobot_tui.domain.hours import closed_ns
 from mikrobot_tui.domain.market import NS_PER_SECOND
 
 # problem kinds: index into the weights and the per-bucket counts
-REJECT, SPIKE, GAP, STALE, LATENCY = range(5)
-WEIGHTS = (0.10, 0.10, 0.25, 0.25, 0.02)
+REJECT, SPIKE, GAP, STALE, LATENCY, LOCKED, SPREAD = range(7)
+N_KINDS = 7
+WEIGHTS = (0.10, 0.10, 0.25, 0.25, 0.02, 0.05, 0.05)
 SILENT_WEIGHT = 0.25
 # which message wins when one tick has several problems (higher wins)
-_RANK = {LATENCY: 0, STALE: 1, GAP: 2, SPIKE: 3, REJECT: 4}
+_RANK = {LATENCY: 0, SPREAD: 1, LOCKED: 2, STALE: 3, GAP: 4, SPIKE: 5, REJECT: 6}
 _BUCKET_NS = NS_PER_SECOND
 _FEW_EVENTS = 64  # problems in a batch counted in plain Python
 
@@ -63,19 +67,28 @@ def message(kind: int, value: float) -> str:
         return f"gap {value:.1f}s"
     if kind == STALE:
         return f"stale {value:.0f}s"
+    if kind == LOCKED:
+        return "locked quote"
+    if kind == SPREAD:
+        return f"spread {value:.1f}x usual"
     return f"latency {value:.0f}ms"
 
 
 class Score:
     """Per symbol: ticks seen, problem totals, problems per 1-second bucket, the last problem."""
 
-    def __init__(self, n_symbols: int, window_ns: int, max_gap_ns: int) -> None:
+    def __init__(
+        self, n_symbols: int, window_ns: int, max_gap_ns: int, fx_hours: np.ndarray | None = None
+    ) -> None:
         n = n_symbols
+        # per symbol: trades Sunday 17:00 to Friday 17:00 New York (its silence while closed
+        # is not counted); None: every symbol always open
+        self._fx = fx_hours
         self._window_ns = window_ns
         self._max_gap_ns = max_gap_ns
         self.seen = np.zeros(n, dtype=bool)
         self.ticks = np.zeros(n, dtype=np.int64)
-        self.totals = np.zeros((n, 5), dtype=np.int64)
+        self.totals = np.zeros((n, N_KINDS), dtype=np.int64)
         self._last_problem = [""] * n
         self._last_problem_ts: list[int | None] = [None] * n
         self._buckets: list[dict[int, list[int]]] = [{} for _ in range(n)]
@@ -107,9 +120,9 @@ class Score:
         keys, counts = np.unique(key, return_counts=True)
         for kk, c in zip(keys.tolist(), counts.tolist(), strict=True):
             s, kd, bk = kk % 65536, (kk // 65536) % 8, kk // (65536 * 8)
-            self._buckets[s].setdefault(bk, [0, 0, 0, 0, 0])[kd] += c
+            self._buckets[s].setdefault(bk, [0] * N_KINDS)[kd] += c
         # the last problem of each symbol: latest tick, then the most telling kind
-        rank = np.array([_RANK[i] for i in range(5)])[kind]
+        rank = np.array([_RANK[i] for i in range(N_KINDS)])[kind]
         o = np.lexsort((rank, idx, ev_sym))
         ends = np.flatnonzero(np.append(ev_sym[o][1:] != ev_sym[o][:-1], True))
         for j in o[ends].tolist():
@@ -137,7 +150,7 @@ class Score:
             ):
                 totals[s, kd] += 1
                 problems[s] += 1
-                buckets[s].setdefault(t // _BUCKET_NS, [0, 0, 0, 0, 0])[kd] += 1
+                buckets[s].setdefault(t // _BUCKET_NS, [0] * N_KINDS)[kd] += 1
                 best = last.get(s)
                 if best is None or (i, rank) > best[:2]:
                     last[s] = (i, rank, kd, x)
@@ -177,6 +190,8 @@ class Score:
             problem, problem_ts = self._last_problem[s], self._last_problem_ts[s]
             if has_last[s]:
                 silent = now_ns - int(last_ts[s])
+                if silent > self._max_gap_ns and self._fx is not None and self._fx[s]:
+                    silent -= closed_ns(int(last_ts[s]), now_ns)
                 if silent > self._max_gap_ns:
                     penalty += SILENT_WEIGHT
                     problem, problem_ts = f"silent {silent / NS_PER_SECOND:.0f}s", now_ns
