@@ -493,3 +493,53 @@ def test_hours_come_from_the_asset_class_unless_configured() -> None:
     assert q.always_open("XAUUSD") and not q.always_open("BTCUSDT")
     with pytest.raises(ValueError):
         QualitySettings(hours={"EURUSD": "sometimes"})
+
+
+# ---------------------------------------------------------------- issue 9: the score's parts
+def test_the_score_is_the_product_of_its_parts() -> None:
+    t = ticks_of([(1.0, 0, 1.0, 1.1), (1.5, 0, 1.05, 1.05), (1.6, 0, NAN, 1.1), (2.0, 0, 1.0, 1.1)])
+    t["ts_recv"][3] += 400 * NS_PER_MS  # a latency breach
+    qm = QualityMonitor(1, SETTINGS)
+    qm.check(t)
+    (q,) = qm.scores(BASE + 2 * NS_PER_SECOND)
+    fade = 1 - 0.5 / 60  # the reject and the lock sit in the bucket of 1 s, its middle 1.5 s
+    assert q.validity == pytest.approx(math.exp(-(0.10 + 0.05) * fade))  # reject + locked
+    assert q.latency_part == pytest.approx(math.exp(-0.02))  # its bucket (2 s) is not past
+    assert q.spikes_part == 1.0 and q.gaps_part == 1.0 and q.completeness == 1.0
+    assert q.score == pytest.approx(q.validity * q.latency_part)
+    assert q.score == pytest.approx(math.exp(-(0.10 + 0.05) * fade - 0.02))
+
+
+def test_completeness_counts_ticks_against_the_symbols_own_rate() -> None:
+    rows = [(i * 0.25, 0, 1.0 + (i % 2) * 1e-4, 1.0002 + (i % 2) * 1e-4) for i in range(1200)]
+    rows += [(300.0 + j, 0, 1.0 + (j % 2) * 1e-4, 1.0002 + (j % 2) * 1e-4) for j in range(60)]
+    t = ticks_of(rows)
+    for cut in (0, 1200, 1230):
+        qm = QualityMonitor(1, SETTINGS)
+        qm.check(t[:cut])
+        qm.check(t[cut:])
+        (q,) = qm.scores(BASE + 360 * NS_PER_SECOND)
+        # the baseline: seconds 1..299, 4 ticks each; the window: seconds 300..359, 1 each
+        assert q.window_ticks == 60 and q.expected_ticks == pytest.approx(240.0), cut
+        assert q.completeness == pytest.approx(60 / (0.75 * 240 - 3 * math.sqrt(240)))  # 0.45
+        assert q.gaps_part == 1.0 and q.score == pytest.approx(q.completeness)
+    # at the full rate the usual Poisson shortfall costs nothing
+    qm = QualityMonitor(1, SETTINGS)
+    qm.check(t[:1200])
+    assert qm.scores(BASE + 300 * NS_PER_SECOND)[0].completeness == 1.0
+
+
+def test_a_closed_market_expects_no_ticks() -> None:
+    s = NS_PER_SECOND
+    t = at_times([FRI_CLOSE - 300 * s + i * s // 4 for i in range(1200)])
+    qm = QualityMonitor(2, SETTINGS, fx_hours=[True, False])
+    qm.check(t)
+    crypto = at_times([FRI_CLOSE - 300 * s + i * s // 4 for i in range(1200)], sym=1)
+    qm.check(crypto)
+    # two minutes after the close: the window is closed market for the fx symbol, while the
+    # crypto symbol was expected to go on at its rate (its silence counts too)
+    q_fx, q_crypto = qm.scores(FRI_CLOSE + 120 * s)
+    assert q_fx.completeness == 1.0 and q_fx.score == 1.0
+    # baseline: seconds -299..59 after the close (359 s), 4 ticks in each of the first 299
+    assert q_crypto.expected_ticks == pytest.approx(1196 / 359 * 60)
+    assert q_crypto.completeness == 0.0 and q_crypto.score == 0.0

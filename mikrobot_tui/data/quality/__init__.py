@@ -165,6 +165,8 @@ class QualityMonitor:
         seg_sym = seg.sym
         score.seen[seg_sym] = True
         score.ticks[seg_sym] += seg.length
+        # a tick arrives at its own event time (capped at the stream time: not in the future)
+        score.arrive(sym_raw, np.minimum(ts_raw, stream), order[seg.first])
 
         # the rejects: a reason per tick (0 for none), batch order
         ok = validity.static_ok(ticks, order, bid, ask, future)
