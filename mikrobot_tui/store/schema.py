@@ -396,6 +396,23 @@ def _v7_tick_blocks(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE VIEW bars_utc AS SELECT {iso(col='ts_open', name='open_utc')}, * FROM bars")
 
 
+def _v8_quality_parts(db: sqlite_utils.Database) -> None:
+    # The quality score's parts (data/quality/score.py: score = validity x spikes x gaps x
+    # latency x completeness) and the ticks completeness compares, so the cockpit and
+    # `status --json` say why a symbol sits where it does. NULL on rows written before.
+    table = db["quality"]
+    for name, kind in (
+        ("validity", float),
+        ("spikes_part", float),
+        ("gaps_part", float),
+        ("latency_part", float),
+        ("completeness", float),
+        ("expected_ticks", float),
+        ("window_ticks", int),
+    ):
+        table.add_column(name, kind)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -404,6 +421,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v5_margin_and_working_orders,
     _v6_account_limits,
     _v7_tick_blocks,
+    _v8_quality_parts,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
