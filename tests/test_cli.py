@@ -375,6 +375,8 @@ def test_status_json_rounds_prices_money_and_scores(make_settings, tmp_path, db_
         assert all(decimals(q[k]) <= 4 for k in parts) and decimals(q["expected_ticks"]) <= 1
         assert math.prod(q[k] for k in parts) == pytest.approx(q["score"], abs=3e-4)
         assert isinstance(q["window_ticks"], int)
+        assert {"latency_cp", "latency_cpk"} <= q.keys()  # issue 9: latency's capability
+        assert q["latency_cpk"] is None or decimals(q["latency_cpk"]) <= 2
     for p in doc["positions"]:
         d = step_decimals(inst[p["symbol"]].tick_size)
         assert decimals(p["entry_price"]) <= d and decimals(p["unrealized_pnl"]) <= 2

@@ -543,3 +543,28 @@ def test_a_closed_market_expects_no_ticks() -> None:
     # baseline: seconds -299..59 after the close (359 s), 4 ticks in each of the first 299
     assert q_crypto.expected_ticks == pytest.approx(1196 / 359 * 60)
     assert q_crypto.completeness == 0.0 and q_crypto.score == 0.0
+
+
+def test_latency_capability_against_the_limit() -> None:
+    """Cp = USL / (6 sigma), Cpk = (USL - mean) / (3 sigma), sample sigma, USL 250 ms."""
+    rows = [
+        (i * 0.5, 0, 1.0 + (i % 2) * 0.01, 1.1, NAN, NAN, 10.0 if i < 5 else 30.0)
+        for i in range(10)
+    ]
+    t = ticks_of(rows)
+    for cut in (0, 1, 5, 9):
+        qm = QualityMonitor(1, SETTINGS)
+        qm.check(t[:cut])
+        qm.check(t[cut:])
+        (q,) = qm.scores(BASE + 5 * NS_PER_SECOND)
+        sigma = math.sqrt(10 * 100 / 9)  # mean 20 ms, every value 10 ms away
+        assert q.latency_cp == pytest.approx(250 / (6 * sigma))  # 3.95
+        assert q.latency_cpk == pytest.approx((250 - 20) / (3 * sigma))  # 7.27
+    slow = QualityMonitor(1, QualitySettings(spike_sigma=3.0, latency_limit_ms=25.0))
+    slow.check(t)
+    (q,) = slow.scores(BASE + 5 * NS_PER_SECOND)
+    assert q.latency_cpk == pytest.approx((25 - 20) / (3 * sigma)) and q.latency_cpk < 1
+    one = QualityMonitor(1, SETTINGS)
+    one.check(t[:1])
+    (q,) = one.scores(BASE)
+    assert q.latency_cp is None and q.latency_cpk is None  # one latency says nothing

@@ -271,6 +271,8 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
                 prob,
                 None if ago is None else now_ns - ago * SECOND,
                 *QUALITY_PARTS[s],
+                None,  # latency_cp
+                None,  # latency_cpk
             )
             for s, sc, t, r, sp, g, lat, prob, ago in QUALITY
         ],

@@ -88,6 +88,8 @@ class QualitySettings(_Section):
     future_tolerance_s: float = Field(2.0, gt=0, le=86_400)
     # a spread above this many times the symbol's usual spread (its EWMA) is flagged
     spread_k: float = Field(10.0, gt=1, le=1e6)
+    # the upper specification limit of feed latency for its process capability (Cp, Cpk)
+    latency_limit_ms: float = Field(250.0, gt=0, le=3_600_000)
     # trading hours per symbol: "fx" (Sunday 17:00 to Friday 17:00 New York) or "always";
     # a symbol not named here follows its asset class (crypto "always", the rest "fx")
     hours: dict[str, Literal["fx", "always"]] = {}

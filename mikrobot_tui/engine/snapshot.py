@@ -171,6 +171,8 @@ class ReadSide:
                 q.completeness,
                 q.expected_ticks,
                 q.window_ticks,
+                q.latency_cp,
+                q.latency_cpk,
             )
             for q in self._quality.scores(now)
         ]

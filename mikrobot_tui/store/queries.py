@@ -64,6 +64,9 @@ class QualityRow:
     completeness: float | None = None
     expected_ticks: float | None = None  # over the score's window, from the symbol's rate
     window_ticks: int | None = None  # received over the window
+    # latency's process capability against quality.latency_limit_ms; None when not known
+    latency_cp: float | None = None
+    latency_cpk: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +327,7 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
         for r in conn.execute(
             "SELECT symbol, score, ticks, rejects, spikes, gaps, latency_ms, last_problem, "
             "last_problem_ts, validity, spikes_part, gaps_part, latency_part, completeness, "
-            "expected_ticks, window_ticks FROM quality ORDER BY symbol"
+            "expected_ticks, window_ticks, latency_cp, latency_cpk FROM quality ORDER BY symbol"
         )
     }
     pip = dict(conn.execute("SELECT symbol, pip_size FROM instruments").fetchall())

@@ -413,6 +413,13 @@ def _v8_quality_parts(db: sqlite_utils.Database) -> None:
         table.add_column(name, kind)
 
 
+def _v9_latency_capability(db: sqlite_utils.Database) -> None:
+    # Process capability of feed latency against quality.latency_limit_ms (data/quality/
+    # flags.py): Cp and Cpk over the last 64 ticks; NULL when not known.
+    db["quality"].add_column("latency_cp", float)
+    db["quality"].add_column("latency_cpk", float)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -422,6 +429,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v6_account_limits,
     _v7_tick_blocks,
     _v8_quality_parts,
+    _v9_latency_capability,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

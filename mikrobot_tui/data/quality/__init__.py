@@ -253,7 +253,8 @@ class QualityMonitor:
     def scores(self, now_ns: int) -> list[SymbolQuality]:
         """Quality per symbol seen so far, ordered by sym (see score.py)."""
         v = self._validity
-        return self._score.scores(now_ns, v.last.has, v.last_ts, self._flags.latency_ms)
+        f = self._flags
+        return self._score.scores(now_ns, v.last.has, v.last_ts, f.latency_ms, f.latency_capability)
 
     def accepted_until(self) -> np.ndarray:
         """Per symbol, the latest event time of its ticks so far: no tick of the symbol

@@ -22,6 +22,8 @@ Each check carries its state from batch to batch, so the flags do not depend on 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mikrobot_tui.config import QualitySettings
@@ -276,6 +278,26 @@ class Flags:
             self._lat_ring[ring_at] = lat[np.repeat(last_at + 1 - take_n, take_n) + offs]
             self._lat_pos[fs] = (pos + take_n) % _LAT_RING
         self._n_lat[fs] += seg_len
+
+    def latency_capability(self, s: int) -> tuple[float | None, float | None]:
+        """(Cp, Cpk) of the symbol's last _LAT_RING latencies against `latency_limit_ms`, the
+        upper specification limit; latency cannot fall below 0, the natural lower bound:
+
+            Cp = USL / (6 sigma),   Cpk = (USL - mean) / (3 sigma)
+
+        with the sample standard deviation (ddof 1). None with fewer than 2 latencies or none
+        spread (sigma 0). The values are sorted first, so the sums do not depend on where the
+        ring holds them (nor on batching)."""
+        n_lat = min(int(self._n_lat[s]), _LAT_RING)
+        if n_lat < 2:
+            return None, None
+        x = np.sort(self._lat_ring[s, :n_lat])
+        mean = float(x.sum()) / n_lat
+        sigma = math.sqrt(float(np.square(x - mean).sum()) / (n_lat - 1))
+        if sigma == 0:
+            return None, None
+        usl = self.settings.latency_limit_ms
+        return usl / (6 * sigma), (usl - mean) / (3 * sigma)
 
     def latency_ms(self, s: int) -> float:
         """Median latency of the symbol's last _LAT_RING accepted ticks, 0 before any."""

@@ -81,6 +81,10 @@ class SymbolQuality:
     completeness: float = 1.0  # ticks received / expected over the window, open market only
     expected_ticks: float = 0.0  # over the window, from the symbol's own baseline rate
     window_ticks: int = 0  # received over the window
+    # process capability of latency against quality.latency_limit_ms (flags.py); None
+    # before two latencies or when they do not vary
+    latency_cp: float | None = None
+    latency_cpk: float | None = None
 
 
 def message(kind: int, value: float) -> str:
@@ -274,6 +278,7 @@ class Score:
         has_last: np.ndarray,
         last_ts: np.ndarray,
         latency_ms: Callable[[int], float],
+        capability: Callable[[int], tuple[float | None, float | None]] | None = None,
     ) -> list[SymbolQuality]:
         """Quality per symbol seen so far, ordered by sym (see the module docstring).
 
@@ -302,6 +307,7 @@ class Score:
             totals = self.totals[s]
             validity, spikes, gaps, latency = (math.exp(-p) for p in part)
             complete, expected, got = self.completeness(s, now_ns)
+            cp, cpk = (None, None) if capability is None else capability(s)
             out.append(
                 SymbolQuality(
                     sym=s,
@@ -320,6 +326,8 @@ class Score:
                     completeness=complete,
                     expected_ticks=expected,
                     window_ticks=got,
+                    latency_cp=cp,
+                    latency_cpk=cpk,
                 )
             )
         return out
