@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -368,8 +369,15 @@ def test_status_json_rounds_prices_money_and_scores(make_settings, tmp_path, db_
     for a in doc["accounts"]:
         for key in ("balance", "equity", "realized_pnl", "unrealized_pnl"):
             assert decimals(a[key]) <= 2
+    parts = ("validity", "spikes_part", "gaps_part", "latency_part", "completeness")
     for q in doc["quality"]:
         assert decimals(q["score"]) <= 4 and decimals(q["latency_ms"]) <= 2
+        # the score's parts, per symbol (issue 9): their product is the score
+        assert all(decimals(q[k]) <= 4 for k in parts) and decimals(q["expected_ticks"]) <= 1
+        assert math.prod(q[k] for k in parts) == pytest.approx(q["score"], abs=3e-4)
+        assert isinstance(q["window_ticks"], int)
+        assert {"latency_cp", "latency_cpk"} <= q.keys()  # issue 9: latency's capability
+        assert q["latency_cpk"] is None or decimals(q["latency_cpk"]) <= 2
     for p in doc["positions"]:
         d = step_decimals(inst[p["symbol"]].tick_size)
         assert decimals(p["entry_price"]) <= d and decimals(p["unrealized_pnl"]) <= 2

@@ -12,6 +12,10 @@ H1 bars the corridor now builds; the account limits count entries and judge equi
 Issue 9 (alerts): both logs now hold `alert` events, each right after the event that calls for
 it (the faulty symbols' breakers opening and closing, the sim run's halt, flatten and resume),
 so every later seq moved; the trading events themselves are unchanged.
+Issue 9 also: the quality monitor now flags spreads above 10 times the
+symbol's usual spread, and the replay's faulty crypto quotes carry four of them (BTCUSDT 3,
+ETHUSDT 1), problems the feed breaker and the quality judge now see; the simulated-market run
+has none and keeps its hash.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "c471b43509517c1c88eb4a70b8bcc902a72971eace0c69184b42f9c831765cbf"
+REPLAY_SHA256 = "6ee186ec5795844be6024ca9d91fb817ff11c5c7e60cd515820aa751023d0765"
 SIM_SHA256 = "8293c8045e6b430815e7bc323b5aa166330e5d347e44a2c5cc4629d5e2662834"
 
 

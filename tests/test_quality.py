@@ -38,7 +38,7 @@ def test_each_bad_tick_is_rejected_with_its_reason() -> None:
             (1.2, 0, 1.0, INF),  # 2 infinite price
             (1.3, 0, 0.0, 1.1),  # 3 non-positive price
             (1.4, 0, 1.2, 1.1),  # 4 crossed quote
-            (1.5, 0, 1.1, 1.1),  # 5 locked quote: accepted
+            (1.5, 0, 1.1, 1.1),  # 5 locked quote: accepted, flagged
             (0.5, 0, 1.0, 1.1),  # 6 timestamp from the past
             (1.5, 0, 1.1, 1.1),  # 7 duplicate of 5
             (1.6, 1, 9.0, 9.1, -5.0, 1.0),  # 8 bad trade price
@@ -61,7 +61,7 @@ def test_each_bad_tick_is_rejected_with_its_reason() -> None:
         (int(1.8e9), 1, "duplicate tick"),
     ]
     assert res.clean.tobytes() == t[[0, 5, 10, 12]].tobytes()
-    assert res.problems_by_sym == {0: 6, 1: 3}
+    assert res.problems_by_sym == {0: 7, 1: 3}  # 6 rejects and the locked quote
     assert "bid=nan" in res.rejects[0].raw and f"ts={BASE + int(1.1e9)}" in res.rejects[0].raw
 
 
@@ -105,7 +105,7 @@ def test_a_spike_is_flagged_once_with_its_sigma() -> None:
     mids.append(mids[-1] * math.exp(7.3 * c))  # the spike
     mids.append(mids[-2])  # and back
     mids += [1.0 if i % 2 == 0 else 1.0001 for i in range(10)]
-    t = ticks_of([(i * 0.2, 0, m, m) for i, m in enumerate(mids)])
+    t = ticks_of([(i * 0.2, 0, m - 1e-6, m + 1e-6) for i, m in enumerate(mids)])  # not locked
     qm = QualityMonitor(1, SETTINGS)
     res = qm.check(t)
     assert len(res.clean) == len(t)  # flagged, passed on
@@ -136,7 +136,7 @@ def test_a_frozen_quote_is_stale_once_per_episode() -> None:
     rows += [(12.5, 0, 1.01, 1.1)]
     qm = QualityMonitor(1, SETTINGS)
     res = qm.check(ticks_of(rows))
-    assert qm.counters()[0].tolist() == [0, 0, 0, 1, 0]
+    assert qm.counters()[0].tolist() == [0, 0, 0, 1, 0, 0, 0]
     assert res.problems_by_sym == {0: 1}
     assert qm.scores(BASE + 13 * NS_PER_SECOND)[0].last_problem == "stale 6s"  # 5.5 s rounds to 6
 
@@ -324,7 +324,7 @@ def test_a_wrong_first_price_does_not_lock_the_symbol_out() -> None:
         assert len(clean) == 196
         # the step back to the real level is no return: no spike, and the variance stays
         # small enough to flag a 3% spike later
-        assert qm.counters()[0].tolist() == [4, 1, 0, 0, 0], cut
+        assert qm.counters()[0].tolist() == [4, 1, 0, 0, 0, 1, 0], cut  # tick 0 is locked
 
 
 def test_jumps_that_do_not_agree_with_each_other_never_make_a_level() -> None:
@@ -342,7 +342,7 @@ def test_a_big_spike_does_not_hide_the_next_one(cut: int) -> None:
     mids = [1.0 if i % 2 == 0 else 1.0001 for i in range(200)]  # returns +-c: sigma = c
     mids += [mids[-1] * 1.01, mids[-1], 1.0001, 1.0, 1.0001]  # a 1% spike and back
     mids += [mids[-1] * math.exp(7.3 * c), mids[-1], 1.0001, 1.0]  # the next one
-    t = ticks_of([(i * 0.2, 0, m, m) for i, m in enumerate(mids)])
+    t = ticks_of([(i * 0.2, 0, m - 1e-6, m + 1e-6) for i, m in enumerate(mids)])  # not locked
     qm = QualityMonitor(1, SETTINGS)
     results = [qm.check(t[:cut]), qm.check(t[cut:])]
     flagged = [
@@ -352,4 +352,219 @@ def test_a_big_spike_does_not_hide_the_next_one(cut: int) -> None:
         for ts in res.clean["ts_event"][res.spikes]
     ]
     assert flagged == [int(t["ts_event"][200]), int(t["ts_event"][205])]
-    assert qm.counters()[0].tolist() == [0, 2, 0, 0, 0]
+    assert qm.counters()[0].tolist() == [0, 2, 0, 0, 0, 0, 0]
+
+
+# ---------------------------------------------------------------- issue 9: the new checks
+FRI_CLOSE = 1_700_258_400 * NS_PER_SECOND  # 2023-11-17 22:00 UTC = Friday 17:00 New York
+SUN_OPEN = FRI_CLOSE + 2 * 86_400 * NS_PER_SECOND  # Sunday 17:00 New York
+
+
+def at_times(times_ns: list[int], sym: int = 0, spread: float = 0.0002) -> np.ndarray:
+    t = ticks_of(
+        [
+            (0.0, sym, 1.0 + (i % 2) * 1e-4, 1.0 + (i % 2) * 1e-4 + spread)
+            for i in range(len(times_ns))
+        ]
+    )
+    t["ts_event"] = times_ns
+    t["ts_recv"] = t["ts_event"] + 5 * NS_PER_MS
+    return t
+
+
+def test_a_locked_quote_is_kept_and_flagged() -> None:
+    t = ticks_of([(1.0, 0, 1.0, 1.1), (1.5, 0, 1.05, 1.05), (2.0, 0, 1.0, 1.1)])
+    qm = QualityMonitor(1, SETTINGS)
+    res = qm.check(t)
+    assert len(res.clean) == 3 and res.rejects == []
+    assert qm.counters()[0].tolist() == [0, 0, 0, 0, 0, 1, 0]
+    (q,) = qm.scores(BASE + 2 * NS_PER_SECOND)
+    assert q.last_problem == "locked quote"
+    # one problem of weight 0.05, 0.5 s after its 1-second bucket's middle (1.5 s), 60 s window
+    assert q.score == pytest.approx(math.exp(-0.05 * (1 - 0.5 / 60)))
+
+
+def test_a_timestamp_in_the_future_is_rejected_and_moves_no_clock() -> None:
+    t = ticks_of([(1.0, 0, 1.0, 1.1), (1.5, 0, 1.0, 1.1), (2.0, 0, 1.01, 1.1), (3.0, 0, 1.0, 1.1)])
+    t["ts_event"][1] += 3 * NS_PER_SECOND  # 3 s ahead of its receipt: beyond 2 s
+    t["ts_event"][2] += 1 * NS_PER_SECOND  # 1 s ahead: tolerated (a clock a little off)
+    qm = QualityMonitor(1, SETTINGS)
+    res = qm.check(t)
+    assert [(r.ts_event - BASE, r.reason) for r in res.rejects] == [
+        (int(4.5e9), "timestamp in the future")
+    ]
+    assert len(res.clean) == 3  # tick 3 (3.0 s) is not "from the past" of the 4.5 s tick
+    # its problem sits at its receipt + the tolerance (3.505 s), not at 4.5 s
+    assert res.problem_ts.tolist() == [BASE + 1_505_000_000 + 2 * NS_PER_SECOND]
+    # tolerated, the bad clock would reject the good ticks after it as from the past
+    lax = QualityMonitor(1, QualitySettings(future_tolerance_s=5.0)).check(t)
+    assert [r.reason for r in lax.rejects] == ["timestamp from the past"] * 2
+
+
+def test_a_spread_far_above_the_usual_one_is_flagged_not_rejected() -> None:
+    rows = [(i * 0.1, 0, 1.0, 1.01) for i in range(30)]  # usual spread 0.01
+    # 9x, 20x, normal, around the same mid (no spike)
+    rows += [(3.0, 0, 0.965, 1.055), (3.1, 0, 0.91, 1.1), (3.2, 0, 1.0, 1.01)]
+    t = ticks_of(rows)
+    for cut in (0, 30, 31, 33):
+        qm = QualityMonitor(1, SETTINGS)  # spread_k 10
+        results = [qm.check(t[:cut]), qm.check(t[cut:])]
+        assert sum(len(r.clean) for r in results) == 33
+        assert qm.counters()[0].tolist()[6] == 1, cut  # the 20x one only
+        (q,) = qm.scores(BASE + int(3.2e9))
+        assert q.last_problem == "spread 14.1x usual", cut
+    # the usual spread: the bias-corrected EWMA, the mean of the spreads weighted (1 - alpha)^age
+    c = 1 - 2 / 101
+    spreads = [0.01] * 30 + [0.09]
+    w = [c ** (30 - i) for i in range(31)]
+    usual = sum(x * wi for x, wi in zip(spreads, w, strict=True)) / sum(w)
+    assert f"{0.19 / usual:.1f}" == "14.1"
+
+
+def test_no_wide_spread_before_the_warm_up() -> None:
+    rows = [(i * 0.1, 0, 1.0, 1.01) for i in range(19)] + [(2.0, 0, 1.0, 1.5)]
+    qm = QualityMonitor(1, SETTINGS)
+    qm.check(ticks_of(rows))
+    assert qm.counters()[0].tolist()[6] == 0
+
+
+def test_closed_ns_counts_the_weekend_only() -> None:
+    from mikrobot_tui.domain.hours import closed_ns
+
+    hour = 3600 * NS_PER_SECOND
+    assert closed_ns(FRI_CLOSE - hour, SUN_OPEN + hour) == 48 * hour
+    assert closed_ns(FRI_CLOSE + hour, FRI_CLOSE + 3 * hour) == 2 * hour
+    assert closed_ns(FRI_CLOSE - 3 * hour, FRI_CLOSE) == 0
+    assert closed_ns(FRI_CLOSE - 7 * 24 * hour, SUN_OPEN + 1) == 96 * hour  # two weekends
+    assert closed_ns(SUN_OPEN, FRI_CLOSE + 7 * 24 * hour) == 0  # a whole trading week
+    # summer: New York on daylight saving, 17:00 is 21:00 UTC (2024-06-14 is a Friday)
+    summer_close = 1_718_398_800 * NS_PER_SECOND
+    assert closed_ns(summer_close - hour, summer_close + hour) == hour
+
+
+@pytest.mark.parametrize(("fx", "gap"), [(True, None), (False, "gap 172802.0s")])
+def test_a_weekend_without_ticks_is_no_gap_on_fx_hours(fx: bool, gap: str | None) -> None:
+    s = NS_PER_SECOND
+    t = at_times([FRI_CLOSE - 3 * s, FRI_CLOSE - s, SUN_OPEN + s, SUN_OPEN + 2 * s])
+    for cut in (0, 2, 3):  # the scalar path and the vectorised one
+        qm = QualityMonitor(1, SETTINGS, fx_hours=[fx])
+        qm.check(t[:cut])
+        qm.check(t[cut:])
+        (q,) = qm.scores(SUN_OPEN + 2 * s)
+        assert q.gaps == (0 if fx else 1), cut
+        if gap:
+            assert q.last_problem == gap
+
+
+def test_a_gap_that_spans_the_close_counts_its_open_part() -> None:
+    s = NS_PER_SECOND
+    t = at_times([FRI_CLOSE - 11 * s, FRI_CLOSE - 10 * s, SUN_OPEN + 10 * s])
+    for cut in (0, 2):
+        qm = QualityMonitor(1, SETTINGS, fx_hours=[True])
+        qm.check(t[:cut])
+        qm.check(t[cut:])
+        (q,) = qm.scores(SUN_OPEN + 10 * s)
+        assert q.gaps == 1 and q.last_problem == "gap 20.0s", cut
+
+
+def test_a_closed_market_is_not_silent_an_open_one_is() -> None:
+    s = NS_PER_SECOND
+    t = at_times([FRI_CLOSE - 2 * s, FRI_CLOSE - s])
+    saturday = FRI_CLOSE + 86_400 * s
+    fx = QualityMonitor(2, SETTINGS, fx_hours=[True, False])
+    fx.check(t)
+    crypto = at_times([FRI_CLOSE - 2 * s, FRI_CLOSE - s], sym=1)
+    fx.check(crypto)
+    q_fx, q_crypto = fx.scores(saturday)
+    assert q_fx.score == 1.0 and q_fx.last_problem == ""
+    assert q_crypto.score == pytest.approx(math.exp(-0.25)) and q_crypto.last_problem.startswith(
+        "silent"
+    )
+    # on Sunday a minute after the open the fx symbol is silent for that minute
+    (q_sun, _) = fx.scores(SUN_OPEN + 60 * s)
+    assert q_sun.last_problem == "silent 61s"
+
+
+def test_hours_come_from_the_asset_class_unless_configured() -> None:
+    q = QualitySettings()
+    assert not q.always_open("EURUSD") and not q.always_open("XAUUSD")
+    assert q.always_open("BTCUSDT")
+    q = QualitySettings(hours={"XAUUSD": "always", "BTCUSDT": "fx"})
+    assert q.always_open("XAUUSD") and not q.always_open("BTCUSDT")
+    with pytest.raises(ValueError):
+        QualitySettings(hours={"EURUSD": "sometimes"})
+
+
+# ---------------------------------------------------------------- issue 9: the score's parts
+def test_the_score_is_the_product_of_its_parts() -> None:
+    t = ticks_of([(1.0, 0, 1.0, 1.1), (1.5, 0, 1.05, 1.05), (1.6, 0, NAN, 1.1), (2.0, 0, 1.0, 1.1)])
+    t["ts_recv"][3] += 400 * NS_PER_MS  # a latency breach
+    qm = QualityMonitor(1, SETTINGS)
+    qm.check(t)
+    (q,) = qm.scores(BASE + 2 * NS_PER_SECOND)
+    fade = 1 - 0.5 / 60  # the reject and the lock sit in the bucket of 1 s, its middle 1.5 s
+    assert q.validity == pytest.approx(math.exp(-(0.10 + 0.05) * fade))  # reject + locked
+    assert q.latency_part == pytest.approx(math.exp(-0.02))  # its bucket (2 s) is not past
+    assert q.spikes_part == 1.0 and q.gaps_part == 1.0 and q.completeness == 1.0
+    assert q.score == pytest.approx(q.validity * q.latency_part)
+    assert q.score == pytest.approx(math.exp(-(0.10 + 0.05) * fade - 0.02))
+
+
+def test_completeness_counts_ticks_against_the_symbols_own_rate() -> None:
+    rows = [(i * 0.25, 0, 1.0 + (i % 2) * 1e-4, 1.0002 + (i % 2) * 1e-4) for i in range(1200)]
+    rows += [(300.0 + j, 0, 1.0 + (j % 2) * 1e-4, 1.0002 + (j % 2) * 1e-4) for j in range(60)]
+    t = ticks_of(rows)
+    for cut in (0, 1200, 1230):
+        qm = QualityMonitor(1, SETTINGS)
+        qm.check(t[:cut])
+        qm.check(t[cut:])
+        (q,) = qm.scores(BASE + 360 * NS_PER_SECOND)
+        # the baseline: seconds 1..299, 4 ticks each; the window: seconds 300..359, 1 each
+        assert q.window_ticks == 60 and q.expected_ticks == pytest.approx(240.0), cut
+        assert q.completeness == pytest.approx(60 / (0.75 * 240 - 3 * math.sqrt(240)))  # 0.45
+        assert q.gaps_part == 1.0 and q.score == pytest.approx(q.completeness)
+    # at the full rate the usual Poisson shortfall costs nothing
+    qm = QualityMonitor(1, SETTINGS)
+    qm.check(t[:1200])
+    assert qm.scores(BASE + 300 * NS_PER_SECOND)[0].completeness == 1.0
+
+
+def test_a_closed_market_expects_no_ticks() -> None:
+    s = NS_PER_SECOND
+    t = at_times([FRI_CLOSE - 300 * s + i * s // 4 for i in range(1200)])
+    qm = QualityMonitor(2, SETTINGS, fx_hours=[True, False])
+    qm.check(t)
+    crypto = at_times([FRI_CLOSE - 300 * s + i * s // 4 for i in range(1200)], sym=1)
+    qm.check(crypto)
+    # two minutes after the close: the window is closed market for the fx symbol, while the
+    # crypto symbol was expected to go on at its rate (its silence counts too)
+    q_fx, q_crypto = qm.scores(FRI_CLOSE + 120 * s)
+    assert q_fx.completeness == 1.0 and q_fx.score == 1.0
+    # baseline: seconds -299..59 after the close (359 s), 4 ticks in each of the first 299
+    assert q_crypto.expected_ticks == pytest.approx(1196 / 359 * 60)
+    assert q_crypto.completeness == 0.0 and q_crypto.score == 0.0
+
+
+def test_latency_capability_against_the_limit() -> None:
+    """Cp = USL / (6 sigma), Cpk = (USL - mean) / (3 sigma), sample sigma, USL 250 ms."""
+    rows = [
+        (i * 0.5, 0, 1.0 + (i % 2) * 0.01, 1.1, NAN, NAN, 10.0 if i < 5 else 30.0)
+        for i in range(10)
+    ]
+    t = ticks_of(rows)
+    for cut in (0, 1, 5, 9):
+        qm = QualityMonitor(1, SETTINGS)
+        qm.check(t[:cut])
+        qm.check(t[cut:])
+        (q,) = qm.scores(BASE + 5 * NS_PER_SECOND)
+        sigma = math.sqrt(10 * 100 / 9)  # mean 20 ms, every value 10 ms away
+        assert q.latency_cp == pytest.approx(250 / (6 * sigma))  # 3.95
+        assert q.latency_cpk == pytest.approx((250 - 20) / (3 * sigma))  # 7.27
+    slow = QualityMonitor(1, QualitySettings(spike_sigma=3.0, latency_limit_ms=25.0))
+    slow.check(t)
+    (q,) = slow.scores(BASE + 5 * NS_PER_SECOND)
+    assert q.latency_cpk == pytest.approx((25 - 20) / (3 * sigma)) and q.latency_cpk < 1
+    one = QualityMonitor(1, SETTINGS)
+    one.check(t[:1])
+    (q,) = one.scores(BASE)
+    assert q.latency_cp is None and q.latency_cpk is None  # one latency says nothing

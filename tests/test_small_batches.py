@@ -20,7 +20,7 @@ from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.quality import QualityMonitor
 from mikrobot_tui.data.sim import generate_ticks
 from mikrobot_tui.domain.instruments import default_instruments
-from mikrobot_tui.domain.market import NS_PER_SECOND, TIMEFRAMES
+from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TIMEFRAMES
 
 T0 = 1_767_225_600 * NS_PER_SECOND
 SYMBOLS = ["EURUSD", "XAUUSD", "BTCUSDT"]
@@ -45,8 +45,32 @@ def cut(n: int, sizes: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def quality_run(stream: np.ndarray, batches: list[tuple[int, int]]) -> tuple:
-    qm = QualityMonitor(len(SYMBOLS), SETTINGS)
+def hours_stream(seed: int) -> np.ndarray:
+    """The faulty stream moved to a Friday close (17:00 New York, 22:00 UTC in November) and
+    its second half to the Sunday reopening, with locked quotes, wide spreads and timestamps
+    in the future; symbols 0 and 1 trade on fx hours (see HOURS_FX)."""
+    t = faulty_stream(1500, seed)
+    rng = np.random.default_rng(seed + 1)
+    n = len(t)
+    friday_close = 1_700_258_400 * NS_PER_SECOND  # 2023-11-17 22:00 UTC
+    t["ts_event"] += friday_close - 60 * NS_PER_SECOND - t["ts_event"][0]
+    t["ts_event"][n // 2 :] += 2 * 86_400 * NS_PER_SECOND
+    t["ts_event"][3 * n // 4 :] += 30 * NS_PER_SECOND  # a gap in the open market
+    t["ts_recv"] = t["ts_event"] + rng.integers(1, 400, n) * NS_PER_MS
+    pick = rng.choice(n, 90, replace=False)
+    t["ask"][pick[:30]] = t["bid"][pick[:30]]  # locked
+    t["ask"][pick[30:60]] = t["bid"][pick[30:60]] + 0.5  # 25 times the usual spread
+    t["ts_event"][pick[60:]] += rng.integers(1, 6, 30) * NS_PER_SECOND  # some in the future
+    return t
+
+
+HOURS_FX = [True, True, False]
+
+
+def quality_run(
+    stream: np.ndarray, batches: list[tuple[int, int]], fx_hours: list[bool] | None = None
+) -> tuple:
+    qm = QualityMonitor(len(SYMBOLS), SETTINGS, fx_hours=fx_hours)
     clean, spikes, rejects, problems = [], [], [], []
     for a, b in batches:
         res = qm.check(stream[a:b])
@@ -88,16 +112,24 @@ fuzz = settings(max_examples=20, deadline=None, suppress_health_check=[HealthChe
 
 
 @fuzz
-@given(seed=st.integers(0, 2**16), sizes=sizes, kind=st.sampled_from(["sim", "faulty"]))
+@given(seed=st.integers(0, 2**16), sizes=sizes, kind=st.sampled_from(["sim", "faulty", "hours"]))
 @example(seed=5, sizes=[1], kind="faulty")  # every tick alone, as a quiet live feed sends them
 @example(seed=11, sizes=[1], kind="sim")
+@example(seed=7, sizes=[1], kind="hours")
+@example(seed=7, sizes=[3, 1, 16], kind="hours")
 def test_small_batches_pass_the_quality_checks_as_one_batch_does(
     seed: int, sizes: list[int], kind: str
 ) -> None:
-    stream = sim_stream(seed, 3000) if kind == "sim" else faulty_stream(1500, seed)
-    ref = quality_run(stream, [(0, len(stream))])
+    streams = {"sim": lambda: sim_stream(seed, 3000), "faulty": lambda: faulty_stream(1500, seed)}
+    stream = hours_stream(seed) if kind == "hours" else streams[kind]()
+    fx = HOURS_FX if kind == "hours" else None
+    ref = quality_run(stream, [(0, len(stream))], fx)
     assert ref[2] or kind == "sim"  # the faulty stream always has rejects
-    got = quality_run(stream, cut(len(stream), sizes))
+    if kind == "hours":  # every new check has something to say
+        totals = np.array(ref[5]).sum(axis=0)
+        assert totals[5] and totals[6], totals  # locked quotes, wide spreads
+        assert "timestamp in the future" in {r.reason for r in ref[2]}
+    got = quality_run(stream, cut(len(stream), sizes), fx)
     for i, (g, r) in enumerate(zip(got, ref, strict=True)):
         assert g == r, i
 

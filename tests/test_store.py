@@ -98,3 +98,34 @@ def test_status_says_no_engine_for_a_fresh_file_and_a_stale_heartbeat(db_path: P
     )
     assert engine_status(conn, 10**18 + 1_000_000_000).running is True
     assert engine_status(conn, 10**18 + 4_000_000_000).running is False
+
+
+def test_quality_rows_from_before_the_parts_read_back_without_them(db_path: Path) -> None:
+    """Migration 8 adds the score's parts to `quality`; a row an older engine wrote keeps
+    None there, and a new row carries them."""
+    import sqlite_utils
+
+    from mikrobot_tui.store.schema import MIGRATIONS
+
+    db = sqlite_utils.Database(db_path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    for version, step in enumerate(MIGRATIONS[:7], start=1):
+        step(db)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
+    db["quality"].insert(
+        {"symbol": "EURUSD", "ts": 1, "score": 0.8, "ticks": 10, "rejects": 0, "spikes": 0,
+         "gaps": 1, "latency_ms": 5.0, "last_problem": "gap 6.0s", "last_problem_ts": 1}
+    )  # fmt: skip
+    db.conn.commit()
+    db.conn.close()
+    db = open_db(db_path)
+    assert schema_version(db) == SCHEMA_VERSION >= 8
+    (old,) = read_snapshot(db.conn, 2).quality
+    assert old.score == 0.8 and old.validity is None and old.completeness is None
+    db["quality"].upsert(
+        {"symbol": "EURUSD", "score": 0.72, "validity": 0.9, "spikes_part": 1.0,
+         "gaps_part": 0.8, "latency_part": 1.0, "completeness": 1.0, "expected_ticks": 240.0,
+         "window_ticks": 250}, pk="symbol"
+    )  # fmt: skip
+    (new,) = read_snapshot(db.conn, 2).quality
+    assert (new.validity, new.gaps_part, new.window_ticks) == (0.9, 0.8, 250)

@@ -109,7 +109,7 @@ async def test_panes_fill_from_the_database(cockpit_db: FixtureDB) -> None:
         assert any(block in ticks.line_text("XAUUSD") for block in "▁▂▃▄▅▆▇█")
 
         assert app.query_one("#quality", KeyedTable).row_count == 6
-        assert cell(app, "quality", "USDJPY", "score") == "0.62"
+        assert cell(app, "quality", "USDJPY", "score") == "0.62v"  # validity is its weakest part
         assert cell(app, "quality", "USDJPY", "problem") == "timestamp from the past"
 
         assert app.query_one("#positions-table", KeyedTable).row_count == 3
@@ -334,7 +334,7 @@ async def test_a_stopped_engines_figures_are_dated_not_shown_as_live(tmp_path: P
         assert app.query_one("#ticks").border_title == "Last ticks"
         # The last scores stay readable but lose their traffic-light colour.
         score = app.query_one("#quality", KeyedTable).get_cell("USDJPY", "score")
-        assert str(score).strip() == "0.62"
+        assert str(score).strip() == "0.62v"
         assert {str(span.style) for span in score.spans} == {"dim"}
 
         conn = connect(db.path)
@@ -343,7 +343,7 @@ async def test_a_stopped_engines_figures_are_dated_not_shown_as_live(tmp_path: P
         await wait_until(pilot, lambda: not app.query_one("#ab").has_class("-stale"))
         assert header(app, "engine").startswith("● engine running")
         assert not any(app.query_one(f"#{pane}").has_class("-stale") for pane in PANES)
-        assert subtitle(app, "quality") == "score: last minute · counts: since start"
+        assert subtitle(app, "quality") == "score: last min, v s g l c · counts: since start"
         assert subtitle(app, "breakers") == "2 tripped"
         assert subtitle(app, "positions") == "MARGIN CALL bos-b · 3 open · 3 working"
         assert subtitle(app, "ticks") == ""
@@ -536,3 +536,16 @@ async def test_alerts_are_told_with_their_severity_and_critical_ones_stay_longer
 
         await wait_until(pilot, lambda: "A is HALTED" in shown())
     conn.close()
+
+
+def test_the_score_shows_its_weakest_part() -> None:
+    from mikrobot_tui.store.queries import QualityRow
+    from mikrobot_tui.tui.panes.quality import weakest_part
+
+    base = QualityRow("EURUSD", 0.8, 10, 0, 0, 1, 5.0, "gap 6.0s", 1)
+    assert weakest_part(base) == ""  # an engine before the parts wrote it
+    parts = {"validity": 0.95, "spikes_part": 1.0, "gaps_part": 0.85, "latency_part": 1.0}
+    row = QualityRow(*[getattr(base, f) for f in base.__slots__[:9]], **parts, completeness=1.0)
+    assert weakest_part(row) == "g"
+    clean = QualityRow(*[getattr(base, f) for f in base.__slots__[:9]], completeness=0.999)
+    assert weakest_part(clean) == ""  # 1.00 at two decimals costs nothing visible

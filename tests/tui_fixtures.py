@@ -65,6 +65,16 @@ QUALITY = [
     ("USDJPY", 0.62, 9_874, 17, 3, 4, 12.8, "timestamp from the past", 2),
     ("XAUUSD", 0.95, 7_410, 1, 0, 0, 7.7, "NaN price", 600),
 ]
+# the score's parts: validity, spikes, gaps, latency, completeness (their product is the
+# score), then the ticks expected and received over the score's window
+QUALITY_PARTS = {
+    "BTCUSDT": (0.97, 1.0, 1.0, 1.0, 1.0, 900.0, 905),
+    "ETHUSDT": (1.0, 0.93, 1.0, 1.0, 1.0, 600.0, 610),
+    "EURUSD": (1.0, 1.0, 1.0, 0.99, 1.0, 240.0, 250),
+    "GBPUSD": (0.95, 1.0, 0.926, 1.0, 1.0, 240.0, 236),
+    "USDJPY": (0.8, 0.95, 0.9, 1.0, 0.906, 240.0, 150),
+    "XAUUSD": (0.95, 1.0, 1.0, 1.0, 1.0, 360.0, 355),
+}
 
 ACCOUNTS = [
     # name, currency, strategy, params, balance, equity, realized, unrealized, open, trades
@@ -249,7 +259,21 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
         "quality",
         COLUMNS["quality"],
         [
-            (s, now_ns, sc, t, r, sp, g, lat, prob, None if ago is None else now_ns - ago * SECOND)
+            (
+                s,
+                now_ns,
+                sc,
+                t,
+                r,
+                sp,
+                g,
+                lat,
+                prob,
+                None if ago is None else now_ns - ago * SECOND,
+                *QUALITY_PARTS[s],
+                None,  # latency_cp
+                None,  # latency_cpk
+            )
             for s, sc, t, r, sp, g, lat, prob, ago in QUALITY
         ],
     )

@@ -84,6 +84,24 @@ class QualitySettings(_Section):
     # mid is rejected as "price jump"; capped so that every return the spike estimator sees
     # stays finite (prices are capped at 1e12 and positive)
     max_price_jump: float = Field(10.0, gt=1, le=1e6)
+    # ts_event later than ts_recv by more than this: rejected as "timestamp in the future"
+    future_tolerance_s: float = Field(2.0, gt=0, le=86_400)
+    # a spread above this many times the symbol's usual spread (its EWMA) is flagged
+    spread_k: float = Field(10.0, gt=1, le=1e6)
+    # the upper specification limit of feed latency for its process capability (Cp, Cpk)
+    latency_limit_ms: float = Field(250.0, gt=0, le=3_600_000)
+    # trading hours per symbol: "fx" (Sunday 17:00 to Friday 17:00 New York) or "always";
+    # a symbol not named here follows its asset class (crypto "always", the rest "fx")
+    hours: dict[str, Literal["fx", "always"]] = {}
+
+    def always_open(self, symbol: str) -> bool:
+        """Whether `symbol` trades around the clock: its `hours` entry, else its asset class
+        (a symbol outside the catalogue counts as always open: no gap is excused)."""
+        mode = self.hours.get(symbol)
+        if mode is not None:
+            return mode == "always"
+        inst = default_instruments().get(symbol)
+        return inst is None or inst.asset_class is AssetClass.CRYPTO
 
 
 class RiskSettings(_Section):

@@ -64,6 +64,23 @@ def market_open(asset_class: AssetClass, ts_ns: int) -> bool:
     return _session[2]
 
 
+def closed_ns(lo_ns: int, hi_ns: int) -> int:
+    """Nanoseconds of [lo_ns, hi_ns) during which the Sunday-to-Friday markets (forex, metals,
+    indices, energies) are closed: the overlap with each Friday 17:00 to Sunday 17:00 New York.
+    0 when hi_ns <= lo_ns. Pure (no cache), so any caller gets the same answer."""
+    if hi_ns <= lo_ns:
+        return 0
+    total = 0
+    sunday = ny_date(_week_open_at_or_before(lo_ns))
+    while True:
+        closes = at_five_pm(sunday + timedelta(days=5))
+        if closes >= hi_ns:
+            return total
+        sunday += timedelta(days=7)
+        reopens = at_five_pm(sunday)
+        total += max(0, min(reopens, hi_ns) - max(closes, lo_ns))
+
+
 def next_rollover(after_ns: int) -> int:
     """The first weekday (Monday to Friday) 17:00 New York strictly after `after_ns`."""
     day = ny_date(after_ns)

@@ -76,7 +76,11 @@ class Corridor:
     ) -> None:
         self.symbols = quotes.symbols
         n = len(self.symbols)
-        self.quality = QualityMonitor(n, settings.quality)
+        self.quality = QualityMonitor(
+            n,
+            settings.quality,
+            fx_hours=[not settings.quality.always_open(s) for s in self.symbols],
+        )
         self._periods = sorted(TIMEFRAMES.values())  # M1, M5, M15, H1
         self.candles = CandleSet(n, self._periods)
         self.feed_judge = FeedJudge(decisions.feed_breaker)

@@ -164,6 +164,15 @@ class ReadSide:
                 q.latency_ms,
                 q.last_problem,
                 q.last_problem_ts,
+                q.validity,
+                q.spikes_part,
+                q.gaps_part,
+                q.latency_part,
+                q.completeness,
+                q.expected_ticks,
+                q.window_ticks,
+                q.latency_cp,
+                q.latency_cpk,
             )
             for q in self._quality.scores(now)
         ]

@@ -55,6 +55,18 @@ class QualityRow:
     latency_ms: float
     last_problem: str
     last_problem_ts: int | None
+    # the score's parts (score = their product, data/quality/score.py); None on rows an
+    # engine before them wrote
+    validity: float | None = None
+    spikes_part: float | None = None
+    gaps_part: float | None = None
+    latency_part: float | None = None
+    completeness: float | None = None
+    expected_ticks: float | None = None  # over the score's window, from the symbol's rate
+    window_ticks: int | None = None  # received over the window
+    # latency's process capability against quality.latency_limit_ms; None when not known
+    latency_cp: float | None = None
+    latency_cpk: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +326,8 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
         r[0]: r
         for r in conn.execute(
             "SELECT symbol, score, ticks, rejects, spikes, gaps, latency_ms, last_problem, "
-            "last_problem_ts FROM quality ORDER BY symbol"
+            "last_problem_ts, validity, spikes_part, gaps_part, latency_part, completeness, "
+            "expected_ticks, window_ticks, latency_cp, latency_cpk FROM quality ORDER BY symbol"
         )
     }
     pip = dict(conn.execute("SELECT symbol, pip_size FROM instruments").fetchall())

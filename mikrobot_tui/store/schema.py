@@ -396,6 +396,30 @@ def _v7_tick_blocks(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE VIEW bars_utc AS SELECT {iso(col='ts_open', name='open_utc')}, * FROM bars")
 
 
+def _v8_quality_parts(db: sqlite_utils.Database) -> None:
+    # The quality score's parts (data/quality/score.py: score = validity x spikes x gaps x
+    # latency x completeness) and the ticks completeness compares, so the cockpit and
+    # `status --json` say why a symbol sits where it does. NULL on rows written before.
+    table = db["quality"]
+    for name, kind in (
+        ("validity", float),
+        ("spikes_part", float),
+        ("gaps_part", float),
+        ("latency_part", float),
+        ("completeness", float),
+        ("expected_ticks", float),
+        ("window_ticks", int),
+    ):
+        table.add_column(name, kind)
+
+
+def _v9_latency_capability(db: sqlite_utils.Database) -> None:
+    # Process capability of feed latency against quality.latency_limit_ms (data/quality/
+    # flags.py): Cp and Cpk over the last 64 ticks; NULL when not known.
+    db["quality"].add_column("latency_cp", float)
+    db["quality"].add_column("latency_cpk", float)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -404,6 +428,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v5_margin_and_working_orders,
     _v6_account_limits,
     _v7_tick_blocks,
+    _v8_quality_parts,
+    _v9_latency_capability,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,9 +1,11 @@
 """The data-quality monitor: which ticks go on, which are rejected, and a score per symbol.
 
 `QualityMonitor.check` takes one batch through the rooms of this package, in order:
-- validity.py: the rejects (bad prices or volume, timestamps from the past, duplicates);
+- validity.py: the rejects (bad prices or volume, timestamps in the future or from the past,
+  duplicates);
 - flags.py: what is flagged but passed on: spikes (spikes.py, against a robust EWMA of the
-  variance, ewma.py), gaps, stale quotes, latency;
+  variance, ewma.py), gaps (the closed market excused, per symbol's hours), stale quotes,
+  latency, locked quotes, wide spreads (spreads.py, against an EWMA of the spread);
 - score.py: problems counted into totals and one-second buckets, the last problem, the score
   formula;
 - segments.py: the batch sorted by symbol and cut into one run per symbol, which they all share.
@@ -17,6 +19,7 @@ and per problem.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,9 +29,12 @@ from mikrobot_tui.data.quality.flags import Flags
 from mikrobot_tui.data.quality.score import (
     GAP,
     LATENCY,
+    LOCKED,
+    N_KINDS,
     REJECT,
     SILENT_WEIGHT,
     SPIKE,
+    SPREAD,
     STALE,
     WEIGHTS,
     Found,
@@ -53,10 +59,13 @@ __all__ = [
     "EWMA_ALPHA",
     "GAP",
     "LATENCY",
+    "LOCKED",
+    "N_KINDS",
     "REJECT",
     "SILENT_WEIGHT",
     "SPIKE",
     "SPIKE_WARMUP",
+    "SPREAD",
     "STALE",
     "WEIGHTS",
     "QualityMonitor",
@@ -81,7 +90,7 @@ def _drop(
 class QualityResult:
     clean: np.ndarray  # accepted ticks, TICK_DTYPE, in their original order
     rejects: list[Reject]
-    # every symbol present in the batch -> rejects + spikes + gaps + stale + latency breaches
+    # every symbol present in the batch -> its problems (rejects and every kind of flag)
     problems_by_sym: dict[int, int]
     # stream time (running max of ts_event) of each problem in the batch, in no set order: the
     # engine's feed breaker judges fixed seconds of stream time, whatever the batching
@@ -98,18 +107,29 @@ class QualityResult:
 
 class QualityMonitor:
     def __init__(
-        self, n_symbols: int, settings: QualitySettings, *, min_sigma: float = 1e-6
+        self,
+        n_symbols: int,
+        settings: QualitySettings,
+        *,
+        min_sigma: float = 1e-6,
+        fx_hours: Sequence[bool] | None = None,
     ) -> None:
+        """`fx_hours[sym]`: the symbol trades Sunday 17:00 to Friday 17:00 New York, so the
+        closed market is neither a gap nor silence (QualitySettings.always_open says which);
+        None: every symbol always open."""
         self.n_symbols = n_symbols
         self.settings = settings
         self.min_sigma = min_sigma
         self._stream_ts = _MIN
-        self._validity = Validity(n_symbols, settings.max_price_jump)
-        self._flags = Flags(n_symbols, settings, min_sigma)
+        self._future_ns = round(settings.future_tolerance_s * NS_PER_SECOND)
+        self._validity = Validity(n_symbols, settings.max_price_jump, self._future_ns)
+        fx = None if fx_hours is None else np.asarray(fx_hours, dtype=bool)
+        self._flags = Flags(n_symbols, settings, min_sigma, fx)
         self._score = Score(
             n_symbols,
             window_ns=round(settings.window_s * NS_PER_SECOND),
             max_gap_ns=round(settings.max_gap_s * NS_PER_SECOND),
+            fx_hours=fx,
         )
 
     def check(self, ticks: np.ndarray) -> QualityResult:
@@ -121,7 +141,15 @@ class QualityMonitor:
         validity, score = self._validity, self._score
         # every column is read once into a contiguous array (the rows are 50 bytes, unaligned)
         ts_raw = ticks["ts_event"].copy()
-        stream = np.maximum.accumulate(ts_raw)
+        recv_raw = ticks["ts_recv"]
+        # timestamps in the future: rejected, and their stream time capped at receipt + tolerance
+        ahead = ts_raw - recv_raw
+        future = None
+        if int(ahead.max()) > self._future_ns:
+            future = ahead > self._future_ns
+            stream = np.maximum.accumulate(np.where(future, recv_raw + self._future_ns, ts_raw))
+        else:
+            stream = np.maximum.accumulate(ts_raw)
         np.maximum(stream, self._stream_ts, out=stream)
         self._stream_ts = int(stream[-1])
         sym_raw = ticks["sym"]
@@ -137,14 +165,16 @@ class QualityMonitor:
         seg_sym = seg.sym
         score.seen[seg_sym] = True
         score.ticks[seg_sym] += seg.length
+        # a tick arrives at its own event time (capped at the stream time: not in the future)
+        score.arrive(sym_raw, np.minimum(ts_raw, stream), order[seg.first])
 
         # the rejects: a reason per tick (0 for none), batch order
-        ok = validity.static_ok(ticks, order, bid, ask)
+        ok = validity.static_ok(ticks, order, bid, ask, future)
         all_ok = ok is None
         reason = np.zeros(n, dtype=np.int8)
         if not all_ok:
             for i in order[~ok].tolist():
-                reason[i] = static_reason(ticks[i])
+                reason[i] = static_reason(ticks[i], self._future_ns)
         past = validity.past(seg, ts, ok)
         if past is not None:
             reason[order[past]] = PAST
@@ -201,7 +231,6 @@ class QualityMonitor:
         else:
             keep = reason == 0
             clean = select(ticks, keep)
-            recv_raw = ticks["ts_recv"]
             rejects = [
                 Reject(
                     int(ts_raw[i]),
@@ -224,7 +253,8 @@ class QualityMonitor:
     def scores(self, now_ns: int) -> list[SymbolQuality]:
         """Quality per symbol seen so far, ordered by sym (see score.py)."""
         v = self._validity
-        return self._score.scores(now_ns, v.last.has, v.last_ts, self._flags.latency_ms)
+        f = self._flags
+        return self._score.scores(now_ns, v.last.has, v.last_ts, f.latency_ms, f.latency_capability)
 
     def accepted_until(self) -> np.ndarray:
         """Per symbol, the latest event time of its ticks so far: no tick of the symbol
@@ -232,5 +262,6 @@ class QualityMonitor:
         return self._validity.last_ts.copy()
 
     def counters(self) -> np.ndarray:
-        """Totals per symbol: columns rejects, spikes, gaps, stale, latency breaches."""
+        """Totals per symbol: columns rejects, spikes, gaps, stale, latency breaches, locked
+        quotes, wide spreads (the kinds of score.py, in that order)."""
         return self._score.totals.copy()

@@ -3,24 +3,36 @@
 They lower the score and set `last_problem`:
 - spike: the log return of the mid against the symbol's previous accepted mid is beyond
   `spike_sigma` standard deviations of a robust EWMA estimate (spikes.py);
-- gap: consecutive accepted ticks of a symbol further apart than `max_gap_s` (counted once, on
-  the tick that ends it);
+- gap: consecutive accepted ticks of a symbol further apart than `max_gap_s` of open market
+  (counted once, on the tick that ends it). A symbol on "fx" hours (Sunday 17:00 to Friday
+  17:00 New York, domain/hours.py) does not count the time its market was closed: a weekend
+  without ticks is no gap, a silent open market is; its message gives the open seconds;
 - stale: the quote (bid and ask) unchanged for longer than `max_gap_s` while ticks keep coming
-  (counted once per episode; a gap restarts the clock);
-- latency: ts_recv - ts_event above `max_latency_ms` (counted per tick).
+  (counted once per episode; ticks further apart than `max_gap_s`, the market open or not,
+  restart the clock);
+- latency: ts_recv - ts_event above `max_latency_ms` (counted per tick);
+- locked quote: bid == ask (counted per tick). Kept, not rejected: its mid is well defined and
+  a locked book does happen for an instant on real venues, but a CFD broker's quote always has
+  a spread, so a trader wants to see it: a feed that keeps locking is broken, and a fill at a
+  zero spread is too good to be true;
+- wide spread: the spread above `spread_k` times the symbol's usual spread (spreads.py).
 
 Each check carries its state from batch to batch, so the flags do not depend on batching.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mikrobot_tui.config import QualitySettings
-from mikrobot_tui.data.quality.score import GAP, LATENCY, STALE, Found
+from mikrobot_tui.data.quality.score import GAP, LATENCY, LOCKED, STALE, Found
 from mikrobot_tui.data.quality.segments import Segments
 from mikrobot_tui.data.quality.spikes import Spikes
+from mikrobot_tui.data.quality.spreads import Spreads
 from mikrobot_tui.data.quality.validity import LastAccepted
+from mikrobot_tui.domain.hours import closed_ns
 from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND
 
 _LAT_RING = 64
@@ -31,11 +43,20 @@ _MIN = np.iinfo(np.int64).min
 class Flags:
     """The flags of accepted ticks, with what each symbol carries from batch to batch."""
 
-    def __init__(self, n_symbols: int, settings: QualitySettings, min_sigma: float) -> None:
+    def __init__(
+        self,
+        n_symbols: int,
+        settings: QualitySettings,
+        min_sigma: float,
+        fx_hours: np.ndarray | None = None,
+    ) -> None:
         n = n_symbols
         self.settings = settings
         self._max_gap_ns = round(settings.max_gap_s * NS_PER_SECOND)
         self._spikes = Spikes(n, settings.spike_sigma, min_sigma)
+        self.spreads = Spreads(n, settings.spread_k)
+        # per symbol: on "fx" hours (closed time is no gap); None when no symbol is
+        self._fx = fx_hours if fx_hours is not None and fx_hours.any() else None
         self._lat_ring = np.zeros((n, _LAT_RING))  # latencies of the last accepted ticks
         self._lat_pos = np.zeros(n, dtype=np.int64)  # next slot to write, circular
         self._n_lat = np.zeros(n, dtype=np.int64)
@@ -74,6 +95,10 @@ class Flags:
         np.subtract(ts[1:], ts[:-1], out=dt[1:])
         dt[f_at] = ts[f_at] - f_pts
         gap = dt > self._max_gap_ns
+        open_dt = dt
+        gap_flag = gap
+        if self._fx is not None and gap.any():
+            open_dt, gap_flag = self._open_gaps(np.repeat(fs, seg.length), ts, dt, gap)
         mid = bid + ask
         mid *= 0.5
         r = np.empty(k)
@@ -89,9 +114,9 @@ class Flags:
         spikes = self._spikes.check(seg, r, f_has)
         if spikes is not None:
             out.append(spikes)
-        if gap.any():
-            p = np.flatnonzero(gap)
-            out.append((GAP, p, dt[p] / NS_PER_SECOND))
+        if gap_flag.any():
+            p = np.flatnonzero(gap_flag)
+            out.append((GAP, p, open_dt[p] / NS_PER_SECOND))
         stale = self._stale_episodes(seg, ts, bid, ask, f_bid, f_ask, f_has, gap)
         if stale is not None:
             out.append(stale)
@@ -99,7 +124,30 @@ class Flags:
         if breach.any():
             p = np.flatnonzero(breach)
             out.append((LATENCY, p, lat[p]))
+        spread = ask - bid
+        locked = spread == 0
+        if locked.any():
+            p = np.flatnonzero(locked)
+            out.append((LOCKED, p, spread[p]))
+        wide = self.spreads.check(seg, spread)
+        if wide is not None:
+            out.append(wide)
         return out
+
+    def _open_gaps(
+        self, sym: np.ndarray, ts: np.ndarray, dt: np.ndarray, gap: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The gaps once the closed market is taken out for symbols on fx hours: the open
+        time of each tick's gap and which are still gaps."""
+        fx = self._fx
+        assert fx is not None
+        open_dt, flag = dt.copy(), gap.copy()
+        for p in np.flatnonzero(gap).tolist():
+            if fx[sym[p]]:
+                t, d = int(ts[p]), int(dt[p])
+                open_dt[p] = d - closed_ns(t - d, t)
+                flag[p] = open_dt[p] > self._max_gap_ns
+        return open_dt, flag
 
     def _one(
         self,
@@ -121,6 +169,10 @@ class Flags:
             p_bid, p_ask, p_ts = float(last.fields[s, 0]), float(last.fields[s, 1]), int(last.ts[s])
         dt = t - p_ts
         gap = dt > self._max_gap_ns
+        open_dt, gap_flag = dt, gap
+        if gap and self._fx is not None and self._fx[s]:
+            open_dt = dt - closed_ns(p_ts, t)
+            gap_flag = open_dt > self._max_gap_ns
         r = 0.0
         if fresh is None or not fresh[0]:
             r = float(np.log(((bid + ask) * 0.5) / ((p_bid + p_ask) * 0.5)))
@@ -133,8 +185,8 @@ class Flags:
         if spikes is not None:
             out.append(spikes)
         at = np.zeros(1, dtype=np.int64)
-        if gap:
-            out.append((GAP, at, np.array([dt / NS_PER_SECOND])))
+        if gap_flag:
+            out.append((GAP, at, np.array([open_dt / NS_PER_SECOND])))
         # stale: a changed quote (or a gap, or a symbol's first tick) restarts the clock
         changed = bid != p_bid or ask != p_ask or gap or not has
         since = t if changed else int(self._change_ts[s])
@@ -148,6 +200,12 @@ class Flags:
             self._stale[s] = False
         if latency > self.settings.max_latency_ms:
             out.append((LATENCY, at, np.array([latency])))
+        spread = ask - bid
+        if spread == 0:
+            out.append((LOCKED, at, np.array([spread])))
+        wide = self.spreads.one(s, spread)
+        if wide is not None:
+            out.append(wide)
         return out
 
     def _stale_episodes(
@@ -220,6 +278,26 @@ class Flags:
             self._lat_ring[ring_at] = lat[np.repeat(last_at + 1 - take_n, take_n) + offs]
             self._lat_pos[fs] = (pos + take_n) % _LAT_RING
         self._n_lat[fs] += seg_len
+
+    def latency_capability(self, s: int) -> tuple[float | None, float | None]:
+        """(Cp, Cpk) of the symbol's last _LAT_RING latencies against `latency_limit_ms`, the
+        upper specification limit; latency cannot fall below 0, the natural lower bound:
+
+            Cp = USL / (6 sigma),   Cpk = (USL - mean) / (3 sigma)
+
+        with the sample standard deviation (ddof 1). None with fewer than 2 latencies or none
+        spread (sigma 0). The values are sorted first, so the sums do not depend on where the
+        ring holds them (nor on batching)."""
+        n_lat = min(int(self._n_lat[s]), _LAT_RING)
+        if n_lat < 2:
+            return None, None
+        x = np.sort(self._lat_ring[s, :n_lat])
+        mean = float(x.sum()) / n_lat
+        sigma = math.sqrt(float(np.square(x - mean).sum()) / (n_lat - 1))
+        if sigma == 0:
+            return None, None
+        usl = self.settings.latency_limit_ms
+        return usl / (6 * sigma), (usl - mean) / (3 * sigma)
 
     def latency_ms(self, s: int) -> float:
         """Median latency of the symbol's last _LAT_RING accepted ticks, 0 before any."""

@@ -1,20 +1,32 @@
 """Counting problems: totals, one-second buckets, the last problem, and a score per symbol.
 
-Score per symbol, in 0..1:
+Score per symbol, in 0..1, the product of five parts:
 
-    score = exp(-(0.10 R + 0.10 S + 0.25 G + 0.25 F + 0.02 L + 0.25 Q))
+    score = validity x spikes x gaps x latency x completeness
+    validity = exp(-(0.10 R + 0.05 K + 0.05 W))      spikes  = exp(-0.10 S)
+    gaps     = exp(-(0.25 G + 0.25 F + 0.25 Q))      latency = exp(-0.02 L)
+    completeness = min(1, received / (0.75 expected - 3 sqrt(expected)))   (Score.completeness)
 
-where R, S, G, F, L count the rejects, spikes, gaps, stale episodes and latency breaches of the
-last `window_s`, each weighted by (1 - age / window_s) so a problem fades out linearly (ages are
-taken from the 1-second bucket of the stream time at which the problem was seen), and Q is 1 while
-the symbol is silent (no tick for more than `max_gap_s` before `now_ns`). A clean feed scores
-exactly 1.0; a burst of three rejects just now gives about 0.74; a clean window after the last
-problem brings it back to 1.0.
+where R, S, G, F, L, K, W count the rejects, spikes, gaps, stale episodes, latency breaches,
+locked quotes and wide spreads of the last `window_s`, each weighted by (1 - age / window_s) so
+a problem fades out linearly (ages are taken from the 1-second bucket of the stream time at
+which the problem was seen), and Q is 1 while the symbol is silent (no tick for more than
+`max_gap_s` of open market before `now_ns`: the time its market was closed does not count, see
+flags.py). Without completeness this is exp(-(0.10 R + 0.10 S + 0.25 G + 0.25 F + 0.02 L + 0.05
+K + 0.05 W + 0.25 Q)), the penalty the engine's quality judge sums (less Q). Completeness
+compares the ticks received over the window with the symbol's own rate over the BASELINE_S (600
+s) before it, open market only; a quarter short (tick rates swing that much within minutes,
+with the session or the regime) and three standard deviations of a Poisson count cost nothing.
+After a long silence the baseline empties and completeness returns to 1 (the silence itself
+still counts in Q); right after a weekend it is 1 until 10 s of open market form a baseline. A
+clean feed scores exactly 1.0; a burst of three rejects just now gives about 0.74; a clean
+window after the last problem brings it back to 1.0.
 
 `latency_ms` is the median latency of the symbol's last 64 accepted ticks.
 
 The last problem of a symbol is the one on its latest tick; when one tick has several, the
-most telling kind wins (a reject, then a spike, a gap, a stale quote, latency).
+most telling kind wins (a reject, then a spike, a gap, a stale quote, a locked quote, a wide
+spread, latency).
 """
 
 from __future__ import annotations
@@ -26,14 +38,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from mikrobot_tui.data.quality.validity import REASONS
+from mikrobot_tui.domain.hours import closed_ns
 from mikrobot_tui.domain.market import NS_PER_SECOND
 
 # problem kinds: index into the weights and the per-bucket counts
-REJECT, SPIKE, GAP, STALE, LATENCY = range(5)
-WEIGHTS = (0.10, 0.10, 0.25, 0.25, 0.02)
+REJECT, SPIKE, GAP, STALE, LATENCY, LOCKED, SPREAD = range(7)
+N_KINDS = 7
+# the parts of the score each kind of problem lowers
+VALIDITY, SPIKES, GAPS, LATENCY_PART = range(4)
+PART_OF = (VALIDITY, SPIKES, GAPS, GAPS, LATENCY_PART, VALIDITY, VALIDITY)
+BASELINE_S = 600  # the recent past a symbol's usual tick rate is taken from
+SLACK = 0.75  # the share of its usual rate a symbol may fall to at no cost (Poisson noise aside)
+_MIN_BASELINE_NS = 10 * 1_000_000_000  # less open baseline than this: completeness 1
+_MIN = np.iinfo(np.int64).min
+WEIGHTS = (0.10, 0.10, 0.25, 0.25, 0.02, 0.05, 0.05)
 SILENT_WEIGHT = 0.25
 # which message wins when one tick has several problems (higher wins)
-_RANK = {LATENCY: 0, STALE: 1, GAP: 2, SPIKE: 3, REJECT: 4}
+_RANK = {LATENCY: 0, SPREAD: 1, LOCKED: 2, STALE: 3, GAP: 4, SPIKE: 5, REJECT: 6}
 _BUCKET_NS = NS_PER_SECOND
 _FEW_EVENTS = 64  # problems in a batch counted in plain Python
 
@@ -52,6 +73,18 @@ class SymbolQuality:
     latency_ms: float  # median of ts_recv - ts_event over the last 64 accepted ticks
     last_problem: str
     last_problem_ts: int | None  # stream time when it was seen
+    # the score's parts (score = their product, see the module docstring)
+    validity: float = 1.0
+    spikes_part: float = 1.0
+    gaps_part: float = 1.0
+    latency_part: float = 1.0
+    completeness: float = 1.0  # ticks received / expected over the window, open market only
+    expected_ticks: float = 0.0  # over the window, from the symbol's own baseline rate
+    window_ticks: int = 0  # received over the window
+    # process capability of latency against quality.latency_limit_ms (flags.py); None
+    # before two latencies or when they do not vary
+    latency_cp: float | None = None
+    latency_cpk: float | None = None
 
 
 def message(kind: int, value: float) -> str:
@@ -63,22 +96,108 @@ def message(kind: int, value: float) -> str:
         return f"gap {value:.1f}s"
     if kind == STALE:
         return f"stale {value:.0f}s"
+    if kind == LOCKED:
+        return "locked quote"
+    if kind == SPREAD:
+        return f"spread {value:.1f}x usual"
     return f"latency {value:.0f}ms"
 
 
 class Score:
     """Per symbol: ticks seen, problem totals, problems per 1-second bucket, the last problem."""
 
-    def __init__(self, n_symbols: int, window_ns: int, max_gap_ns: int) -> None:
+    def __init__(
+        self, n_symbols: int, window_ns: int, max_gap_ns: int, fx_hours: np.ndarray | None = None
+    ) -> None:
         n = n_symbols
+        # per symbol: trades Sunday 17:00 to Friday 17:00 New York (its silence while closed
+        # is not counted); None: every symbol always open
+        self._fx = fx_hours
         self._window_ns = window_ns
         self._max_gap_ns = max_gap_ns
         self.seen = np.zeros(n, dtype=bool)
         self.ticks = np.zeros(n, dtype=np.int64)
-        self.totals = np.zeros((n, 5), dtype=np.int64)
+        self.totals = np.zeros((n, N_KINDS), dtype=np.int64)
         self._last_problem = [""] * n
         self._last_problem_ts: list[int | None] = [None] * n
         self._buckets: list[dict[int, list[int]]] = [{} for _ in range(n)]
+        # ticks received per 1-second bucket of their arrival time, and each symbol's first
+        self._arrivals: list[dict[int, int]] = [{} for _ in range(n)]
+        self._first_ts = np.full(n, _MIN, dtype=np.int64)
+        self._keep_s = 2 * (window_ns // NS_PER_SECOND + BASELINE_S + 2)
+
+    def arrive(self, sym_raw: np.ndarray, stream: np.ndarray, firsts: np.ndarray) -> None:
+        """Count each received tick in its symbol's 1-second bucket of its arrival time
+        (`stream`: the event time capped at the stream time); `firsts` are the positions of
+        each symbol's first tick in the batch."""
+        fs = sym_raw[firsts]
+        new = self._first_ts[fs] == _MIN
+        if new.any():
+            self._first_ts[fs[new]] = stream[firsts[new]]
+        if len(sym_raw) == 1:
+            s, key = int(sym_raw[0]), int(stream[0]) // _BUCKET_NS
+            store = self._arrivals[s]
+            store[key] = store.get(key, 0) + 1
+            if len(store) > self._keep_s:
+                self._prune_arrivals(s, key)
+            return
+        keys, counts = np.unique(
+            (stream // _BUCKET_NS) * 65536 + sym_raw.astype(np.int64), return_counts=True
+        )
+        arrivals = self._arrivals
+        for kk, c in zip(keys.tolist(), counts.tolist(), strict=True):
+            s, key = kk % 65536, kk // 65536
+            store = arrivals[s]
+            store[key] = store.get(key, 0) + c
+            if len(store) > self._keep_s:
+                self._prune_arrivals(s, key)
+
+    def _prune_arrivals(self, s: int, key: int) -> None:
+        store = self._arrivals[s]
+        horizon = key - self._keep_s // 2
+        for k in [k for k in store if k < horizon]:
+            del store[k]
+
+    def _open_ns(self, s: int, lo: int, hi: int) -> int:
+        if hi <= lo:
+            return 0
+        if self._fx is not None and self._fx[s]:
+            return hi - lo - closed_ns(lo, hi)
+        return hi - lo
+
+    def completeness(self, s: int, now_ns: int) -> tuple[float, float, int]:
+        """(completeness, expected, received) over the window, in whole seconds of stream time.
+
+        The window is the `window_s` seconds before the current (unfinished) one; the baseline
+        the BASELINE_S seconds before the window, from the symbol's first full second on. The
+        symbol's rate is its baseline ticks over the baseline's open time, the expected ticks
+        that rate times the window's open time, and
+
+            completeness = min(1, received / (SLACK expected - 3 sqrt(expected)))
+
+        so a rate a quarter below the baseline's, and a Poisson count's usual shortfall (three
+        standard deviations), cost nothing. 1 when
+        there is no baseline yet (under 10 s of open market) or the floor is not positive."""
+        sec = _BUCKET_NS
+        now_key = now_ns // sec
+        w_keys = self._window_ns // sec
+        win_lo = now_key - w_keys  # first key of the window
+        first_full = int(self._first_ts[s]) // sec + 1
+        base_lo = max(win_lo - BASELINE_S, first_full)
+        got = base = 0
+        for key, c in self._arrivals[s].items():
+            if win_lo <= key < now_key:
+                got += c
+            elif base_lo <= key < win_lo:
+                base += c
+        open_base = self._open_ns(s, base_lo * sec, win_lo * sec)
+        if base == 0 or open_base < _MIN_BASELINE_NS:
+            return 1.0, 0.0, got
+        expected = base / open_base * self._open_ns(s, max(win_lo, first_full) * sec, now_key * sec)
+        floor = SLACK * expected - 3.0 * math.sqrt(expected)
+        if floor <= 0:
+            return 1.0, expected, got
+        return min(1.0, got / floor), expected, got
 
     def record(
         self,
@@ -107,9 +226,9 @@ class Score:
         keys, counts = np.unique(key, return_counts=True)
         for kk, c in zip(keys.tolist(), counts.tolist(), strict=True):
             s, kd, bk = kk % 65536, (kk // 65536) % 8, kk // (65536 * 8)
-            self._buckets[s].setdefault(bk, [0, 0, 0, 0, 0])[kd] += c
+            self._buckets[s].setdefault(bk, [0] * N_KINDS)[kd] += c
         # the last problem of each symbol: latest tick, then the most telling kind
-        rank = np.array([_RANK[i] for i in range(5)])[kind]
+        rank = np.array([_RANK[i] for i in range(N_KINDS)])[kind]
         o = np.lexsort((rank, idx, ev_sym))
         ends = np.flatnonzero(np.append(ev_sym[o][1:] != ev_sym[o][:-1], True))
         for j in o[ends].tolist():
@@ -137,7 +256,7 @@ class Score:
             ):
                 totals[s, kd] += 1
                 problems[s] += 1
-                buckets[s].setdefault(t // _BUCKET_NS, [0, 0, 0, 0, 0])[kd] += 1
+                buckets[s].setdefault(t // _BUCKET_NS, [0] * N_KINDS)[kd] += 1
                 best = last.get(s)
                 if best is None or (i, rank) > best[:2]:
                     last[s] = (i, rank, kd, x)
@@ -159,6 +278,7 @@ class Score:
         has_last: np.ndarray,
         last_ts: np.ndarray,
         latency_ms: Callable[[int], float],
+        capability: Callable[[int], tuple[float | None, float | None]] | None = None,
     ) -> list[SymbolQuality]:
         """Quality per symbol seen so far, ordered by sym (see the module docstring).
 
@@ -168,23 +288,30 @@ class Score:
         out = []
         window = self._window_ns
         for s in np.flatnonzero(self.seen).tolist():
-            penalty = 0.0
+            part = [0.0, 0.0, 0.0, 0.0]  # the penalty of each part
             for key, counts in sorted(self._buckets[s].items()):
                 age = now_ns - (key * _BUCKET_NS + _BUCKET_NS // 2)
                 fade = 1.0 - max(age, 0) / window
                 if fade > 0:
-                    penalty += fade * sum(w * c for w, c in zip(WEIGHTS, counts, strict=True))
+                    for kd, c in enumerate(counts):
+                        if c:
+                            part[PART_OF[kd]] += fade * WEIGHTS[kd] * c
             problem, problem_ts = self._last_problem[s], self._last_problem_ts[s]
             if has_last[s]:
                 silent = now_ns - int(last_ts[s])
+                if silent > self._max_gap_ns and self._fx is not None and self._fx[s]:
+                    silent -= closed_ns(int(last_ts[s]), now_ns)
                 if silent > self._max_gap_ns:
-                    penalty += SILENT_WEIGHT
+                    part[GAPS] += SILENT_WEIGHT
                     problem, problem_ts = f"silent {silent / NS_PER_SECOND:.0f}s", now_ns
             totals = self.totals[s]
+            validity, spikes, gaps, latency = (math.exp(-p) for p in part)
+            complete, expected, got = self.completeness(s, now_ns)
+            cp, cpk = (None, None) if capability is None else capability(s)
             out.append(
                 SymbolQuality(
                     sym=s,
-                    score=math.exp(-penalty),
+                    score=validity * spikes * gaps * latency * complete,
                     ticks=int(self.ticks[s]),
                     rejects=int(totals[REJECT]),
                     spikes=int(totals[SPIKE]),
@@ -192,6 +319,15 @@ class Score:
                     latency_ms=latency_ms(s),
                     last_problem=problem,
                     last_problem_ts=problem_ts,
+                    validity=validity,
+                    spikes_part=spikes,
+                    gaps_part=gaps,
+                    latency_part=latency,
+                    completeness=complete,
+                    expected_ticks=expected,
+                    window_ticks=got,
+                    latency_cp=cp,
+                    latency_cpk=cpk,
                 )
             )
         return out

@@ -3,12 +3,15 @@
 Rejected (returned as `Reject` values, counted, they go no further):
 - "NaN price" / "infinite price": bid or ask not finite;
 - "non-positive price": bid or ask zero or below;
-- "crossed quote": bid above ask. A locked quote (bid == ask) is accepted: it happens on real
-  venues and its mid is well defined;
+- "crossed quote": bid above ask. A locked quote (bid == ask) is accepted but flagged
+  (flags.py): its mid is well defined, a broker's quote should not be locked;
 - "absurd price": the ask above PRICE_CEILING (1e12, far above any instrument's price; it also
   keeps (bid + ask) / 2 from overflowing), so not even a symbol's first tick can be absurd;
 - "bad trade price" (last present but not a positive number up to PRICE_CEILING), "bad volume"
   (volume present but negative or not finite);
+- "timestamp in the future": ts_event later than ts_recv by more than `future_tolerance_s` (a
+  feed's clock, or the configured server-clock offset, is wrong). Such a tick moves neither the
+  symbol's latest good timestamp nor the stream time past ts_recv + the tolerance;
 - "timestamp from the past": ts_event earlier than the symbol's last accepted tick;
 - "price jump": the mid more than `max_price_jump` times above, or below 1 / `max_price_jump`
   of, the mid of the symbol's last accepted tick. So no absurd price reaches the spike
@@ -49,8 +52,9 @@ REASONS = (
     "duplicate tick",
     "absurd price",
     "price jump",
+    "timestamp in the future",
 )
-PAST, DUP, ABSURD, JUMP = 7, 8, 9, 10
+PAST, DUP, ABSURD, JUMP, FUTURE = 7, 8, 9, 10, 11
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,9 @@ def raw_text(t: np.void) -> str:
     )
 
 
-def static_reason(t: np.void) -> int:
-    """The reason (an index into REASONS) a tick that failed the static checks gets."""
+def static_reason(t: np.void, future_ns: int) -> int:
+    """The reason (an index into REASONS) a tick that failed the static checks gets (a bad
+    price wins over a timestamp in the future, which wins over a bad trade price or volume)."""
     bid, ask, last = (float(t[k]) for k in ("bid", "ask", "last"))
     if math.isnan(bid) or math.isnan(ask):
         return 1
@@ -83,6 +88,8 @@ def static_reason(t: np.void) -> int:
         return 4
     if ask > PRICE_CEILING:
         return ABSURD
+    if int(t["ts_event"]) - int(t["ts_recv"]) > future_ns:
+        return FUTURE
     if not math.isnan(last) and (last > PRICE_CEILING or last <= 0):
         return 5
     return 6
@@ -127,7 +134,8 @@ class LastAccepted:
 class Validity:
     """The static checks, timestamps from the past and duplicates, with the state they need."""
 
-    def __init__(self, n_symbols: int, max_price_jump: float) -> None:
+    def __init__(self, n_symbols: int, max_price_jump: float, future_ns: int) -> None:
+        self.future_ns = future_ns
         # running max of the statically good ts_event of each symbol: a tick before it is late
         self.last_ts = np.full(n_symbols, _MIN, dtype=np.int64)
         self.last = LastAccepted(n_symbols)
@@ -136,12 +144,19 @@ class Validity:
         self._level = np.full(n_symbols, np.nan)
         self._level_n = np.zeros(n_symbols, dtype=np.int64)
 
-    @staticmethod
     def static_ok(
-        ticks: np.ndarray, order: np.ndarray, bid: np.ndarray, ask: np.ndarray
+        self,
+        ticks: np.ndarray,
+        order: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        future: np.ndarray | None,
     ) -> np.ndarray | None:
-        """Mask (symbol order) of ticks with good prices and volume, or None when all are."""
+        """Mask (symbol order) of ticks with good prices, volume and time, or None when all
+        are; `future` (batch order) marks the timestamps in the future, None when none is."""
         ok = bid > 0
+        if future is not None:
+            ok &= ~np.take(future, order)
         ok &= ask >= bid
         ok &= ask <= PRICE_CEILING
         # trade price and volume: NaN is fine; fmin/fmax skip NaN, so they say if any is bad

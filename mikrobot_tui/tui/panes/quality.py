@@ -26,11 +26,34 @@ def score_style(score: float) -> str:
     return "down"
 
 
+# the score's parts (data/quality/score.py), by the letter the score column shows
+PARTS = (
+    ("v", "validity"),
+    ("s", "spikes_part"),
+    ("g", "gaps_part"),
+    ("l", "latency_part"),
+    ("c", "completeness"),
+)
+
+
+def weakest_part(r: QualityRow) -> str:
+    """The letter of the part that costs the score most, "" when none costs anything (or an
+    engine before the parts wrote the row)."""
+    worst, letter = 1.0, ""
+    for code, name in PARTS:
+        value = getattr(r, name)
+        if value is not None and value < worst:
+            worst, letter = value, code
+    return letter if f"{worst:.2f}" != "1.00" else ""
+
+
 def quality_cells(r: QualityRow, live: bool = True) -> tuple[Cell, ...]:
-    """`live` False: the score is the last one a stopped engine wrote, shown without colour."""
+    """`live` False: the score is the last one a stopped engine wrote, shown without colour.
+    The score carries the letter of its weakest part (0.62v: validity), so the pane stays
+    narrow enough for half of an 80-column terminal."""
     return (
         (r.symbol, "bold"),
-        (f"{r.score:.2f}", score_style(r.score) if live else "muted"),
+        (f"{r.score:.2f}{weakest_part(r) or ' '}", score_style(r.score) if live else "muted"),
         f"{r.ticks:,}",
         (f"{r.rejects:,}", "warn" if r.rejects else ""),
         (f"{r.spikes:,}", "warn" if r.spikes else ""),
@@ -45,7 +68,7 @@ class QualityPane(Dated, KeyedTable):
         super().__init__(COLUMNS, id=id)
         self.border_title = "Data quality"
         # the score looks at the recent window, the counts at the whole session: say so
-        self.set_subtitle("score: last minute · counts: since start")
+        self.set_subtitle("score: last min, v s g l c · counts: since start")
 
     def show(self, rows: list[QualityRow], live: bool = True) -> int:
         return self.apply({r.symbol: quality_cells(r, live) for r in rows})
