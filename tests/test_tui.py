@@ -549,3 +549,13 @@ def test_the_score_shows_its_weakest_part() -> None:
     assert weakest_part(row) == "g"
     clean = QualityRow(*[getattr(base, f) for f in base.__slots__[:9]], completeness=0.999)
     assert weakest_part(clean) == ""  # 1.00 at two decimals costs nothing visible
+
+
+def test_the_latency_cpk_is_coloured_by_the_usual_capability_thresholds() -> None:
+    from mikrobot_tui.tui.panes.quality import cpk_cell
+
+    assert cpk_cell(None) == ("-", "muted")  # fewer than 2 latencies, or no spread in them
+    assert cpk_cell(2.0) == ("2.00", "up")
+    assert cpk_cell(1.1) == ("1.10", "warn")
+    assert cpk_cell(0.4) == ("0.40", "down")
+    assert cpk_cell(0.4, live=False) == ("0.40", "muted")

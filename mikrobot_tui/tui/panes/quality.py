@@ -14,8 +14,11 @@ COLUMNS = (
     Column("spikes", "Spk", "right"),
     Column("gaps", "Gap", "right"),
     Column("latency", "ms", "right"),
+    # the feed latency's capability against quality.latency_limit_ms: dropped first when narrow
+    Column("cpk", "Cpk", "right", priority=1),
     Column("problem", "Last problem"),
 )
+CAPABLE, MARGINAL = 1.33, 1.0  # the usual process-capability thresholds
 
 
 def score_style(score: float) -> str:
@@ -59,8 +62,18 @@ def quality_cells(r: QualityRow, live: bool = True) -> tuple[Cell, ...]:
         (f"{r.spikes:,}", "warn" if r.spikes else ""),
         (f"{r.gaps:,}", "warn" if r.gaps else ""),
         f"{r.latency_ms:,.1f}",
+        cpk_cell(r.latency_cpk, live),
         (r.last_problem or "-", "muted" if not r.last_problem else ""),
     )
+
+
+def cpk_cell(cpk: float | None, live: bool = True) -> Cell:
+    """Cpk 1.33 or more: the feed's latency is capable; under 1 it breaks the limit often."""
+    if cpk is None:
+        return ("-", "muted")
+    if not live:
+        return (f"{cpk:.2f}", "muted")
+    return (f"{cpk:.2f}", "up" if cpk >= CAPABLE else "warn" if cpk >= MARGINAL else "down")
 
 
 class QualityPane(Dated, KeyedTable):
