@@ -62,3 +62,16 @@ def replay_feed_engine(settings: Settings, path: Path, n_ticks: int = 2000) -> E
     file = path.with_suffix(".npz")
     save_ticks(file, waves(n_ticks), SYMBOLS)
     return Engine(settings, feed=ReplayFeed(file, batch_size=100), clock=ReplayClock())
+
+
+def install_probe(monkeypatch, probe) -> None:
+    """Make the engine build `probe` as the strategy of the account whose params hold
+    `"fast": 99`; the other accounts get their real strategies."""
+    import mikrobot_tui.engine as engine_module
+
+    real = engine_module.build_strategy
+    monkeypatch.setattr(
+        engine_module,
+        "build_strategy",
+        lambda name, params: probe if params.get("fast") == 99 else real(name, params),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_data import FAST_ACCOUNTS, SYMBOLS, T0, replay, waves
+from engine_data import FAST_ACCOUNTS, SYMBOLS, T0, install_probe, replay, waves
 
 from mikrobot_tui.clock import FrozenClock
 from mikrobot_tui.domain.market import H1, M1, NS_PER_SECOND, TIMEFRAMES, Bar
@@ -44,14 +44,7 @@ class HourlyTrend:
 
 def run(make_settings, tmp_path: Path, batch: int, monkeypatch) -> tuple[object, HourlyTrend]:
     probe = HourlyTrend()
-    import mikrobot_tui.engine as engine_module
-
-    real = engine_module.build_strategy
-    monkeypatch.setattr(
-        engine_module,
-        "build_strategy",
-        lambda name, params: probe if params.get("fast") == 99 else real(name, params),
-    )
+    install_probe(monkeypatch, probe)
     settings = make_settings(
         engine={"db": tmp_path / f"b{batch}.db", "store_ticks": False},
         accounts=[{"name": "A", "params": {"fast": 99, "slow": 100}}, {"name": "B"}],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_data import waves
+from engine_data import install_probe, waves
 
 from mikrobot_tui.clock import ReplayClock
 from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
@@ -46,14 +46,7 @@ class EveryNthTick:
 
 def run(make_settings, tmp_path: Path, batch: int, monkeypatch) -> tuple[Engine, EveryNthTick]:
     probe = EveryNthTick()
-    import mikrobot_tui.engine as engine_module
-
-    real = engine_module.build_strategy
-    monkeypatch.setattr(
-        engine_module,
-        "build_strategy",
-        lambda name, params: probe if params.get("fast") == 99 else real(name, params),
-    )
+    install_probe(monkeypatch, probe)
     settings = make_settings(
         engine={"db": tmp_path / f"t{batch}.db", "store_ticks": False},
         accounts=[{"name": "A", "params": {"fast": 99, "slow": 100}}, {"name": "B"}],
