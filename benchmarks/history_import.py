@@ -6,7 +6,7 @@ Writes a seeded generic CSV (`ts,symbol,bid,ask,last,volume`, epoch ms, four sym
 quotes with empty last and volume) to a temp dir, then times
 1. parsing alone (read, decode, line table, polars, checks: `parse_file`), target 1,000,000
    rows a second or better;
-2. the whole import into a new SQLite file (parse, ticks through store/ticks.py, M1 to H1
+2. the whole import into a new SQLite file (parse, ticks through store/ticks.py, M1 to D1
    bars through the candle builder, bar upserts), as `mikrobot history import` does it;
 3. the same file's parse with ISO-8601 times instead of epoch numbers.
 Each figure is the median of R runs; the runs are printed too.

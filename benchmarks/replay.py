@@ -144,7 +144,7 @@ def main() -> None:
         runs.append({**json.loads(out.strip().splitlines()[-1]), "process_s": process_s})
     bare = statistics.median(bare_loop_rate(path) for _ in range(3))
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(f"replay of {int(med['ticks']):,} ticks through quality, M1 to H1 candles, 2 strategies,")
+    print(f"replay of {int(med['ticks']):,} ticks through quality, M1 to D1 candles, 2 strategies,")
     print(
         f"orchestrator and paper engine (store_ticks={args.store_ticks}), median of {args.repeat}:"
     )

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from mikrobot_tui.cli import app
 from mikrobot_tui.data import backfill
 from mikrobot_tui.data.history import aggregate
-from mikrobot_tui.domain.market import BAR_DTYPE
+from mikrobot_tui.domain.market import BAR_DTYPE, TIMEFRAMES
 
 runner = CliRunner()
 NS = 1_000_000_000
@@ -114,10 +114,14 @@ def as_bars(rows: list[tuple], period: int) -> np.ndarray:
     return out
 
 
-def assert_aggregates_match(tmp_path: Path, symbol: str) -> None:
+def assert_aggregates_match(tmp_path: Path, symbol: str, ny_close: bool = False) -> None:
+    """Every longer timeframe stored is its M1 bars rolled up (H4 and D1 on New York's
+    trading day when `ny_close`)."""
     m1 = as_bars(bars(tmp_path, symbol, "M1"), MIN)
-    for tf, period in (("M5", 5 * MIN), ("M15", 15 * MIN), ("H1", 60 * MIN)):
-        want = aggregate(m1, period)
+    for tf, period in TIMEFRAMES.items():
+        if tf == "M1":
+            continue
+        want = aggregate(m1, period, ny_close)
         got = as_bars(bars(tmp_path, symbol, tf), period)
         assert len(got) == len(want), tf
         for name in ("ts_open", "open", "high", "low", "close", "ticks"):
@@ -318,7 +322,7 @@ def test_mt5_summer_server_time_is_converted_to_utc(tmp_path, mt5, pauses) -> No
     m1 = bars(tmp_path, "EURUSD", "M1")
     assert [r[0] for r in m1] == minutes
     assert m1[0][1] == pytest.approx(1.1) and m1[0][5] == 7 and m1[0][6] == 0.0
-    assert_aggregates_match(tmp_path, "EURUSD")
+    assert_aggregates_match(tmp_path, "EURUSD", ny_close=True)
 
 
 def test_mt5_winter_and_the_weekend_is_not_a_gap(tmp_path, mt5, pauses) -> None:
@@ -331,6 +335,8 @@ def test_mt5_winter_and_the_weekend_is_not_a_gap(tmp_path, mt5, pauses) -> None:
     assert (out["fetched"], out["stored"]) == (len(minutes), len(minutes))
     assert out["requests"] == 3  # Friday until the close; Sunday from the open; Monday
     assert [r[0] for r in bars(tmp_path, "EURUSD", "M1")] == minutes
+    # EURUSD's days open at 17:00 New York: 22:00 UTC in winter
+    assert {r[0] % (24 * 3600 * NS) for r in bars(tmp_path, "EURUSD", "D1")} == {22 * 3600 * NS}
     assert mt5.rate_requests[0] == ("EURUSD", (start // NS) + 7200, closes // NS + 7200 - 1)
 
     again = run_json(tmp_path, cfg, "--symbol", "EURUSD", "--start", iso(start), "--end", iso(end))
@@ -345,7 +351,7 @@ def test_mt5_winter_and_the_weekend_is_not_a_gap(tmp_path, mt5, pauses) -> None:
     fixed = run_json(tmp_path, cfg, "--symbol", "EURUSD", "--start", iso(start), "--end", iso(end))
     assert (fixed["gaps_repaired"], fixed["requests"]) == (3, 2)
     assert [r[0] for r in bars(tmp_path, "EURUSD", "M1")] == minutes
-    assert_aggregates_match(tmp_path, "EURUSD")
+    assert_aggregates_match(tmp_path, "EURUSD", ny_close=True)
 
 
 def test_mt5_resumes_after_the_last_stored_bar(tmp_path, mt5, pauses) -> None:

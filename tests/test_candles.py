@@ -1,4 +1,4 @@
-"""Candles: a trader's M1 to H1 bars, whatever the batch size the feed happened to deliver."""
+"""Candles: a trader's M1 to D1 bars, whatever the batch size the feed happened to deliver."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mikrobot_tui.cli import app
+from mikrobot_tui.domain.market import TIMEFRAMES
 from mikrobot_tui.store.tickstore import decode
 
 runner = CliRunner()
@@ -126,12 +127,7 @@ def test_generic_csv_imports_good_rows_and_names_each_bad_line(tmp_path, db_path
         ("EURUSD", ns("2024-01-01T00:00:00"), 1.1001, 2),
         ("GBPUSD", ns("2024-01-01T00:00:00"), 1.3001, 2),
     ]
-    assert {r[0] for r in rows(db_path, "SELECT DISTINCT timeframe FROM bars")} == {
-        "M1",
-        "M5",
-        "M15",
-        "H1",
-    }
+    assert {r[0] for r in rows(db_path, "SELECT DISTINCT timeframe FROM bars")} == set(TIMEFRAMES)
 
 
 def test_reimporting_a_file_duplicates_nothing(tmp_path, db_path) -> None:
@@ -263,17 +259,51 @@ def test_mt5_bars_go_in_as_m1_and_build_the_higher_timeframes(tmp_path, db_path)
     assert m5 == [(ns("2024-01-15T10:00:00"), 1.1, 1.104, 1.099, 1.103, 250)]
     assert len(rows(db_path, "SELECT * FROM bars WHERE timeframe='M1'")) == 3
     run_import(db_path, f, "--symbol", "EURUSD", "--server-timezone", "UTC")
-    assert len(rows(db_path, "SELECT * FROM bars")) == 3 + 1 + 1 + 1
+    assert len(rows(db_path, "SELECT * FROM bars")) == 3 + 1 + 1 + 1 + 1 + 1  # M1 to D1
 
 
 def test_bars_of_a_timeframe_the_database_does_not_keep_are_refused(tmp_path, db_path) -> None:
-    f = tmp_path / "h4.csv"
+    f = tmp_path / "m30.csv"
     f.write_text(
         MT5_BARS.splitlines()[0] + "\n2024.01.15\t00:00:00\t1\t1\t1\t1\t1\t0\t5\n"
-        "2024.01.15\t04:00:00\t1\t1\t1\t1\t1\t0\t5\n"
+        "2024.01.15\t00:30:00\t1\t1\t1\t1\t1\t0\t5\n"
     )
     result = invoke("--db", str(db_path), "history", "import", str(f), "--symbol", "X")
-    assert result.exit_code == 2 and "4h" in result.output and "M1, M5, M15 and H1" in result.output
+    assert result.exit_code == 2 and "30m" in result.output
+    assert "M1, M5, M15, H1, H4 and D1" in result.output
+
+
+MT5_DAYS = MT5_BARS.splitlines()[0] + "".join(
+    f"\n2024.01.{d:02d}\t00:00:00\t1.1\t1.2\t1.0\t1.15\t9000\t0\t5" for d in (15, 16, 17)
+)
+
+
+def test_mt5_d1_bars_open_at_17_00_new_york_and_a_utc_days_file_is_refused_row_by_row(
+    tmp_path, db_path
+) -> None:
+    """An MT5 server on New York close time (UTC+2, +3 in US summer) opens its days at
+    17:00 New York: they import as the engine's EURUSD days. The same file read as UTC
+    puts the days at midnight, where EURUSD's do not open: each row says so."""
+    f = tmp_path / "days.csv"
+    f.write_text(MT5_DAYS + "\n")
+    out = run_import(db_path, f, "--symbol", "EURUSD", "--server-timezone", "America/New_York+7")
+    assert out["imported"] == 3 and out["rejected"] == []
+    stored = rows(db_path, "SELECT ts_open FROM bars WHERE timeframe = 'D1' ORDER BY 1")
+    assert stored == [(ns(f"2024-01-{d}T22:00:00"),) for d in (14, 15, 16)]
+
+    result = invoke(
+        "--db", str(db_path), "history", "import", str(f), "--symbol", "EURUSD",
+        "--server-timezone", "UTC",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    for line in (2, 3, 4):
+        assert (
+            f"line {line}: time is not on the D1 grid of EURUSD's trading day (17:00 New York)"
+            in (result.output)
+        )
+    # a crypto symbol's days are UTC's
+    out = run_import(db_path, f, "--symbol", "BTCUSDT", "--server-timezone", "UTC")
+    assert out["imported"] == 3
 
 
 # ---------------------------------------------------------------- Binance
@@ -321,7 +351,9 @@ def test_a_futures_header_line_is_tolerated(tmp_path, db_path) -> None:
     out = run_import(db_path, f)
     assert out["imported"] == 1 and out["rejected"] == []
     assert rows(db_path, "SELECT DISTINCT timeframe FROM bars ORDER BY 1") == [
+        ("D1",),
         ("H1",),
+        ("H4",),
         ("M15",),
         ("M5",),
     ]

@@ -70,9 +70,9 @@ def test_bars_out_of_order_or_of_unknown_timeframes_are_refused() -> None:
     with pytest.raises(ValueError, match="time order"):
         history.push(_bar("EURUSD", "M1", 5, 1.1))  # the same bar twice
     with pytest.raises(ValueError, match="timeframe"):
-        history.push(Bar("EURUSD", "D1", T0, 1.0, 1.0, 1.0, 1.0, 1, 0.0))
+        history.push(Bar("EURUSD", "W1", T0, 1.0, 1.0, 1.0, 1.0, 1, 0.0))
     with pytest.raises(ValueError, match="timeframe"):
-        history.last("EURUSD", "H4", 3)
+        history.last("EURUSD", "MN1", 3)
     with pytest.raises(ValueError, match="n must"):
         history.last("EURUSD", "M1", -1)
     with pytest.raises(ValueError, match="capacity"):

@@ -47,6 +47,8 @@ class Timeframe(StrEnum):
     M5 = "M5"
     M15 = "M15"
     H1 = "H1"
+    H4 = "H4"
+    D1 = "D1"
 
 
 def import_(
@@ -76,6 +78,10 @@ def import_(
     from mikrobot_tui.store.schema import open_db
 
     s = settings()
+
+    def ny_close(name: str) -> bool:  # where its H4 and D1 bars open, as the engine's
+        return not s.quality.always_open(name)
+
     try:
         zone = parse_server_zone(server_timezone or s.mt5.server_timezone)
     except ValueError as exc:
@@ -83,7 +89,7 @@ def import_(
     with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         progress.stage(f"reading {file.name}")
         try:
-            parsed = parse_file(file, fmt.value, symbol=symbol, server_zone=zone)
+            parsed = parse_file(file, fmt.value, symbol=symbol, server_zone=zone, ny_close=ny_close)
         except UnreadableFile as exc:
             raise fail(f"cannot import: {exc}", EXIT_BAD_INPUT) from None
         if parsed.good == 0:
@@ -98,7 +104,13 @@ def import_(
         with db_errors(db):
             conn = open_db(db).conn
             try:
-                report = import_parsed(conn, parsed, str(file), progress.advance)
+                report = import_parsed(
+                    conn,
+                    parsed,
+                    str(file),
+                    progress.advance,
+                    ny_close=ny_close,
+                )
             finally:
                 conn.close()
     if as_json:
@@ -248,8 +260,8 @@ def backfill(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Fetch a symbol's M1 bars from Binance or MetaTrader 5 into the database (with M5, M15
-    and H1): resumes after the last stored bar and repairs missing minutes inside."""
+    """Fetch a symbol's M1 bars from Binance or MetaTrader 5 into the database (with M5 to
+    D1): resumes after the last stored bar and repairs missing minutes inside."""
     import time
 
     from mikrobot_tui.data import backfill as bf
@@ -281,7 +293,9 @@ def backfill(
     with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress, db_errors(db):
         conn = open_db(db).conn
         try:
-            report = bf.backfill(conn, source, symbol, lo, hi, progress)
+            report = bf.backfill(
+                conn, source, symbol, lo, hi, progress, ny_close=not s.quality.always_open(symbol)
+            )
         except bf.BadInput as exc:
             raise fail(f"cannot backfill: {exc}", EXIT_BAD_INPUT) from None
         except bf.VenueFailed as exc:

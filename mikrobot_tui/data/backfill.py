@@ -16,8 +16,8 @@ venue really had no trade stays missing and is asked for again by the next backf
 writes a kline for every minute, even without trades; an MT5 broker's quiet night minute costs
 one local call).
 
-Each page is stored in one transaction (store/bars.py `write_bars`): its M1 bars and the M5,
-M15 and H1 bars of the periods it touches, rebuilt from the stored M1 bars with the page's
+Each page is stored in one transaction (store/bars.py `write_bars`): its M1 bars and the M5
+to D1 bars of the periods it touches, rebuilt from the stored M1 bars with the page's
 (data/history.py `aggregate`, the importer's rule). Pages are written in time order, so an
 interrupted backfill (Ctrl-C, a dropped connection, a venue that gave up) leaves whole pages
 and the next run continues after the last stored bar. Only closed bars are asked for: the end
@@ -67,6 +67,7 @@ from mikrobot_tui.data.feeds.mt5_terminal import (
 )
 from mikrobot_tui.data.feeds.mt5_ticks import ServerClock
 from mikrobot_tui.data.history import aggregate
+from mikrobot_tui.domain.bar_clock import bar_open
 from mikrobot_tui.domain.hours import market_open
 from mikrobot_tui.domain.instruments import AssetClass, default_instruments
 from mikrobot_tui.domain.market import BAR_DTYPE, NS_PER_MS, NS_PER_SECOND, TIMEFRAMES
@@ -173,9 +174,12 @@ def missing_runs(
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def store_page(conn: sqlite3.Connection, bars: np.ndarray, symbol: str) -> int:
+def store_page(
+    conn: sqlite3.Connection, bars: np.ndarray, symbol: str, ny_close: bool = False
+) -> int:
     """M1 `bars` of `symbol` not stored yet, with the higher timeframes of the periods they
-    touch, written in one transaction; how many M1 bars were new."""
+    touch (H4 and D1 on New York's trading day when `ny_close`), written in one transaction;
+    how many M1 bars were new."""
     if len(bars) == 0:
         return 0
     lo, hi = int(bars["ts_open"][0]), int(bars["ts_open"][-1]) + M1
@@ -186,11 +190,12 @@ def store_page(conn: sqlite3.Connection, bars: np.ndarray, symbol: str) -> int:
     first, last = int(new["ts_open"][0]), int(new["ts_open"][-1])
     for period in TIMEFRAMES.values():
         if period <= M1:
-            continue  # M5, M15 and H1 are whole numbers of minutes
-        a, b = first // period * period, last // period * period + period
+            continue  # every longer timeframe is a whole number of minutes
+        a = bar_open(first, period, ny_close)
+        b = bar_open(last, period, ny_close) + period
         both = np.concatenate([read_bars(conn, symbol, "M1", M1, a, b), new])
         both = both[np.argsort(both["ts_open"], kind="stable")]
-        parts.append(aggregate(both, period))
+        parts.append(aggregate(both, period, ny_close))
     write_bars(conn, np.concatenate(parts), [symbol])
     return len(new)
 
@@ -203,14 +208,18 @@ def backfill(
     end: int,
     progress: Progress | None = None,
     now_ns: int | None = None,
+    ny_close: bool | None = None,
 ) -> Report:
     """Fetch and store `symbol`'s missing M1 bars in [start, end) (see the module's docstring).
-    VenueFailed (with the report so far) when the venue gives up; BadInput for a symbol the
-    venue does not have."""
+    `ny_close`: the symbol keeps New York's trading day for its H4 and D1 bars (by default
+    when its asset class is not crypto). VenueFailed (with the report so far) when the venue
+    gives up; BadInput for a symbol the venue does not have."""
     now = time.time_ns() if now_ns is None else now_ns
     end = min(end, now // M1 * M1)  # closed bars only
     report = Report(symbol, venue.name, start, end)
     cls = venue.asset_class(symbol)
+    if ny_close is None:
+        ny_close = cls is not AssetClass.CRYPTO
     stored = stored_minutes(conn, symbol, start, end)
     runs = missing_runs(stored, start, end, cls)
     first = int(stored[0]) if len(stored) else None
@@ -226,7 +235,7 @@ def backfill(
             for bars, upto in venue.pages(symbol, a, b):
                 report.requests = venue.requests
                 report.fetched += len(bars)
-                n = store_page(conn, bars, symbol)
+                n = store_page(conn, bars, symbol, ny_close)
                 report.stored += n
                 if inside:
                     report.gaps_repaired += n

@@ -11,6 +11,10 @@ same close indices (relative to the stream). Prices are only compared and copied
 volume is summed in fixed point (units of `volume_quantum`, 1e-8 by default) so the sum does not
 depend on where the batches were cut. That caps one bar's volume at about 9.2e10 units at 1e-8.
 
+H4 and D1 bars of a symbol that keeps New York's trading day open at 17:00 New York and every
+four hours from there (domain/bar_clock.py): their builders count periods on that clock and
+convert each bar's open back to UTC, so `ts_open` is always UTC.
+
 Input is expected clean (the quality monitor's output): finite prices and, per symbol,
 non-decreasing `ts_event`. A tick that is older than its symbol's current bar is folded into the
 current bar rather than reopening a closed one.
@@ -20,6 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from mikrobot_tui.domain.bar_clock import (
+    clocked,
+    ny_offset,
+    ny_offsets,
+    utc_of_local,
+    utc_of_local_one,
+)
 from mikrobot_tui.domain.market import BAR_DTYPE, empty_bars
 
 _NO_PERIOD = np.iinfo(np.int64).min
@@ -52,6 +63,7 @@ class _BySymbol:
         self.mid = mid
         self._volume = np.take(ticks["volume"], order)
         self._fixed: dict[float, np.ndarray] = {}
+        self._local: tuple[int, np.ndarray] | None = None
         # the runs of each symbol, and whether every symbol's ts_event never goes back
         bounds = np.flatnonzero(sym[1:] != sym[:-1])
         self.first = first = np.empty(len(bounds) + 1, dtype=np.int64)
@@ -61,6 +73,15 @@ class _BySymbol:
         back = ts[1:] < ts[:-1]
         back[bounds] = False
         self.monotone = n < 2 or not back.any()
+
+    def local_ts(self, ny_close: np.ndarray) -> np.ndarray:
+        """ts_event on the trading-day clock for the symbols `ny_close` marks, UTC for the
+        rest (bar_clock.py); the builders of H4 and D1 share it."""
+        if self._local is None or self._local[0] != id(ny_close):
+            offsets = ny_offsets(self.ts)
+            offsets[~ny_close[self.sym]] = 0
+            self._local = (id(ny_close), self.ts + offsets)
+        return self._local[1]
 
     def volume_fixed(self, quantum: float) -> np.ndarray:
         if quantum not in self._fixed:
@@ -72,11 +93,23 @@ class _BySymbol:
 class CandleBuilder:
     """Builds bars of one period for `n_symbols` symbols (sym indexes the engine's list)."""
 
-    def __init__(self, n_symbols: int, period_ns: int, *, volume_quantum: float = 1e-8) -> None:
+    def __init__(
+        self,
+        n_symbols: int,
+        period_ns: int,
+        *,
+        volume_quantum: float = 1e-8,
+        ny_close: np.ndarray | None = None,
+    ) -> None:
+        """`ny_close[sym]`: the symbol keeps New York's trading day (H4 and D1 bars open at
+        17:00 New York, bar_clock.py); by default every symbol keeps UTC."""
         if period_ns <= 0:
             raise ValueError(f"period_ns must be positive, got {period_ns}")
         self.n_symbols = n_symbols
         self.period_ns = int(period_ns)
+        ny = np.zeros(n_symbols, dtype=bool) if ny_close is None else np.asarray(ny_close, bool)
+        # None when no symbol's periods need the trading-day clock: the plain UTC arithmetic
+        self._ny = ny if clocked(self.period_ns) and ny.any() else None
         self._quantum = float(volume_quantum)
         self._has = np.zeros(n_symbols, dtype=bool)
         self._period = np.full(n_symbols, _NO_PERIOD, dtype=np.int64)
@@ -128,8 +161,10 @@ class CandleBuilder:
         high, low, close, count, volume = self._folded
         closed: list[np.ndarray] = []
         close_idx: list[int] = []
+        ny = self._ny
         for i, (s, t, m, v) in enumerate(zip(sym, ts, mid, vol, strict=True)):
-            p = t // p_ns
+            local = ny is not None and ny[s]
+            p = (t + ny_offset(t)) // p_ns if local else t // p_ns
             units = round(v / q) if v == v else 0  # NaN volume counts as none
             if has[s] and p <= period[s]:
                 if m > high[s]:
@@ -144,14 +179,16 @@ class CandleBuilder:
                     closed.append(rows[s : s + 1].copy())
                     close_idx.append(i)
                 has[s], period[s], fixed[s] = True, p, units
-                state[s] = (s, p_ns, p * p_ns, m, m, m, m, 1, 0.0)
+                opens = utc_of_local_one(p * p_ns) if local else p * p_ns
+                state[s] = (s, p_ns, opens, m, m, m, m, 1, 0.0)
             volume[s] = int(fixed[s]) * q
         if not closed:
             return empty_bars(), np.zeros(0, dtype=np.int64)
         return np.concatenate(closed).view(BAR_DTYPE), np.array(close_idx, dtype=np.int64)
 
     def _update(self, b: _BySymbol) -> tuple[np.ndarray, np.ndarray]:
-        n, order, sym, ts, mid = b.n, b.order, b.sym, b.ts, b.mid
+        n, order, sym, mid = b.n, b.order, b.sym, b.mid
+        ts = b.ts if self._ny is None else b.local_ts(self._ny)
         vol_fp = b.volume_fixed(self._quantum)
 
         period = ts // self.period_ns
@@ -220,6 +257,9 @@ class CandleBuilder:
         groups["sym"] = g_sym
         groups["period_ns"] = self.period_ns
         groups["ts_open"] = g_period * self.period_ns
+        if self._ny is not None:
+            local = self._ny[g_sym]
+            groups["ts_open"][local] = utc_of_local(groups["ts_open"][local])
         groups["open"] = g_open
         groups["high"] = g_high
         groups["low"] = g_low
@@ -250,11 +290,15 @@ class CandleBuilder:
         shorter bars already stored instead of from an hour of ticks."""
         if len(bars) == 0:
             return
-        if (bars["period_ns"] != self.period_ns).any() or (bars["ts_open"] % self.period_ns).any():
-            raise ValueError(f"seed bars must be bars of period {self.period_ns}")
         sym = bars["sym"].astype(np.int64)
+        local = bars["ts_open"].copy()
+        if self._ny is not None:
+            ny = self._ny[sym]
+            local[ny] += ny_offsets(local[ny])
+        if (bars["period_ns"] != self.period_ns).any() or (local % self.period_ns).any():
+            raise ValueError(f"seed bars must be bars of period {self.period_ns}")
         self._has[sym] = True
-        self._period[sym] = bars["ts_open"] // self.period_ns
+        self._period[sym] = local // self.period_ns
         self._vol[sym] = np.rint(bars["volume"] / self._quantum).astype(np.int64)
         self._rows[sym] = _rows(np.ascontiguousarray(bars))
 
@@ -271,11 +315,20 @@ class CandleBuilder:
 
 
 class CandleSet:
-    """Builders for several periods fed from one sort of each batch (M1 to H1 together)."""
+    """Builders for several periods fed from one sort of each batch (M1 to D1 together)."""
 
-    def __init__(self, n_symbols: int, periods: list[int], *, volume_quantum: float = 1e-8):
+    def __init__(
+        self,
+        n_symbols: int,
+        periods: list[int],
+        *,
+        volume_quantum: float = 1e-8,
+        ny_close: np.ndarray | None = None,
+    ):
+        ny = None if ny_close is None else np.asarray(ny_close, dtype=bool)  # one, shared
         self.builders = {
-            p: CandleBuilder(n_symbols, p, volume_quantum=volume_quantum) for p in periods
+            p: CandleBuilder(n_symbols, p, volume_quantum=volume_quantum, ny_close=ny)
+            for p in periods
         }
 
     def update(self, ticks: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:

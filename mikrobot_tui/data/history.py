@@ -1,19 +1,21 @@
 """History import and export: parsed files into the database, stored data back out.
 
-Import (`import_file`): a file parsed by data/importers goes in through the store's one tick
+Import (`import_parsed`): a file parsed by data/importers goes in through the store's one tick
 writer (store/ticks.py `write_ticks`) and bar upsert (store/bars.py `write_bars`).
 
-- Ticks, with the M1/M5/M15/H1 bars data/candles.py builds from them. Re-importing is
-  idempotent: per symbol, ticks within the span already stored (from its oldest to its newest
-  stored tick, both included) are counted as already stored and not written again (the past
-  is never rewritten, DESIGN invariant 8); ticks before or after that span are written, so
-  older history can be imported after newer and an overlapping file adds only what is new.
+- Ticks, with the M1 to D1 bars data/candles.py builds from them (H4 and D1 on the symbol's
+  trading day: `ny_close(symbol)` says whether it keeps New York's, domain/bar_clock.py).
+  Re-importing is idempotent: per symbol, ticks within the span already stored (from its
+  oldest to its newest stored tick, both included) are counted as already stored and not
+  written again (the past is never rewritten, DESIGN invariant 8); ticks before or after that
+  span are written, so older history can be imported after newer and an overlapping file adds
+  only what is new.
   A gap inside the stored span is not filled. Bars at the seams are completed, not replaced:
   the first new bar after the span continues the stored bar of its period (the builder is
   seeded with it), and the last new bar before the span is merged with the stored bar of its
   period (its open, the stored close, both extremes, the sums).
-- Bar files (MT5 bars, Binance klines) are upserted as their own timeframe (M1, M5, M15 or H1;
-  bars/__init__ says what happens to others), then each higher timeframe is rebuilt from the
+- Bar files (MT5 bars, Binance klines) are upserted as their own timeframe (M1 to D1;
+  importers/bars.py says what happens to others), then each higher timeframe is rebuilt from the
   stored bars of the file's timeframe over the periods the file touched. Re-importing the same
   file writes the same rows.
 
@@ -41,11 +43,18 @@ import numpy as np
 
 from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.importers import Parsed
+from mikrobot_tui.domain.bar_clock import bar_open, bar_opens
 from mikrobot_tui.domain.market import BAR_DTYPE, TIMEFRAMES
 from mikrobot_tui.store.bars import read_bars, write_bars
 from mikrobot_tui.store.ticks import read_ticks, tick_span, write_ticks
 
 Progress = Callable[[int], None]
+NyClose = Callable[[str], bool]  # whether a symbol keeps New York's trading day
+
+
+def _utc_day(symbol: str) -> bool:
+    return False
+
 
 BAR_KEYS = ("ts_open", "open", "high", "low", "close", "ticks", "volume")
 TICK_KEYS = ("ts_event", "bid", "ask", "last", "volume")
@@ -79,7 +88,11 @@ class ImportReport:
 
 
 def import_parsed(
-    conn: sqlite3.Connection, parsed: Parsed, file: str, progress: Progress | None = None
+    conn: sqlite3.Connection,
+    parsed: Parsed,
+    file: str,
+    progress: Progress | None = None,
+    ny_close: NyClose = _utc_day,
 ) -> ImportReport:
     times = parsed.times
     report = ImportReport(
@@ -93,9 +106,11 @@ def import_parsed(
         last_ts=int(times.max()) if len(times) else None,
     )
     if parsed.ticks is not None:
-        _store_ticks(conn, parsed.ticks, parsed.symbols, report, progress)
+        ny = np.array([ny_close(s) for s in parsed.symbols], dtype=bool)
+        _store_ticks(conn, parsed.ticks, parsed.symbols, report, progress, ny)
     elif parsed.bars is not None:
-        _store_bars(conn, parsed.bars, parsed.symbols[0], report, progress)
+        symbol = parsed.symbols[0]
+        _store_bars(conn, parsed.bars, symbol, report, progress, ny_close(symbol))
     return report
 
 
@@ -105,6 +120,7 @@ def _store_ticks(
     symbols: list[str],
     report: ImportReport,
     progress: Progress | None,
+    ny_close: np.ndarray,
 ) -> None:
     spans: dict[int, tuple[int, int]] = {}
     inside = np.zeros(len(ticks), dtype=bool)
@@ -128,13 +144,13 @@ def _store_ticks(
     for part, side in parts:
         if len(part) == 0:
             continue
-        candles = CandleSet(len(symbols), list(TIMEFRAMES.values()))
+        candles = CandleSet(len(symbols), list(TIMEFRAMES.values()), ny_close=ny_close)
         if side == "after":  # the first new bar continues the stored one
-            candles.seed(_stored_bars_at(conn, part, symbols, spans, first=True))
+            candles.seed(_stored_bars_at(conn, part, symbols, spans, ny_close, first=True))
         closed = candles.update(part)
         opened = candles.open_bars()
         if side == "before":  # the last new bar may run into the stored one
-            later = _stored_bars_at(conn, part, symbols, spans, first=False)
+            later = _stored_bars_at(conn, part, symbols, spans, ny_close, first=False)
         for name, period in TIMEFRAMES.items():
             bars = np.concatenate([closed[period][0], opened[period]])
             if side == "before":
@@ -147,6 +163,7 @@ def _stored_bars_at(
     part: np.ndarray,
     symbols: list[str],
     spans: dict[int, tuple[int, int]],
+    ny_close: np.ndarray,
     *,
     first: bool,
 ) -> np.ndarray:
@@ -159,7 +176,7 @@ def _stored_bars_at(
             continue
         at = int(mine.min() if first else mine.max())
         for name, period in TIMEFRAMES.items():
-            start = at // period * period
+            start = bar_open(at, period, bool(ny_close[i]))
             bar = read_bars(conn, symbols[i], name, period, start, start + 1)
             bar["sym"] = i
             found.append(bar)
@@ -186,6 +203,7 @@ def _store_bars(
     symbol: str,
     report: ImportReport,
     progress: Progress | None,
+    ny_close: bool,
 ) -> None:
     if len(bars) == 0:
         return
@@ -198,22 +216,24 @@ def _store_bars(
     for name, higher in TIMEFRAMES.items():
         if higher <= period or higher % period:
             continue
-        lo, hi = first // higher * higher, last // higher * higher + higher
+        lo = bar_open(first, higher, ny_close)
+        hi = bar_open(last, higher, ny_close) + higher  # past the last bar's open
         stored = read_bars(conn, symbol, own, period, lo, hi)
-        report.bars[name] = write_bars(conn, aggregate(stored, higher), [symbol])
+        report.bars[name] = write_bars(conn, aggregate(stored, higher, ny_close), [symbol])
 
 
-def aggregate(bars: np.ndarray, period_ns: int) -> np.ndarray:
-    """Bars of one symbol in time order, folded into bars of a longer `period_ns`."""
+def aggregate(bars: np.ndarray, period_ns: int, ny_close: bool = False) -> np.ndarray:
+    """Bars of one symbol in time order, folded into bars of a longer `period_ns` (opening
+    on New York's trading day when `ny_close`, domain/bar_clock.py)."""
     if len(bars) == 0:
         return np.zeros(0, dtype=BAR_DTYPE)
-    group = bars["ts_open"] // period_ns
+    group = bar_opens(bars["ts_open"], period_ns, ny_close)
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     ends = np.r_[starts[1:], len(bars)]
     out = np.zeros(len(starts), dtype=BAR_DTYPE)
     out["sym"] = bars["sym"][starts]
     out["period_ns"] = period_ns
-    out["ts_open"] = group[starts] * period_ns
+    out["ts_open"] = group[starts]
     out["open"] = bars["open"][starts]
     out["high"] = np.maximum.reduceat(bars["high"], starts)
     out["low"] = np.minimum.reduceat(bars["low"], starts)

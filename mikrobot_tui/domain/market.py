@@ -57,9 +57,11 @@ M1 = 60 * NS_PER_SECOND
 M5 = 5 * M1
 M15 = 15 * M1
 H1 = 60 * M1
+H4 = 4 * H1
+D1 = 24 * H1
 # every timeframe the corridor builds, stores and shows strategies, shortest first: bars of
-# one tick come out in this order
-TIMEFRAMES = {"M1": M1, "M5": M5, "M15": M15, "H1": H1}
+# one tick come out in this order. H4 and D1 open on the market's trading day (bar_clock.py)
+TIMEFRAMES = {"M1": M1, "M5": M5, "M15": M15, "H1": H1, "H4": H4, "D1": D1}
 
 
 def empty_bars(n: int = 0) -> np.ndarray:

@@ -76,13 +76,12 @@ class Corridor:
     ) -> None:
         self.symbols = quotes.symbols
         n = len(self.symbols)
-        self.quality = QualityMonitor(
-            n,
-            settings.quality,
-            fx_hours=[not settings.quality.always_open(s) for s in self.symbols],
-        )
-        self._periods = sorted(TIMEFRAMES.values())  # M1, M5, M15, H1
-        self.candles = CandleSet(n, self._periods)
+        fx_hours = [not settings.quality.always_open(s) for s in self.symbols]
+        self.quality = QualityMonitor(n, settings.quality, fx_hours=fx_hours)
+        self._periods = sorted(TIMEFRAMES.values())  # M1 to D1
+        # a symbol with New York's hours keeps New York's trading day for H4 and D1
+        self.ny_close = fx_hours
+        self.candles = CandleSet(n, self._periods, ny_close=fx_hours)
         self.feed_judge = FeedJudge(decisions.feed_breaker)
         self.counts = Counts()
         self.warming = False  # history: strategies learn, nothing is traded, ticks not stored

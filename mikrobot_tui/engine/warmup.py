@@ -5,9 +5,10 @@ and is never regenerated: stored bars go to the strategies (the newest few hundr
 and timeframe, oldest first) and to the decisions' bar history, the bars still open at the last
 stop are rebuilt for the candle builders, and the newest stored bar of each symbol and
 timeframe becomes a floor: no bar at or before it is written or traded again (invariant 8).
-An open bar longer than a minute (up to an hour) is rebuilt from the M1 bars stored since it
+An open bar longer than a minute (up to a day) is rebuilt from the M1 bars stored since it
 opened, then every open bar from the stored ticks of the open minute: an H1 bar open at the
-stop is whole even when ticks are not kept. On a new database the feed's own history (the
+stop is whole even when ticks are not kept. H4 and D1 bars open on the symbol's trading day
+(domain/bar_clock.py), as the corridor builds them. On a new database the feed's own history (the
 simulated market generates an hour) runs through the whole corridor with trading off:
 strategies learn, nothing is matched, ticks are not stored.
 """
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from mikrobot_tui.domain.bar_clock import bar_open
 from mikrobot_tui.domain.market import M1, TICK_DTYPE, TIMEFRAMES, Bar, empty_bars
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import wanted
@@ -58,7 +60,7 @@ def warm_from_store(
                 strategy.on_bar(bar)  # learning only: a signal from the past is not traded
             except Exception:
                 continue
-    corridor.seed_candles(*_open_bars(conn, symbols, newest))
+    corridor.seed_candles(*_open_bars(conn, symbols, newest, corridor.ny_close))
     return sum(learn for _, learn in bars)
 
 
@@ -116,7 +118,10 @@ def _bars_needed(strategy: Strategy, timeframe: str) -> int:
 
 
 def _open_bars(
-    conn: sqlite3.Connection, symbols: list[str], newest: dict[tuple[str, str], int]
+    conn: sqlite3.Connection,
+    symbols: list[str],
+    newest: dict[tuple[str, str], int],
+    ny_close: list[bool],
 ) -> tuple[np.ndarray, np.ndarray]:
     """The bars that were open when the last engine stopped, as (partial bars of M5 and
     longer, built from the M1 bars stored since each opened; the stored ticks of the open
@@ -130,10 +135,10 @@ def _open_bars(
             last = newest_tick_ts(conn, symbol)
             if last is None:
                 continue
-            since = last // longest * longest
+            since = bar_open(last, longest, ny_close[s])
         else:
             since = last_m1 + M1
-            seeds.extend(_seeds(conn, s, symbol, last_m1, newest))
+            seeds.extend(_seeds(conn, s, symbol, last_m1, newest, ny_close[s]))
         parts.append(read_ticks(conn, symbol, since, None, sym=s))
     bars = empty_bars(len(seeds))
     for i, seed in enumerate(seeds):
@@ -150,6 +155,7 @@ def _seeds(
     symbol: str,
     last_m1: int,
     newest: dict[tuple[str, str], int],
+    ny_close: bool,
 ) -> list[tuple]:
     """Partial bars (BAR_DTYPE rows) of each period longer than M1 that holds the newest
     stored M1 bar and was not stored itself: the M1 bars since it opened, merged."""
@@ -158,11 +164,11 @@ def _seeds(
         "SELECT ts_open, open, high, low, close, ticks, volume FROM bars "
         "WHERE symbol = ? AND timeframe = 'M1' AND ts_open >= ? AND ts_open <= ? "
         "ORDER BY ts_open",
-        [symbol, last_m1 // longest * longest, last_m1],
+        [symbol, bar_open(last_m1, longest, ny_close), last_m1],
     ).fetchall()
     out = []
     for name, period in TIMEFRAMES.items():
-        start = last_m1 // period * period
+        start = bar_open(last_m1, period, ny_close)
         if period == M1 or newest.get((symbol, name), start - 1) >= start:
             continue  # M1 comes from ticks; a stored bar is closed
         mine = [r for r in rows if r[0] >= start]

@@ -8,6 +8,7 @@ database: data/history.py stores what these return.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -69,9 +70,12 @@ def parse_file(
     *,
     symbol: str | None = None,
     server_zone: tuple[ZoneInfo, timedelta] | None = None,
+    ny_close: Callable[[str], bool] = lambda symbol: False,
 ) -> Parsed:
     """Parse `path` as `fmt` (or the detected format). UnreadableFile when it cannot be:
-    missing, unreadable, a format that does not fit, no symbol to give an MT5 file."""
+    missing, unreadable, a format that does not fit, no symbol to give an MT5 file.
+    `ny_close(symbol)`: the symbol keeps New York's trading day, where its H4 and D1 bars
+    open (domain/bar_clock.py)."""
     from mikrobot_tui.data.importers import binance, generic, mt5
 
     if fmt not in FORMATS:
@@ -94,8 +98,9 @@ def parse_file(
         if not symbol:
             raise UnreadableFile(f"{path}: an MT5 export carries no symbol: name it with --symbol")
         zone, shift = server_zone or (ZoneInfo("UTC"), timedelta(0))
-        parse = mt5.parse_ticks if fmt == "mt5-ticks" else mt5.parse_bars
-        return parse(text, path, symbol, zone, shift)
+        if fmt == "mt5-ticks":
+            return mt5.parse_ticks(text, path, symbol, zone, shift)
+        return mt5.parse_bars(text, path, symbol, zone, shift, ny_close(symbol))
     symbol = symbol or (named[0] if named else None)
     if not symbol:
         raise UnreadableFile(
@@ -104,5 +109,5 @@ def parse_file(
         )
     if fmt == binance.KLINES:
         period = named[2] if named and named[1] == binance.KLINES else None
-        return binance.parse_klines(text, path, symbol, period)
+        return binance.parse_klines(text, path, symbol, period, ny_close(symbol))
     return binance.parse_trades(text, path, symbol, fmt)

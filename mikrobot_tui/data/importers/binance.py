@@ -52,7 +52,9 @@ def is_header(line: str) -> bool:
     return not line[:1].isdigit()
 
 
-def parse_klines(text: bytes, path: Path, symbol: str, period_ns: int | None) -> Parsed:
+def parse_klines(
+    text: bytes, path: Path, symbol: str, period_ns: int | None, ny_close: bool = False
+) -> Parsed:
     kinds = {0: "int", 1: "float", 2: "float", 3: "float", 4: "float", 5: "float", 8: "int"}
     table = read_table(
         text, ",", is_header=is_header, min_fields=9, max_fields=12, types=lambda _: kinds
@@ -66,7 +68,7 @@ def parse_klines(text: bytes, path: Path, symbol: str, period_ns: int | None) ->
     trades = checks.ints(8, "number of trades")
     bars = bars_of(checks, ts, *prices, trades, volume)
     rows = len(table.lines) + len(table.rejects)
-    return finish(KLINES, symbol, rows, checks, bars, path, period_ns)
+    return finish(KLINES, symbol, rows, checks, bars, path, period_ns, ny_close)
 
 
 def parse_trades(text: bytes, path: Path, symbol: str, fmt: str) -> Parsed:

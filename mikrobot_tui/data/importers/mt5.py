@@ -105,7 +105,14 @@ def parse_ticks(text: bytes, path: Path, symbol: str, zone: ZoneInfo, shift: tim
     return Parsed("mt5-ticks", [symbol], rows, checks.rejects(), ticks=ticks[~checks.bad])
 
 
-def parse_bars(text: bytes, path: Path, symbol: str, zone: ZoneInfo, shift: timedelta) -> Parsed:
+def parse_bars(
+    text: bytes,
+    path: Path,
+    symbol: str,
+    zone: ZoneInfo,
+    shift: timedelta,
+    ny_close: bool = False,
+) -> Parsed:
     cols, table = _table(text, BAR_COLUMNS, 6)
     _need(cols, ("DATE", "TIME", "OPEN", "HIGH", "LOW", "CLOSE"), path)
     checks = Checks(table)
@@ -114,4 +121,5 @@ def parse_bars(text: bytes, path: Path, symbol: str, zone: ZoneInfo, shift: time
     ticks = checks.ints(cols["TICKVOL"], "TICKVOL", empty=0) if "TICKVOL" in cols else None
     volume = checks.floats(cols["VOL"], "VOL", empty_ok=True) if "VOL" in cols else None
     bars = bars_of(checks, ts, *prices, ticks, volume)
-    return finish("mt5-bars", symbol, len(table.lines) + len(table.rejects), checks, bars, path)
+    rows = len(table.lines) + len(table.rejects)
+    return finish("mt5-bars", symbol, rows, checks, bars, path, ny_close=ny_close)
