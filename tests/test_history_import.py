@@ -586,3 +586,38 @@ def test_older_history_imported_after_newer_goes_in_and_joins_the_stored_bar(
         "SELECT open, high, low, close, ticks FROM bars WHERE timeframe='H1' ORDER BY ts_open",
     )
     assert h1 == [(5.0, 5.0, 5.0, 5.0, 1), (1.0, 4.0, 1.0, 3.0, 4)]  # 23:59, then 00:00
+
+
+# ---------------------------------------------------------------- reading bars back
+
+
+def test_bars_and_last_bars_read_what_was_stored_as_numpy_bars(tmp_path, db_path) -> None:
+    from mikrobot_tui.data.history import bars, last_bars
+    from mikrobot_tui.domain.market import BAR_DTYPE, M1
+    from mikrobot_tui.store.bars import write_bars
+    from mikrobot_tui.store.schema import open_db
+
+    stored = np.zeros(30, dtype=BAR_DTYPE)
+    stored["period_ns"] = M1
+    stored["ts_open"] = ns("2024-01-15T10:00:00") + np.arange(30) * M1
+    stored["open"] = 1.1 + np.arange(30) * 1e-4
+    stored["high"], stored["low"] = stored["open"] + 2e-4, stored["open"] - 1e-4
+    stored["close"] = stored["open"] + 5e-5
+    stored["ticks"] = np.arange(30) + 1
+    stored["volume"] = np.arange(30) * 0.5
+    conn = open_db(db_path).conn
+    write_bars(conn, stored[::-1], ["EURUSD"])  # any order in, time order out
+    write_bars(conn, stored[:5], ["GBPUSD"])
+    got = bars(conn, "EURUSD", "M1")
+    assert got.dtype == BAR_DTYPE and got.tobytes() == stored.tobytes()
+    window = bars(conn, "EURUSD", "M1", int(stored["ts_open"][3]), int(stored["ts_open"][7]))
+    assert window.tobytes() == stored[3:7].tobytes()  # [start, end)
+    assert last_bars(conn, "EURUSD", "M1", 4).tobytes() == stored[-4:].tobytes()
+    assert len(last_bars(conn, "GBPUSD", "M1", 100)) == 5  # fewer stored: all of them
+    assert len(last_bars(conn, "EURUSD", "M1", 0)) == 0
+    assert len(bars(conn, "EURUSD", "H4")) == 0  # none stored: an empty array, not an error
+    with pytest.raises(ValueError, match="M1, M5, M15, H1, H4, D1"):
+        bars(conn, "EURUSD", "M2")
+    with pytest.raises(ValueError, match="0 or more"):
+        last_bars(conn, "EURUSD", "M1", -1)
+    conn.close()

@@ -24,6 +24,10 @@ not trading state (which only the engine writes, DESIGN.md), SQLite runs in WAL 
 write is a short transaction of at most 50,000 rows, so the engine's writer waits at most one
 of them.
 
+Reading (`bars`, `last_bars`): a symbol's stored bars of one timeframe as a BAR_DTYPE array in
+time order, for strategies, backtests and the cockpit; stored bars are closed bars (the engine
+writes a bar when it closes, the importer and backfill whole periods).
+
 Export (`export_lines`): bars as `ts_open,open,high,low,close,ticks,volume`, ticks as
 `ts_event,bid,ask,last,volume`, CSV with a header line or a JSON list of objects with the same
 keys. Times are integer ns UTC; floats are written in their shortest exact form, so an export
@@ -45,7 +49,7 @@ from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.importers import Parsed
 from mikrobot_tui.domain.bar_clock import bar_open, bar_opens
 from mikrobot_tui.domain.market import BAR_DTYPE, TIMEFRAMES
-from mikrobot_tui.store.bars import read_bars, write_bars
+from mikrobot_tui.store.bars import read_bars, read_last_bars, write_bars
 from mikrobot_tui.store.ticks import read_ticks, tick_span, write_ticks
 
 Progress = Callable[[int], None]
@@ -243,6 +247,32 @@ def aggregate(bars: np.ndarray, period_ns: int, ny_close: bool = False) -> np.nd
     return out
 
 
+def bars(
+    conn: sqlite3.Connection,
+    symbol: str,
+    timeframe: str,
+    start: int | None = None,
+    end: int | None = None,
+) -> np.ndarray:
+    """`symbol`'s stored bars of `timeframe` opening in [start, end) (ns UTC, either side
+    open), oldest first, as BAR_DTYPE (sym 0)."""
+    return read_bars(conn, symbol, timeframe, _period(timeframe), start, end)
+
+
+def last_bars(conn: sqlite3.Connection, symbol: str, timeframe: str, n: int) -> np.ndarray:
+    """`symbol`'s newest `n` stored bars of `timeframe` (fewer when fewer are stored), oldest
+    first, as BAR_DTYPE (sym 0)."""
+    if n < 0:
+        raise ValueError(f"n must be 0 or more, got {n}")
+    return read_last_bars(conn, symbol, timeframe, _period(timeframe), n)
+
+
+def _period(timeframe: str) -> int:
+    if timeframe not in TIMEFRAMES:
+        raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAMES)}, got {timeframe!r}")
+    return TIMEFRAMES[timeframe]
+
+
 def export_lines(
     conn: sqlite3.Connection,
     symbol: str,
@@ -256,9 +286,9 @@ def export_lines(
     if timeframe is None:
         keys, rows = TICK_KEYS, read_ticks(conn, symbol, start, end)
     else:
-        bars = read_bars(conn, symbol, timeframe, TIMEFRAMES[timeframe], start, end)
+        stored = bars(conn, symbol, timeframe, start, end)
         keys = BAR_KEYS
-        rows = zip(*(bars[k].tolist() for k in BAR_KEYS), strict=True)
+        rows = zip(*(stored[k].tolist() for k in BAR_KEYS), strict=True)
     if as_json:
         yield "["
         held = None  # each object but the last ends with a comma

@@ -39,6 +39,10 @@ def write_bars(conn: sqlite3.Connection, bars: np.ndarray, symbols: Sequence[str
     return len(bars)
 
 
+_COLUMNS = "ts_open, open, high, low, close, COALESCE(ticks, 0), COALESCE(volume, 0.0)"
+_NAMES = ("ts_open", "open", "high", "low", "close", "ticks", "volume")
+
+
 def read_bars(
     conn: sqlite3.Connection,
     symbol: str,
@@ -49,16 +53,34 @@ def read_bars(
 ) -> np.ndarray:
     """`symbol`'s bars of `timeframe` opening in [start, end), BAR_DTYPE with sym 0."""
     rows = conn.execute(
-        "SELECT ts_open, open, high, low, close, ticks, volume FROM bars WHERE symbol = ? "
-        "AND timeframe = ? AND ts_open >= ? AND ts_open < ? ORDER BY ts_open",
+        f"SELECT {_COLUMNS} FROM bars WHERE symbol = ? AND timeframe = ? "
+        "AND ts_open >= ? AND ts_open < ? ORDER BY ts_open",
         [symbol, timeframe, *time_range(start, end)],
     ).fetchall()
-    bars = np.zeros(len(rows), dtype=BAR_DTYPE)
-    if rows:
-        cols = list(zip(*rows, strict=True))
-        for name, values in zip(
-            ("ts_open", "open", "high", "low", "close", "ticks", "volume"), cols, strict=True
-        ):
-            bars[name] = [0 if v is None else v for v in values]
+    return _as_bars(rows, period_ns)
+
+
+def read_last_bars(
+    conn: sqlite3.Connection, symbol: str, timeframe: str, period_ns: int, n: int
+) -> np.ndarray:
+    """`symbol`'s newest `n` bars of `timeframe`, oldest first, BAR_DTYPE with sym 0."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM bars WHERE symbol = ? AND timeframe = ? "
+        "ORDER BY ts_open DESC LIMIT ?",
+        [symbol, timeframe, n],
+    ).fetchall()
+    rows.reverse()
+    return _as_bars(rows, period_ns)
+
+
+def _as_bars(rows: list[tuple], period_ns: int) -> np.ndarray:
+    """SQLite's rows as bars: transposed by zip and each column read by np.fromiter, a third
+    of the time np.array takes to fill records from tuples (the rows themselves, Python
+    objects made by sqlite3, cost the rest)."""
+    n = len(rows)
+    bars = np.zeros(n, dtype=BAR_DTYPE)
+    if n:
+        for name, column in zip(_NAMES, zip(*rows, strict=True), strict=True):
+            bars[name] = np.fromiter(column, dtype=BAR_DTYPE[name], count=n)
     bars["period_ns"] = period_ns
     return bars
