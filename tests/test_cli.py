@@ -378,6 +378,10 @@ def test_status_json_rounds_prices_money_and_scores(make_settings, tmp_path, db_
         assert isinstance(q["window_ticks"], int)
         assert {"latency_cp", "latency_cpk"} <= q.keys()  # issue 9: latency's capability
         assert q["latency_cpk"] is None or decimals(q["latency_cpk"]) <= 2
+        # the M1 bars' completeness over the last hour; `completeness` is at most it
+        assert decimals(q["bar_completeness"]) <= 4 and decimals(q["expected_bars"]) <= 1
+        assert isinstance(q["window_bars"], int)
+        assert q["completeness"] <= q["bar_completeness"]
     for p in doc["positions"]:
         d = step_decimals(inst[p["symbol"]].tick_size)
         assert decimals(p["entry_price"]) <= d and decimals(p["unrealized_pnl"]) <= 2

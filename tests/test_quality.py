@@ -529,6 +529,35 @@ def test_completeness_counts_ticks_against_the_symbols_own_rate() -> None:
     assert qm.scores(BASE + 300 * NS_PER_SECOND)[0].completeness == 1.0
 
 
+def test_bars_completeness_counts_minutes_that_made_a_bar_against_the_rate() -> None:
+    """Twenty full minutes at 4 ticks a second, then an hour in which every other minute is
+    silent: the window's ticks look whole (the last minute is a full one) but half the M1
+    bars are missing. The baseline rate (the 10 minutes before the window, half silent) is
+    2 ticks a second, so every minute should hold a tick (p = 1 - exp(-120)): E = 60, V = 0,
+    and 30 bars made of a floor of 0.75 x 60 gives 30 / 45."""
+    m0 = 40.0  # seconds after BASE where a minute starts (BASE is 20 s into one)
+    secs = [m0 + i * 0.25 for i in range(20 * 240)]
+    secs += [m0 + 60 * m + i * 0.25 for m in range(21, 80, 2) for i in range(240)]
+    t = ticks_of(
+        [(x, 0, 1.0 + (k % 2) * 1e-4, 1.0002 + (k % 2) * 1e-4) for k, x in enumerate(secs)]
+    )
+    now = BASE + round((m0 + 80 * 60) * NS_PER_SECOND)
+    for cuts in ([], [5000], [100, 101, 102, 103, 7000]):  # one tick at a time too
+        qm = QualityMonitor(1, SETTINGS)
+        for a, b in zip([0, *cuts], [*cuts, len(t)], strict=True):
+            qm.check(t[a:b])
+        (q,) = qm.scores(now)
+        assert q.window_ticks == 240 and q.expected_ticks == pytest.approx(120.0), cuts
+        assert q.window_bars == 30 and q.expected_bars == pytest.approx(60.0)
+        assert q.bar_completeness == pytest.approx(30 / 45)
+        assert q.completeness == q.bar_completeness  # the lesser of the two
+    # a steady feed makes every bar it should
+    qm = QualityMonitor(1, SETTINGS)
+    qm.check(t[: 20 * 240])
+    (q,) = qm.scores(BASE + round((m0 + 20 * 60) * NS_PER_SECOND))
+    assert q.window_bars == 19 and q.bar_completeness == 1.0 and q.completeness == 1.0
+
+
 def test_a_closed_market_expects_no_ticks() -> None:
     s = NS_PER_SECOND
     t = at_times([FRI_CLOSE - 300 * s + i * s // 4 for i in range(1200)])

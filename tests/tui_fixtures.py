@@ -273,6 +273,9 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
                 *QUALITY_PARTS[s],
                 None,  # latency_cp
                 None,  # latency_cpk
+                None,  # bar_completeness
+                None,  # expected_bars
+                None,  # window_bars
             )
             for s, sc, t, r, sp, g, lat, prob, ago in QUALITY
         ],

@@ -441,9 +441,17 @@ def rounded(doc: dict[str, Any]) -> dict[str, Any]:
     for row in doc.get("quality", []):
         row["score"] = r(row["score"], SCORE_DECIMALS)
         row["latency_ms"] = r(row["latency_ms"], 2)
-        for key in ("validity", "spikes_part", "gaps_part", "latency_part", "completeness"):
+        for key in (
+            "validity",
+            "spikes_part",
+            "gaps_part",
+            "latency_part",
+            "completeness",
+            "bar_completeness",
+        ):
             row[key] = r(row.get(key), SCORE_DECIMALS)
         row["expected_ticks"] = r(row.get("expected_ticks"), 1)
+        row["expected_bars"] = r(row.get("expected_bars"), 1)
         row["latency_cp"] = r(row.get("latency_cp"), 2)
         row["latency_cpk"] = r(row.get("latency_cpk"), 2)
     for row in doc.get("accounts", []):

@@ -173,6 +173,9 @@ class ReadSide:
                 q.window_ticks,
                 q.latency_cp,
                 q.latency_cpk,
+                q.bar_completeness,
+                q.expected_bars,
+                q.window_bars,
             )
             for q in self._quality.scores(now)
         ]

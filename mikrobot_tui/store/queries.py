@@ -67,6 +67,10 @@ class QualityRow:
     # latency's process capability against quality.latency_limit_ms; None when not known
     latency_cp: float | None = None
     latency_cpk: float | None = None
+    # the M1 bars' completeness over the last hour (its part of `completeness`)
+    bar_completeness: float | None = None
+    expected_bars: float | None = None
+    window_bars: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +331,8 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
         for r in conn.execute(
             "SELECT symbol, score, ticks, rejects, spikes, gaps, latency_ms, last_problem, "
             "last_problem_ts, validity, spikes_part, gaps_part, latency_part, completeness, "
-            "expected_ticks, window_ticks, latency_cp, latency_cpk FROM quality ORDER BY symbol"
+            "expected_ticks, window_ticks, latency_cp, latency_cpk, bar_completeness, "
+            "expected_bars, window_bars FROM quality ORDER BY symbol"
         )
     }
     pip = dict(conn.execute("SELECT symbol, pip_size FROM instruments").fetchall())

@@ -420,6 +420,16 @@ def _v9_latency_capability(db: sqlite_utils.Database) -> None:
     db["quality"].add_column("latency_cpk", float)
 
 
+def _v10_bar_completeness(db: sqlite_utils.Database) -> None:
+    # The bars' completeness (data/quality/score.py): of the last 60 whole minutes, those
+    # that made an M1 bar against those the symbol's rate expects; the score's completeness
+    # part is the lesser of it and the ticks'. NULL on rows written before.
+    table = db["quality"]
+    table.add_column("bar_completeness", float)
+    table.add_column("expected_bars", float)
+    table.add_column("window_bars", int)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -430,6 +440,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v7_tick_blocks,
     _v8_quality_parts,
     _v9_latency_capability,
+    _v10_bar_completeness,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -5,7 +5,9 @@ Score per symbol, in 0..1, the product of five parts:
     score = validity x spikes x gaps x latency x completeness
     validity = exp(-(0.10 R + 0.05 K + 0.05 W))      spikes  = exp(-0.10 S)
     gaps     = exp(-(0.25 G + 0.25 F + 0.25 Q))      latency = exp(-0.02 L)
-    completeness = min(1, received / (0.75 expected - 3 sqrt(expected)))   (Score.completeness)
+    completeness = min(of ticks, of bars)
+    of ticks = min(1, received / (0.75 expected - 3 sqrt(expected)))   (Score.completeness)
+    of bars  = min(1, minutes with a tick / (0.75 E - 3 sqrt(V)))      (Score.bar_completeness)
 
 where R, S, G, F, L, K, W count the rejects, spikes, gaps, stale episodes, latency breaches,
 locked quotes and wide spreads of the last `window_s`, each weighted by (1 - age / window_s) so
@@ -18,7 +20,12 @@ compares the ticks received over the window with the symbol's own rate over the 
 s) before it, open market only; a quarter short (tick rates swing that much within minutes,
 with the session or the regime) and three standard deviations of a Poisson count cost nothing.
 After a long silence the baseline empties and completeness returns to 1 (the silence itself
-still counts in Q); right after a weekend it is 1 until 10 s of open market form a baseline. A
+still counts in Q); right after a weekend it is 1 until 10 s of open market form a baseline.
+The bars' completeness looks at the last BAR_WINDOW_MIN (60) whole minutes: the M1 bars a
+symbol made (minutes with at least one tick) against those its baseline rate r expects, a
+minute with o open seconds holding a tick with probability p = 1 - exp(-r o), E the sum of p
+and V of p (1 - p) (a count of independent minutes): a feed whose ticks come in bursts, with
+whole minutes missing between them, loses here while its tick count may look whole. A
 clean feed scores exactly 1.0; a burst of three rejects just now gives about 0.74; a clean
 window after the last problem brings it back to 1.0.
 
@@ -48,6 +55,8 @@ N_KINDS = 7
 VALIDITY, SPIKES, GAPS, LATENCY_PART = range(4)
 PART_OF = (VALIDITY, SPIKES, GAPS, GAPS, LATENCY_PART, VALIDITY, VALIDITY)
 BASELINE_S = 600  # the recent past a symbol's usual tick rate is taken from
+BAR_WINDOW_MIN = 60  # whole minutes the bars' completeness looks back over
+_MINUTE_S = 60
 SLACK = 0.75  # the share of its usual rate a symbol may fall to at no cost (Poisson noise aside)
 _MIN_BASELINE_NS = 10 * 1_000_000_000  # less open baseline than this: completeness 1
 _MIN = np.iinfo(np.int64).min
@@ -78,9 +87,12 @@ class SymbolQuality:
     spikes_part: float = 1.0
     gaps_part: float = 1.0
     latency_part: float = 1.0
-    completeness: float = 1.0  # ticks received / expected over the window, open market only
+    completeness: float = 1.0  # the lesser of the ticks' and the bars' completeness
     expected_ticks: float = 0.0  # over the window, from the symbol's own baseline rate
     window_ticks: int = 0  # received over the window
+    bar_completeness: float = 1.0  # M1 bars made / expected over the last BAR_WINDOW_MIN
+    expected_bars: float = 0.0  # minutes of those expected to hold a tick, from the rate
+    window_bars: int = 0  # minutes of those that held one
     # process capability of latency against quality.latency_limit_ms (flags.py); None
     # before two latencies or when they do not vary
     latency_cp: float | None = None
@@ -123,6 +135,8 @@ class Score:
         self._buckets: list[dict[int, list[int]]] = [{} for _ in range(n)]
         # ticks received per 1-second bucket of their arrival time, and each symbol's first
         self._arrivals: list[dict[int, int]] = [{} for _ in range(n)]
+        # ticks received per whole minute (an M1 bar's), for the bars' completeness
+        self._minutes: list[dict[int, int]] = [{} for _ in range(n)]
         self._first_ts = np.full(n, _MIN, dtype=np.int64)
         self._keep_s = 2 * (window_ns // NS_PER_SECOND + BASELINE_S + 2)
 
@@ -140,6 +154,7 @@ class Score:
             store[key] = store.get(key, 0) + 1
             if len(store) > self._keep_s:
                 self._prune_arrivals(s, key)
+            self._add_minute(s, key // _MINUTE_S, 1)
             return
         keys, counts = np.unique(
             (stream // _BUCKET_NS) * 65536 + sym_raw.astype(np.int64), return_counts=True
@@ -151,6 +166,14 @@ class Score:
             store[key] = store.get(key, 0) + c
             if len(store) > self._keep_s:
                 self._prune_arrivals(s, key)
+            self._add_minute(s, key // _MINUTE_S, c)
+
+    def _add_minute(self, s: int, minute: int, count: int) -> None:
+        store = self._minutes[s]
+        store[minute] = store.get(minute, 0) + count
+        if len(store) > 2 * BAR_WINDOW_MIN + 2:
+            for k in [k for k in store if k < minute - BAR_WINDOW_MIN - 1]:
+                del store[k]
 
     def _prune_arrivals(self, s: int, key: int) -> None:
         store = self._arrivals[s]
@@ -166,6 +189,10 @@ class Score:
         return hi - lo
 
     def completeness(self, s: int, now_ns: int) -> tuple[float, float, int]:
+        """(completeness, expected, received) of ticks over the window (see `_ticks`)."""
+        return self._ticks(s, now_ns)[:3]
+
+    def _ticks(self, s: int, now_ns: int) -> tuple[float, float, int, float | None]:
         """(completeness, expected, received) over the window, in whole seconds of stream time.
 
         The window is the `window_s` seconds before the current (unfinished) one; the baseline
@@ -177,7 +204,8 @@ class Score:
 
         so a rate a quarter below the baseline's, and a Poisson count's usual shortfall (three
         standard deviations), cost nothing. 1 when
-        there is no baseline yet (under 10 s of open market) or the floor is not positive."""
+        there is no baseline yet (under 10 s of open market) or the floor is not positive.
+        The fourth value is the baseline rate (ticks per open second), None without one."""
         sec = _BUCKET_NS
         now_key = now_ns // sec
         w_keys = self._window_ns // sec
@@ -192,12 +220,41 @@ class Score:
                 base += c
         open_base = self._open_ns(s, base_lo * sec, win_lo * sec)
         if base == 0 or open_base < _MIN_BASELINE_NS:
-            return 1.0, 0.0, got
-        expected = base / open_base * self._open_ns(s, max(win_lo, first_full) * sec, now_key * sec)
+            return 1.0, 0.0, got, None
+        rate = base / open_base
+        expected = rate * self._open_ns(s, max(win_lo, first_full) * sec, now_key * sec)
         floor = SLACK * expected - 3.0 * math.sqrt(expected)
         if floor <= 0:
-            return 1.0, expected, got
-        return min(1.0, got / floor), expected, got
+            return 1.0, expected, got, rate
+        return min(1.0, got / floor), expected, got, rate
+
+    def bar_completeness(
+        self, s: int, now_ns: int, rate_per_ns: float | None
+    ) -> tuple[float, float, int]:
+        """(completeness, expected, made) of M1 bars over the last BAR_WINDOW_MIN whole
+        minutes from the symbol's first whole minute on (module docstring); 1 without a
+        baseline rate or when the floor is not positive."""
+        minute_ns = _MINUTE_S * _BUCKET_NS
+        now_min = now_ns // minute_ns
+        first = int(self._first_ts[s]) // minute_ns + 1
+        lo = max(now_min - BAR_WINDOW_MIN, first)
+        store = self._minutes[s]
+        made = sum(1 for m, c in store.items() if lo <= m < now_min and c)
+        if rate_per_ns is None or lo >= now_min:
+            return 1.0, 0.0, made
+        if self._open_ns(s, lo * minute_ns, now_min * minute_ns) == (now_min - lo) * minute_ns:
+            p = -math.expm1(-rate_per_ns * minute_ns)  # every minute wholly open: the same p
+            expected, variance = (now_min - lo) * p, (now_min - lo) * p * (1.0 - p)
+        else:
+            expected = variance = 0.0
+            for m in range(lo, now_min):
+                p = -math.expm1(-rate_per_ns * self._open_ns(s, m * minute_ns, (m + 1) * minute_ns))
+                expected += p
+                variance += p * (1.0 - p)
+        floor = SLACK * expected - 3.0 * math.sqrt(variance)
+        if floor <= 0:
+            return 1.0, expected, made
+        return min(1.0, made / floor), expected, made
 
     def record(
         self,
@@ -306,7 +363,9 @@ class Score:
                     problem, problem_ts = f"silent {silent / NS_PER_SECOND:.0f}s", now_ns
             totals = self.totals[s]
             validity, spikes, gaps, latency = (math.exp(-p) for p in part)
-            complete, expected, got = self.completeness(s, now_ns)
+            ticks_part, expected, got, rate = self._ticks(s, now_ns)
+            bars_part, expected_bars, made = self.bar_completeness(s, now_ns, rate)
+            complete = min(ticks_part, bars_part)
             cp, cpk = (None, None) if capability is None else capability(s)
             out.append(
                 SymbolQuality(
@@ -326,6 +385,9 @@ class Score:
                     completeness=complete,
                     expected_ticks=expected,
                     window_ticks=got,
+                    bar_completeness=bars_part,
+                    expected_bars=expected_bars,
+                    window_bars=made,
                     latency_cp=cp,
                     latency_cpk=cpk,
                 )
