@@ -621,3 +621,24 @@ def test_bars_and_last_bars_read_what_was_stored_as_numpy_bars(tmp_path, db_path
     with pytest.raises(ValueError, match="0 or more"):
         last_bars(conn, "EURUSD", "M1", -1)
     conn.close()
+
+
+def test_every_rejected_line_is_kept_in_the_rejects_table_with_its_text(tmp_path, db_path) -> None:
+    f = tmp_path / "ticks.csv"
+    f.write_bytes(GENERIC.encode())
+    out = run_import(db_path, f)
+    stored = rows(db_path, "SELECT source, symbol, reason, raw, ts_event FROM rejects ORDER BY id")
+    assert [r[2] for r in stored] == [f"line {x['line']}: {x['reason']}" for x in out["rejected"]]
+    assert {r[0] for r in stored} == {"import:ticks.csv"}
+    assert {r[1] for r in stored} == {None}  # two symbols in the file: a bad row names none
+    raw = {int(r[2].split(":")[0][5:]): r[3] for r in stored}
+    assert raw[5] == "1704067202,EURUSD,abc,1.1,,"  # the line as it was, without its ending
+    assert raw[6] == "1704067203000000,EURUSD,1,1,2,3,4"
+    assert raw[12] == "1704067207,GBPUSD,1.3,1.3002"
+    assert raw[14] == "1704067209,GBPUSD,1.3,Infinity,,"
+    # a one-symbol file names it; an overlong line is cut
+    g = tmp_path / "one.csv"
+    g.write_text("ts,bid,ask\n1704067200,1.1,1.1002\n1704067201," + "9" * 2000 + ",x\n")
+    run_import(db_path, g, "--symbol", "USDJPY")
+    (row,) = rows(db_path, "SELECT symbol, raw FROM rejects WHERE source = 'import:one.csv'")
+    assert row[0] == "USDJPY" and len(row[1]) == 500 and row[1].startswith("1704067201,999")

@@ -24,6 +24,10 @@ not trading state (which only the engine writes, DESIGN.md), SQLite runs in WAL 
 write is a short transaction of at most 50,000 rows, so the engine's writer waits at most one
 of them.
 
+Every rejected line also goes to the `rejects` table (source `import:<file name>`, the reason
+with its line number, the line's text), as the engine keeps the market messages it turned
+down: a bad row is reported and kept, never lost.
+
 Reading (`bars`, `last_bars`): a symbol's stored bars of one timeframe as a BAR_DTYPE array in
 time order, for strategies, backtests and the cockpit; stored bars are closed bars (the engine
 writes a bar when it closes, the importer and backfill whole periods).
@@ -39,8 +43,10 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,7 +56,8 @@ from mikrobot_tui.data.importers import Parsed
 from mikrobot_tui.domain.bar_clock import bar_open, bar_opens
 from mikrobot_tui.domain.market import BAR_DTYPE, TIMEFRAMES
 from mikrobot_tui.store.bars import read_bars, read_last_bars, write_bars
-from mikrobot_tui.store.ticks import read_ticks, tick_span, write_ticks
+from mikrobot_tui.store.ticks import flush, read_ticks, tick_span, write_ticks
+from mikrobot_tui.store.writer import Writer
 
 Progress = Callable[[int], None]
 NyClose = Callable[[str], bool]  # whether a symbol keeps New York's trading day
@@ -109,6 +116,7 @@ def import_parsed(
         first_ts=int(times.min()) if len(times) else None,
         last_ts=int(times.max()) if len(times) else None,
     )
+    _store_rejects(conn, parsed, file)
     if parsed.ticks is not None:
         ny = np.array([ny_close(s) for s in parsed.symbols], dtype=bool)
         _store_ticks(conn, parsed.ticks, parsed.symbols, report, progress, ny)
@@ -116,6 +124,24 @@ def import_parsed(
         symbol = parsed.symbols[0]
         _store_bars(conn, parsed.bars, symbol, report, progress, ny_close(symbol))
     return report
+
+
+def _store_rejects(conn: sqlite3.Connection, parsed: Parsed, file: str) -> None:
+    if not parsed.rejects:
+        return
+    writer = Writer(conn)
+    now = time.time_ns()
+    source = f"import:{Path(file).name}"
+    symbol = parsed.symbols[0] if len(parsed.symbols) == 1 else None
+    writer.append(
+        "rejects",
+        ("ts", "ts_event", "source", "symbol", "reason", "raw"),
+        [
+            (now, None, source, symbol, f"line {line}: {reason}", parsed.raw.get(line))
+            for line, reason in parsed.rejects
+        ],
+    )
+    flush(writer)
 
 
 def _store_ticks(

@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mikrobot_tui.data.importers.parsed import Parsed
-from mikrobot_tui.data.importers.text import UnreadableFile, first_line, read_text
+from mikrobot_tui.data.importers.text import UnreadableFile, first_line, line_texts, read_text
 
 FORMATS = (
     "auto",
@@ -75,13 +75,25 @@ def parse_file(
     """Parse `path` as `fmt` (or the detected format). UnreadableFile when it cannot be:
     missing, unreadable, a format that does not fit, no symbol to give an MT5 file.
     `ny_close(symbol)`: the symbol keeps New York's trading day, where its H4 and D1 bars
-    open (domain/bar_clock.py)."""
+    open (domain/bar_clock.py). The text of each rejected line comes with it (`raw`)."""
+    text = read_text(Path(path))
+    parsed = _parse(text, Path(path), fmt, symbol, server_zone, ny_close)
+    parsed.raw = line_texts(text, [line for line, _ in parsed.rejects])
+    return parsed
+
+
+def _parse(
+    text: bytes,
+    path: Path,
+    fmt: str,
+    symbol: str | None,
+    server_zone: tuple[ZoneInfo, timedelta] | None,
+    ny_close: Callable[[str], bool],
+) -> Parsed:
     from mikrobot_tui.data.importers import binance, generic, mt5
 
     if fmt not in FORMATS:
         raise UnreadableFile(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
-    path = Path(path)
-    text = read_text(path)
     if fmt == "auto":
         found = detect(path, text)
         if found is None:

@@ -17,6 +17,7 @@ class Parsed:
     rejects: list[Reject] = field(default_factory=list)  # (line, reason), by line
     ticks: np.ndarray | None = None  # TICK_DTYPE, file order (per symbol in time order)
     bars: np.ndarray | None = None  # BAR_DTYPE, one period (`period_ns`), time order
+    raw: dict[int, str] = field(default_factory=dict)  # each rejected line's text, by line
 
     @property
     def good(self) -> int:
