@@ -211,7 +211,8 @@ async def test_a_live_run_logs_its_alerts_and_the_webhooks_failures_with_secrets
     msgs = [line["msg"] for line in lines]
     assert msgs[0] == "engine started" and msgs[-1] == "engine stopped"
     assert lines[0]["feed"] == "sim" and lines[0]["db"] == str(settings.engine.db)
-    alerts = [line for line in lines if line["msg"] == "alert"]
+    # the warm-up's history may trip a breaker: logged, marked, never POSTed
+    alerts = [line for line in lines if line["msg"] == "alert" and not line.get("warmup")]
     assert [a["alert"] for a in alerts] == ["engine_halted", "engine_resumed"]
     assert all(a["level"] == "info" and a["severity"] == "info" for a in alerts)
     assert "alert webhook failed" in msgs and "alert given up after its retries" in msgs
@@ -286,3 +287,31 @@ async def test_a_replay_never_posts_its_alerts(make_settings, hook_server, tmp_p
     assert lines[0]["mode"] == "REPLAY"
     assert "engine_halted" in [line["alert"] for line in lines if line["msg"] == "alert"]
     assert hook.posts == []
+
+
+async def test_alerts_raised_while_the_engine_starts_are_logged_and_posted(
+    make_settings, tmp_path: Path, hook_server
+) -> None:
+    """The CLI starts the engine (warm-up included) before the run opens its log and its
+    webhook: an alert raised then is told once the run begins, in order, not lost."""
+    hook, url = hook_server
+    settings = make_settings(alerts={"webhook_url": url, "min_severity": "info"})
+    engine = build_engine(settings)
+    engine.start()
+    engine.control.halt("operator")  # an alert before anything listens
+    engine.control.resume("operator")
+    runner = Runner(engine)
+    await runner.run(asyncio.Event(), duration_s=1.0)
+    engine.close()
+    (log,) = (tmp_path / "logs").glob("mikrobot-*-*.jsonl")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    alerts = [line for line in lines if line["msg"] == "alert"]
+    warmup = [a for a in alerts if a.get("warmup")]
+    assert [a["alert"] for a in alerts if not a.get("warmup")] == [
+        "engine_halted",
+        "engine_resumed",
+    ]
+    assert all(a["alert"].startswith("breaker_") for a in warmup)
+    sent = [json.loads(raw) for _, raw, status in hook.posts if status == 200]
+    assert [d["title"] for d in sent][:1] and "halt" in sent[0]["title"].lower()
+    assert len(sent) == 2  # the warm-up's breakers were not POSTed

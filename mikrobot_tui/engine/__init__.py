@@ -12,6 +12,7 @@ commands through the `commands` table. Nothing trading-related lives in the TUI 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 from mikrobot_tui.clock import Clock, LiveClock
 from mikrobot_tui.config import ConfigError, Settings
 from mikrobot_tui.data.feeds import Feed, ReplayFeed
-from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import TradingState
@@ -121,6 +122,11 @@ class Engine:
         orders_breaker = CircuitBreaker.from_settings("orders", b)
         self.limits = Limits(self.ledger, settings.risk, days)
         self.alerts.attach(self.ledger)  # after the limits: it sees what they made of an event
+        # alerts raised before a run's log and webhook listen (while starting, warming up),
+        # each with whether the warm-up's history raised it: kept until the runner takes
+        # them (take_start_alerts), so none goes untold
+        self._start_alerts: list[tuple[Event, bool]] = []
+        self.ledger.watchers.append(self._keep_start_alert)
         decisions = Decisions(
             strategies,
             strategy_breakers,
@@ -271,6 +277,18 @@ class Engine:
         return max(self.quotes.market_now, self.corridor.point_ts) or self.clock.now_ns()
 
     # ---------------------------------------------------------------- lifecycle
+
+    def _keep_start_alert(self, event: Event) -> None:
+        if event.kind is EventKind.ALERT:
+            self._start_alerts.append((event, self.corridor.warming))
+
+    def take_start_alerts(self) -> list[tuple[Event, bool]]:
+        """The alerts raised since the engine was built, once, each with whether it came from
+        the warm-up's history; from now on the caller's own watcher hears them."""
+        with contextlib.suppress(ValueError):
+            self.ledger.watchers.remove(self._keep_start_alert)
+        taken, self._start_alerts = self._start_alerts, []
+        return taken
 
     def start(self, should_stop: Callable[[], bool] | None = None) -> None:
         """Claim the database, open new accounts, cancel orders left from a previous run.

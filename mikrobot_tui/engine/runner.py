@@ -77,6 +77,7 @@ class Runner:
         seq0 = engine.ledger.log.last_seq
         if not engine.started:
             engine.start()
+        engine.take_start_alerts()  # a replay has no log or webhook to tell them to
         for batch in batches:
             engine.take_commands()  # commands overtake the ticks waiting behind them
             engine.corridor.process(batch)
@@ -108,12 +109,14 @@ class Runner:
         }
         feed_is_live = engine.feed.mode != "REPLAY"
         backups = BackupSchedule(engine.settings.store, engine.db_path, engine.writer, engine.wall)
-        self._open_log()
+        early = self._open_log()
         backups.on_failure = self._backup_failed
         try:
-            tasks = await self._start_sources(stop)
             if feed_is_live:  # a replay never POSTs its alerts
                 tasks += self._start_webhook(stop)
+            for event, history in early:  # raised while the engine started: told now
+                self._on_event(event, history)
+            tasks += await self._start_sources(stop)
             consumer = asyncio.create_task(self._consume(stop), name="engine-feed")
             tasks.insert(0, consumer)
             while not stop.is_set():
@@ -162,16 +165,18 @@ class Runner:
 
     # ---------------------------------------------------------------- the run's log, alerts
 
-    def _open_log(self) -> None:
+    def _open_log(self) -> list[tuple[Event, bool]]:
         """The run's JSON-lines log (engine/runlog.py) and the watcher that tells it (and the
-        webhook) each new alert. A log that cannot be opened is said on stderr, not fatal."""
+        webhook) each new alert; returns the alerts raised before, while the engine started.
+        A log that cannot be opened is said on stderr, not fatal."""
         engine = self.engine
+        early = engine.take_start_alerts()
         engine.ledger.watchers.append(self._on_event)
         try:
             self.log = RunLog(engine.settings, engine.db_path, engine.wall.now_ns())
         except OSError as exc:
             print(f"warning: no engine log file ({exc}); the engine runs on", file=sys.stderr)
-            return
+            return early
         self.log.info(
             "engine started",
             feed=engine.feed.name,
@@ -180,6 +185,7 @@ class Runner:
             pid=os.getpid(),
             trading_state=str(engine.trading_state),
         )
+        return early
 
     def _backup_failed(self, outcome: str) -> None:
         if self.log is not None:
@@ -211,8 +217,10 @@ class Runner:
             self.log.close()
             self.log = None
 
-    def _on_event(self, event: Event) -> None:
-        """A ledger watcher: each new alert to the log and the webhook's queue."""
+    def _on_event(self, event: Event, history: bool = False) -> None:
+        """A ledger watcher: each new alert to the log and the webhook's queue. An alert the
+        warm-up's history raised (`history`: a breaker that tripped on the generated hour
+        before the run) is logged, marked so, and not POSTed: nobody need act on it."""
         if event.kind is not EventKind.ALERT:
             return
         try:
@@ -223,9 +231,11 @@ class Runner:
                 )
                 fields = {**p, "cause_seq": p.get("seq"), "alert": p.get("kind")}
                 fields |= {"seq": event.seq, "ts": event.ts, "account": event.account}
+                if history:
+                    fields["warmup"] = True
                 del fields["kind"]
                 say("alert", **fields)
-            if self.webhook is not None:
+            if self.webhook is not None and not history:
                 self.webhook.offer(event)
         except Exception as exc:  # telling about an alert never stops the engine
             print(f"warning: an alert was not logged: {exc!r}", file=sys.stderr)
