@@ -128,3 +128,63 @@ async def test_live_engine_halt_flatten_quit(make_settings) -> None:
         assert db_rows(db, "SELECT COUNT(*) FROM positions") == [(0,)]
     finally:
         engine.close()
+
+
+async def test_the_frame_shows_at_once_and_says_warming_up_until_the_engine_runs(
+    make_settings,
+) -> None:
+    """`mikrobot` starts its engine in a worker thread with the cockpit already drawn: the
+    header says it is warming up, then the engine's figures arrive; a database another engine
+    holds is kept as the command's failure, said once the screen is gone."""
+    import threading
+
+    from mikrobot_tui.cli.run import CockpitStart
+
+    settings = make_settings(sim={"speed": SPEED, "seed": 7, "warmup_minutes": 60})
+    release = threading.Event()
+    start = CockpitStart(settings)
+
+    def starting(should_stop: Callable[[], bool]) -> Runner | None:
+        release.wait(10)  # holds the start, as a long warm-up would
+        return start(should_stop)
+
+    app = CockpitApp(settings.engine.db, starting=starting)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(
+                pilot, lambda: "warming up" in header(app, "engine"), "warming up shown", 5
+            )
+            note = app.query_one(TicksPane).border_subtitle or ""
+            assert "warming up" in str(note)
+            release.set()
+            await wait_until(
+                pilot, lambda: "engine running" in header(app, "engine"), "engine running", 20
+            )
+            await app.action_quit()
+    finally:
+        release.set()
+        start.close()
+    assert start.failure is None
+
+    # a cockpit on a database another live process's engine holds: refused, said after the
+    # screen is gone (the parent process stands in for that engine)
+    import os
+    import time
+
+    conn = sqlite3.connect(settings.engine.db)
+    conn.execute(
+        "UPDATE engine SET running = 1, pid = ?, heartbeat_ts = ? WHERE id = 1",
+        (os.getppid(), time.time_ns()),
+    )
+    conn.commit()
+    conn.close()
+    busy = CockpitStart(settings)
+    app = CockpitApp(settings.engine.db, starting=busy)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: busy.failure is not None, "the refusal", 20)
+            await wait_until(pilot, lambda: not app.is_running, "the cockpit closed", 5)
+    finally:
+        busy.close()
+    message, code = busy.failure
+    assert code == 1 and "another engine" in message and "--attach" in message

@@ -173,8 +173,12 @@ def echo(text: str = "", err: bool = False) -> None:
 
 
 def fail(message: str, code: int = EXIT_RUNTIME) -> typer.Exit:
+    """Say `message` on stderr; the exit to raise. The exit keeps the message (`.message`):
+    said while the cockpit holds the screen, it is said again once the screen is gone."""
     echo(message, err=True)
-    return typer.Exit(code)
+    exit_ = typer.Exit(code)
+    exit_.message = message  # type: ignore[attr-defined]
+    return exit_
 
 
 def settings() -> Settings:

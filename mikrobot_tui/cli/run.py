@@ -8,7 +8,7 @@ import gc
 import shlex
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -76,8 +76,8 @@ class StopSignals:
             self._loop = self._event = None
 
 
-def started_engine(s: Settings, stop: StopSignals) -> Engine | None:
-    """The engine, started; None when a signal came before it was."""
+def started_engine(s: Settings, stop: Callable[[], bool]) -> Engine | None:
+    """The engine, started; None when `stop` said so before it was."""
     from mikrobot_tui.engine import EngineBusy, build_engine
 
     with db_errors(s.engine.db):
@@ -85,7 +85,7 @@ def started_engine(s: Settings, stop: StopSignals) -> Engine | None:
             engine = build_engine(s)
         except ConfigError as exc:
             raise fail(str(exc), EXIT_BAD_INPUT) from None
-        if stop.requested:
+        if stop():
             engine.close()
             return None
         try:
@@ -119,28 +119,49 @@ def _busy_message(engine: Engine, exc: EngineBusy) -> str:
     )
 
 
+class CockpitStart:
+    """Builds and starts the engine in the cockpit's worker thread, so the frame is on screen
+    at once and says "warming up" while the engine warms (a second or more: the simulated
+    market plays its last hour first). What would have stopped the command (a busy or bad
+    database, a config error) is kept and said once the screen is gone."""
+
+    def __init__(self, s: Settings) -> None:
+        self.settings = s
+        self.engine: Engine | None = None
+        self.failure: tuple[str, int] | None = None
+
+    def __call__(self, should_stop: Callable[[], bool]) -> Runner | None:
+        from mikrobot_tui.engine.runner import Runner
+
+        try:
+            self.engine = started_engine(self.settings, should_stop)
+        except typer.Exit as exc:
+            self.failure = (getattr(exc, "message", ""), exc.exit_code)
+            return None
+        return Runner(self.engine) if self.engine is not None else None
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
 def cockpit(attach: bool) -> None:
     s = settings()
-    from mikrobot_tui.engine.runner import Runner
     from mikrobot_tui.tui.app import CockpitApp
 
-    engine = None
     if attach:
         check_db(s.engine.db, write=False)
-    else:
-        stop = StopSignals()
-        with stop.installed():  # the cockpit handles its keys itself once it is up
-            engine = started_engine(s, stop)
-            if stop.requested:
-                if engine is not None:
-                    engine.close()
-                echo("stopped during start-up")
-                return
+        CockpitApp(s.engine.db).run()
+        return
+    check_db(s.engine.db, write=True)  # a path that cannot be a database: said before the screen
+    start = CockpitStart(s)
     try:
-        CockpitApp(s.engine.db, engine=Runner(engine) if engine is not None else None).run()
+        CockpitApp(s.engine.db, starting=start).run()
     finally:
-        if engine is not None:
-            engine.close()
+        start.close()
+    if start.failure is not None:
+        message, code = start.failure
+        raise fail(message, code)
 
 
 def run(

@@ -82,7 +82,7 @@ class Engine:
         # it never enters the event log, so replays stay deterministic.
         self.wall: Clock = LiveClock()
         self.db_path = Path(db_path or settings.engine.db)
-        self.conn = open_db(self.db_path).conn
+        self.conn = open_db(self.db_path, handed_over=True).conn  # the cockpit's start thread
         # one attempt waits briefly for another writer: the writer retries rather than
         # stall the loop that also draws the cockpit
         self.writer = Writer(self.conn, busy_timeout_ms=WRITER_BUSY_MS)

@@ -17,9 +17,18 @@ import sqlite_utils
 BUSY_TIMEOUT_MS = 5_000
 
 
-def connect(path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
-    """A connection with the project's pragmas; autocommit, transactions are explicit."""
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
+def connect(
+    path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, *, handed_over: bool = False
+) -> sqlite3.Connection:
+    """A connection with the project's pragmas; autocommit, transactions are explicit.
+    `handed_over`: made in one thread and then used in another, never in two at once (the
+    cockpit starts its engine in a worker thread and runs it on the event loop)."""
+    conn = sqlite3.connect(
+        str(path),
+        timeout=busy_timeout_ms / 1000,
+        isolation_level=None,
+        check_same_thread=not handed_over,
+    )
     # Switching a new file to WAL needs it to itself and SQLite does not wait for that: a
     # second engine starting at the same instant would fail here instead of being told that
     # another engine holds the database. Wait as the busy timeout would.
@@ -37,9 +46,9 @@ def connect(path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3
     return conn
 
 
-def open_db(path: Path | str) -> sqlite_utils.Database:
+def open_db(path: Path | str, *, handed_over: bool = False) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the database; returns a sqlite-utils handle."""
-    db = sqlite_utils.Database(connect(path))
+    db = sqlite_utils.Database(connect(path, handed_over=handed_over))
     migrate(db)
     return db
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -28,6 +28,11 @@ class Runnable(Protocol):
     """What the cockpit needs of an engine: run until the stop event is set."""
 
     async def run(self, stop: asyncio.Event) -> None: ...
+
+
+# Builds and starts an engine, asked in a worker thread while the cockpit shows "warming up";
+# None when it did not start (stopped, or it failed and keeps why for the command to say).
+Starting = Callable[[Callable[[], bool]], Runnable | None]
 
 
 class CockpitApp(App[None]):
@@ -51,8 +56,10 @@ class CockpitApp(App[None]):
         clock: Clock | None = None,
         engine: Runnable | None = None,
         refresh_hz: float = 4.0,
+        starting: Starting | None = None,
     ) -> None:
         super().__init__()
+        self._starting = starting
         self.db_path = Path(db_path)
         self.clock: Clock = clock if clock is not None else LiveClock()
         self.engine = engine
@@ -65,10 +72,23 @@ class CockpitApp(App[None]):
         return self.cockpit
 
     def on_mount(self) -> None:
-        if self.engine is not None:
+        if self.engine is not None or self._starting is not None:
             self._engine_worker = self.run_worker(
-                self.engine.run(self._stop), name="engine", group="engine", exit_on_error=False
+                self._run_engine(), name="engine", group="engine", exit_on_error=False
             )
+
+    async def _run_engine(self) -> None:
+        if self.engine is None and self._starting is not None:
+            self.cockpit.starting = True
+            try:
+                self.engine = await asyncio.to_thread(self._starting, self._stop.is_set)
+            finally:
+                self.cockpit.starting = False
+            if self.engine is None:  # stopped while starting, or failed: the command says why
+                self.exit()
+                return
+        if self.engine is not None:
+            await self.engine.run(self._stop)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self._engine_worker or self._stop.is_set():

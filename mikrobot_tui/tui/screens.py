@@ -39,6 +39,7 @@ from mikrobot_tui.tui.panes.quality import QualityPane
 from mikrobot_tui.tui.panes.ticks import TicksPane
 
 NO_ANSWER = "no engine answered — is one running?"
+WARMING_UP = "warming up"
 SLOW_PANES_HZ = 2.0
 
 
@@ -84,6 +85,8 @@ class CockpitScreen(Screen):
         self.polls = 0
         self._live: bool | None = None  # whether an engine kept the last figures shown live
         self.last_snapshot: Snapshot | None = None
+        # the in-process engine is starting (its warm-up): said on screen until it runs
+        self.starting = False
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
@@ -141,17 +144,30 @@ class CockpitScreen(Screen):
     def _apply(self, snap: Snapshot | None, now_ns: int, problem: str) -> None:
         self.polls += 1
         slow = (self.polls - 1) % self._slow_every == 0
+        starting = self.starting and not (snap is not None and snap.engine.running)
         with self.app.batch_update():
             header = self.query_one(StatusHeader)
-            header.show(snap.engine if snap else None, now_ns, problem, snap.feeds if snap else ())
+            header.show(
+                snap.engine if snap else None,
+                now_ns,
+                problem,
+                snap.feeds if snap else (),
+                starting=starting,
+            )
             if snap is None:
+                if starting:
+                    for pane in self._dated:
+                        pane.set_as_of(WARMING_UP)
                 return
             self.last_snapshot = snap
             live = snap.engine.running
             # An engine stopping or starting changes every pane at once, the slow ones too.
             slow = slow or live != self._live
             self._live = live
-            note = "" if live else stale_note(snap.engine.heartbeat_ts, now_ns)
+            if starting:
+                note = WARMING_UP
+            else:
+                note = "" if live else stale_note(snap.engine.heartbeat_ts, now_ns)
             for pane in self._dated:
                 pane.set_as_of(note)
             self.query_one(TicksPane).show(snap.symbols)

@@ -46,6 +46,7 @@ class StatusHeader(Horizontal):
     StatusHeader > #state.-unknown { color: $text-muted; }
     StatusHeader > #engine { width: 1fr; }
     StatusHeader > #engine.-down { color: $warning; text-style: bold; }
+    StatusHeader > #engine.-starting { color: $accent; text-style: bold; }
     StatusHeader > #clock { color: $text-muted; }
     """
 
@@ -74,9 +75,18 @@ class StatusHeader(Horizontal):
         now_ns: int,
         problem: str = "",
         feeds: Sequence[FeedRow] = (),
+        *,
+        starting: bool = False,
     ) -> None:
         narrow = self.app.size.width < NARROW
         self._set("clock", clock_text(now_ns, narrow))
+        if starting:  # this cockpit's own engine: claimed the database, warming up
+            self._set("mode", engine.mode if engine is not None and engine.mode else "-")
+            self._set("state", "-", "unknown")
+            text = "◌ warming up" if narrow else "◌ engine starting · warming up"
+            self._set("engine", text, "starting")
+            self.set_class(False, "-halted")
+            return
         if engine is None:
             self._set("mode", "-")
             self._set("state", "-", "unknown")
