@@ -84,3 +84,22 @@ def test_a_new_database_still_starts_with_generated_history(make_settings) -> No
     (bars,) = engine.conn.execute("SELECT COUNT(*) FROM bars WHERE timeframe = 'M1'").fetchone()
     assert bars >= 6 * 28
     engine.close()
+
+
+def test_the_sessions_counts_start_after_the_warm_up(make_settings) -> None:
+    """The warm-up plays the market's last half hour through the corridor; the ticks, rejects
+    and problem counts an operator reads (headless status line, quality pane) are the
+    session's, from zero."""
+    settings = make_settings(sim={"seed": 3, "warmup_minutes": 30, "fault_rate": 0.01})
+    engine = build_engine(settings, clock=FrozenClock(T0))
+    engine.start()
+    c = engine.corridor.counts
+    assert (c.ticks_in, c.ticks_clean, c.bars, c.rejects) == (0, 0, 0, 0)
+    now = engine.feed.market.now_ns
+    assert all(q.ticks == 0 and q.rejects == 0 for q in engine.corridor.quality.scores(now))
+    run_minutes(engine, 2)
+    c = engine.corridor.counts
+    assert c.ticks_in > 0 and c.bars > 0
+    scores = engine.corridor.quality.scores(engine.feed.market.now_ns)
+    assert sum(q.ticks for q in scores) == c.ticks_in
+    engine.close()

@@ -394,6 +394,7 @@ class Engine:
         learners = [*self.strategies.values(), *([scorer] if scorer is not None else [])]
         warm_from_store(self.conn, self.corridor, learners)
         warm_from_history(self.corridor, self.feed.history(), self.writer, should_stop)
+        self.corridor.start_session()
 
     @property
     def started(self) -> bool:

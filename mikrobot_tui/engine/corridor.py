@@ -53,7 +53,8 @@ External = tuple[int, "ExternalSignal", str]  # (batch index, signal, account)
 
 @dataclass
 class Counts:
-    """What has gone through the corridor since the engine started."""
+    """What has gone through the corridor since the engine's session began (after its
+    warm-up)."""
 
     ticks_in: int = 0
     ticks_clean: int = 0
@@ -103,6 +104,11 @@ class Corridor:
         # market time of the point, the time a command carried out there is logged at
         self.overtake: Callable[[], None] | None = None
         self.point_ts = 0
+
+    def start_session(self) -> None:
+        """The warm-up is over: the counts (headless status, quality pane) start at zero."""
+        self.counts = Counts()
+        self.quality.start_session()
 
     def set_bar_floors(self, floors: dict[tuple[str, str], int]) -> None:
         """(symbol, timeframe) -> ts_open of its newest stored bar: no bar at or before it is

@@ -261,6 +261,13 @@ class QualityMonitor:
         accepted from now on is earlier (timestamps from the past are rejected)."""
         return self._validity.last_ts.copy()
 
+    def start_session(self) -> None:
+        """Count from now: the totals and tick counts the pane shows start again at zero
+        (the warm-up's history is not the session's), while the score's windows keep what
+        they saw as the baseline a new session needs."""
+        self._score.ticks[:] = 0
+        self._score.totals[:] = 0
+
     def counters(self) -> np.ndarray:
         """Totals per symbol: columns rejects, spikes, gaps, stale, latency breaches, locked
         quotes, wide spreads (the kinds of score.py, in that order)."""
