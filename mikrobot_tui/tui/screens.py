@@ -14,7 +14,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
@@ -40,6 +40,7 @@ from mikrobot_tui.tui.panes.ticks import TicksPane
 
 NO_ANSWER = "no engine answered — is one running?"
 WARMING_UP = "warming up"
+SHORT_ROWS = 34  # below this many rows the cockpit's secondary panes shrink
 SLOW_PANES_HZ = 2.0
 
 
@@ -102,7 +103,13 @@ class CockpitScreen(Screen):
         yield SignalNotices(self.db_path)
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        # A short terminal gives the rows to the positions and the decisions: the breakers
+        # and the A/B results shrink to a few lines (tripped breakers first; they scroll).
+        self.set_class(event.size.height < SHORT_ROWS, "-short")
+
     def on_mount(self) -> None:
+        self.set_class(self.app.size.height < SHORT_ROWS, "-short")
         self._dated: list[Dated] = [w for w in self.query("#panes *") if isinstance(w, Dated)]
         # The first read is inline (about a millisecond) so the first frame is complete.
         self._apply(*self._read())

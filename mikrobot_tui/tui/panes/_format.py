@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from mikrobot_tui.domain.instruments import default_instruments, step_decimals
 
 _TICK_SIZE = {symbol: i.tick_size for symbol, i in default_instruments().items()}
+_LOT_STEP = {symbol: i.lot_step for symbol, i in default_instruments().items()}
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 
 
@@ -34,7 +35,12 @@ def fmt_money(value: float) -> str:
     return f"{value:+,.2f}"
 
 
-def fmt_qty(value: float) -> str:
+def fmt_qty(value: float, symbol: str | None = None) -> str:
+    """A size with the decimals of the symbol's lot step (1.00 beside 1.02 lots, 0.001 BTC),
+    so sizes line up; a symbol the catalogue does not know: as many as the value needs."""
+    step = _LOT_STEP.get(symbol) if symbol is not None else None
+    if step:
+        return f"{value:,.{step_decimals(step)}f}"
     return f"{value:,.5f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:,.0f}"
 
 

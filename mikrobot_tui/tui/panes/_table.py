@@ -33,7 +33,7 @@ class KeyedTable(DataTable):
 
     DEFAULT_CSS = """
     KeyedTable { height: auto; max-height: 100%; background: transparent; }
-    KeyedTable { scrollbar-size-horizontal: 0; }
+    KeyedTable { scrollbar-size-horizontal: 0; scrollbar-size-vertical: 1; }
     KeyedTable > .datatable--header { background: transparent; color: $text-muted; }
     """
 
@@ -57,7 +57,7 @@ class KeyedTable(DataTable):
 
     def _fit(self, rows: Mapping[str, tuple[Cell, ...]]) -> tuple[int, ...]:
         """The columns that fit the table's width, most important first, in their order."""
-        width = self.content_size.width
+        width = self.scrollable_content_region.width  # less a scrollbar, when one shows
         if not self._fits or width <= 0:
             return tuple(range(len(self._all)))
         need = [cell_len(c.label) for c in self._all]

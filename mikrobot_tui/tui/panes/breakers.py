@@ -31,6 +31,7 @@ class BreakersPane(Dated, KeyedTable):
 
     def show(self, rows: list[BreakerRow], now_ns: int) -> int:
         tripped = sum(r.state != "CLOSED" for r in rows)
-        self.set_subtitle(f"{tripped} tripped" if tripped else "")
+        # the count says how many there are when the pane is too short to list them all
+        self.set_subtitle(f"{tripped} of {len(rows)} tripped" if tripped else f"{len(rows)} closed")
         ordered = sorted(rows, key=lambda r: (TRIPPED_FIRST.get(r.state, 2), r.name))
         return self.apply({r.name: breaker_cells(r, now_ns) for r in ordered})

@@ -102,7 +102,7 @@ def position_cells(p: PositionRow) -> tuple[Cell, ...]:
         p.account,
         (p.symbol, "bold"),
         (side, "up" if side in ("BUY", "LONG") else "down"),
-        fmt_qty(p.quantity),
+        fmt_qty(p.quantity, p.symbol),
         fmt_price(p.symbol, p.entry_price),
         fmt_price(p.symbol, p.mark),
         (fmt_money(p.unrealized_pnl), direction(p.unrealized_pnl)),
@@ -111,9 +111,9 @@ def position_cells(p: PositionRow) -> tuple[Cell, ...]:
 
 def order_cells(o: WorkingOrderRow) -> tuple[Cell, ...]:
     side = o.side.upper()
-    size = fmt_qty(o.lots)
+    size = fmt_qty(o.lots, o.symbol)
     if o.filled_lots:
-        size = f"{fmt_qty(o.filled_lots)}/{size}"
+        size = f"{fmt_qty(o.filled_lots, o.symbol)}/{size}"
     tif = o.tif + (" RO" if o.reduce_only else "")
     return (
         o.account,

@@ -6,16 +6,18 @@ from mikrobot_tui.store.queries import QualityRow
 from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
+# On a narrow pane the counts go (ticks first, the capability before them) and the score,
+# the latency and the last problem stay: what a trader reads first.
 COLUMNS = (
     Column("symbol", "Symbol"),
     Column("score", "Score", "right"),
-    Column("ticks", "Ticks", "right"),
-    Column("rejects", "Rej", "right"),
-    Column("spikes", "Spk", "right"),
-    Column("gaps", "Gap", "right"),
+    Column("ticks", "Ticks", "right", priority=4),
+    Column("rejects", "Rej", "right", priority=2),
+    Column("spikes", "Spk", "right", priority=3),
+    Column("gaps", "Gap", "right", priority=3),
     Column("latency", "ms", "right"),
-    # the feed latency's capability against quality.latency_limit_ms: dropped first when narrow
-    Column("cpk", "Cpk", "right", priority=1),
+    # the feed latency's capability against quality.latency_limit_ms
+    Column("cpk", "Cpk", "right", priority=5),
     Column("problem", "Last problem"),
 )
 CAPABLE, MARGINAL = 1.33, 1.0  # the usual process-capability thresholds

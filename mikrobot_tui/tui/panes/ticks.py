@@ -21,10 +21,58 @@ from mikrobot_tui.store.queries import SymbolRow
 from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import direction, fmt_price, sparkline
 
-# (label, width, justify); the sparkline takes what is left of the line.
+# (label, widest, justify); each column is as wide as its widest cell (at least its label),
+# up to `widest`, and the sparkline takes what is left of the line.
 FIXED = (("Symbol", 8, "<"), ("Bid", 10, ">"), ("Ask", 10, ">"), ("Spr", 5, ">"), ("Chg%", 6, ">"))
 GAP = 1
 FIXED_WIDTH = sum(w + GAP for _, w, _ in FIXED)
+# A narrow pane (half an 80-column terminal) drops the spread before the trend goes under this
+MIN_TREND = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Column widths for one pane width: symbol, bid and ask, spread (0: not shown), change;
+    `compact` prices drop their thousands separators."""
+
+    symbol: int
+    price: int
+    spread: int
+    change: int
+    compact: bool = False
+
+    @property
+    def fixed(self) -> int:
+        shown = (self.symbol, self.price, self.price, self.spread, self.change)
+        return sum(w + GAP for w in shown if w)
+
+
+def layout(lines: list[TickLine], width: int) -> Layout:
+    """The widths the lines need. When the trend would get under MIN_TREND the spread goes
+    first, then the prices' thousands separators: bid, ask, change and trend stay."""
+
+    def need(label_width: int, widest: int, cells: list[str]) -> int:
+        return min(widest, max([label_width, *map(len, cells)]))
+
+    (_, w_sym, _), (_, w_price, _), _, (_, w_spr, _), (_, w_chg, _) = FIXED
+    prices = [v for x in lines for v in (x.bid, x.ask)]
+    full = Layout(
+        need(6, w_sym, [x.symbol for x in lines]),
+        need(3, w_price, prices),
+        need(3, w_spr, [x.spread for x in lines]),
+        need(4, w_chg, [x.change for x in lines]),
+    )
+    if width - full.fixed >= MIN_TREND:
+        return full
+    no_spread = Layout(full.symbol, full.price, 0, full.change)
+    if width - no_spread.fixed >= MIN_TREND:
+        return no_spread
+    compact = need(3, w_price, [p.replace(",", "") for p in prices])
+    return Layout(full.symbol, compact, 0, full.change, compact=True)
+
+
+def _price(text: str, at: Layout) -> str:
+    return f"{text.replace(',', '') if at.compact else text:>{at.price}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +117,7 @@ class TicksPane(Dated, ScrollView, can_focus=True):
         "ticks--muted",
     }
     DEFAULT_CSS = """
-    TicksPane { height: auto; max-height: 100%; }
+    TicksPane { height: auto; max-height: 100%; scrollbar-size-vertical: 1; }
     TicksPane > .ticks--header { color: $text-muted; text-style: bold; }
     TicksPane > .ticks--symbol { text-style: bold; }
     TicksPane > .ticks--up { color: $success; }
@@ -99,7 +147,9 @@ class TicksPane(Dated, ScrollView, can_focus=True):
         lines = [tick_line(r, self._rows.get(r.symbol)) for r in rows]
         self._rows = {r.symbol: r for r in rows}
         old, self._lines = self._lines, lines
-        if len(old) != len(lines):
+        width = self.size.width
+        if len(old) != len(lines) or layout(old, width) != layout(lines, width):
+            # a new widest cell moves every column: every line is painted again
             self.virtual_size = Size(0, len(lines) + 1)
             self.refresh()
             return len(lines)
@@ -108,12 +158,16 @@ class TicksPane(Dated, ScrollView, can_focus=True):
             self.refresh_line(i + 1)
         return len(changed)
 
-    def line_text(self, symbol: str) -> str:
-        """The text a trader sees on the symbol's line (rendered through the same cache)."""
+    def line_text(self, symbol: str, width: int | None = None) -> str:
+        """The text a trader sees on the symbol's line (rendered through the same cache), at
+        the pane's width or `width`."""
         for line in self._lines:
             if line.symbol == symbol:
-                return self._strip(line, max(self.size.width, FIXED_WIDTH + 10)).text
+                return self._strip(line, width or max(self.size.width, FIXED_WIDTH + 10)).text
         raise KeyError(symbol)
+
+    def header_text(self, width: int | None = None) -> str:
+        return self._header(width or self.size.width).text
 
     def flash_of(self, symbol: str) -> str:
         return next((line.flash for line in self._lines if line.symbol == symbol), "")
@@ -128,11 +182,19 @@ class TicksPane(Dated, ScrollView, can_focus=True):
 
     def _header(self, width: int) -> Strip:
         style = self._style("header")
-        text = "".join(f"{label:{j}{w}}" + " " * GAP for label, w, j in FIXED) + "Trend"
+        at = layout(self._lines, width)
+        widths = (at.symbol, at.price, at.price, at.spread, at.change)
+        text = "".join(
+            f"{label:{j}{w}}" + " " * GAP
+            for (label, _, j), w in zip(FIXED, widths, strict=True)
+            if w
+        )
+        text += "Trend"
         return Strip([Segment(text[:width], style)]).extend_cell_length(width)
 
     def _strip(self, line: TickLine, width: int) -> Strip:
-        key = (line, width)
+        at = layout(self._lines, width)
+        key = (line, width, at)
         strip = self._cache.get(key)
         if strip is not None:
             return strip
@@ -142,19 +204,20 @@ class TicksPane(Dated, ScrollView, can_focus=True):
         change = self._style(line.change_dir) if line.change_dir != "flat" else Style()
         spark_dir = direction(line.spark[-1] - line.spark[0]) if len(line.spark) > 1 else "flat"
         spark_style = self._style(spark_dir) if spark_dir != "flat" else self._style("muted")
-        (_, w_sym, _), (_, w_bid, _), (_, w_ask, _), (_, w_spr, _), (_, w_chg, _) = FIXED
         segments = [
-            Segment(f"{line.symbol:<{w_sym}}"[:w_sym], self._style("symbol")),
+            Segment(f"{line.symbol:<{at.symbol}}"[: at.symbol], self._style("symbol")),
             gap,
-            Segment(f"{line.bid:>{w_bid}}", flash),
+            Segment(_price(line.bid, at), flash),
             gap,
-            Segment(f"{line.ask:>{w_ask}}", flash),
+            Segment(_price(line.ask, at), flash),
             gap,
-            Segment(f"{line.spread:>{w_spr}}"),
+        ]
+        if at.spread:
+            segments += [Segment(f"{line.spread:>{at.spread}}"), gap]
+        segments += [
+            Segment(f"{line.change:>{at.change}}", change),
             gap,
-            Segment(f"{line.change:>{w_chg}}", change),
-            gap,
-            Segment(sparkline(line.spark, max(0, width - FIXED_WIDTH)), spark_style),
+            Segment(sparkline(line.spark, max(0, width - at.fixed)), spark_style),
         ]
         strip = Strip(segments).extend_cell_length(width).crop(0, width)
         strip = strip.apply_style(self.rich_style)
