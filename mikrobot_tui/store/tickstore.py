@@ -9,15 +9,22 @@ block keeps a symbol's ticks in arrival order as columns, each made small before
 - bid, ask, last and volume as their 64-bit patterns XORed with the tick before's, so an
   unchanged price is all zero bits and a changed one mostly leading zeros (Gorilla's idea);
 - every column's bytes shuffled (byte 0 of every value, then byte 1, ...) so those zeros
-  line up in long runs, and the whole compressed with zstandard at level 1.
+  line up in long runs, and the whole compressed with zstandard at level 1 (a payload).
 
-Decoding undoes each step exactly: a block round-trips bit for bit, NaNs and all.
+A block's data (codec "xdz2") is a sequence of frames, each its tick count and payload size
+("<II") and a payload of its own, so frames join by concatenation and a block written in
+several pieces is never encoded again. Blocks written before (codec "xdz1") are one payload
+without a header; they are still read. Decoding undoes each step exactly: a block
+round-trips bit for bit, NaNs and all.
 
 The writer (store/writer.py) keeps each symbol's newest block open in memory (a `TickBuffer`)
-and writes what it gained with every flush as a chunk, in the same transaction as the events
-of those ticks: a kill -9 loses no tick the database says it has. A block is sealed when it
-reaches BLOCK_TICKS or its hour ends; its one row then replaces its chunks. Rows are read in
-id order, which is the order the ticks arrived in.
+and writes what it gained with every flush as a chunk (a row of one frame), in the same
+transaction as the events of those ticks: a kill -9 loses no tick the database says it has.
+A block is sealed when it reaches BLOCK_TICKS or its hour ends; its frames joined make one row
+that replaces its chunks (a block that was one chunk keeps that row). A worker thread encodes
+frames from the moment a block seals while the engine goes on; a flush waits for them, and an
+encoding that failed raises there. Rows are read in id order, which is the order the ticks
+arrived in.
 
 `read_ticks(conn, symbol, start, end)` is the one way to read ticks back, from blocks and from
 legacy rows alike.
@@ -26,6 +33,9 @@ legacy rows alike.
 from __future__ import annotations
 
 import sqlite3
+import struct
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -34,90 +44,187 @@ from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
 
 BLOCK_TICKS = 8_192
 HOUR_NS = 3_600 * NS_PER_SECOND
-CODEC = "xdz1"  # xor/delta columns, byte-shuffled, zstandard level 1
+CODEC = "xdz2"  # a sequence of frames, each "<II" (ticks, bytes) and an xdz1 payload
+CODECS = ("xdz1", "xdz2")  # what read_ticks and decode read; xdz1 is one payload, no header
+LEVEL = 1  # zstandard's level for new blocks
 BLOCK_COLUMNS = ("id", "symbol", "ts_min", "ts_max", "n", "codec", "data")
 _COLUMNS = ("ts_event", "ts_recv", "bid", "ask", "last", "volume")
+_HEADER = struct.Struct("<II")
+_I64 = np.iinfo(np.int64)
+_local = threading.local()  # each thread's own compressor and decompressor (not shareable)
 
 
-def _shuffled(columns: list[np.ndarray]) -> bytes:
-    whole = np.stack([c.view(np.uint64) for c in columns]).view(np.uint8)
-    whole = whole.reshape(len(columns), -1, 8)
-    return whole.transpose(0, 2, 1).tobytes()
+def _zstd() -> Any:
+    import zstandard  # only where blocks are written or read: start-up stays fast
+
+    return zstandard
+
+
+def _compressor() -> Any:
+    c = getattr(_local, "compressor", None)
+    if c is None:
+        c = _local.compressor = _zstd().ZstdCompressor(level=LEVEL)
+    return c
+
+
+def _decompressor() -> Any:
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = _zstd().ZstdDecompressor()
+    return d
+
+
+def _payload(ticks: np.ndarray, compressor: Any) -> bytes:
+    """The xdz1 payload: the columns made small, byte-shuffled, compressed."""
+    n = len(ticks)
+    cols = np.empty((len(_COLUMNS), n), dtype=np.uint64)
+    signed = cols.view(np.int64)
+    ts = ticks["ts_event"]
+    if n:
+        signed[0, 0] = ts[0]
+        np.subtract(ts[1:], ts[:-1], out=signed[0, 1:])
+    np.subtract(ticks["ts_recv"], ts, out=signed[1])
+    for row, name in enumerate(_COLUMNS[2:], 2):
+        bits = ticks[name].view(np.uint64)
+        if n:
+            cols[row, 0] = bits[0]
+            np.bitwise_xor(bits[1:], bits[:-1], out=cols[row, 1:])
+    shuffled = cols.view(np.uint8).reshape(len(_COLUMNS), n, 8).transpose(0, 2, 1)
+    return compressor.compress(shuffled.tobytes())
+
+
+def encode_frame(ticks: np.ndarray, compressor: Any = None) -> bytes:
+    """One xdz2 frame of ticks (TICK_DTYPE, arrival order): frames join by concatenation."""
+    payload = _payload(ticks, compressor or _compressor())
+    return _HEADER.pack(len(ticks), len(payload)) + payload
 
 
 def encode(ticks: np.ndarray, compressor: Any = None) -> bytes:
-    """One symbol's ticks (TICK_DTYPE, arrival order) as a compressed block; `compressor` a
-    zstandard.ZstdCompressor of another level (retention packs old blocks tighter)."""
-    import zstandard  # only where blocks are written or read: start-up stays fast
-
-    ts = ticks["ts_event"]
-    columns = [np.diff(ts, prepend=np.int64(0)), ticks["ts_recv"] - ts]
-    for name in _COLUMNS[2:]:
-        bits = np.ascontiguousarray(ticks[name]).view(np.uint64)
-        columns.append(bits ^ np.r_[np.uint64(0), bits[:-1]])
-    compressor = compressor or zstandard.ZstdCompressor(level=1)
-    return compressor.compress(_shuffled(columns))
+    """One symbol's ticks (TICK_DTYPE, arrival order) as an xdz2 block of one frame;
+    `compressor` a zstandard.ZstdCompressor of another level (retention packs old blocks
+    tighter)."""
+    return encode_frame(ticks, compressor)
 
 
-def decode(data: bytes, n: int, sym: int = 0) -> np.ndarray:
-    """A block back as TICK_DTYPE ticks, `sym` in every row."""
-    import zstandard
-
-    raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=n * 8 * len(_COLUMNS))
+def _decode_payload(payload: bytes | memoryview, n: int, out: np.ndarray) -> None:
+    raw = _decompressor().decompress(payload, max_output_size=n * 8 * len(_COLUMNS))
+    if len(raw) != n * 8 * len(_COLUMNS):
+        raise ValueError(f"a tick frame holds {len(raw)} bytes where {n} ticks need more")
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(len(_COLUMNS), 8, n)
-    columns = planes.transpose(0, 2, 1).copy().view(np.uint64).reshape(len(_COLUMNS), n)
+    cols = np.empty((len(_COLUMNS), n), dtype=np.uint64)
+    cols.view(np.uint8).reshape(len(_COLUMNS), n, 8)[...] = planes.transpose(0, 2, 1)
+    signed = cols.view(np.int64)
+    ts = out["ts_event"]
+    np.cumsum(signed[0], out=ts)
+    np.add(ts, signed[1], out=out["ts_recv"])
+    for row, name in enumerate(_COLUMNS[2:], 2):
+        np.bitwise_xor.accumulate(cols[row], out=out[name].view(np.uint64))
+
+
+def decode_into(data: bytes, n: int, out: np.ndarray, codec: str = CODEC) -> None:
+    """A block's n ticks written into `out` (TICK_DTYPE, n rows); `sym` is left alone."""
+    if codec == "xdz1":
+        _decode_payload(data, n, out)
+        return
+    if codec != "xdz2":
+        raise ValueError(f"tick block has an unknown codec {codec!r}")
+    view, at, done = memoryview(data), 0, 0
+    while at < len(view):
+        count, size = _HEADER.unpack_from(view, at)
+        at += _HEADER.size
+        if done + count > n or at + size > len(view):
+            raise ValueError(f"a tick block's frames hold more than the {n} ticks it says")
+        _decode_payload(view[at : at + size], count, out[done : done + count])
+        at, done = at + size, done + count
+    if done != n:
+        raise ValueError(f"a tick block's frames hold {done} ticks where it says {n}")
+
+
+def decode(data: bytes, n: int, sym: int = 0, codec: str = CODEC) -> np.ndarray:
+    """A block back as TICK_DTYPE ticks, `sym` in every row."""
     out = np.empty(n, dtype=TICK_DTYPE)
-    ts = np.cumsum(columns[0].view(np.int64))
-    out["ts_event"] = ts
-    out["ts_recv"] = ts + columns[1].view(np.int64)
+    decode_into(data, n, out, codec)
     out["sym"] = sym
-    for name, bits in zip(_COLUMNS[2:], columns[2:], strict=True):
-        out[name] = np.bitwise_xor.accumulate(bits).view(np.float64)
     return out
 
 
 class _OpenBlock:
-    __slots__ = ("chunks", "count", "fresh", "hour", "id", "parts")
+    __slots__ = (
+        "chunks",
+        "count",
+        "frames",
+        "fresh",
+        "hour",
+        "id",
+        "ts_max",
+        "ts_min",
+        "unwritten",
+    )
 
     def __init__(self, block_id: int, hour: int) -> None:
         self.id, self.hour = block_id, hour
-        self.parts: list[np.ndarray] = []  # every tick of the block, joined only when sealed
-        self.fresh: list[np.ndarray] = []  # those not yet in a chunk row
+        self.frames: list[Future[bytes]] = []  # its ticks encoded so far, in order
+        self.fresh: list[np.ndarray] = []  # ticks not yet in a frame
         self.count = 0  # ticks in the block
         self.chunks: list[int] = []  # the ids of its chunk rows
+        self.ts_min, self.ts_max = _I64.max, _I64.min
+        self.unwritten = 0  # ticks in no row yet
 
     def add(self, ticks: np.ndarray) -> None:
-        self.parts.append(ticks)
         self.fresh.append(ticks)
         self.count += len(ticks)
+        self.unwritten += len(ticks)
+        ts = ticks["ts_event"]
+        self.ts_min, self.ts_max = min(self.ts_min, int(ts.min())), max(self.ts_max, int(ts.max()))
 
-    def ticks(self) -> np.ndarray:
-        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
-
-    def take_fresh(self) -> np.ndarray:
+    def frame_fresh(self, pool: ThreadPoolExecutor) -> tuple[Future[bytes], int, int, int]:
+        """The ticks not yet in a frame, handed to the pool to encode: the frame's future,
+        its tick count and ts_event range."""
         fresh, self.fresh = self.fresh, []
-        return fresh[0] if len(fresh) == 1 else np.concatenate(fresh)
+        ticks = fresh[0] if len(fresh) == 1 else np.concatenate(fresh)
+        future = pool.submit(encode_frame, ticks)
+        self.frames.append(future)
+        ts = ticks["ts_event"]
+        return future, len(ticks), int(ts.min()), int(ts.max())
 
 
 class TickBuffer:
     """Each symbol's open block, and the sealed ones not yet handed to the writer.
 
     An open block reaches the database as chunks: each flush writes the ticks that arrived
-    since the last one as a small row of their own, so no tick waits for its block to fill
-    and none is encoded twice while it is open. Sealing writes the whole block once, under
-    the id it was given when it opened, and deletes its chunks in the same transaction.
+    since the last one as a frame in a small row of its own, so no tick waits for its block
+    to fill. Sealing writes the block's frames joined as one row, under the id it was given
+    when it opened, and deletes its chunks in the same transaction; no tick is encoded twice.
+    A block sealed whole between two flushes is one frame, a block that was one chunk keeps
+    that chunk's row as it is.
+
+    Frames are encoded by a worker thread (zstandard and numpy let go of the GIL), from the
+    moment a block seals, while the engine goes on with the next ticks; `take` waits for
+    them, and an encoding that failed raises there, before anything is written.
     """
 
     def __init__(self, next_id: int = 1) -> None:
         self._next_id = next_id
         self._open: dict[str, _OpenBlock] = {}
         self._sealed: list[tuple[str, _OpenBlock]] = []
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def waiting(self) -> int:
         """Ticks not yet handed to the writer in a row."""
-        blocks = [b for _, b in self._sealed] + list(self._open.values())
-        return sum(len(part) for b in blocks for part in b.fresh)
+        sealed = sum(b.unwritten for _, b in self._sealed)
+        return sealed + sum(b.unwritten for b in self._open.values())
+
+    def close(self) -> None:
+        """Stop the worker thread (the buffer starts another if used again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tick-encoder")
+        return self._pool
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -144,31 +251,39 @@ class TickBuffer:
             block = self._open.get(symbol)
             if block is None or block.hour != hour or block.count >= BLOCK_TICKS:
                 if block is not None:
-                    self._sealed.append((symbol, block))
+                    self._seal(symbol, block)
                 block = self._open[symbol] = _OpenBlock(self._new_id(), hour)
             room = BLOCK_TICKS - block.count
             block.add(run[:room])
             run = run[room:]
 
+    def _seal(self, symbol: str, block: _OpenBlock) -> None:
+        if block.fresh:  # encoded while the engine goes on
+            block.frame_fresh(self._workers())
+        self._sealed.append((symbol, block))
+
     def take(self) -> tuple[list[tuple[Any, ...]], list[int]]:
         """What the next flush writes: rows (BLOCK_COLUMNS) to insert or replace, and the ids
         of chunk rows to delete (their sealed block's row replaces them)."""
-        rows, gone = [], []
-        for symbol, block in self._sealed:
-            rows.append(_row(block.id, symbol, block.ticks()))
-            gone.extend(block.chunks)
-        self._sealed.clear()
+        pool = self._workers()
+        chunks = []
         for symbol, block in self._open.items():
             if block.fresh:
-                chunk = self._new_id()
-                rows.append(_row(chunk, symbol, block.take_fresh()))
-                block.chunks.append(chunk)
+                chunks.append((symbol, block, block.frame_fresh(pool)))
+        rows, gone = [], []
+        for symbol, block in self._sealed:
+            if len(block.chunks) == 1 and len(block.frames) == 1:
+                continue  # its one chunk row is the whole block already
+            data = b"".join(f.result() for f in block.frames)
+            rows.append((block.id, symbol, block.ts_min, block.ts_max, block.count, CODEC, data))
+            gone.extend(block.chunks)
+        for symbol, block, (future, n, ts_min, ts_max) in chunks:
+            chunk = self._new_id()
+            rows.append((chunk, symbol, ts_min, ts_max, n, CODEC, future.result()))
+            block.chunks.append(chunk)
+            block.unwritten = 0
+        self._sealed.clear()
         return rows, gone
-
-
-def _row(row_id: int, symbol: str, ticks: np.ndarray) -> tuple[Any, ...]:
-    ts = ticks["ts_event"]
-    return (row_id, symbol, int(ts.min()), int(ts.max()), len(ticks), CODEC, encode(ticks))
 
 
 def next_block_id(conn: sqlite3.Connection) -> int:
@@ -185,22 +300,33 @@ def read_ticks(
 ) -> np.ndarray:
     """A symbol's stored ticks with start <= ts_event < end (either open), in the order they
     arrived, as TICK_DTYPE with `sym` in every row: legacy rows first, then blocks."""
-    lo = np.iinfo(np.int64).min if start is None else int(start)
-    hi = np.iinfo(np.int64).max if end is None else int(end)
-    parts = [_legacy_rows(conn, symbol, lo, hi, sym)]
-    for n, codec, data, ts_min, ts_max in conn.execute(
+    lo = _I64.min if start is None else int(start)
+    hi = _I64.max if end is None else int(end)
+    legacy = _legacy_rows(conn, symbol, lo, hi, sym)
+    rows = conn.execute(
         "SELECT n, codec, data, ts_min, ts_max FROM tick_blocks "
         "WHERE symbol = ? AND ts_min < ? AND ts_max >= ? ORDER BY id",
         (symbol, hi, lo),
-    ):
-        if codec != CODEC:
+    ).fetchall()
+    # every block decoded straight into its place in one array, `sym` filled once
+    out = np.empty(len(legacy) + sum(r[0] for r in rows), dtype=TICK_DTYPE)
+    out[: len(legacy)] = legacy
+    at, cut = len(legacy), []
+    for n, codec, data, ts_min, ts_max in rows:
+        if codec not in CODECS:
             raise ValueError(f"tick block of {symbol} has an unknown codec {codec!r}")
-        block = decode(data, n, sym)
+        decode_into(data, n, out[at : at + n], codec)
         if ts_min < lo or ts_max >= hi:  # the range cuts this block
-            ts = block["ts_event"]
-            block = block[(ts >= lo) & (ts < hi)]
-        parts.append(block)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            cut.append((at, at + n))
+        at += n
+    out["sym"][len(legacy) :] = sym
+    if cut:
+        keep = np.ones(len(out), dtype=bool)
+        for a, b in cut:
+            ts = out["ts_event"][a:b]
+            keep[a:b] = (ts >= lo) & (ts < hi)
+        out = out[keep]
+    return out
 
 
 def count_ticks(conn: sqlite3.Connection, symbol: str | None = None) -> int:
