@@ -270,3 +270,38 @@ def test_a_failed_encoding_raises_at_the_flush_and_writes_nothing(tmp_path, monk
     with pytest.raises(MemoryError, match="no room to encode"):
         w.flush()
     assert count_ticks(db.conn) == 0
+
+
+def _wait_for(what, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not what() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_wal_is_copied_back_by_the_writers_own_thread(tmp_path) -> None:
+    ticks = market(300_000)  # ~7 MB of blocks: past the 4 MB that nudge the thread
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    w.append_ticks(ticks, SYMBOLS)
+    w.flush()
+    (pages,) = db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    assert pages > 1000, "the commits leave the copying to the thread"
+    w.close()
+    assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert w.checkpoint_problem is None
+    for s, symbol in enumerate(SYMBOLS):
+        assert read_ticks(db.conn, symbol, sym=s).tobytes() == of(ticks, s).tobytes()
+
+
+def test_a_failing_wal_checkpoint_is_told_not_hidden(tmp_path, monkeypatch) -> None:
+    from mikrobot_tui.store import writer
+
+    monkeypatch.setattr(writer._Checkpointer, "PRAGMA", "PRAGMA wal_checkpoint(NO_SUCH_MODE")
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    w.append_ticks(market(300_000), SYMBOLS)
+    w.flush()
+    _wait_for(lambda: w.checkpoint_problem is not None)
+    assert w.checkpoint_problem is not None and "WAL checkpoint failed" in w.checkpoint_problem
+    w.close()
+    assert count_ticks(db.conn) == 300_000

@@ -389,6 +389,7 @@ class Engine:
 
     def close(self) -> None:
         self.stop()
+        self.writer.close()
         self.conn.close()
 
 
