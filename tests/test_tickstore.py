@@ -305,3 +305,17 @@ def test_a_failing_wal_checkpoint_is_told_not_hidden(tmp_path, monkeypatch) -> N
     assert w.checkpoint_problem is not None and "WAL checkpoint failed" in w.checkpoint_problem
     w.close()
     assert count_ticks(db.conn) == 300_000
+
+
+def test_a_block_that_does_not_decode_fails_the_read_of_many_blocks(tmp_path) -> None:
+    ticks = market(40_000)
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    w.append_ticks(ticks, SYMBOLS)
+    w.flush()
+    w.close()
+    ids = [r[0] for r in db.conn.execute("SELECT id FROM tick_blocks WHERE symbol = 'EURUSD'")]
+    assert len(ids) >= 2, "the read decodes several blocks, on the reading threads"
+    db.conn.execute("UPDATE tick_blocks SET data = substr(data, 1, 40) WHERE id = ?", (ids[1],))
+    with pytest.raises(ValueError, match="frames"):
+        read_ticks(db.conn, "EURUSD")

@@ -32,6 +32,7 @@ legacy rows alike.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import struct
 import threading
@@ -112,13 +113,18 @@ def _decode_payload(payload: bytes | memoryview, n: int, out: np.ndarray) -> Non
         raise ValueError(f"a tick frame holds {len(raw)} bytes where {n} ticks need more")
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(len(_COLUMNS), 8, n)
     cols = np.empty((len(_COLUMNS), n), dtype=np.uint64)
-    cols.view(np.uint8).reshape(len(_COLUMNS), n, 8)[...] = planes.transpose(0, 2, 1)
+    spread = cols.view(np.uint8).reshape(len(_COLUMNS), n, 8)
+    for k in range(8):  # a plane at a time: twice as fast as one transposed copy
+        spread[:, :, k] = planes[:, k, :]
+    # undone in place, in the aligned columns, then copied into the packed records once: an
+    # accumulation straight into their unaligned fields goes several times slower
     signed = cols.view(np.int64)
-    ts = out["ts_event"]
-    np.cumsum(signed[0], out=ts)
-    np.add(ts, signed[1], out=out["ts_recv"])
+    np.cumsum(signed[0], out=signed[0])
+    np.add(signed[0], signed[1], out=signed[1])
+    out["ts_event"], out["ts_recv"] = signed[0], signed[1]
     for row, name in enumerate(_COLUMNS[2:], 2):
-        np.bitwise_xor.accumulate(cols[row], out=out[name].view(np.uint64))
+        np.bitwise_xor.accumulate(cols[row], out=cols[row])
+        out[name] = cols[row].view(np.float64)  # a copy of the bits, NaN payloads and all
 
 
 def decode_into(data: bytes, n: int, out: np.ndarray, codec: str = CODEC) -> None:
@@ -286,6 +292,11 @@ class TickBuffer:
         return rows, gone
 
 
+@functools.cache
+def _readers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="tick-decoder")
+
+
 def next_block_id(conn: sqlite3.Connection) -> int:
     (top,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM tick_blocks").fetchone()
     return int(top) + 1
@@ -311,14 +322,18 @@ def read_ticks(
     # every block decoded straight into its place in one array, `sym` filled once
     out = np.empty(len(legacy) + sum(r[0] for r in rows), dtype=TICK_DTYPE)
     out[: len(legacy)] = legacy
-    at, cut = len(legacy), []
+    at, cut, jobs = len(legacy), [], []
     for n, codec, data, ts_min, ts_max in rows:
         if codec not in CODECS:
             raise ValueError(f"tick block of {symbol} has an unknown codec {codec!r}")
-        decode_into(data, n, out[at : at + n], codec)
+        jobs.append((data, n, out[at : at + n], codec))
         if ts_min < lo or ts_max >= hi:  # the range cuts this block
             cut.append((at, at + n))
         at += n
+    if len(jobs) > 1:  # zstandard and numpy's copies let go of the GIL: two threads decode
+        list(_readers().map(lambda job: decode_into(*job), jobs))  # raises what a job raised
+    elif jobs:
+        decode_into(*jobs[0])
     out["sym"][len(legacy) :] = sym
     if cut:
         keep = np.ones(len(out), dtype=bool)
