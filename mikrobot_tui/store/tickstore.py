@@ -21,10 +21,12 @@ The writer (store/writer.py) keeps each symbol's newest block open in memory (a 
 and writes what it gained with every flush as a chunk (a row of one frame), in the same
 transaction as the events of those ticks: a kill -9 loses no tick the database says it has.
 A block is sealed when it reaches BLOCK_TICKS or its hour ends; its frames joined make one row
-that replaces its chunks (a block that was one chunk keeps that row). A worker thread encodes
-frames from the moment a block seals while the engine goes on; a flush waits for them, and an
-encoding that failed raises there. Rows are read in id order, which is the order the ticks
-arrived in.
+that replaces its chunks (a block that was one chunk keeps that row). The engine's thread only
+copies each batch: a worker thread of the buffer groups the ticks, and two shared encoding
+threads encode each block as it seals (zstandard and most of numpy let go of the GIL); a flush
+waits for them, and whatever failed there raises at the flush. Rows are read in id order,
+which is the order the ticks arrived in; a read decodes its blocks on two threads straight
+into one array.
 
 `read_ticks(conn, symbol, start, end)` is the one way to read ticks back, from blocks and from
 legacy rows alike.
@@ -160,11 +162,12 @@ class _OpenBlock:
         "count",
         "frames",
         "fresh",
+        "fresh_max",
+        "fresh_min",
         "hour",
         "id",
         "ts_max",
         "ts_min",
-        "unwritten",
     )
 
     def __init__(self, block_id: int, hour: int) -> None:
@@ -174,24 +177,35 @@ class _OpenBlock:
         self.count = 0  # ticks in the block
         self.chunks: list[int] = []  # the ids of its chunk rows
         self.ts_min, self.ts_max = _I64.max, _I64.min
-        self.unwritten = 0  # ticks in no row yet
+        self.fresh_min, self.fresh_max = _I64.max, _I64.min
 
     def add(self, ticks: np.ndarray) -> None:
         self.fresh.append(ticks)
         self.count += len(ticks)
-        self.unwritten += len(ticks)
         ts = ticks["ts_event"]
-        self.ts_min, self.ts_max = min(self.ts_min, int(ts.min())), max(self.ts_max, int(ts.max()))
+        lo, hi = int(ts.min()), int(ts.max())
+        self.ts_min, self.ts_max = min(self.ts_min, lo), max(self.ts_max, hi)
+        self.fresh_min, self.fresh_max = min(self.fresh_min, lo), max(self.fresh_max, hi)
 
-    def frame_fresh(self, pool: ThreadPoolExecutor) -> tuple[Future[bytes], int, int, int]:
-        """The ticks not yet in a frame, handed to the pool to encode: the frame's future,
+    def frame_fresh(self) -> tuple[Future[bytes], int, int, int]:
+        """The ticks not yet in a frame, handed to the encoders as one: the frame to come,
         its tick count and ts_event range."""
         fresh, self.fresh = self.fresh, []
-        ticks = fresh[0] if len(fresh) == 1 else np.concatenate(fresh)
-        future = pool.submit(encode_frame, ticks)
-        self.frames.append(future)
-        ts = ticks["ts_event"]
-        return future, len(ticks), int(ts.min()), int(ts.max())
+        frame = _encoders().submit(_encode_parts, fresh)
+        self.frames.append(frame)
+        lo, hi = self.fresh_min, self.fresh_max
+        self.fresh_min, self.fresh_max = _I64.max, _I64.min
+        return frame, sum(len(f) for f in fresh), lo, hi
+
+
+def _encode_parts(parts: list[np.ndarray]) -> bytes:
+    return encode_frame(parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+
+@functools.cache
+def _encoders() -> ThreadPoolExecutor:
+    """Encoding threads, shared: zstandard lets go of the GIL, so two cores encode."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="tick-encoder")
 
 
 class TickBuffer:
@@ -204,9 +218,10 @@ class TickBuffer:
     A block sealed whole between two flushes is one frame, a block that was one chunk keeps
     that chunk's row as it is.
 
-    Frames are encoded by a worker thread (zstandard and numpy let go of the GIL), from the
-    moment a block seals, while the engine goes on with the next ticks; `take` waits for
-    them, and an encoding that failed raises there, before anything is written.
+    The work happens off the caller's thread, in the order it was asked for: `add` copies the
+    batch and queues it for the buffer's worker thread, which groups the ticks and hands each
+    block that seals to the encoding threads; `take` waits for both and re-raises whatever
+    failed there.
     """
 
     def __init__(self, next_id: int = 1) -> None:
@@ -214,12 +229,13 @@ class TickBuffer:
         self._open: dict[str, _OpenBlock] = {}
         self._sealed: list[tuple[str, _OpenBlock]] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._queued: list[Future[None]] = []
+        self._waiting = 0
 
     @property
     def waiting(self) -> int:
         """Ticks not yet handed to the writer in a row."""
-        sealed = sum(b.unwritten for _, b in self._sealed)
-        return sealed + sum(b.unwritten for b in self._open.values())
+        return self._waiting
 
     def close(self) -> None:
         """Stop the worker thread (the buffer starts another if used again)."""
@@ -227,9 +243,9 @@ class TickBuffer:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _workers(self) -> ThreadPoolExecutor:
+    def _worker(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tick-encoder")
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tick-buffer")
         return self._pool
 
     def _new_id(self) -> int:
@@ -237,9 +253,13 @@ class TickBuffer:
         return self._next_id - 1
 
     def add(self, ticks: np.ndarray, symbols: list[str] | tuple[str, ...]) -> None:
-        """A batch of ticks (any symbols, arrival order)."""
+        """A batch of ticks (any symbols, arrival order), copied: the caller may reuse it."""
         if len(ticks) == 0:
             return
+        self._waiting += len(ticks)
+        self._queued.append(self._worker().submit(self._add, ticks.copy(), tuple(symbols)))
+
+    def _add(self, ticks: np.ndarray, symbols: tuple[str, ...]) -> None:
         syms = ticks["sym"]
         # one stable sort groups the symbols and keeps each one's arrival order; each group
         # is then cut where its hour changes
@@ -257,25 +277,26 @@ class TickBuffer:
             block = self._open.get(symbol)
             if block is None or block.hour != hour or block.count >= BLOCK_TICKS:
                 if block is not None:
-                    self._seal(symbol, block)
+                    if block.fresh:
+                        block.frame_fresh()
+                    self._sealed.append((symbol, block))
                 block = self._open[symbol] = _OpenBlock(self._new_id(), hour)
             room = BLOCK_TICKS - block.count
             block.add(run[:room])
             run = run[room:]
 
-    def _seal(self, symbol: str, block: _OpenBlock) -> None:
-        if block.fresh:  # encoded while the engine goes on
-            block.frame_fresh(self._workers())
-        self._sealed.append((symbol, block))
-
     def take(self) -> tuple[list[tuple[Any, ...]], list[int]]:
         """What the next flush writes: rows (BLOCK_COLUMNS) to insert or replace, and the ids
-        of chunk rows to delete (their sealed block's row replaces them)."""
-        pool = self._workers()
-        chunks = []
-        for symbol, block in self._open.items():
-            if block.fresh:
-                chunks.append((symbol, block, block.frame_fresh(pool)))
+        of chunk rows to delete (their sealed block's row replaces them). Raises what failed
+        on the worker thread since the last take."""
+        queued, self._queued = self._queued, []
+        for job in queued:
+            job.result()
+        rows, gone = self._worker().submit(self._take).result()
+        self._waiting = 0
+        return rows, gone
+
+    def _take(self) -> tuple[list[tuple[Any, ...]], list[int]]:
         rows, gone = [], []
         for symbol, block in self._sealed:
             if len(block.chunks) == 1 and len(block.frames) == 1:
@@ -283,12 +304,13 @@ class TickBuffer:
             data = b"".join(f.result() for f in block.frames)
             rows.append((block.id, symbol, block.ts_min, block.ts_max, block.count, CODEC, data))
             gone.extend(block.chunks)
-        for symbol, block, (future, n, ts_min, ts_max) in chunks:
-            chunk = self._new_id()
-            rows.append((chunk, symbol, ts_min, ts_max, n, CODEC, future.result()))
-            block.chunks.append(chunk)
-            block.unwritten = 0
         self._sealed.clear()
+        for symbol, block in self._open.items():
+            if block.fresh:
+                frame, n, ts_min, ts_max = block.frame_fresh()
+                chunk = self._new_id()
+                rows.append((chunk, symbol, ts_min, ts_max, n, CODEC, frame.result()))
+                block.chunks.append(chunk)
         return rows, gone
 
 
