@@ -8,6 +8,11 @@ does; reads each
 symbol back whole with `read_ticks`; and compares the blocks' size with the same ticks as
 rows in the old `ticks` table with its index (SQLite's dbstat). Medians of R runs. DESIGN's
 targets: 5,000,000 ticks/s written, 10,000,000 read, at least 70% smaller than rows.
+
+"Written" is the engine thread's time until the last flush has committed: the writer's own
+thread copying the WAL back into the database file (store/writer.py) may still be at it, and
+the encoding and decoding threads want the machine's second core, so a busy machine shows
+here more than it did when all of it ran on one thread.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from mikrobot_tui.config import SimSettings
 from mikrobot_tui.data.sim import generate_ticks
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
+from mikrobot_tui.store.maintenance import check
 from mikrobot_tui.store.schema import open_db
 from mikrobot_tui.store.tickstore import (
     BLOCK_TICKS,
@@ -161,6 +162,7 @@ def test_a_locked_database_keeps_every_tick_until_it_can_write(tmp_path) -> None
 
 WRITER = """
 import sys, numpy as np
+from mikrobot_tui.store.maintenance import check
 from mikrobot_tui.store.schema import open_db
 from mikrobot_tui.store.writer import Writer
 data = np.load(sys.argv[2])
@@ -197,3 +199,123 @@ def test_a_kill_9_while_blocks_are_written_leaves_a_prefix_of_every_symbol(tmp_p
         assert got.tobytes() == of(ticks, s)[: len(got)].tobytes()
         stored += len(got)
     assert 0 < stored < len(ticks)
+
+
+def _xdz1(ticks: np.ndarray) -> bytes:
+    """A block as the first codec wrote it (files written before xdz2 hold these)."""
+    import zstandard
+
+    ts = ticks["ts_event"]
+    columns = [np.diff(ts, prepend=np.int64(0)), ticks["ts_recv"] - ts]
+    for name in ("bid", "ask", "last", "volume"):
+        bits = np.ascontiguousarray(ticks[name]).view(np.uint64)
+        columns.append(bits ^ np.r_[np.uint64(0), bits[:-1]])
+    whole = np.stack([c.view(np.uint64) for c in columns]).view(np.uint8)
+    shuffled = whole.reshape(len(columns), -1, 8).transpose(0, 2, 1).tobytes()
+    return zstandard.ZstdCompressor(level=1).compress(shuffled)
+
+
+def test_blocks_written_with_the_first_codec_still_read(tmp_path) -> None:
+    eur = of(market(20_000), 0)
+    db = open_db(tmp_path / "t.db")
+    old, new = eur[:1000], eur[1000:]
+    ts = old["ts_event"]
+    db.conn.execute(
+        "INSERT INTO tick_blocks (id, symbol, ts_min, ts_max, n, codec, data) "
+        "VALUES (1, 'EURUSD', ?, ?, ?, 'xdz1', ?)",
+        (int(ts.min()), int(ts.max()), len(old), _xdz1(old)),
+    )
+    w = Writer(db.conn)
+    w.append_ticks(new, SYMBOLS)
+    w.flush()
+    assert read_ticks(db.conn, "EURUSD").tobytes() == eur.tobytes()
+    start, end = int(eur["ts_event"][500]), int(eur["ts_event"][1500])
+    inside = eur[(eur["ts_event"] >= start) & (eur["ts_event"] < end)]
+    assert read_ticks(db.conn, "EURUSD", start, end).tobytes() == inside.tobytes()
+    assert check(db.conn, full=True).problems == []
+
+
+def test_a_block_sealed_from_several_chunks_is_one_row_that_round_trips(tmp_path) -> None:
+    n = BLOCK_TICKS + 10
+    eur = np.zeros(n, dtype=TICK_DTYPE)  # one symbol within one hour: one block and a bit
+    eur["ts_event"] = T0 + np.arange(n) * 1_000_000
+    eur["ts_recv"] = eur["ts_event"] + 7
+    eur["bid"] = 1.1 + np.random.default_rng(1).integers(0, 50, n) * 1e-5
+    eur["ask"], eur["last"], eur["volume"] = eur["bid"] + 1e-4, np.nan, 1.0
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    for a in range(0, BLOCK_TICKS, 1000):  # a chunk a flush while the block is open
+        w.append_ticks(eur[a : min(a + 1000, BLOCK_TICKS)], SYMBOLS)
+        w.flush()
+    assert db.conn.execute("SELECT COUNT(*) FROM tick_blocks").fetchone()[0] == 9
+    w.append_ticks(eur[BLOCK_TICKS:], SYMBOLS)  # the next block opens: this one seals
+    w.flush()
+    rows = db.conn.execute("SELECT n, codec FROM tick_blocks ORDER BY id").fetchall()
+    assert rows == [(BLOCK_TICKS, "xdz2"), (10, "xdz2")]
+    assert read_ticks(db.conn, "EURUSD").tobytes() == eur.tobytes()
+    (data,) = db.conn.execute("SELECT data FROM tick_blocks ORDER BY id LIMIT 1").fetchone()
+    assert decode(data, BLOCK_TICKS).tobytes() == eur[:BLOCK_TICKS].tobytes()
+
+
+def test_a_failed_encoding_raises_at_the_flush_and_writes_nothing(tmp_path, monkeypatch) -> None:
+    from mikrobot_tui.store import tickstore
+
+    def broken(ticks, compressor=None):
+        raise MemoryError("no room to encode")
+
+    monkeypatch.setattr(tickstore, "encode_frame", broken)
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    w.append_ticks(market(20_000), SYMBOLS)  # blocks seal: the worker thread encodes them
+    with pytest.raises(MemoryError, match="no room to encode"):
+        w.flush()
+    assert count_ticks(db.conn) == 0
+
+
+def _wait_for(what, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not what() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_wal_is_copied_back_by_the_writers_own_thread(tmp_path) -> None:
+    ticks = market(300_000)  # ~7 MB of blocks: past the 4 MB that nudge the thread
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    w.append_ticks(ticks, SYMBOLS)
+    w.flush()
+    (pages,) = db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    assert pages > 1000, "the commits leave the copying to the thread"
+    w.close()
+    assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert w.checkpoint_problem is None
+    for s, symbol in enumerate(SYMBOLS):
+        assert read_ticks(db.conn, symbol, sym=s).tobytes() == of(ticks, s).tobytes()
+
+
+def test_a_failing_wal_checkpoint_is_told_not_hidden(tmp_path, monkeypatch) -> None:
+    from mikrobot_tui.store import writer
+
+    monkeypatch.setattr(writer._Checkpointer, "PRAGMA", "PRAGMA wal_checkpoint(NO_SUCH_MODE")
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    w.append_ticks(market(300_000), SYMBOLS)
+    w.flush()
+    _wait_for(lambda: w.checkpoint_problem is not None)
+    assert w.checkpoint_problem is not None and "WAL checkpoint failed" in w.checkpoint_problem
+    w.close()
+    assert count_ticks(db.conn) == 300_000
+
+
+def test_a_block_that_does_not_decode_fails_the_read_of_many_blocks(tmp_path) -> None:
+    ticks = market(40_000)
+    db = open_db(tmp_path / "t.db")
+    w = Writer(db.conn)
+    w.append_ticks(ticks, SYMBOLS)
+    w.flush()
+    w.close()
+    ids = [r[0] for r in db.conn.execute("SELECT id FROM tick_blocks WHERE symbol = 'EURUSD'")]
+    assert len(ids) >= 2, "the read decodes several blocks, on the reading threads"
+    db.conn.execute("UPDATE tick_blocks SET data = substr(data, 1, 40) WHERE id = ?", (ids[1],))
+    with pytest.raises(ValueError, match="frames"):
+        read_ticks(db.conn, "EURUSD")

@@ -408,6 +408,7 @@ class Engine:
 
     def close(self) -> None:
         self.stop()
+        self.writer.close()
         self.conn.close()
 
 

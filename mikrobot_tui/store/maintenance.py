@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mikrobot_tui.store.tickstore import CODEC, decode, encode
+from mikrobot_tui.store.tickstore import CODEC, CODECS, decode, encode
 
 RETAIN_LEVEL = 19  # zstandard level for old blocks: 2-3x slower reads, about 20% smaller
 
@@ -138,10 +138,10 @@ def check(conn: sqlite3.Connection, *, full: bool = True) -> CheckReport:
 
 
 def _block_problem(n: int, codec: str, data: bytes) -> str | None:
-    if codec != CODEC:
+    if codec not in CODECS:
         return f"unknown codec {codec!r}"
     try:
-        ticks = decode(data, n)
+        ticks = decode(data, n, codec=codec)
     except Exception as exc:  # zstandard's and numpy's errors alike: the block is unreadable
         return f"does not decode ({exc})"
     if len(ticks) != n:
@@ -190,7 +190,7 @@ def retain(conn: sqlite3.Connection, older_than_ns: int, *, drop: bool = False) 
             squeeze = zstandard.ZstdCompressor(level=RETAIN_LEVEL)
             for group in groups:
                 symbol = group[0][1]
-                parts = [decode(r[6], r[4]) for r in group]
+                parts = [decode(r[6], r[4], codec=r[5]) for r in group]
                 merged = np.concatenate(parts) if len(parts) > 1 else parts[0]
                 ts = merged["ts_event"]
                 data = encode(merged, compressor=squeeze)

@@ -32,12 +32,15 @@ def write_ticks(
     raises sqlite3.OperationalError; what was written before stays (each chunk is whole).
     """
     writer = Writer(conn)
-    for start in range(0, len(ticks), CHUNK):
-        chunk = ticks[start : start + CHUNK]
-        writer.append_ticks(chunk, symbols)
-        flush(writer)
-        if on_chunk is not None:
-            on_chunk(len(chunk))
+    try:
+        for start in range(0, len(ticks), CHUNK):
+            chunk = ticks[start : start + CHUNK]
+            writer.append_ticks(chunk, symbols)
+            flush(writer)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    finally:
+        writer.close()
     return len(ticks)
 
 

@@ -15,14 +15,20 @@ Any other error (a missing table, a broken constraint) is a bug: it raises.
 Ticks are not rows: `append_ticks` hands them to a TickBuffer (store/tickstore.py), and every
 flush writes the blocks that changed (the sealed ones, and each symbol's open block as it has
 grown, as a chunk) in the same transaction as everything else. For flushing by size a tick
-counts as 1/TICKS_PER_ROW of a row: a replay flushes every ~80,000 ticks rather than 5,000, so
-blocks fill and seal between flushes and are encoded once, and the transactions' own cost is
-spread over more ticks. For back-pressure a tick counts whole, as when it was a row.
+counts as 1/TICKS_PER_ROW of a row: a replay flushes every ~320,000 ticks rather than 5,000,
+so most blocks fill and seal between flushes and are written once, and the transactions' own
+cost (a file replay's checkpoint of the engine's state with each) is spread over more ticks.
+For back-pressure a tick counts whole, as when it was a row.
+
+Once ticks are written, a thread of the writer's own copies the WAL back into the database
+file (`_Checkpointer`), so the engine's commits do not wait for that copy and its fsyncs.
+`close()` stops the writer's threads.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +64,7 @@ class _Pending:
 
 class Writer:
     FLUSH_ROWS = 5_000
-    TICKS_PER_ROW = 16
+    TICKS_PER_ROW = 64
     FLUSH_SECONDS = 0.05
     MAX_PENDING_ROWS = 250_000  # past this the engine takes no new ticks until rows land
     BACKOFF_S = (0.05, 2.0)
@@ -84,6 +90,9 @@ class Writer:
         self._backoff = self.BACKOFF_S[0]
         self.before_flush: Callable[[], None] | None = None  # adds rows that must go along
         self._ticks: TickBuffer | None = None  # made at the first tick: it asks the next id
+        self._wal_bytes = 0  # about what commits added to the WAL since the last checkpoint
+        self._checkpointer: _Checkpointer | None = None  # started by the first ticks written
+        self._checkpointer_tried = False
 
     @property
     def pending_ticks(self) -> int:
@@ -169,6 +178,10 @@ class Writer:
         if self._ticks is None or not self._ticks.waiting:
             return
         rows, gone = self._ticks.take()
+        if not self._checkpointer_tried:  # ticks are the writes that make the WAL grow fast
+            self._checkpointer_tried = True
+            self._checkpointer = _Checkpointer.start(self._conn)
+        self._wal_bytes += sum(len(r[6]) for r in rows)
         self.upsert("tick_blocks", BLOCK_COLUMNS, rows)
         if gone:
             self._add("delete", "tick_blocks", ("id",), [(i,) for i in gone])
@@ -216,7 +229,28 @@ class Writer:
         self._drop()
         self.problem, self.full, self.cannot_store, self.since = None, False, False, None
         self._backoff = self.BACKOFF_S[0]
+        self._wal_bytes += 120 * written
+        if self._wal_bytes >= _Checkpointer.EVERY_BYTES:
+            self._checkpoint()
         return written
+
+    def _checkpoint(self) -> None:
+        self._wal_bytes = 0
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
+
+    @property
+    def checkpoint_problem(self) -> str | None:
+        """Why the last WAL checkpoint of the writer's thread failed, None when fine."""
+        return self._checkpointer.problem if self._checkpointer is not None else None
+
+    def close(self) -> None:
+        """Stop the writer's threads (what is buffered stays buffered: flush first)."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        self._checkpointer, self._checkpointer_tried = None, False
+        if self._ticks is not None:
+            self._ticks.close()
 
     def _write(self, ops: list[_Pending]) -> None:
         cur = self._conn.cursor()
@@ -258,6 +292,64 @@ class Writer:
         self.problem = f"database {_TRANSIENT[code]} ({exc})"
         self._retry_at = now + self._backoff
         self._backoff = min(self._backoff * 2, self.BACKOFF_S[1])
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file on a thread and connection of its own.
+
+    SQLite's auto-checkpoint does it inside the COMMIT that takes the WAL past 1,000 pages,
+    with two fsyncs: most of what a replay storing ticks paid to write them. Here the engine's
+    commits only append to the WAL, and the writer nudges this thread after every ~4 MB; a
+    PASSIVE checkpoint never blocks the writer or readers. Should the thread fall behind or
+    fail (`problem`), SQLite's own auto-checkpoint, raised to SAFETY_PAGES, bounds the WAL.
+    """
+
+    EVERY_BYTES = 4 << 20  # about SQLite's own 1,000 pages
+    SAFETY_PAGES = 25_000  # ~100 MB of WAL
+    PRAGMA = "PRAGMA wal_checkpoint(PASSIVE)"
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn, self._path = conn, path
+        self._wake = threading.Event()
+        self._stopping = False
+        self.problem: str | None = None
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        conn.execute(f"PRAGMA wal_autocheckpoint={self.SAFETY_PAGES}")
+        self._thread.start()
+
+    @classmethod
+    def start(cls, conn: sqlite3.Connection) -> _Checkpointer | None:
+        """A checkpointer for this connection's file, None when it has no file or no WAL."""
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        path = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
+        if str(mode).lower() != "wal" or not path:
+            return None
+        return cls(conn, path)
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute(self.PRAGMA).fetchall()
+                    self.problem = None
+                except sqlite3.Error as exc:
+                    self.problem = f"WAL checkpoint failed ({exc})"
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+        self._conn.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
 
 
 TRADE_COLUMNS = ("ts_event", "ts_recv", "symbol", "price", "size", "side")
