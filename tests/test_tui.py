@@ -563,3 +563,25 @@ def test_the_latency_cpk_is_coloured_by_the_usual_capability_thresholds() -> Non
     assert cpk_cell(1.1) == ("1.10", "warn")
     assert cpk_cell(0.4) == ("0.40", "down")
     assert cpk_cell(0.4, live=False) == ("0.40", "muted")
+
+
+async def test_a_screenshot_goes_to_the_working_directory_and_says_where(
+    cockpit_db: FixtureDB, tmp_path: Path, monkeypatch
+) -> None:
+    """No ~/Downloads (a server, a fresh account): Textual's default place fails there."""
+    home, here = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_DOWNLOAD_DIR", raising=False)
+    monkeypatch.chdir(here)
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        app.deliver_screenshot()
+        await wait_until(pilot, lambda: any(here.glob("*.svg")))
+        await wait_until(
+            pilot,
+            lambda: any(str(here) in str(t.render()) for t in app.screen.query("Toast")),
+        )
+    (shot,) = here.glob("*.svg")
+    assert shot.read_text().startswith("<svg")

@@ -130,6 +130,14 @@ class CockpitApp(App[None]):
                 await asyncio.wait_for(worker.wait(), timeout=self.engine_stop_timeout_s)
         self.exit()
 
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's Screenshot: into the working directory (Textual's default, the
+        user's Downloads folder, fails where there is none, as on a server); the toast says
+        where it went."""
+        return super().deliver_screenshot(filename, path or str(Path.cwd()), time_format)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand(
             "Halt trading", "Refuse every new order until resumed (h)", self.action_halt
