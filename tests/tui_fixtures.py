@@ -237,6 +237,21 @@ DECISIONS = [
 ]  # fmt: skip
 
 
+def equity_minutes(now_ns: int, minutes: int = 90) -> list[tuple]:
+    """Each account's equity a minute for the last `minutes`, ending at its equity above: a
+    fixed wave with a drawdown in the middle (the chart's test data)."""
+    import math
+
+    rows = []
+    start = now_ns // 60_000_000_000 * 60_000_000_000 - minutes * 60_000_000_000
+    for name, _, _, _, balance, equity, *_ in ACCOUNTS:
+        for k in range(minutes + 1):
+            at = k / minutes
+            value = balance + (equity - balance) * at - 40.0 * math.sin(math.pi * at) ** 2
+            rows.append((name, start + k * 60_000_000_000, balance, round(value, 2), 0.0, None))
+    return rows
+
+
 def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACTIVE") -> FixtureDB:
     """A database as a running simulated engine would have left it at `now_ns`."""
     db = open_db(path)
@@ -247,6 +262,7 @@ def build_fixture_db(path: Path, now_ns: int = NOW_NS, trading_state: str = "ACT
         COLUMNS["instruments"],
         [(*row, 0.0) for row in INSTRUMENTS],  # min_notional
     )
+    w.upsert("equity", COLUMNS["equity"], equity_minutes(now_ns))
     w.upsert(
         "latest",
         COLUMNS["latest"],

@@ -33,6 +33,7 @@ from mikrobot_tui.tui.panes._format import as_of_time
 from mikrobot_tui.tui.panes.ab import ABPane
 from mikrobot_tui.tui.panes.breakers import BreakersPane
 from mikrobot_tui.tui.panes.decisions import DecisionsPane
+from mikrobot_tui.tui.panes.equity import EquityPane
 from mikrobot_tui.tui.panes.header import StatusHeader
 from mikrobot_tui.tui.panes.positions import PositionsPane
 from mikrobot_tui.tui.panes.quality import QualityPane
@@ -98,6 +99,7 @@ class CockpitScreen(Screen):
                 yield DecisionsPane(id="decisions")
             with Vertical(id="right"):
                 yield PositionsPane(id="positions")
+                yield EquityPane(self.db_path, id="equity")
                 yield BreakersPane(id="breakers")
                 yield ABPane(id="ab")
         yield SignalNotices(self.db_path)
