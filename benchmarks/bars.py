@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.replay import tick_file
+from benchmarks.replay import seeded_ticks_cli
 
 N_BARS = 200_000
 CALLS = 200
@@ -96,12 +95,7 @@ def read_times(path: Path, seed: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    data = np.load(tick_file(args.ticks))
-    ticks, symbols = data["ticks"], [str(s) for s in data["symbols"]]
+    args, ticks, symbols = seeded_ticks_cli(__doc__)
     built = statistics.median(candles_per_second(ticks, symbols) for _ in range(args.repeat))
     with tempfile.TemporaryDirectory() as tmp:
         path = stored_bars(Path(tmp))

@@ -22,9 +22,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parent / "data"
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01 00:00 UTC
+
+
+def seeded_ticks_cli(doc: str) -> tuple[argparse.Namespace, Any, list[str]]:
+    """The options every tick benchmark takes (--ticks N, --repeat R) and the seeded ticks
+    (a TICK_DTYPE array)."""
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    data = np.load(tick_file(args.ticks))
+    return args, data["ticks"], [str(s) for s in data["symbols"]]
 
 
 def tick_file(n_ticks: int) -> Path:

@@ -17,7 +17,6 @@ here more than it did when all of it ran on one thread.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import statistics
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.replay import tick_file
+from benchmarks.replay import seeded_ticks_cli
 
 
 def one_run(ticks: np.ndarray, symbols: list[str], folder: Path) -> tuple[float, float, float]:
@@ -88,12 +87,7 @@ def row_bytes(ticks: np.ndarray, symbols: list[str], folder: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    data = np.load(tick_file(args.ticks))
-    ticks, symbols = data["ticks"], [str(s) for s in data["symbols"]]
+    args, ticks, symbols = seeded_ticks_cli(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [one_run(ticks, symbols, Path(tmp)) for _ in range(args.repeat)]
         rows = row_bytes(ticks, symbols, Path(tmp))
