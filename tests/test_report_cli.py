@@ -56,20 +56,32 @@ class Book:
         self.event(ts, "order_submitted", order)
         fill = {"order_id": oid, "lots": lots, "commission": 5.0, "slippage": slippage}
         self.event(ts, "order_filled", fill)
-        pos = {"position_id": oid, "symbol": symbol, "strategy": strategy, "rate": 1.0}
-        self.event(ts, "position_opened", pos)
+        pos = {"position_id": oid, "order_id": oid, "symbol": symbol, "side": "BUY"}
+        pos |= {"lots": lots, "entry_price": 1.0, "commission": 5.0, "equity_at_open": 1000.0}
+        self.event(ts, "position_opened", {**pos, "strategy": strategy, "rate": 1.0})
         return oid
+
+    def close_part(self, pid, ts, symbol, strategy, pnl, r, lots, left=0.0) -> None:
+        """Close `lots` of position `pid` (all of it when nothing is `left`)."""
+        exit_id = f"{pid}-X{ts}"
+        exit_order = {"order_id": exit_id, "symbol": symbol, "position_id": pid, "lots": lots}
+        self.event(ts, "order_submitted", {**exit_order, "strategy": strategy})
+        fill = {"order_id": exit_id, "lots": lots, "commission": 5.0, "slippage": 0.0}
+        self.event(ts, "order_filled", fill)
+        closed = {"position_id": pid, "exit_price": 1.0, "reason": "close", "pnl": pnl}
+        closed |= {"commission": 5.0, "rate": 1.0, "return_pct": 0.0, "r_multiple": r}
+        if left:
+            part = {"lots": left, "entry_price": 1.0, "added_lots": 0.0, "closed_lots": lots}
+            self.event(ts, "position_changed", {**closed, **part, "order_id": exit_id})
+        else:
+            self.event(ts, "position_closed", closed)
+        # the engine's trades table: one row per position, the last close replaces the first
+        row = (pid, self.account, strategy, symbol, "BUY", lots, 1.0, 1.0, ts - H, ts)
+        self.w.upsert("trades", COLUMNS["trades"], [(*row, pnl, 10.0, 0.0, r, "close")])
 
     def trade(self, opened, closed, symbol, strategy, pnl, r, slippage=0.0, lots=0.5) -> str:
         pid = self.open(opened, symbol, strategy, slippage, lots)
-        exit_id = f"{pid}-X"
-        exit_order = {"order_id": exit_id, "symbol": symbol, "position_id": pid, "lots": lots}
-        self.event(closed, "order_submitted", {**exit_order, "strategy": strategy})
-        fill = {"order_id": exit_id, "lots": lots, "commission": 5.0, "slippage": 0.0}
-        self.event(closed, "order_filled", fill)
-        self.event(closed, "position_closed", {"position_id": pid, "pnl": pnl, "rate": 1.0})
-        row = (pid, self.account, strategy, symbol, "BUY", lots, 1.0, 1.0, opened, closed)
-        self.w.upsert("trades", COLUMNS["trades"], [(*row, pnl, 10.0, 0.0, r, "close")])
+        self.close_part(pid, closed, symbol, strategy, pnl, r, lots)
         return pid
 
     def equity(self, points) -> None:
@@ -162,6 +174,22 @@ def test_per_strategy_curves_are_realized_pnl_on_the_account_capital(crypto_db: 
     assert s2.metrics["exposure"] == pytest.approx(2 / 60)
     assert [v.name for v in rep.symbols] == ["BTCUSDT"]
     assert rep.symbols[0].metrics["trades"] == 3
+
+
+def test_a_partial_close_is_a_trade_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    b = Book(path, "P")
+    b.equity([(T0, 1000.0), (T0 + 3 * H, 1040.0)])
+    pid = b.open(T0 + H, "BTCUSDT", "s", lots=1.0)
+    b.close_part(pid, T0 + 2 * H, "BTCUSDT", "s", 30.0, 1.0, lots=0.5, left=0.5)
+    b.close_part(pid, T0 + 3 * H, "BTCUSDT", "s", -5.0, -0.5, lots=0.5)
+    b.close()
+    assert read(path).execute("SELECT COUNT(*) FROM trades").fetchone()[0] == 1
+    m = account_report(read(path), "P").metrics
+    # net: 30 - 5 exit - 2.5 (half the entry commission); -5 - 5 - 2.5
+    assert m["trades"] == 2
+    assert (m["avg_win"], m["avg_loss"]) == (22.5, -12.5)
+    assert m["avg_holding_s"] == pytest.approx(1.5 * 3600)
 
 
 def test_breakdowns_by_day_week_and_month(crypto_db: Path) -> None:

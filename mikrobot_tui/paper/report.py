@@ -35,10 +35,12 @@ from typing import Any
 import numpy as np
 
 from mikrobot_tui.domain.bar_clock import bar_opens
+from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.instruments import default_instruments
 from mikrobot_tui.domain.market import D1, H1
 from mikrobot_tui.paper import analytics as an
 from mikrobot_tui.paper.analytics import Undefined, Value
+from mikrobot_tui.paper.portfolio import fold
 from mikrobot_tui.store.performance import AccountRecord, account_names, first_last_close
 from mikrobot_tui.store.performance import read_account as _read
 
@@ -113,7 +115,6 @@ class Activity:
     swaps: list[dict[str, Any]]  # ts, symbol, strategy, amount (to the account)
     open_positions: list[dict[str, Any]]  # symbol, strategy, ts_opened
     symbols: set[str]
-    partial_closes: int
 
 
 def period_starts(ts: np.ndarray, unit: str, ny_close: bool) -> np.ndarray:
@@ -154,7 +155,6 @@ def activity(record: AccountRecord, since_ns: int | None) -> Activity:
     fills: list[dict[str, Any]] = []
     swaps: list[dict[str, Any]] = []
     waiting: dict[str, Any] | None = None  # a fill whose rate comes with the next position event
-    partial = 0
     for _seq, ts, kind, p in record.events:
         if kind == "order_submitted":
             orders[p["order_id"]] = p
@@ -190,8 +190,6 @@ def activity(record: AccountRecord, since_ns: int | None) -> Activity:
                 rate = rates.get(waiting["symbol"], math.nan)
                 waiting["slippage"] = waiting["slip_units"] * rate
             waiting = None
-            if kind == "position_changed" and p.get("closed_lots", 0.0) > 0:
-                partial += 1
             if kind == "position_closed" and pos is not None:
                 pos["closed"] = True
         elif kind == "swap" and ts >= since:
@@ -206,7 +204,38 @@ def activity(record: AccountRecord, since_ns: int | None) -> Activity:
             )
     still_open = [p for p in positions.values() if not p.get("closed")]
     symbols = {o["symbol"] for o in orders.values() if o.get("symbol")}
-    return Activity(fills, swaps, still_open, symbols, partial)
+    return Activity(fills, swaps, still_open, symbols)
+
+
+_TRADE_EVENTS = ("account_opened", "position_opened", "position_changed", "position_closed")
+
+
+def closed_trades(record: AccountRecord, since_ns: int | None) -> list[dict[str, Any]]:
+    """The account's closed trades (whole and partial closes) from `since_ns` on, in closing
+    order: the fold the engine itself uses over the position events. The `trades` table keeps
+    one row per position, so a later partial close replaces an earlier one there."""
+    events = (
+        Event(seq, ts, EventKind(kind), record.account, p)
+        for seq, ts, kind, p in record.events
+        if kind in _TRADE_EVENTS
+    )
+    acct = fold(events).accounts.get(record.account)
+    since = -(2**63) if since_ns is None else since_ns
+    trades = [
+        {
+            "position_id": t.position_id,
+            "strategy": t.strategy,
+            "symbol": t.symbol,
+            "ts_opened": t.ts_opened,
+            "ts_closed": t.ts_closed,
+            "pnl": t.pnl,
+            "commission": t.commission,
+            "r_multiple": t.r_multiple,
+        }
+        for t in (acct.trades if acct is not None else [])
+        if t.ts_closed >= since
+    ]
+    return sorted(trades, key=lambda t: (t["ts_closed"], t["position_id"]))
 
 
 def is_crypto(record: AccountRecord, symbols: set[str]) -> bool:
@@ -351,14 +380,10 @@ def account_report(
     crypto = is_crypto(record, act.symbols)
     ny = not crypto
     ppy = an.periods_per_year(frequency, crypto)
+    trades = closed_trades(record, since_ns)
     notes: list[str] = []
     if not act.symbols:
         notes.append("no order on record: periods_per_year assumes 252 trading days")
-    if act.partial_closes:
-        notes.append(
-            f"{act.partial_closes} partial closes: the trades table keeps one row per "
-            "position (the last close), so trade metrics count each position once"
-        )
     # the period starts at the account's first equity point (the minute its market time
     # began: the account_opened event of a replay is stamped before any tick), or at since_ns
     first = record.first_equity_ts
@@ -366,7 +391,7 @@ def account_report(
         first = record.opened_ts if record.opened_ts is not None else 0
     start_ts = first if since_ns is None else max(since_ns, first)
     ends = [start_ts, *record.equity_ts[-1:].tolist()]
-    ends += [t["ts_closed"] for t in record.trades] + [f["ts"] for f in act.fills]
+    ends += [t["ts_closed"] for t in trades] + [f["ts"] for f in act.fills]
     end_ts = int(max(ends))
     base = record.equity_before if since_ns is not None else None
     if base is None:
@@ -387,24 +412,24 @@ def account_report(
         curve = Undefined("no equity point in the period")
     open_since = [p["ts_opened"] for p in act.open_positions]
     values = metric_values(
-        curve, returns, ppy, window, record.trades, open_since, act.fills, act.swaps, risk_free
+        curve, returns, ppy, window, trades, open_since, act.fills, act.swaps, risk_free
     )
     metrics, reasons = _split(values)
     metrics.update(periods_per_year=ppy, frequency=frequency)
     views = {}
     for by in ("strategy", "symbol"):
-        names = sorted({t[by] for t in record.trades} | {p[by] for p in act.open_positions})
+        names = sorted({t[by] for t in trades} | {p[by] for p in act.open_positions})
         views[by] = [
-            _view(by, name, record, act, base, keys, unit, ny, ppy, window, risk_free)
+            _view(by, name, trades, act, base, keys, unit, ny, ppy, window, risk_free)
             for name in names
         ]
     amount, fraction = an.drawdown(curve_eq)
-    closes = np.array([t["ts_closed"] for t in record.trades], dtype=np.int64)
+    closes = np.array([t["ts_closed"] for t in trades], dtype=np.int64)
     periods = {
         name: breakdown(record.equity_ts, record.equity, base or 0.0, closes, u, ny)
         for name, u in BREAKDOWNS.items()
     }
-    traded = {t["symbol"] for t in record.trades} | {p["symbol"] for p in act.open_positions}
+    traded = {t["symbol"] for t in trades} | {p["symbol"] for p in act.open_positions}
     return Report(
         account=account,
         currency=record.currency,
@@ -429,7 +454,7 @@ def account_report(
 def _view(
     by: str,
     name: str,
-    record: AccountRecord,
+    all_trades: list[dict[str, Any]],
     act: Activity,
     base: float | None,
     keys: np.ndarray,
@@ -440,7 +465,7 @@ def _view(
     risk_free: float,
 ) -> View:
     """One strategy's or symbol's metrics, on the curve of its realized P&L (module doc)."""
-    trades = [t for t in record.trades if t[by] == name]
+    trades = [t for t in all_trades if t[by] == name]
     swaps = [s for s in act.swaps if s[by] == name]
     steps = sorted(
         [(t["ts_closed"], t["pnl"] - t["commission"]) for t in trades]

@@ -1,5 +1,5 @@
-"""What the performance report reads: an account's equity curve, closed trades, the events
-that carry costs (fills, swaps) and the bars for buy-and-hold. Reads only, in one read
+"""What the performance report reads: an account's equity curve, the events that carry its
+trades and costs (positions, fills, swaps) and the bars for buy-and-hold. Reads only, in one read
 transaction, so an engine writing at the same time cannot tear the picture."""
 
 from __future__ import annotations
@@ -22,16 +22,6 @@ REPORT_EVENTS = (
     "position_closed",
     "swap",
 )
-TRADE_COLUMNS = (
-    "position_id",
-    "strategy",
-    "symbol",
-    "ts_opened",
-    "ts_closed",
-    "pnl",
-    "commission",
-    "r_multiple",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +43,6 @@ class AccountRecord:
     first_equity_ts: int | None  # the account's first equity point ever
     equity_ts: np.ndarray  # int64 ns, one point a minute of market time
     equity: np.ndarray
-    trades: list[dict[str, Any]]  # closed at or after since_ns, in closing order
     events: list[tuple[int, int, str, dict[str, Any]]]  # (seq, ts, kind, payload)
     instruments: dict[str, Instrument]
 
@@ -88,14 +77,6 @@ def read_account(
             (account, since),
         ).fetchone()
         first = conn.execute("SELECT MIN(ts) FROM equity WHERE account = ?", (account,)).fetchone()
-        trades = [
-            dict(zip(TRADE_COLUMNS, row, strict=True))
-            for row in conn.execute(
-                f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades WHERE account = ? "
-                "AND ts_closed >= ? ORDER BY ts_closed, position_id",
-                (account, since),
-            )
-        ]
         marks = ", ".join("?" * len(REPORT_EVENTS))
         events = [
             (seq, ts, kind, json.loads(payload))
@@ -126,7 +107,6 @@ def read_account(
         first_equity_ts=first[0] if first else None,
         equity_ts=np.array([r[0] for r in eq], dtype=np.int64),
         equity=np.array([r[1] for r in eq], dtype=float),
-        trades=trades,
         events=events,
         instruments=instruments,
     )
