@@ -118,7 +118,9 @@ def _cell(value: Any, key: str) -> str:
     if isinstance(value, str):
         return value
     if key in ("total_return", "cagr", "annualized_volatility", "win_rate", "exposure"):
-        return f"{value * 100:.2f}%"
+        return f"{value * 100:.3g}%" if abs(value) >= 1e4 else f"{value * 100:.2f}%"
+    if abs(value) >= 1e7:  # a short period's annualized figures: no column holds them whole
+        return f"{value:.3g}"
     if key == "max_drawdown_pct":
         return f"{value:.2f}%"
     if key in ("max_drawdown_duration", "avg_holding_s"):
