@@ -15,7 +15,8 @@ from engine_data import FAST_ACCOUNTS, replay, waves
 from typer.testing import CliRunner
 
 from mikrobot_tui.cli import app
-from mikrobot_tui.paper.report import METRIC_KEYS, account_report, period_starts
+from mikrobot_tui.paper.periods import period_starts
+from mikrobot_tui.paper.report import METRIC_KEYS, account_report
 from mikrobot_tui.store.schema import COLUMNS, open_db
 from mikrobot_tui.store.writer import Writer
 

@@ -16,10 +16,8 @@ day: 17:00 to 17:00 New York for an account that trades anything but crypto (fiv
 252 a year assumes), the UTC day for one that trades only crypto (365 a year). Breakdowns use
 the same days, and weeks from Monday 00:00 UTC, calendar months in UTC.
 
-Costs come from the event log: commission from every `order_filled`; slippage from the
-fill's `slippage` (price units against the price when the order was decided, positive is
-worse) x lots x contract size x the quote-to-account rate booked with the position event that
-follows the fill; swaps from `swap` events. Costs are reported as paid: positive is a cost.
+Costs and closed trades come from the event log (paper/account_log.py); costs are reported
+as paid: positive is a cost.
 """
 
 from __future__ import annotations
@@ -29,19 +27,15 @@ import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from mikrobot_tui.domain.bar_clock import bar_opens
-from mikrobot_tui.domain.events import Event, EventKind
-from mikrobot_tui.domain.instruments import default_instruments
-from mikrobot_tui.domain.market import D1, H1
 from mikrobot_tui.paper import analytics as an
+from mikrobot_tui.paper.account_log import Activity, activity, closed_trades, is_crypto
 from mikrobot_tui.paper.analytics import Undefined, Value
-from mikrobot_tui.paper.portfolio import fold
-from mikrobot_tui.store.performance import AccountRecord, account_names, first_last_close
+from mikrobot_tui.paper.periods import BREAKDOWNS, breakdown, iso, last_per_period, period_starts
+from mikrobot_tui.store.performance import account_names, first_last_close
 from mikrobot_tui.store.performance import read_account as _read
 
 METRIC_KEYS = (
@@ -71,9 +65,6 @@ METRIC_KEYS = (
     "swaps",
     "slippage",
 )
-BREAKDOWNS = {"daily": "D", "weekly": "W", "monthly": "M"}
-_WEEK = 7 * D1
-_MONDAY = 4 * D1  # 1970-01-01 was a Thursday: Mondays are 4 days after it, modulo a week
 
 
 @dataclass(frozen=True)
@@ -104,148 +95,6 @@ class Report:
     strategies: list[View] = field(default_factory=list)
     symbols: list[View] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Activity:
-    """What the event log says beyond the trades table: fills with their costs, swaps, the
-    positions still open, and the symbols the account ever ordered."""
-
-    fills: list[dict[str, Any]]  # ts, symbol, strategy, commission, slippage (money or nan)
-    swaps: list[dict[str, Any]]  # ts, symbol, strategy, amount (to the account)
-    open_positions: list[dict[str, Any]]  # symbol, strategy, ts_opened
-    symbols: set[str]
-
-
-def period_starts(ts: np.ndarray, unit: str, ny_close: bool) -> np.ndarray:
-    """The start of the period holding each time: H (UTC hour), D (trading day), W (Monday
-    00:00 UTC), M (calendar month, UTC)."""
-    t = np.asarray(ts, dtype=np.int64)
-    if unit == "H":
-        return t // H1 * H1
-    if unit == "D":
-        return bar_opens(t, D1, ny_close)
-    if unit == "W":
-        return (t - _MONDAY) // _WEEK * _WEEK + _MONDAY
-    if unit == "M":
-        return (
-            t.astype("datetime64[ns]")
-            .astype("datetime64[M]")
-            .astype("datetime64[ns]")
-            .view(np.int64)
-        )
-    raise ValueError(f"unknown period {unit!r}")
-
-
-def last_per_period(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each period's start and its last value (keys in time order)."""
-    if keys.size == 0:
-        return keys, np.asarray(values, dtype=float)[:0]
-    last = np.flatnonzero(np.append(keys[1:] != keys[:-1], True))
-    return keys[last], np.asarray(values, dtype=float)[last]
-
-
-def activity(record: AccountRecord, since_ns: int | None) -> Activity:
-    """Fold the account's events into fills, swaps and open positions (see the module doc)."""
-    catalogue = default_instruments()
-    since = -(2**63) if since_ns is None else since_ns
-    orders: dict[str, dict[str, Any]] = {}
-    positions: dict[str, dict[str, Any]] = {}
-    rates: dict[str, float] = {}
-    fills: list[dict[str, Any]] = []
-    swaps: list[dict[str, Any]] = []
-    waiting: dict[str, Any] | None = None  # a fill whose rate comes with the next position event
-    for _seq, ts, kind, p in record.events:
-        if kind == "order_submitted":
-            orders[p["order_id"]] = p
-        elif kind == "order_filled":
-            order = orders.get(p["order_id"], {})
-            symbol = order.get("symbol", "")
-            owner = positions.get(order.get("position_id") or order.get("parent_id") or "")
-            inst = record.instruments.get(symbol) or catalogue.get(symbol)
-            size = inst.contract_size if inst is not None else math.nan
-            waiting = {
-                "ts": ts,
-                "symbol": symbol,
-                "strategy": owner["strategy"] if owner else order.get("strategy", ""),
-                "commission": float(p.get("commission", 0.0)),
-                "slip_units": float(p.get("slippage", 0.0)) * float(p["lots"]) * size,
-                "slippage": math.nan,
-            }
-            waiting["slippage"] = waiting["slip_units"] * rates.get(symbol, math.nan)
-            if ts >= since:
-                fills.append(waiting)
-        elif kind in ("position_opened", "position_changed", "position_closed"):
-            pid = p["position_id"]
-            if kind == "position_opened":
-                positions[pid] = {
-                    "symbol": p["symbol"],
-                    "strategy": p.get("strategy", ""),
-                    "ts_opened": ts,
-                }
-            pos = positions.get(pid)
-            if "rate" in p and pos is not None:
-                rates[pos["symbol"]] = float(p["rate"])
-            if waiting is not None and waiting["ts"] == ts:
-                rate = rates.get(waiting["symbol"], math.nan)
-                waiting["slippage"] = waiting["slip_units"] * rate
-            waiting = None
-            if kind == "position_closed" and pos is not None:
-                pos["closed"] = True
-        elif kind == "swap" and ts >= since:
-            pos = positions.get(p.get("position_id", ""), {})
-            swaps.append(
-                {
-                    "ts": ts,
-                    "symbol": pos.get("symbol", ""),
-                    "strategy": pos.get("strategy", ""),
-                    "amount": float(p["amount"]),
-                }
-            )
-    still_open = [p for p in positions.values() if not p.get("closed")]
-    symbols = {o["symbol"] for o in orders.values() if o.get("symbol")}
-    return Activity(fills, swaps, still_open, symbols)
-
-
-_TRADE_EVENTS = ("account_opened", "position_opened", "position_changed", "position_closed")
-
-
-def closed_trades(record: AccountRecord, since_ns: int | None) -> list[dict[str, Any]]:
-    """The account's closed trades (whole and partial closes) from `since_ns` on, in closing
-    order: the fold the engine itself uses over the position events. The `trades` table keeps
-    one row per position, so a later partial close replaces an earlier one there."""
-    events = (
-        Event(seq, ts, EventKind(kind), record.account, p)
-        for seq, ts, kind, p in record.events
-        if kind in _TRADE_EVENTS
-    )
-    acct = fold(events).accounts.get(record.account)
-    since = -(2**63) if since_ns is None else since_ns
-    trades = [
-        {
-            "position_id": t.position_id,
-            "strategy": t.strategy,
-            "symbol": t.symbol,
-            "ts_opened": t.ts_opened,
-            "ts_closed": t.ts_closed,
-            "pnl": t.pnl,
-            "commission": t.commission,
-            "r_multiple": t.r_multiple,
-        }
-        for t in (acct.trades if acct is not None else [])
-        if t.ts_closed >= since
-    ]
-    return sorted(trades, key=lambda t: (t["ts_closed"], t["position_id"]))
-
-
-def is_crypto(record: AccountRecord, symbols: set[str]) -> bool:
-    """An account that trades only crypto counts calendar days (365); any other 252."""
-    catalogue = default_instruments()
-    classes = set()
-    for s in symbols:
-        inst = record.instruments.get(s)
-        classes.add(inst.asset_class if inst else getattr(catalogue.get(s), "asset_class", ""))
-    return bool(classes) and classes == {"crypto"}
 
 
 def _split(values: dict[str, Value]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -318,32 +167,6 @@ def metric_values(
         else float(sum(slips))
     )
     return v
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def breakdown(
-    ts: np.ndarray, equity: np.ndarray, base: float, closes: np.ndarray, unit: str, ny: bool
-) -> list[dict[str, Any]]:
-    """P&L, return and trades closed per period, from the equity at each period's end."""
-    keys, last = last_per_period(period_starts(ts, unit, ny), equity)
-    closed_in = period_starts(closes, unit, ny)
-    rows, before = [], base
-    for k, e in zip(keys, last, strict=True):
-        rows.append(
-            {
-                "start": _iso(int(k)),
-                "start_ts": int(k),
-                "equity": float(e),
-                "pnl": float(e - before),
-                "return": float(e / before - 1.0) if before > 0 else None,
-                "trades": int(np.count_nonzero(closed_in == k)),
-            }
-        )
-        before = float(e)
-    return rows
 
 
 def buy_and_hold(
@@ -522,8 +345,8 @@ def report_doc(report: Report) -> dict[str, Any]:
         "since_ts": report.since_ns,
         "start_ts": report.start_ts,
         "end_ts": report.end_ts,
-        "start": _iso(report.start_ts),
-        "end": _iso(report.end_ts),
+        "start": iso(report.start_ts),
+        "end": iso(report.end_ts),
         "start_equity": report.start_equity,
         **_metrics_doc(report.metrics, report.reasons),
         "strategies": [
