@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_BAD_INPUT, check_db, db_errors, echo, fail, settings
+from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    db_errors,
+    echo,
+    fail,
+    query_only_reader,
+    settings,
+)
 
 if TYPE_CHECKING:
     from mikrobot_tui.paper.report import Report
@@ -58,7 +65,7 @@ def report(
     since_ns = _iso_ns(since, "--since")
     s = settings()
     path = Path(s.engine.db)
-    conn = _read_only(path)
+    conn = query_only_reader(s)
     with db_errors(path):
         names = _accounts(conn)
         if account is not None and account not in names:
@@ -86,22 +93,6 @@ def report(
     else:
         for r in found:
             _print(r)
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write (an engine may be running on the file)."""
-    from mikrobot_tui.store.queries import read_only
-
-    if not path.exists():
-        raise fail(
-            f"no database at {path}: no engine has run here; start one with "
-            "`mikrobot run --headless` or `mikrobot`"
-        )
-    check_db(path, write=False)
-    with db_errors(path):
-        conn = read_only(str(path))
-        conn.execute("PRAGMA query_only = ON")
-    return conn
 
 
 def _accounts(conn: sqlite3.Connection) -> list[str]:
