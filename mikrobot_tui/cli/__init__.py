@@ -1,6 +1,7 @@
 """`mikrobot`: the cockpit, the headless engine, and remote control of a running engine.
 
-One module per command group (run, control, config, history); the typer app is assembled here.
+One module per command group (run, control, config, history, report); the typer app is
+assembled here.
 
 Help and errors are plain text: typer's rich help shows every flag as `--flag <bool>` (its
 options panel prints a type for flags too), and its boxed error panels are several lines of
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 from mikrobot_tui import __version__
-from mikrobot_tui.cli import config, control, db, history, run
+from mikrobot_tui.cli import config, control, db, history, report, run
 from mikrobot_tui.cli.common import (
     ConfigOption,
     DbOption,
@@ -101,6 +102,7 @@ for _command in (
     control.modify,
     control.decisions,
     control.alerts,
+    report.report,
     config.strategies,
 ):
     app.command()(with_global_options(_command))

@@ -218,11 +218,9 @@ def db_errors(path: Path) -> Iterator[None]:
         ) from None
 
 
-def reader(s: Settings, *, write: bool = False) -> sqlite3.Connection:
-    """A connection to the database of a running (or earlier) engine; exit 1 when none,
-    2 when the path cannot be a database (`write`: one the CLI can send commands through)."""
-    from mikrobot_tui.store.schema import open_db
-
+def existing_db(s: Settings, *, write: bool = False) -> Path:
+    """The database of a running (or earlier) engine; exit 1 when none, 2 when the path cannot
+    be a database (`write`: one the CLI can send commands through)."""
     path = Path(s.engine.db)
     if not path.exists():
         raise fail(
@@ -230,8 +228,28 @@ def reader(s: Settings, *, write: bool = False) -> sqlite3.Connection:
             "`mikrobot run --headless` or `mikrobot`"
         )
     check_db(path, write=write)
+    return path
+
+
+def reader(s: Settings, *, write: bool = False) -> sqlite3.Connection:
+    """A connection to the database of a running (or earlier) engine (`existing_db`)."""
+    from mikrobot_tui.store.schema import open_db
+
+    path = existing_db(s, write=write)
     with db_errors(path):
         return open_db(path).conn
+
+
+def query_only_reader(s: Settings) -> sqlite3.Connection:
+    """A connection that cannot write, not even a migration: for reports over a database an
+    engine may be writing (`existing_db`)."""
+    from mikrobot_tui.store.queries import read_only
+
+    path = existing_db(s)
+    with db_errors(path):
+        conn = read_only(str(path))
+        conn.execute("PRAGMA query_only = ON")
+    return conn
 
 
 def require_engine(conn: sqlite3.Connection, db: Path) -> None:
