@@ -585,3 +585,29 @@ async def test_a_screenshot_goes_to_the_working_directory_and_says_where(
         )
     (shot,) = here.glob("*.svg")
     assert shot.read_text().startswith("<svg")
+
+
+async def test_p_opens_the_performance_report_of_each_account(make_settings, tmp_path) -> None:
+    """The same figures as `mikrobot report`, one account at a time, over the cockpit."""
+    from engine_data import FAST_ACCOUNTS, replay, waves
+
+    from mikrobot_tui.tui.report_screen import ReportScreen
+
+    settings = make_settings(accounts=FAST_ACCOUNTS)
+    replay(settings, waves(3000), tmp_path / "r", 1000).close()
+    app = CockpitApp(settings.engine.db)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: bool(screen.reports), timeout=20)
+        text = "\n".join(
+            line.text for line in screen.query_one("#report").render_lines(screen.region)
+        )
+        assert "net_profit" in text and "sharpe" in text and "max_drawdown_pct" in text
+        first = screen.reports[0].account
+        assert f"[{first}]" in str(screen.query_one("#report-box").border_subtitle)
+        await pilot.press("right")
+        assert screen.index == 1 % len(screen.reports)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ReportScreen)

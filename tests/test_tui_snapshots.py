@@ -136,3 +136,22 @@ def build_engine_db(make_settings, tmp_path: Path) -> FixtureDB:
 def test_cockpit_filled_by_the_engine(snap_compare, make_settings, tmp_path: Path) -> None:
     db = build_engine_db(make_settings, tmp_path)
     assert snap_compare(cockpit(db), terminal_size=SIZE)
+
+
+def test_performance_report(snap_compare, make_settings, tmp_path: Path) -> None:
+    """`p`: the report of the first account the seeded replay traded, as `mikrobot report`
+    computes it (the screen waits for its worker before the picture is taken)."""
+    from mikrobot_tui.tui.report_screen import ReportScreen
+
+    db = build_engine_db(make_settings, tmp_path)
+
+    async def reported(pilot) -> None:
+        await pilot.press("p")
+        for _ in range(200):  # bounded: 10 s
+            screen = pilot.app.screen
+            if isinstance(screen, ReportScreen) and screen.reports:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.1)
+
+    assert snap_compare(cockpit(db), terminal_size=(160, 50), run_before=reported)

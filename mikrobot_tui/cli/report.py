@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -101,80 +101,19 @@ def _accounts(conn: sqlite3.Connection) -> list[str]:
     return account_names(conn)
 
 
-def _cell(value: Any, key: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int) or key in ("trades", "periods_per_year"):
-        return f"{value}"
-    if isinstance(value, str):
-        return value
-    if key in ("total_return", "cagr", "annualized_volatility", "win_rate", "exposure"):
-        return f"{value * 100:.3g}%" if abs(value) >= 1e4 else f"{value * 100:.2f}%"
-    if abs(value) >= 1e7:  # a short period's annualized figures: no column holds them whole
-        return f"{value:.3g}"
-    if key == "max_drawdown_pct":
-        return f"{value:.2f}%"
-    if key in ("max_drawdown_duration", "avg_holding_s"):
-        return _duration(value)
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
-
-
 def _print(r: Report) -> None:
     from rich import box
     from rich.console import Console
-    from rich.table import Table
 
-    from mikrobot_tui.paper.report import METRIC_KEYS
+    from mikrobot_tui.tui.report_view import metrics_table, notes_lines, periods_table
 
     console = Console(file=sys.stdout, highlight=False, emoji=False)
-    title = (
-        f"{r.account} ({r.currency}): {_stamp(r.start_ts)} to {_stamp(r.end_ts)}, "
-        f"returns per {'hour' if r.frequency == 'H' else 'day'}, "
-        f"{r.periods_per_year} periods a year"
-    )
-    t = Table(title=title, box=box.ASCII, title_justify="left")
-    t.add_column("metric", no_wrap=True, min_width=22)
-    t.add_column("account", justify="right")
-    views = [(f"strategy {v.name}", v) for v in r.strategies]
-    views += [(v.name, v) for v in r.symbols]
-    for label, _ in views:
-        t.add_column(label, justify="right")
-    for key in METRIC_KEYS:
-        t.add_row(key, _cell(r.metrics[key], key), *(_cell(v.metrics[key], key) for _, v in views))
-    console.print(t)
-    for key, why in r.reasons.items():
-        console.print(f"  {key}: {why}", markup=False)
-    p = Table(title=f"{r.account}: by month and week", box=box.ASCII, title_justify="left")
-    for col in ("period", "start", "P&L", "return", "trades"):
-        p.add_column(col, justify="left" if col in ("period", "start") else "right")
-    for name in ("monthly", "weekly", "daily"):
-        for row in r.periods[name][-10:]:
-            ret = "-" if row["return"] is None else f"{row['return'] * 100:.2f}%"
-            p.add_row(name, row["start"], f"{row['pnl']:,.2f}", ret, str(row["trades"]))
-    console.print(p)
-    bh = r.buy_and_hold
-    if bh["return"] is None:
-        console.print(f"buy-and-hold: {bh['reason']}", markup=False)
-    else:
-        legs = ", ".join(f"{leg['symbol']} {leg['return'] * 100:.2f}%" for leg in bh["symbols"])
-        excess = "" if bh["excess"] is None else f"; account minus it {bh['excess'] * 100:+.2f}%"
-        console.print(
-            f"buy-and-hold, equal weights: {bh['return'] * 100:.2f}% ({legs}){excess}",
-            markup=False,
-        )
-    for note in r.notes:
-        console.print(f"note: {note}", markup=False)
+    console.print(metrics_table(r, box.ASCII))
+    lines = notes_lines(r)
+    reasons = len(r.reasons)
+    for line in lines[:reasons]:
+        console.print(f"  {line}", markup=False)
+    console.print(periods_table(r, box.ASCII))
+    for line in lines[reasons:]:
+        console.print(line, markup=False)
     console.print()
-
-
-def _stamp(ts: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M")

@@ -43,6 +43,7 @@ class CockpitApp(App[None]):
         Binding("r", "resume", "Resume"),
         Binding("f", "flatten", "Flatten"),
         Binding("d", "decisions", "Decisions"),
+        Binding("p", "report", "Report"),
         Binding("q", "quit", "Quit"),
     ]
     # How long a command waits for an engine to answer before the cockpit says nobody did.
@@ -122,6 +123,14 @@ class CockpitApp(App[None]):
         snap = self.cockpit.last_snapshot
         self.push_screen(DecisionsScreen(snap.decisions if snap else []))
 
+    def action_report(self) -> None:
+        """Every account's performance report, over the cockpit."""
+        from mikrobot_tui.tui.report_screen import ReportScreen  # the analytics: when asked
+
+        if isinstance(self.screen, ReportScreen):
+            return
+        self.push_screen(ReportScreen(self.db_path))
+
     async def action_quit(self) -> None:
         self._stop.set()
         worker = self._engine_worker
@@ -148,6 +157,11 @@ class CockpitApp(App[None]):
         )
         yield SystemCommand(
             "Decisions", "Why each recent signal was traded or refused (d)", self.action_decisions
+        )
+        yield SystemCommand(
+            "Performance report",
+            "Each account's returns, ratios, drawdowns and costs (p)",
+            self.action_report,
         )
         yield from super().get_system_commands(screen)
 
