@@ -315,3 +315,30 @@ async def test_alerts_raised_while_the_engine_starts_are_logged_and_posted(
     sent = [json.loads(raw) for _, raw, status in hook.posts if status == 200]
     assert [d["title"] for d in sent][:1] and "halt" in sent[0]["title"].lower()
     assert len(sent) == 2  # the warm-up's breakers were not POSTed
+
+
+def test_a_failing_wal_copy_is_said_in_the_run_log_once_and_when_it_recovers(
+    make_settings, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    engine = build_engine(make_settings())
+    engine.start()
+    runner = Runner(engine)
+    runner._open_log()
+    stub = SimpleNamespace(problem="WAL checkpoint failed (disk I/O error)", close=lambda: None)
+    engine.writer._checkpointer = stub
+    runner.on_writer_problem()
+    runner.on_writer_problem()  # the same trouble: not said twice
+    stub.problem = None
+    runner.on_writer_problem()
+    runner._close_log()
+    engine.writer._checkpointer = None
+    engine.close()
+    (log,) = (tmp_path / "logs").glob("*.jsonl")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    said = [(x["msg"], x.get("problem")) for x in lines if "WAL" in x["msg"]]
+    assert said == [
+        ("WAL copy failing", "WAL checkpoint failed (disk I/O error)"),
+        ("WAL copy working again", None),
+    ]

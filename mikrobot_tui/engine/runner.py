@@ -70,6 +70,7 @@ class Runner:
         self.log: RunLog | None = None  # the run's JSON-lines log while a live run runs
         self.webhook: AlertWebhook | None = None  # alerts POSTed, in a live run when configured
         self._logged_problem: str | None = None
+        self._logged_checkpoint: str | None = None
 
     def replay(self, batches: Iterator[np.ndarray]) -> RunStats:
         """Process batches as fast as they come, flushing by size. No event loop."""
@@ -365,9 +366,18 @@ class Runner:
             )
 
     def _log_problem(self) -> None:
-        """A database problem in the run's log when it starts, changes and ends."""
+        """A database problem in the run's log when it starts, changes and ends; the WAL
+        copy's trouble too (the writer's thread: the engine writes on, the WAL grows up to
+        its bound meanwhile)."""
         if self.log is None:
             return
+        checkpoint = self.engine.writer.checkpoint_problem
+        if checkpoint != self._logged_checkpoint:
+            if checkpoint is None:
+                self.log.info("WAL copy working again", was=self._logged_checkpoint)
+            else:
+                self.log.warning("WAL copy failing", problem=checkpoint)
+            self._logged_checkpoint = checkpoint
         problem = self.engine.writer.problem  # the described text counts rows: it moves
         if problem == self._logged_problem:
             return
