@@ -101,6 +101,7 @@ for _command in (
     control.modify,
     control.decisions,
     control.alerts,
+    control.ab,
     config.strategies,
 ):
     app.command()(with_global_options(_command))

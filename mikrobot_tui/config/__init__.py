@@ -174,11 +174,6 @@ class Settings(BaseSettings):
         return self
 
     def _experiments_known(self, names: list[str]) -> None:
-        if not self.experiments and self.ab.a == self.ab.b:
-            raise ValueError(
-                f"ab.b: {self.ab.b!r} is also ab.a; an A/B test compares two accounts, "
-                "name another one"
-            )
         seen: set[str] = set()
         for i, e in enumerate(self.experiments):
             if e.name in seen:
@@ -197,9 +192,12 @@ class Settings(BaseSettings):
                     )
 
     def effective_experiments(self) -> list[ExperimentSettings]:
-        """The [[experiments]], or without any the experiment "ab": [ab.a, ab.b]."""
+        """The [[experiments]], or without any the experiment "ab": [ab.a, ab.b] (none when
+        both name the same account: a one-account configuration has nothing to compare)."""
         if self.experiments:
             return list(self.experiments)
+        if self.ab.a == self.ab.b:
+            return []
         return [
             ExperimentSettings(name="ab", variants=[self.ab.a, self.ab.b], bandit=self.ab.bandit)
         ]

@@ -69,8 +69,10 @@ __all__ = [
     "ABResult",
     "Comparison",
     "Interval",
+    "VariantResult",
     "VariantStats",
     "always_valid_p",
+    "analyse",
     "bootstrap_diff_ci",
     "bootstrap_mean_ci",
     "compare",
@@ -376,6 +378,65 @@ def compare_sequential(
         verdict=word,
         reason=why,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class VariantResult:
+    """One variant of an experiment: its record, its mean's interval and, but for the
+    control, its comparison with the control."""
+
+    name: str
+    stats: VariantStats
+    mean_ci: Interval | None
+    comparison: Comparison | None  # None for the control
+    t_stat: float | None  # Welch's, this variant against the control
+    test: str  # "welch_t", or "n/a: <why>"
+
+
+def analyse(
+    names: Sequence[str],
+    samples: Sequence[Sequence[float]],
+    closed: Sequence[Sequence[int]],
+    *,
+    min_trades: int = 100,
+    alpha: float = 0.05,
+    seed: int = BOOTSTRAP_SEED,
+    resamples: int = RESAMPLES,
+) -> list[VariantResult]:
+    """An experiment of N >= 2 variants, the first the control: each other variant against it
+    at alpha / (N - 1). `closed[i]` are the close times of `samples[i]` (each in close order);
+    the control's and a variant's trades merge by close time (the control first on a tie)
+    into the sequence the always-valid p-value runs over."""
+    if len(names) < 2 or not len(names) == len(samples) == len(closed):
+        raise ValueError("an experiment needs two or more variants, each with its trades")
+    level_alpha = alpha / (len(names) - 1)
+    control = _returns(samples[0], "samples[0]")
+    out = []
+    for i, (name, sample, ts) in enumerate(zip(names, samples, closed, strict=True)):
+        x = _returns(sample, f"samples[{i}]")
+        if len(ts) != x.size:
+            raise ValueError(f"closed[{i}] has {len(ts)} times for {x.size} trades")
+        ci = bootstrap_mean_ci(x, level=1 - level_alpha, seed=seed, resamples=resamples)
+        if i == 0:
+            out.append(VariantResult(name, _stats(x), ci, None, None, WELCH))
+            continue
+        when = np.concatenate([np.asarray(closed[0], dtype=np.int64), np.asarray(ts, np.int64)])
+        side = np.concatenate([np.zeros(control.size, bool), np.ones(x.size, bool)])
+        order = side[np.argsort(when, kind="stable")]
+        comparison = compare_sequential(
+            control,
+            x,
+            order,
+            names=(names[0], name),
+            min_trades=min_trades,
+            alpha=level_alpha,
+            seed=seed,
+            resamples=resamples,
+        )
+        welch = compare(x, control)  # t > 0 when the variant did better
+        test = WELCH if welch.p_value is not None else f"n/a: {welch.reason}"
+        out.append(VariantResult(name, welch.a, ci, comparison, welch.t_stat, test))
+    return out
 
 
 # ---------------------------------------------------------------- Student's t
