@@ -146,3 +146,92 @@ def test_compare_matches_scipys_welch_test_on_random_samples() -> None:
         assert got.t_stat == pytest.approx(ref.statistic, rel=1e-12)
         assert got.df == pytest.approx(ref.df, rel=1e-12)
         assert got.p_value == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-300)
+
+
+# ---------------------------------------------------------------- bootstrap, mSPRT, verdicts
+
+from mikrobot_tui.paper.ab import (  # noqa: E402
+    always_valid_p,
+    bootstrap_diff_ci,
+    bootstrap_mean_ci,
+    compare_sequential,
+    msprt_path,
+)
+
+
+def test_bootstrap_interval_is_the_percentile_bootstrap_with_its_seed() -> None:
+    # the same computation written out in one draw: the control's index rows, then the variant's
+    rng = np.random.default_rng(11)
+    a, b = np.array(A), np.array(B)
+    ma = a[rng.integers(0, a.size, size=(10_000, a.size))].mean(axis=1)
+    mb = b[rng.integers(0, b.size, size=(10_000, b.size))].mean(axis=1)
+    low, high = np.percentile(mb - ma, [2.5, 97.5])
+    ci = bootstrap_diff_ci(A, B, seed=11)
+    assert ci is not None
+    assert (ci.low, ci.high) == (pytest.approx(low, abs=1e-15), pytest.approx(high, abs=1e-15))
+    assert (ci.method, ci.seed, ci.resamples) == ("percentile_bootstrap", 11, 10_000)
+    assert ci.level == 0.95
+    assert bootstrap_diff_ci(A, B, seed=12) != ci  # the seed matters, and is reported
+    assert bootstrap_diff_ci([0.1], B) is None
+
+
+def test_bootstrap_drawn_in_chunks_is_the_one_draw() -> None:
+    # 3,000 trades: 10,000 rows of 3,000 indices are drawn 666 rows at a time
+    x = np.random.default_rng(2).normal(0.1, 1.0, 3_000)
+    rng = np.random.default_rng(5)
+    means = np.array([x[rng.integers(0, x.size, size=(1, x.size))].mean() for _ in range(10_000)])
+    ci = bootstrap_mean_ci(x, seed=5, level=0.9)
+    assert ci is not None
+    assert ci.low == pytest.approx(np.percentile(means, 5), abs=1e-15)
+    assert ci.high == pytest.approx(np.percentile(means, 95), abs=1e-15)
+
+
+def msprt_by_hand(values, is_variant, tau=0.25, burn_in=10):
+    """Johari et al.'s normal-mixture likelihood ratio after each trade, in a plain loop."""
+    c, v, p, path = [], [], 1.0, []
+    for x, side in zip(values, is_variant, strict=True):
+        (v if side else c).append(x)
+        if len(c) >= burn_in and len(v) >= burn_in:
+            sc, sv = statistics.variance(c), statistics.variance(v)
+            big_v = sc / len(c) + sv / len(v)
+            tau2 = tau**2 * (sc + sv) / 2
+            theta = statistics.fmean(v) - statistics.fmean(c)
+            lam = math.sqrt(big_v / (big_v + tau2)) * math.exp(
+                tau2 * theta**2 / (2 * big_v * (big_v + tau2))
+            )
+            p = min(p, 1 / lam)
+        path.append(p)
+    return path
+
+
+def test_msprt_against_the_formula_written_out() -> None:
+    rng = np.random.default_rng(3)
+    side = rng.random(300) < 0.5
+    x = rng.normal(0.0, 1.0, 300) + 0.4 * side  # the variant is better by 0.4 sd
+    got = msprt_path(x, side)
+    assert got == pytest.approx(msprt_by_hand(x.tolist(), side.tolist()), rel=1e-9)
+    assert np.all(np.diff(got) <= 0)  # a running minimum
+    assert got[-1] < 0.01  # 0.4 sd over ~150 trades each is found
+    assert always_valid_p(x, side) == got[-1]
+    assert always_valid_p(x[:15], side[:15]) is None  # before the burn-in
+
+
+def test_verdicts_collecting_inconclusive_and_better() -> None:
+    rng = np.random.default_rng(8)
+
+    def run(n: int, edge: float, min_trades: int = 100):
+        side = np.arange(2 * n) % 2 == 1
+        x = rng.normal(0.0, 1.0, 2 * n) + edge * side
+        return compare_sequential(
+            x[~side], x[side], side, names=("A", "B"), min_trades=min_trades, alpha=0.05
+        )
+
+    early = run(50, 1.0)
+    assert early.verdict == "collecting" and "100 each" in early.reason
+    assert run(300, 0.6).verdict == "B better"
+    assert run(300, -0.6).verdict == "A better"
+    flat = run(150, 0.0)
+    assert flat.verdict == "inconclusive"
+    assert flat.always_valid_p is not None and flat.always_valid_p >= 0.05
+    assert flat.welch_p is not None and flat.diff_ci is not None
+    assert flat.diff_ci.low < flat.diff < flat.diff_ci.high  # type: ignore[operator]

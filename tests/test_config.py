@@ -24,7 +24,7 @@ def test_the_shipped_config_toml_is_valid_and_documents_every_setting() -> None:
     from mikrobot_tui.config import SECRET_KEYS
 
     for section, model in s:
-        if section in ("accounts", "feeds"):  # tables shown by example
+        if section in ("accounts", "feeds", "experiments"):  # tables shown by example
             continue
         for key in type(model).model_fields:
             if (section, key) in SECRET_KEYS:
@@ -385,3 +385,66 @@ def test_an_unknown_sizing_method_lists_the_choices(tmp_path: Path) -> None:
     cfg.write_text('[risk]\nsizing = "martingale"\n')
     msg = config_error(cfg)
     assert "risk.sizing" in msg and "'percent', 'fixed' or 'kelly'" in msg
+
+
+def test_experiments_must_name_accounts_and_say_the_fix(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[experiments]]\nname = "x"\nvariants = ["A", "Bb"]\n')
+    msg = config_error(cfg)
+    assert "experiments[0].variants" in msg and "'Bb' is not an account" in msg
+    assert "did you mean 'B'" in msg and "[[accounts]]" in msg
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "words"),
+    [
+        ('name = "x"\nvariants = ["A"]', "experiments.0.variants", "two or more accounts"),
+        ('name = "x"\nvariants = ["A", "A"]', "experiments.0.variants", "listed twice"),
+        ('name = "x"\nvariants = ["A", "B"]\nmetric = "pnl"', "experiments.0.metric", "'r'"),
+        ('name = "x"\nvariants = ["A", "B"]\nalpha = 0.7', "experiments.0.alpha", "0.5"),
+        ('name = "x"\nvariants = ["A", "B"]\nmin_trades = 1', "experiments.0.min_trades", "2"),
+        ('name = "x y"\nvariants = ["A", "B"]', "experiments.0.name", "pattern"),
+        ('name = "x"\nvariants = ["A", "B"]\nbandits = true', "experiments.0.bandits", "unknown"),
+    ],
+)
+def test_a_bad_experiment_names_its_key(tmp_path: Path, body: str, key: str, words: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[[experiments]]\n{body}\n")
+    msg = config_error(cfg)
+    assert key in msg and words in msg
+
+
+def test_two_experiments_of_one_name_are_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    one = '[[experiments]]\nname = "x"\nvariants = ["A", "B"]\n'
+    cfg.write_text(one + one)
+    assert "experiments[1].name: 'x' is used by another experiment" in config_error(cfg)
+
+
+def test_experiments_default_to_ab_and_keep_their_settings(tmp_path: Path) -> None:
+    s = load_settings(None)
+    (e,) = s.effective_experiments()
+    assert (e.name, e.variants, e.metric, e.min_trades, e.alpha, e.bandit) == (
+        "ab",
+        ["A", "B"],
+        "r",
+        100,
+        0.05,
+        True,
+    )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[accounts]]\nname = "A"\n[[accounts]]\nname = "B"\n[[accounts]]\nname = "C"\n'
+        '[[experiments]]\nname = "three"\nvariants = ["C", "A", "B"]\nmetric = "return_pct"\n'
+        "bandit = false\nmin_trades = 50\n"
+    )
+    (e,) = load_settings(cfg).effective_experiments()
+    assert (e.name, e.variants, e.metric, e.bandit, e.min_trades) == (
+        "three",
+        ["C", "A", "B"],
+        "return_pct",
+        False,
+        50,
+    )
+    cfg.write_text('[[accounts]]\nname = "A"\n[ab]\nb = "A"\n')  # one account: nothing to compare
+    assert load_settings(cfg).effective_experiments() == []

@@ -16,6 +16,14 @@ Issue 9 also: the quality monitor now flags spreads above 10 times the
 symbol's usual spread, and the replay's faulty crypto quotes carry four of them (BTCUSDT 3,
 ETHUSDT 1), problems the feed breaker and the quality judge now see; the simulated-market run
 has none and keeps its hash.
+Issue 10 (A/B, the bandit): both re-recorded because the default experiment "ab" (A vs B) has
+its bandit on: every entry of A and B carries its risk multiplier (`allocation`, share x 2,
+1 until the first change) in `order_submitted`, and once both accounts have 10 trades
+Thompson sampling shares the risk budget anew at each close (`allocation_changed` events),
+so later sizes (the score's multiplier x the allocation, capped at 1), fills and seqs moved.
+With
+`ab.bandit = false` both runs give the earlier hashes (6ee186ec... and 8293c804...) byte for
+byte.
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ ACCOUNTS = [
     {"name": "B", "params": {"fast": 5, "slow": 13, "atr_period": 5}},
 ]
 
-REPLAY_SHA256 = "6ee186ec5795844be6024ca9d91fb817ff11c5c7e60cd515820aa751023d0765"
-SIM_SHA256 = "8293c8045e6b430815e7bc323b5aa166330e5d347e44a2c5cc4629d5e2662834"
+REPLAY_SHA256 = "735d135e05b010178dec24e6f98b2998b96c9d1e3b5ca70742c6050e9dd20e6b"
+SIM_SHA256 = "e1b38d0c7d45066a7912b380530903d8245f13289b86486c4a22bf4a04431288"
 
 
 def log_digest(conn) -> tuple[str, int]:

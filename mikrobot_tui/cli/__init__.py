@@ -103,6 +103,7 @@ for _command in (
     control.decisions,
     control.alerts,
     report.report,
+    control.ab,
     config.strategies,
 ):
     app.command()(with_global_options(_command))

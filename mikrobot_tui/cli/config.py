@@ -29,9 +29,11 @@ def check() -> None:
         check_runnable(s)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
+    runs = s.effective_experiments()
+    tests = "; ".join(f"{e.name}: {' vs '.join(e.variants)}" for e in runs) or "none"
     echo(
         f"configuration ok: feed {s.engine.feed}, db {s.engine.db}, "
-        f"{len(s.accounts)} account(s), A/B {s.ab.a} vs {s.ab.b}"
+        f"{len(s.accounts)} account(s), experiments {tests}"
     )
 
 

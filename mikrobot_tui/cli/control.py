@@ -313,7 +313,11 @@ def status(
         echo(f"breaker {b.name}: {b.state} failures {b.failures}")
     for v in snap.ab:
         p = "n/a" if v.p_value is None else f"{v.p_value:.3f}"
-        echo(f"A/B {v.variant} ({v.account}): trades {v.trades} p-value {p}")
+        avp = "n/a" if v.always_valid_p is None else f"{v.always_valid_p:.3f}"
+        echo(
+            f"A/B {v.experiment} {v.variant} ({v.account}): trades {v.trades} p-value {p} "
+            f"always-valid p {avp} {v.verdict}"
+        )
 
 
 def decisions(
@@ -396,6 +400,109 @@ def alerts(
         echo(f"{when} {r.severity.upper():<8} {r.title}: {r.text}")
 
 
+def ab(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Each experiment's variants against the control: trades, win rate, mean with its
+    bootstrap interval, Welch's p, the always-valid p, the bandit's allocation, the verdict."""
+    from mikrobot_tui.store.queries import read_ab
+
+    s = settings()
+    conn = reader(s)
+    with db_errors(s.engine.db):
+        rows = read_ab(conn)
+        as_of = conn.execute("SELECT MAX(ts) FROM ab").fetchone()[0]
+    doc = {"as_of_ts": as_of, "experiments": ab_experiments(rows)}
+    if as_json:
+        echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False))
+        return
+    if not rows:
+        echo("no experiment results yet: an engine writes them as it runs")
+        return
+    for e in doc["experiments"]:
+        ci = e["ci"]
+        echo(
+            f"{e['name']} ({e['metric']}, alpha {e['alpha']:g} per comparison, bandit "
+            f"{'on' if e['bandit'] else 'off'}; intervals: {ci['method']} {ci['level']:.1%} "
+            f"seed {ci['seed']}, {ci['resamples']:,} resamples)"
+            if ci
+            else f"{e['name']} ({e['metric']})"
+        )
+        for v in e["variants"]:
+            echo("  " + _ab_line(v, e["metric"]))
+
+
+def _ab_line(v: dict[str, Any], metric: str) -> str:
+    def num(x: float | None) -> str:
+        if x is None:
+            return "n/a"
+        return f"{x * 100:+.3f}%" if metric == "return_pct" else f"{x:+.3f}R"
+
+    def pair(ci: list[float] | None) -> str:
+        return "" if ci is None else f" [{num(ci[0])}, {num(ci[1])}]"
+
+    def p(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4g}"
+
+    win = "n/a" if v["win_rate"] is None else f"{v['win_rate']:.1%}"
+    diff = "" if v["diff"] is None else f"  diff {num(v['diff'])}{pair(v['diff_ci'])}"
+    share = "n/a" if v["share"] is None else f"{v['share']:.0%}"
+    return (
+        f"{v['variant']} {v['account']}: {v['trades']} trades, win {win}, mean "
+        f"{num(v['mean'])}{pair(v['mean_ci'])}{diff}  Welch p {p(v['welch_p'])}  "
+        f"always-valid p {p(v['always_valid_p'])}  allocation {share}  {v['verdict']}"
+        + (f" ({v['reason']})" if v["reason"] and v["verdict"] != "control" else "")
+    )
+
+
+def ab_experiments(rows: list[Any]) -> list[dict[str, Any]]:
+    """`mikrobot ab --json`'s experiments: their settings as the engine ran them and a row
+    per variant, the control first (the names are a contract)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        e = out.get(r.experiment)
+        if e is None:
+            ci = None
+            if r.ci_method is not None:
+                ci = {
+                    "method": r.ci_method,
+                    "level": r.ci_level,
+                    "seed": r.ci_seed,
+                    "resamples": r.ci_resamples,
+                }
+            e = out[r.experiment] = {
+                "name": r.experiment,
+                "metric": r.metric,
+                "control": r.account,
+                "alpha": r.alpha,  # per comparison: the configured alpha / (N - 1)
+                "bandit": r.bandit,
+                "tests": {"p": "welch_t", "always_valid_p": "msprt", "decides": "msprt"},
+                "ci": ci,
+                "variants": [],
+            }
+        e["variants"].append(
+            {
+                "variant": r.variant,
+                "account": r.account,
+                "params": r.params,
+                "trades": r.trades,
+                "wins": r.wins,
+                "win_rate": r.win_rate,
+                "mean": r.mean_return,
+                "mean_ci": None if r.mean_low is None else [r.mean_low, r.mean_high],
+                "diff": r.diff,
+                "diff_ci": None if r.diff_low is None else [r.diff_low, r.diff_high],
+                "welch_p": r.p_value,
+                "welch": r.test,
+                "always_valid_p": r.always_valid_p,
+                "share": r.share,
+                "verdict": r.verdict,
+                "reason": r.reason,
+            }
+        )
+    return list(out.values())
+
+
 def _last_backup(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """The scheduled backup's last outcome (engine/backups.py), None before the first."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'last_backup'").fetchone()
@@ -474,8 +581,10 @@ def rounded(doc: dict[str, Any]) -> dict[str, Any]:
         row["unrealized_pnl"] = r(row["unrealized_pnl"], 2)
     for row in doc.get("ab", []):
         row["win_rate"] = r(row["win_rate"], SCORE_DECIMALS)
-        row["mean_return"] = r(row["mean_return"], PCT_DECIMALS)
+        for key in ("mean_return", "mean_low", "mean_high", "diff", "diff_low", "diff_high"):
+            row[key] = r(row[key], PCT_DECIMALS)
         row["p_value"] = sig(row["p_value"], P_DIGITS)
+        row["always_valid_p"] = sig(row["always_valid_p"], P_DIGITS)
     for row in doc.get("feeds", []):
         row["last_message_age_s"] = r(row["last_message_age_s"], 3)
         row["msgs_per_s"] = r(row["msgs_per_s"], 2)

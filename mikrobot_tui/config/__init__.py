@@ -43,6 +43,7 @@ from mikrobot_tui.config.sections import (
     BinanceSettings,
     BreakerSettings,
     EngineSettings,
+    ExperimentSettings,
     FeedSpec,
     LiquiditySettings,
     MT5Settings,
@@ -69,6 +70,7 @@ __all__ = [
     "ConfigError",
     "ConfigWarning",
     "EngineSettings",
+    "ExperimentSettings",
     "FeedSpec",
     "LiquiditySettings",
     "MT5Settings",
@@ -126,6 +128,7 @@ class Settings(BaseSettings):
     paper: PaperSettings = PaperSettings()
     accounts: list[AccountSettings] = Field(default_factory=_default_accounts)
     ab: ABSettings = ABSettings()
+    experiments: list[ExperimentSettings] = []  # none: the experiment "ab" of [ab]
     binance: BinanceSettings = BinanceSettings()
     mt5: MT5Settings = MT5Settings()
     feeds: list[FeedSpec] = []  # the venues of engine.feed = "mixed"
@@ -144,6 +147,7 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"ab.{key}: {getattr(self.ab, key)!r} is not an account; choose one of {names}"
                 )
+        self._experiments_known(names)
         if self.engine.feed == "replay" and self.replay.file is None:
             raise ValueError("replay.file: the replay feed needs a file to read")
         if self.engine.feed == "mixed":
@@ -168,6 +172,35 @@ class Settings(BaseSettings):
             )
         self._paper_symbols_known()
         return self
+
+    def _experiments_known(self, names: list[str]) -> None:
+        seen: set[str] = set()
+        for i, e in enumerate(self.experiments):
+            if e.name in seen:
+                raise ValueError(
+                    f"experiments[{i}].name: {e.name!r} is used by another experiment; "
+                    "give each [[experiments]] its own name"
+                )
+            seen.add(e.name)
+            for v in e.variants:
+                if v not in names:
+                    close = difflib.get_close_matches(v, names, n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise ValueError(
+                        f"experiments[{i}].variants: {v!r} is not an account; {hint}"
+                        f"choose from {names} or add an [[accounts]] table named {v!r}"
+                    )
+
+    def effective_experiments(self) -> list[ExperimentSettings]:
+        """The [[experiments]], or without any the experiment "ab": [ab.a, ab.b] (none when
+        both name the same account: a one-account configuration has nothing to compare)."""
+        if self.experiments:
+            return list(self.experiments)
+        if self.ab.a == self.ab.b:
+            return []
+        return [
+            ExperimentSettings(name="ab", variants=[self.ab.a, self.ab.b], bandit=self.ab.bandit)
+        ]
 
     def _paper_symbols_known(self) -> None:
         """A symbol in [paper.liquidity], [paper.swap] or [paper.leverage] is one the

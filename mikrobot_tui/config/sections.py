@@ -440,8 +440,41 @@ class AccountSettings(_Section):
 
 
 class ABSettings(_Section):
+    """Two accounts compared: the experiment "ab" when no [[experiments]] is configured."""
+
     a: str = "A"
     b: str = "B"
+    bandit: bool = True  # Thompson sampling shares the risk budget between the two
+
+
+class ExperimentSettings(_Section):
+    """One [[experiments]] table: variants compared on one metric (paper/ab.py), and with
+    `bandit` their risk budget shared by Thompson sampling (paper/bandit.py).
+
+    Every account trades on the engine's one feed (engine.feed), so variants always see the
+    same market; the first variant is the control the others are compared with.
+    """
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")
+    variants: list[str]  # account names, the control first
+    metric: Literal["r", "return_pct"] = "r"  # per-trade R multiple, or return on equity
+    min_trades: int = Field(100, ge=2, le=1_000_000)  # per variant, before a verdict
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    bandit: bool = True
+    seed: int = Field(7, ge=0)  # the bootstrap's seed
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(value) < 2:
+            raise ValueError(
+                f"an experiment compares two or more accounts, got {len(value)}; list them, "
+                'the control first, e.g. variants = ["A", "B"]'
+            )
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed twice; name each account once")
+        return value
 
 
 def _venue_symbols(value: list[str]) -> list[str]:

@@ -37,6 +37,9 @@ class EventKind(StrEnum):
     FLATTEN = "flatten"
     BREAKER_CHANGED = "breaker_changed"
     ALERT = "alert"  # what an operator must know, with a severity (engine/alerts.py)
+    # an experiment's bandit shared its risk budget anew (engine/allocation.py): experiment,
+    # variants, shares (summing to 1) and the trades per variant they were drawn from
+    ALLOCATION_CHANGED = "allocation_changed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import TradingState
 from mikrobot_tui.engine import checkpoint
 from mikrobot_tui.engine.alerts import Alerts
+from mikrobot_tui.engine.allocation import Allocator
 from mikrobot_tui.engine.control import CommandPulse, Control
 from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
@@ -127,6 +128,8 @@ class Engine:
         # them (take_start_alerts), so none goes untold
         self._start_alerts: list[tuple[Event, bool]] = []
         self.ledger.watchers.append(self._keep_start_alert)
+        # the bandits watch trades close (a watcher after the limits' and the alerts')
+        self.allocator = Allocator(self.ledger, settings.effective_experiments())
         decisions = Decisions(
             strategies,
             strategy_breakers,
@@ -138,6 +141,7 @@ class Engine:
             orders_breaker,
             SignalScorer(settings.orchestrator),
             self.limits,
+            self.allocator,
         )
         self.scorer = decisions.scorer
         # external signals (the EA's file, the webhook) for a live run; a replay has none
@@ -180,12 +184,13 @@ class Engine:
             self.corridor.quality,
             lambda: self.breakers,
             self.ledger,
-            settings.ab,
+            settings.effective_experiments(),
             self.clock,
             self.wall,
             (feed.mode, feed.name),
             feed.health,
             self.limits,
+            self.allocator,
         )
         self.read_side.restore(self.conn)
         self.control = Control(

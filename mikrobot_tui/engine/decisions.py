@@ -22,6 +22,14 @@ strategy's recent record and its own confidence. The score approves it at full r
 it (its risk scaled down) or refuses it, and goes into the `order_submitted` or
 `order_refused` event with every factor and its contribution, so the operator can read why a
 trade happened or did not.
+
+An account that is a variant of a bandit experiment (engine/allocation.py) has its risk
+multiplied, in the same place, by its share of the experiment's risk budget x the number of
+variants (equal shares: 1x), and the product capped at 1: a trade never risks more than the
+account's risk_per_trade, which the account limits would refuse. So the bandit takes risk
+away from the variants the evidence turns against, down to a tenth, and lets a favoured
+variant trade a resized signal up to full risk. The multiplier goes into `order_submitted`
+as `allocation`; the account limits are checked after, on the order as sized.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import Instrument
 from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import EntryType, Side, Signal, TradingState
+from mikrobot_tui.engine.allocation import Allocator
 from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
@@ -85,8 +94,10 @@ class Decisions:
         orders: CircuitBreaker | None = None,
         scorer: SignalScorer | None = None,
         limits: Limits | None = None,
+        allocator: Allocator | None = None,
     ) -> None:
         self.strategies = dict(strategies)  # account -> its strategy
+        self.allocator = allocator  # the bandits' shares of each experiment's risk budget
         self.breakers = dict(breakers)  # account -> its strategy's breaker
         self.feed_breaker = feed_breaker
         self.quality = quality  # a breaker per symbol, on its data-quality score
@@ -299,6 +310,12 @@ class Decisions:
             self._refuse(name, signal, now, score.reason, extra, score)
             return False
         rate = ledger.rate(inst.quote, acct.currency, quotes, k)
+        risk_scale = 1.0 if score is None else score.risk_multiplier
+        allocated = self.allocator is not None and self.allocator.in_bandit(name)
+        if allocated:  # the bandit's share x the number of variants: equal shares are 1x
+            assert self.allocator is not None
+            # never above the account's risk per trade (the limits refuse more than that)
+            risk_scale = min(1.0, risk_scale * self.allocator.factor(name))
         decision = decide(
             signal,
             account=name,
@@ -315,7 +332,7 @@ class Decisions:
             latency_ns=self._latency(order_id),
             max_lots=self._affordable(acct, inst, _entry_price(signal), rate, quotes, k),
             trade_results=[t.r_multiple for t in acct.trades if t.r_multiple is not None],
-            risk_scale=1.0 if score is None else score.risk_multiplier,
+            risk_scale=risk_scale,
         )
         refusal = decision.refusal
         if decision.order is not None and self._limits is not None:
@@ -328,6 +345,8 @@ class Decisions:
         payload.update(extra or {})
         if score is not None:
             payload["score"] = score.to_payload()
+        if allocated and self.allocator is not None:
+            payload["allocation"] = round(self.allocator.factor(name), 6)
         ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)  # the limits count it
         return True
 

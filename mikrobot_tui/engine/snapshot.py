@@ -3,9 +3,11 @@
 latest (last quote and sparkline per symbol), quality, breakers, accounts (with their margin
 figures and their limits: trading state, daily loss, floors, heat), positions, working_orders,
 ab, feeds (each connection's health), and the engine row (who writes this file, in what mode, its
-heartbeat). Every figure comes from state the event log already holds (the accounts are a
-fold of it) plus the last quotes; the rows go through the writer in the same transaction as
-the events before them, so a reader never sees a position its events do not explain.
+heartbeat). `ab` holds a row per variant of each experiment (paper/ab.py: Welch, the bootstrap
+intervals, the always-valid p-value and the verdict; the bandit's share). Every figure comes
+from state the event log already holds (the accounts are a fold of it) plus the last quotes;
+the rows go through the writer in the same transaction as the events before them, so a reader
+never sees a position its events do not explain.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from typing import Any
 
 from mikrobot_tui import __version__
 from mikrobot_tui.clock import Clock
-from mikrobot_tui.config import ABSettings
+from mikrobot_tui.config import ExperimentSettings
 from mikrobot_tui.data.feeds.health import FeedHealth
 from mikrobot_tui.data.quality import QualityMonitor
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import Side
+from mikrobot_tui.engine.allocation import Allocator, metric_trades
 from mikrobot_tui.engine.limits import Limits
-from mikrobot_tui.paper.ab import compare
+from mikrobot_tui.paper.ab import CONTROL, VariantResult, analyse
 from mikrobot_tui.paper.ledger import Ledger, money
 from mikrobot_tui.paper.portfolio import AccountState
 from mikrobot_tui.paper.quotes import LastQuotes
@@ -47,12 +50,13 @@ class ReadSide:
         quality: QualityMonitor,
         breakers: Callable[[], list[CircuitBreaker]],
         ledger: Ledger,
-        ab: ABSettings,
+        experiments: list[ExperimentSettings],
         clock: Clock,
         wall: Clock,
         feed: tuple[str, str],
         health: Callable[[], list[FeedHealth]] = list,
         limits: Limits | None = None,
+        allocator: Allocator | None = None,
     ) -> None:
         self._limits = limits  # each account's limit state and figures (engine/limits.py)
         self._writer = writer
@@ -60,7 +64,10 @@ class ReadSide:
         self._quality = quality
         self._breakers = breakers
         self._ledger = ledger
-        self._ab = ab
+        self._experiments = experiments
+        self._allocator = allocator  # the bandits' shares (None: equal shares)
+        # experiment -> (trades per variant, its statistics): worked out when a trade closes
+        self._ab_cache: dict[str, tuple[tuple[int, ...], list[VariantResult]]] = {}
         self._clock = clock
         self._wall = wall  # the heartbeat is wall-clock by nature, also during a replay
         self._mode, self._feed = feed
@@ -268,27 +275,74 @@ class ReadSide:
         ]
 
     def _ab_rows(self, now: int) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for e in self._experiments:
+            rows.extend(self._experiment_rows(e, now))
+        return rows
+
+    def _experiment_rows(self, e: ExperimentSettings, now: int) -> list[tuple[Any, ...]]:
+        """One row per variant; the statistics are worked out again only when a variant's
+        trades changed (a bootstrap of 10,000 resamples is not for every snapshot)."""
         state = self._ledger.state
-        a_name, b_name = self._ab.a, self._ab.b
-        if a_name not in state.accounts or b_name not in state.accounts:
+        accounts = [state.accounts.get(v) for v in e.variants]
+        if any(a is None for a in accounts):
             return []
-        a, b = state.accounts[a_name], state.accounts[b_name]
-        result = compare([t.return_pct for t in a.trades], [t.return_pct for t in b.trades])
+        key = tuple(len(a.trades) for a in accounts if a is not None)
+        cached = self._ab_cache.get(e.name)
+        if cached is None or cached[0] != key:
+            picked = [metric_trades(a.trades, e.metric) for a in accounts if a is not None]
+            results = analyse(
+                list(e.variants),
+                [values for values, _ in picked],
+                [closed for _, closed in picked],
+                min_trades=e.min_trades,
+                alpha=e.alpha,
+                seed=e.seed,
+            )
+            cached = self._ab_cache[e.name] = (key, results)
+        results = cached[1]
+        allocator = self._allocator
+        shares = (
+            allocator.shares(e)
+            if allocator is not None and e.bandit
+            else [1 / len(e.variants)] * len(e.variants)
+        )
         rows = []
-        for variant, acct, stats in (("A", a, result.a), ("B", b, result.b)):
+        for i, (acct, r, share) in enumerate(zip(accounts, results, shares, strict=True)):
+            assert acct is not None
+            c, ci = r.comparison, r.mean_ci
+            diff_ci = c.diff_ci if c is not None else None
+            any_ci = diff_ci or ci
             rows.append(
                 (
-                    variant,
+                    e.name,
+                    _variant_label(i),
                     acct.name,
                     " ".join(f"{k}={v:g}" for k, v in acct.params.items()) or acct.strategy,
-                    stats.trades,
-                    stats.wins,
-                    stats.win_rate,
-                    stats.mean_return,
-                    stats.std_return,
-                    result.t_stat,
-                    result.p_value,
-                    result.test if result.p_value is not None else f"n/a: {result.reason}",
+                    e.metric,
+                    r.stats.trades,
+                    r.stats.wins,
+                    r.stats.win_rate,
+                    r.stats.mean_return,
+                    r.stats.std_return,
+                    None if ci is None else ci.low,
+                    None if ci is None else ci.high,
+                    None if c is None else c.diff,
+                    None if diff_ci is None else diff_ci.low,
+                    None if diff_ci is None else diff_ci.high,
+                    None if any_ci is None else any_ci.method,
+                    None if any_ci is None else any_ci.level,
+                    None if any_ci is None else any_ci.seed,
+                    None if any_ci is None else any_ci.resamples,
+                    r.t_stat,
+                    None if c is None else c.welch_p,
+                    r.test,
+                    None if c is None else c.always_valid_p,
+                    e.alpha / (len(e.variants) - 1),
+                    share,
+                    int(e.bandit),
+                    CONTROL if c is None else c.verdict,
+                    "the control the others are compared with" if c is None else c.reason,
                     now,
                 )
             )
@@ -307,3 +361,13 @@ class ReadSide:
             self._wall.now_ns(),
             __version__,
         )
+
+
+def _variant_label(i: int) -> str:
+    """A for the control, then B, C ... (AA after Z, for the rare 27th variant)."""
+    label = ""
+    i += 1
+    while i:
+        i, rest = divmod(i - 1, 26)
+        label = chr(ord("A") + rest) + label
+    return label

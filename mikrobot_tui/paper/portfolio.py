@@ -78,6 +78,7 @@ class EngineState:
     accounts: dict[str, AccountState] = field(default_factory=dict)
     trading_state: TradingState = TradingState.ACTIVE
     breakers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allocations: dict[str, dict[str, Any]] = field(default_factory=dict)  # experiment -> last
     last_seq: int = 0
     last_ts: int = 0
 
@@ -176,6 +177,9 @@ def apply(state: EngineState, event: Event) -> None:
         return
     if kind is EventKind.BREAKER_CHANGED:
         state.breakers[p["name"]] = dict(p)
+        return
+    if kind is EventKind.ALLOCATION_CHANGED:
+        state.allocations[p["experiment"]] = dict(p)
         return
     if kind in (EventKind.FLATTEN, EventKind.ALERT) or event.account is None:
         return  # an alert changes nothing: it tells the operator what other events did

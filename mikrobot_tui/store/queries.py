@@ -159,15 +159,34 @@ class BreakerRow:
 
 @dataclass(frozen=True, slots=True)
 class ABRow:
-    variant: str
+    """One variant of an experiment (`status --json`'s `ab`, `mikrobot ab --json`)."""
+
+    variant: str  # A is the control, then B, C ...
     account: str
     params: str
     trades: int
     wins: int
     win_rate: float | None
     mean_return: float | None
-    p_value: float | None
-    test: str
+    p_value: float | None  # Welch's, against the control (fixed sample size)
+    test: str  # welch_t, or n/a: why
+    experiment: str = "ab"
+    metric: str = "r"
+    mean_low: float | None = None  # the mean's percentile-bootstrap interval
+    mean_high: float | None = None
+    diff: float | None = None  # mean - the control's; None on the control's row
+    diff_low: float | None = None
+    diff_high: float | None = None
+    ci_method: str | None = None
+    ci_level: float | None = None
+    ci_seed: int | None = None
+    ci_resamples: int | None = None
+    always_valid_p: float | None = None  # mSPRT, valid at every look
+    alpha: float | None = None  # the level each comparison is judged at
+    share: float | None = None  # of the experiment's risk budget
+    bandit: bool = False
+    verdict: str = ""  # control, collecting, inconclusive or "<account> better"
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +238,19 @@ class Snapshot:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def read_ab(conn: sqlite3.Connection) -> list[ABRow]:
+    """Every experiment's variants, by experiment then variant (the control first)."""
+    return [
+        ABRow(*r[:-2], bandit=bool(r[-2]), verdict=r[-1] or "", reason=reason or "")
+        for *r, reason in conn.execute(
+            "SELECT variant, account, params, trades, wins, win_rate, mean_return, p_value, "
+            "test, experiment, metric, mean_low, mean_high, diff, diff_low, diff_high, "
+            "ci_method, ci_level, ci_seed, ci_resamples, always_valid_p, alpha, share, bandit, "
+            "verdict, reason FROM ab ORDER BY experiment, LENGTH(variant), variant"
+        )
+    ]
 
 
 def _spark(text: str | None) -> list[float]:
@@ -368,13 +400,7 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
             "SELECT name, state, failures, retry_ts FROM breakers ORDER BY name"
         )
     ]
-    ab = [
-        ABRow(*r)
-        for r in conn.execute(
-            "SELECT variant, account, params, trades, wins, win_rate, mean_return, p_value, "
-            "test FROM ab ORDER BY variant"
-        )
-    ]
+    ab = read_ab(conn)
     decisions = read_decisions(conn)
     feeds = [
         FeedRow(

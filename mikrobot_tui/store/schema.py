@@ -439,6 +439,50 @@ def _v10_bar_completeness(db: sqlite_utils.Database) -> None:
     table.add_column("window_bars", int)
 
 
+def _v11_experiments(db: sqlite_utils.Database) -> None:
+    # A/B as experiments of two or more variants (issue 10): one row per (experiment,
+    # variant), the control first (`variant` A, then B, C ...). Beside Welch's p: each
+    # variant's mean with its percentile-bootstrap interval, the difference from the control
+    # with its own (method, level, seed and resamples named), the always-valid (mSPRT)
+    # p-value, the bandit's share of the risk budget, and the verdict with the numbers behind
+    # it. The table is a snapshot the engine rewrites, so the old one is dropped, not copied.
+    db["ab"].drop()
+    db["ab"].create(
+        {
+            "experiment": str,
+            "variant": str,  # A is the control, then B, C ... in the order configured
+            "account": str,
+            "params": str,
+            "metric": str,  # r or return_pct
+            "trades": int,
+            "wins": int,
+            "win_rate": float,
+            "mean_return": float,
+            "std_return": float,
+            "mean_low": float,  # the mean's bootstrap interval
+            "mean_high": float,
+            "diff": float,  # mean - the control's mean; NULL on the control's row
+            "diff_low": float,
+            "diff_high": float,
+            "ci_method": str,  # percentile_bootstrap
+            "ci_level": float,
+            "ci_seed": int,
+            "ci_resamples": int,
+            "t_stat": float,  # Welch, this variant against the control
+            "p_value": float,  # Welch's (fixed sample size)
+            "test": str,  # welch_t, or n/a: why
+            "always_valid_p": float,  # mSPRT: valid at every look
+            "alpha": float,  # the level each comparison is judged at (alpha / (N - 1))
+            "share": float,  # the bandit's share of the risk budget; 1/N without one
+            "bandit": int,
+            "verdict": str,  # control, collecting, inconclusive or "<account> better"
+            "reason": str,
+            "ts": int,
+        },
+        pk=("experiment", "variant"),
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -450,6 +494,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v8_quality_parts,
     _v9_latency_capability,
     _v10_bar_completeness,
+    _v11_experiments,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
