@@ -163,23 +163,23 @@ def test_bootstrap_interval_is_the_percentile_bootstrap_with_its_seed() -> None:
     # the same computation written out in one draw: the control's index rows, then the variant's
     rng = np.random.default_rng(11)
     a, b = np.array(A), np.array(B)
-    ma = a[rng.integers(0, a.size, size=(10_000, a.size))].mean(axis=1)
-    mb = b[rng.integers(0, b.size, size=(10_000, b.size))].mean(axis=1)
+    ma = a[rng.integers(0, a.size, size=(2_000, a.size))].mean(axis=1)
+    mb = b[rng.integers(0, b.size, size=(2_000, b.size))].mean(axis=1)
     low, high = np.percentile(mb - ma, [2.5, 97.5])
     ci = bootstrap_diff_ci(A, B, seed=11)
     assert ci is not None
     assert (ci.low, ci.high) == (pytest.approx(low, abs=1e-15), pytest.approx(high, abs=1e-15))
-    assert (ci.method, ci.seed, ci.resamples) == ("percentile_bootstrap", 11, 10_000)
+    assert (ci.method, ci.seed, ci.resamples) == ("percentile_bootstrap", 11, 2_000)
     assert ci.level == 0.95
     assert bootstrap_diff_ci(A, B, seed=12) != ci  # the seed matters, and is reported
     assert bootstrap_diff_ci([0.1], B) is None
 
 
 def test_bootstrap_drawn_in_chunks_is_the_one_draw() -> None:
-    # 3,000 trades: 10,000 rows of 3,000 indices are drawn 666 rows at a time
+    # 3,000 trades: 2,000 rows of 3,000 indices are drawn 666 rows at a time
     x = np.random.default_rng(2).normal(0.1, 1.0, 3_000)
     rng = np.random.default_rng(5)
-    means = np.array([x[rng.integers(0, x.size, size=(1, x.size))].mean() for _ in range(10_000)])
+    means = np.array([x[rng.integers(0, x.size, size=(1, x.size))].mean() for _ in range(2_000)])
     ci = bootstrap_mean_ci(x, seed=5, level=0.9)
     assert ci is not None
     assert ci.low == pytest.approx(np.percentile(means, 5), abs=1e-15)

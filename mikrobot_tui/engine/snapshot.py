@@ -282,7 +282,7 @@ class ReadSide:
 
     def _experiment_rows(self, e: ExperimentSettings, now: int) -> list[tuple[Any, ...]]:
         """One row per variant; the statistics are worked out again only when a variant's
-        trades changed (a bootstrap of 10,000 resamples is not for every snapshot)."""
+        trades changed (a bootstrap of 2,000 resamples is not for every snapshot)."""
         state = self._ledger.state
         accounts = [state.accounts.get(v) for v in e.variants]
         if any(a is None for a in accounts):
