@@ -102,6 +102,11 @@ class EquityPane(Dated, Vertical):
             return []  # a database in trouble (or not made yet): the screen says so
 
     def _mount_plot(self) -> None:
+        if self._plots or not self.is_attached:  # mounted already, or the cockpit has gone
+            return
+        if not self.is_mounted:  # a busy start: try again after the next refresh
+            self.call_after_refresh(self._mount_plot)
+            return
         from textual_plotext import PlotextPlot  # 0.25 s of imports: after the first frame
 
         self._plots = (PlotextPlot(id="equity-plot"), PlotextPlot(id="drawdown-plot"))
