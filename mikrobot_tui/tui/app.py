@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from mikrobot_tui.clock import Clock, LiveClock
 from mikrobot_tui.store.commands import Command
 from mikrobot_tui.tui.decisions_screen import DecisionsScreen
+from mikrobot_tui.tui.notices import SignalNotices
 from mikrobot_tui.tui.screens import CockpitScreen, FlattenScreen
 
 
@@ -81,10 +82,13 @@ class CockpitApp(App[None]):
     async def _run_engine(self) -> None:
         if self.engine is None and self._starting is not None:
             self.cockpit.starting = True
+            notices = self.cockpit.query_one(SignalNotices)
+            notices.hold()  # the warm-up's breakers and alerts are history, not news
             try:
                 self.engine = await asyncio.to_thread(self._starting, self._stop.is_set)
             finally:
                 self.cockpit.starting = False
+                notices.from_now()
             if self.engine is None:  # stopped while starting, or failed: the command says why
                 self.exit()
                 return

@@ -36,6 +36,17 @@ class SignalNotices(Widget):
         self.db_path = Path(db_path)
         self.interval_s = interval_s
         self._cursor: NoticeCursor | None = None
+        # while this cockpit's own engine warms up: its history's alerts are no news
+        self.holding = False
+
+    def hold(self) -> None:
+        """Say nothing until `from_now`: the engine is playing its warm-up history."""
+        self.holding = True
+
+    def from_now(self) -> None:
+        """Tell what comes from here on (the cursor is taken again at the next poll)."""
+        self._cursor = None
+        self.holding = False
 
     def on_mount(self) -> None:
         self.set_interval(self.interval_s, self._poll)
@@ -43,7 +54,7 @@ class SignalNotices(Widget):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="notices", name="notices")
     def _poll(self) -> None:
-        if not self.db_path.exists():
+        if self.holding or not self.db_path.exists():
             return
         try:
             with closing(read_only(str(self.db_path))) as conn:

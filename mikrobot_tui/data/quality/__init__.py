@@ -262,11 +262,14 @@ class QualityMonitor:
         return self._validity.last_ts.copy()
 
     def start_session(self) -> None:
-        """Count from now: the totals and tick counts the pane shows start again at zero
-        (the warm-up's history is not the session's), while the score's windows keep what
+        """Count from now: the totals, tick counts and last problems the pane shows start
+        again (the warm-up's history is not the session's), while the score's windows keep what
         they saw as the baseline a new session needs."""
-        self._score.ticks[:] = 0
-        self._score.totals[:] = 0
+        score = self._score
+        score.ticks[:] = 0
+        score.totals[:] = 0
+        n = len(score.ticks)
+        score._last_problem, score._last_problem_ts = [""] * n, [None] * n
 
     def counters(self) -> np.ndarray:
         """Totals per symbol: columns rejects, spikes, gaps, stale, latency breaches, locked

@@ -25,6 +25,7 @@ from mikrobot_tui.store.queries import read_only
 from mikrobot_tui.tui.panes._dated import Dated
 
 POINTS = 480  # the last eight hours of minutes per account
+TWO_CHARTS_ROWS = 14  # below this the drawdown chart goes (its figures stay in the subtitle)
 READ_EVERY_S = 5.0
 NS_PER_MINUTE = 60_000_000_000
 
@@ -92,6 +93,10 @@ class EquityPane(Dated, Vertical):
         self.call_after_refresh(self._mount_plot)
         self.set_interval(READ_EVERY_S, self._read)
 
+    def on_resize(self) -> None:
+        if self._plots:
+            self._draw()
+
     def _curves(self) -> list[Curve]:
         if not self.db_path.exists():
             return []
@@ -133,6 +138,7 @@ class EquityPane(Dated, Vertical):
             plot.display = has_points
         if not has_points:
             return
+        self._plots[1].display = self.size.height >= TWO_CHARTS_ROWS
         newest = max(int(c.ts[-1]) for c in self.curves)
         minutes = [((c.ts - newest) / NS_PER_MINUTE).tolist() for c in self.curves]
         equity, drawdown = self._plots
