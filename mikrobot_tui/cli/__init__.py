@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from mikrobot_tui import __version__
-from mikrobot_tui.cli import config, control, db, history, report, run
+from mikrobot_tui.cli import backtest, config, control, db, history, report, run
 from mikrobot_tui.cli.common import (
     ConfigOption,
     DbOption,
@@ -103,6 +103,7 @@ for _command in (
     control.decisions,
     control.alerts,
     report.report,
+    backtest.backtest,
     control.ab,
     config.strategies,
 ):

@@ -1,0 +1,189 @@
+"""`mikrobot backtest --data FILE --strategy NAME`: one strategy over a file's ticks.
+
+The run is engine/backtest.py's (the real engine on the replay clock, one account); this module
+reads the options, picks the database (the global `--db`, else a new one in a temporary folder
+whose path goes to stderr, so `mikrobot report --db PATH` reads it afterwards), shows a
+progress bar on stderr when it is a terminal, and prints the report's metrics table or, with
+`--json`, one object. Bad input (unknown strategy, bad param, unreadable file, a bars file)
+is one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mikrobot_tui.cli.common import EXIT_BAD_INPUT, check_db, db_errors, echo, fail, options
+
+
+def backtest(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="ticks: an MT5 tick export, Binance trades, a CSV or a replay .npz"
+        ),
+    ],
+    strategy: Annotated[str, typer.Option("--strategy", help="a strategy's name")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="a strategy parameter, k=v (repeatable)"),
+    ] = None,
+    symbol: Annotated[
+        str | None,
+        typer.Option("--symbol", help="the symbol (an MT5 file names none; an .npz: only it)"),
+    ] = None,
+    balance: Annotated[
+        float | None, typer.Option("--balance", help="starting balance (default 10000)")
+    ] = None,
+    currency: Annotated[
+        str | None, typer.Option("--currency", help="the account's currency (default USD)")
+    ] = None,
+    leverage: Annotated[
+        float | None,
+        typer.Option("--leverage", help="the account's leverage, 30 = 1:30 (default per class)"),
+    ] = None,
+    latency_ms: Annotated[
+        float | None,
+        typer.Option("--latency-ms", help="a fixed order latency (default: [paper]'s model)"),
+    ] = None,
+    no_costs: Annotated[
+        bool, typer.Option("--no-costs", help="commission, slippage, impact and swap zero")
+    ] = False,
+    trust_data: Annotated[
+        bool,
+        typer.Option("--trust-data", help="no spike filter (the validity checks stay)"),
+    ] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="ticks per batch (default engine.batch_max); same result"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run one strategy over a file's ticks through the engine; print its report."""
+    from mikrobot_tui.cli.history import _Progress
+    from mikrobot_tui.config import ConfigError, load_settings
+    from mikrobot_tui.engine import backtest as bt
+    from mikrobot_tui.trading.strategies import build_strategy
+
+    params = _params(param or [])
+    try:
+        build_strategy(strategy, params)
+    except ValueError as exc:
+        raise fail(f"--strategy/--param: {exc}", EXIT_BAD_INPUT) from None
+
+    t0 = time.perf_counter()
+    progress = _Progress(enabled=not as_json and sys.stderr.isatty())
+    with progress:
+        progress.stage(f"reading {data.name}")
+        try:
+            loaded = bt.load(data, symbol, parse=_parser())
+        except bt.BadInput as exc:
+            raise fail(str(exc), EXIT_BAD_INPUT) from None
+        if options.db is not None:
+            db = Path(options.db)
+            check_db(db, write=True)
+            problem = bt.fresh_db_problem(db)
+            if problem is not None:
+                raise fail(f"--db: {problem}", EXIT_BAD_INPUT)
+        else:
+            db = Path(tempfile.mkdtemp(prefix="mikrobot-backtest-")) / "backtest.db"
+            echo(f"database: {db}", err=True)
+        with db_errors(db), tempfile.TemporaryDirectory(prefix="mikrobot-bt-") as work:
+            try:
+                s = load_settings(
+                    options.config,
+                    overrides=bt.overrides(
+                        db,
+                        Path(work) / "ticks.npz",
+                        strategy,
+                        params,
+                        loaded.symbols,
+                        balance=balance,
+                        currency=currency,
+                        leverage=leverage,
+                        latency_ms=latency_ms,
+                        no_costs=no_costs,
+                        trust_data=trust_data,
+                    ),
+                    warn=lambda m: echo(f"warning: {m}", err=True),
+                )
+            except ConfigError as exc:
+                raise fail(str(exc), EXIT_BAD_INPUT) from None
+            progress.stage(f"backtesting {strategy}", total=len(loaded.ticks))
+            result = bt.run(
+                s,
+                loaded,
+                batch_size=batch_size,
+                progress=progress.advance,
+                load_s=time.perf_counter() - t0,
+            )
+    if as_json:
+        doc = {"db": str(db), "strategy": strategy, "params": params, **result.to_json()}
+        doc["symbols"] = loaded.symbols
+        echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False))
+        return
+    _print(result, db)
+
+
+def _params(pairs: list[str]) -> dict[str, float]:
+    params: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError
+            params[key.strip()] = float(value)
+        except ValueError:
+            raise fail(
+                f"--param {pair!r}: write name=number, e.g. --param fast=8", EXIT_BAD_INPUT
+            ) from None
+    return params
+
+
+def _parser():
+    """parse_file with the MT5 server clock of config.toml (an MT5 export's times)."""
+    from mikrobot_tui.cli.common import settings
+    from mikrobot_tui.data.importers import parse_file
+    from mikrobot_tui.domain.timezones import parse_server_zone
+
+    s = settings()
+    try:
+        zone = parse_server_zone(s.mt5.server_timezone)
+    except ValueError as exc:
+        raise fail(f"mt5.server_timezone: {exc}", EXIT_BAD_INPUT) from None
+
+    def parse(path: Path, symbol: str | None):
+        return parse_file(path, symbol=symbol, server_zone=zone)
+
+    return parse
+
+
+def _print(result, db: Path) -> None:
+    from rich import box
+    from rich.console import Console
+
+    from mikrobot_tui.tui.report_view import metrics_table
+
+    r = result.report
+    console = Console(file=sys.stdout, highlight=False, emoji=False)
+    console.print(metrics_table(r, box.ASCII))
+    rate = "-" if result.ticks_per_s is None else f"{result.ticks_per_s:,.0f}"
+    lines = [
+        f"ticks {result.ticks:,} ({result.rejects:,} rejected), bars {result.bars:,}, "
+        f"fills {result.fills:,}, trades {result.trades:,}, open positions "
+        f"{result.open_positions}",
+        f"balance {result.initial_balance:,.2f} -> equity {result.final_equity:,.2f} "
+        f"{r.currency} (net {result.net_pnl:+,.2f}; open positions marked at the last quote)",
+        f"load {result.load_s:.2f} s, run {result.elapsed_s:.2f} s, {rate} ticks/s",
+        f"events in {db}: `mikrobot report --db {db}` for the full report",
+    ]
+    for line in lines:
+        echo(line)
