@@ -241,3 +241,15 @@ def test_a_database_holding_another_run_is_refused(tmp_path):
     assert invoke("--db", str(db), "backtest", "--data", str(data), *FAST).exit_code == 0
     again = invoke("--db", str(db), "backtest", "--data", str(data), *FAST)
     assert again.exit_code == 2 and "another run" in again.stderr
+
+
+def test_bad_account_terms_are_one_line_naming_the_option_and_leave_no_folder(tmp_path):
+    import tempfile
+
+    data = write_csv(tmp_path / "ticks.csv", n=100)
+    before = set(Path(tempfile.gettempdir()).glob("mikrobot-backtest-*"))
+    result = invoke("backtest", "--data", str(data), *FAST, "--balance", "-5", "--leverage", "0")
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "--balance" in line and "--leverage" in line
+    assert set(Path(tempfile.gettempdir()).glob("mikrobot-backtest-*")) == before

@@ -11,6 +11,7 @@ is one line, exit 2.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -95,7 +96,6 @@ def backtest(
                 raise fail(f"--db: {problem}", EXIT_BAD_INPUT)
         else:
             db = Path(tempfile.mkdtemp(prefix="mikrobot-backtest-")) / "backtest.db"
-            echo(f"database: {db}", err=True)
         with db_errors(db), tempfile.TemporaryDirectory(prefix="mikrobot-bt-") as work:
             try:
                 s = load_settings(
@@ -116,7 +116,11 @@ def backtest(
                     warn=lambda m: echo(f"warning: {m}", err=True),
                 )
             except ConfigError as exc:
-                raise fail(str(exc), EXIT_BAD_INPUT) from None
+                if options.db is None:  # the temporary database's folder holds nothing yet
+                    shutil.rmtree(db.parent, ignore_errors=True)
+                raise fail(_one_line(str(exc)), EXIT_BAD_INPUT) from None
+            if options.db is None:
+                echo(f"database: {db}", err=True)
             progress.stage(f"backtesting {strategy}", total=len(loaded.ticks))
             result = bt.run(
                 s,
@@ -131,6 +135,23 @@ def backtest(
         echo(json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False))
         return
     _print(result, db)
+
+
+_FLAGS = {  # the settings a backtest's options set, named as the options
+    "accounts.0.balance": "--balance",
+    "accounts.0.currency": "--currency",
+    "accounts.0.leverage": "--leverage",
+    "paper.latency_ms": "--latency-ms",
+}
+
+
+def _one_line(text: str) -> str:
+    """A configuration error's lines (a heading, then one per key) as one line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = "; ".join(lines[1:]) if len(lines) > 1 else text.strip()
+    for key, flag in _FLAGS.items():
+        line = line.replace(key, flag)
+    return line
 
 
 def _params(pairs: list[str]) -> dict[str, float]:
