@@ -253,3 +253,22 @@ def test_bad_account_terms_are_one_line_naming_the_option_and_leave_no_folder(tm
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1 and "--balance" in line and "--leverage" in line
     assert set(Path(tempfile.gettempdir()).glob("mikrobot-backtest-*")) == before
+
+
+def test_an_mt5_tick_export_needs_its_symbol(tmp_path):
+    rng = np.random.default_rng(3)
+    mid = 1.1 + 0.002 * np.sin(np.arange(1500) / 300 * 2 * np.pi)
+    mid += np.cumsum(rng.normal(0, 1, 1500)) * 2e-5
+    lines = ["<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>"]
+    for k in range(1500):
+        s = 10 * 3600 + k
+        stamp = f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.000"
+        lines.append(f"2026.01.02\t{stamp}\t{mid[k] - 5e-5:.5f}\t{mid[k] + 5e-5:.5f}\t\t\t6")
+    data = tmp_path / "EURUSD_ticks.csv"
+    data.write_text("\r\n".join(lines) + "\r\n")
+    nameless = invoke("backtest", "--data", str(data), *FAST)
+    assert nameless.exit_code == 2 and "--symbol" in nameless.stderr
+    doc = run_json(
+        "--db", str(tmp_path / "a.db"), "backtest", "--data", str(data), *FAST, "--symbol", "EURUSD"
+    )
+    assert doc["ticks"] == 1500 and doc["symbols"] == ["EURUSD"] and doc["bars"] >= 25

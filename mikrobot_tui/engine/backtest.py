@@ -148,7 +148,7 @@ def _parsed(path: Path, symbol: str | None, parse: Callable[..., Any] | None) ->
     try:
         parsed = parse(path, symbol) if parse is not None else parse_file(path, symbol=symbol)
     except UnreadableFile as exc:
-        raise BadInput(f"cannot read {path}: {exc}") from None
+        raise BadInput(f"cannot read: {exc}") from None
     if parsed.ticks is None:
         raise BadInput(
             f"{path}: {parsed.format} holds bars; a backtest needs ticks (an MT5 tick export, "
