@@ -113,7 +113,7 @@ def backtest(
                         no_costs=no_costs,
                         trust_data=trust_data,
                     ),
-                    warn=lambda m: echo(f"warning: {m}", err=True),
+                    warn=lambda m: None,  # said once already, by _parser's settings()
                 )
             except ConfigError as exc:
                 if options.db is None:  # the temporary database's folder holds nothing yet
