@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,7 @@ def test_the_plain_output_is_the_report_table_and_a_temporary_database(tmp_path)
     assert db.exists() and db.parent != tmp_path
     again = invoke("--db", str(db), "report", "--json")
     assert again.exit_code == 0 and json.loads(again.stdout)[0]["account"] == bt.ACCOUNT
+    shutil.rmtree(db.parent)  # the command leaves it for the user: the test cleans up
 
 
 def test_same_trades_and_metrics_twice_and_whatever_the_batch_size(tmp_path):
