@@ -324,7 +324,7 @@ def test_cancel_and_modify_from_another_terminal(engine, db_path: Path) -> None:
     bad = cli("modify", order.order_id)
     assert bad.returncode == 2 and "nothing to modify" in bad.stderr
     bad = cli("modify", order.order_id, "--expire", "tomorrow")
-    assert bad.returncode == 2 and "ISO 8601" in bad.stderr
+    assert bad.returncode == 2 and "ISO-8601" in bad.stderr
 
     status = json.loads(cli("status", "--json").stdout)
     (a,) = [a for a in status["accounts"] if a["name"] == "A"]

@@ -20,7 +20,15 @@ from typing import Annotated
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_BAD_INPUT, check_db, db_errors, echo, fail, options
+from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    StderrProgress,
+    check_db,
+    db_errors,
+    echo,
+    fail,
+    options,
+)
 
 
 def backtest(
@@ -69,7 +77,6 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Run one strategy over a file's ticks through the engine; print its report."""
-    from mikrobot_tui.cli.history import _Progress
     from mikrobot_tui.config import ConfigError, load_settings
     from mikrobot_tui.engine import backtest as bt
     from mikrobot_tui.trading.strategies import build_strategy
@@ -81,7 +88,7 @@ def backtest(
         raise fail(f"--strategy/--param: {exc}", EXIT_BAD_INPUT) from None
 
     t0 = time.perf_counter()
-    progress = _Progress(enabled=not as_json and sys.stderr.isatty())
+    progress = StderrProgress(enabled=not as_json and sys.stderr.isatty())
     with progress:
         progress.stage(f"reading {data.name}")
         try:

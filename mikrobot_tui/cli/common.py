@@ -261,3 +261,55 @@ def require_engine(conn: sqlite3.Connection, db: Path) -> None:
             f"no engine is running on {db}; start one with `mikrobot run --headless` "
             "(or `mikrobot` for the cockpit)"
         )
+
+
+def iso_ns(text: str | None, option: str) -> int | None:
+    """An option's ISO-8601 time (UTC when it has no offset) as integer ns; None for None;
+    exit 2 naming the option and the form otherwise."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(
+            f"{option}: {text!r} is not an ISO-8601 time (e.g. 2024-01-31 or 2024-01-31T12:00:00)",
+            EXIT_BAD_INPUT,
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1_000
+
+
+class StderrProgress:
+    """A rich progress bar on stderr, only when it is a terminal (and not --json)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> StderrProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def stage(self, what: str, total: int | None = None) -> None:
+        if self._bar is None:
+            return
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(what, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, n)

@@ -18,6 +18,7 @@ from mikrobot_tui.cli.common import (
     db_errors,
     echo,
     fail,
+    iso_ns,
     reader,
     require_engine,
     settings,
@@ -169,26 +170,10 @@ def modify(
             raise fail(f"--{name} must be a positive number, got {value:g}", EXIT_BAD_INPUT)
         changes[name] = value
     if expire is not None:
-        changes["expire_ts"] = _iso_ns(expire)
+        changes["expire_ts"] = iso_ns(expire, "--expire")
     if not changes:
         raise fail("nothing to modify: give --price, --trigger, --lots or --expire", EXIT_BAD_INPUT)
     _order_command("modify", order_id, {"changes": changes}, as_json)
-
-
-def _iso_ns(text: str) -> int:
-    from datetime import UTC, datetime
-
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(
-            f"--expire {text!r} is not an ISO 8601 time, e.g. 2026-01-02T17:00 or "
-            "2026-01-02T17:00:00+01:00",
-            EXIT_BAD_INPUT,
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1_000
 
 
 def _order_command(command: str, order_id: str, args: dict[str, Any], as_json: bool) -> None:

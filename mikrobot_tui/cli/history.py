@@ -21,10 +21,12 @@ import typer
 
 from mikrobot_tui.cli.common import (
     EXIT_BAD_INPUT,
+    StderrProgress,
     check_db,
     db_errors,
     echo,
     fail,
+    iso_ns,
     reader,
     settings,
 )
@@ -86,7 +88,7 @@ def import_(
         zone = parse_server_zone(server_timezone or s.mt5.server_timezone)
     except ValueError as exc:
         raise fail(f"--server-timezone: {exc}", EXIT_BAD_INPUT) from None
-    with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+    with StderrProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
         progress.stage(f"reading {file.name}")
         try:
             parsed = parse_file(file, fmt.value, symbol=symbol, server_zone=zone, ny_close=ny_close)
@@ -145,39 +147,6 @@ def _ts(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class _Progress:
-    """A rich progress bar on stderr, only when it is a terminal (and not --json)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar = None
-        self._task = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(stderr=True), transient=True)
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def stage(self, what: str, total: int | None = None) -> None:
-        if self._bar is None:
-            return
-        if self._task is not None:
-            self._bar.remove_task(self._task)
-        self._task = self._bar.add_task(what, total=total)
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.advance(self._task, n)
-
-
 def export(
     symbol: Annotated[str, typer.Option("--symbol", help="the symbol to export")],
     timeframe: Annotated[
@@ -199,7 +168,7 @@ def export(
 
     if csv and as_json:
         raise fail("--csv and --json: choose one", EXIT_BAD_INPUT)
-    lo, hi = _iso_ns(start, "--start"), _iso_ns(end, "--end")
+    lo, hi = iso_ns(start, "--start"), iso_ns(end, "--end")
     s = settings()
     conn = reader(s)
     out = sys.stdout
@@ -221,21 +190,6 @@ def export(
         if batch:
             out.write("\n".join(batch) + "\n")
     conn.close()
-
-
-def _iso_ns(text: str | None, option: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise fail(
-            f"{option}: {text!r} is not an ISO-8601 time (e.g. 2024-01-31 or 2024-01-31T12:00:00)",
-            EXIT_BAD_INPUT,
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1_000
 
 
 class Venue(StrEnum):
@@ -267,7 +221,7 @@ def backfill(
     from mikrobot_tui.data import backfill as bf
     from mikrobot_tui.store.schema import open_db
 
-    lo, hi = _iso_ns(start, "--start"), _iso_ns(end, "--end")
+    lo, hi = iso_ns(start, "--start"), iso_ns(end, "--end")
     now = time.time_ns()
     hi = now if hi is None else hi
     if lo is None or lo >= hi:
@@ -290,7 +244,7 @@ def backfill(
         source = bf.open_venue(s, name)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
-    with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress, db_errors(db):
+    with StderrProgress(enabled=not as_json and sys.stderr.isatty()) as progress, db_errors(db):
         conn = open_db(db).conn
         try:
             report = bf.backfill(

@@ -21,6 +21,7 @@ from mikrobot_tui.cli.common import (
     db_errors,
     echo,
     fail,
+    iso_ns,
     query_only_reader,
     settings,
 )
@@ -57,12 +58,11 @@ def report(
 ) -> None:
     """Each account's performance: returns, risk ratios, drawdowns, trades and costs, per
     strategy and symbol, by day, week and month, against buy-and-hold."""
-    from mikrobot_tui.cli.history import _iso_ns
     from mikrobot_tui.paper.report import METRIC_KEYS, report_json, reports
 
     if as_json and as_csv:
         raise fail("--json and --csv: choose one", EXIT_BAD_INPUT)
-    since_ns = _iso_ns(since, "--since")
+    since_ns = iso_ns(since, "--since")
     s = settings()
     path = Path(s.engine.db)
     conn = query_only_reader(s)
