@@ -45,6 +45,16 @@ def rejects(out: dict) -> dict[int, str]:
     return {r["line"]: r["reason"] for r in out["rejected"]}
 
 
+def ohlc(db: Path, timeframe: str) -> list[tuple]:
+    """(ts_open, open, high, low, close, ticks) of every stored bar of `timeframe`, in time."""
+    return rows(
+        db,
+        "SELECT ts_open, open, high, low, close, ticks FROM bars WHERE timeframe = ? "
+        "ORDER BY ts_open",
+        timeframe,
+    )
+
+
 def rows(db: Path, sql: str, *args) -> list[tuple]:
     """Rows of `sql`; its `ticks` is a temporary table of every stored tick: the legacy rows,
     then those decoded from the tick blocks in the order they were written."""
@@ -157,11 +167,7 @@ def test_a_file_that_continues_the_stored_ticks_completes_the_open_bar(tmp_path,
     out = run_import(db_path, b)
     assert out["imported"] == 3
     assert rows(db_path, "SELECT COUNT(*) FROM ticks")[0][0] == 4
-    m1 = rows(
-        db_path,
-        "SELECT ts_open, open, high, low, close, ticks FROM bars "
-        "WHERE timeframe='M1' ORDER BY ts_open",
-    )
+    m1 = ohlc(db_path, "M1")
     assert m1 == [
         (1704067200 * NS, 1.0, 2.0, 0.5, 0.5, 3),
         (1704067260 * NS, 3.0, 3.0, 3.0, 3.0, 1),
@@ -253,9 +259,7 @@ def test_mt5_bars_go_in_as_m1_and_build_the_higher_timeframes(tmp_path, db_path)
     assert sorted(rejects(out)) == [4, 5] and rejects(out)[4] == "high below low"
     assert out["first_ts"] == ns("2024-01-15T10:00:00")
     assert out["last_ts"] == ns("2024-01-15T10:04:00")
-    m5 = rows(
-        db_path, "SELECT ts_open, open, high, low, close, ticks FROM bars WHERE timeframe='M5'"
-    )
+    m5 = ohlc(db_path, "M5")
     assert m5 == [(ns("2024-01-15T10:00:00"), 1.1, 1.104, 1.099, 1.103, 250)]
     assert len(rows(db_path, "SELECT * FROM bars WHERE timeframe='M1'")) == 3
     run_import(db_path, f, "--symbol", "EURUSD", "--server-timezone", "UTC")
@@ -572,11 +576,7 @@ def test_older_history_imported_after_newer_goes_in_and_joins_the_stored_bar(
     out = run_import(db_path, older)
     assert out["imported"] == 4
     assert rows(db_path, "SELECT COUNT(*) FROM ticks")[0][0] == 5
-    m1 = rows(
-        db_path,
-        "SELECT ts_open, open, high, low, close, ticks FROM bars "
-        "WHERE timeframe='M1' ORDER BY ts_open",
-    )
+    m1 = ohlc(db_path, "M1")
     assert m1 == [
         (1704067140 * NS, 5.0, 5.0, 5.0, 5.0, 1),
         (1704067200 * NS, 1.0, 4.0, 1.0, 3.0, 4),
