@@ -34,6 +34,7 @@ as `allocation`; the account limits are checked after, on the order as sized.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -114,6 +115,10 @@ class Decisions:
             bind_history = getattr(strategy, "bind_history", None)
             if bind_history is not None:
                 bind_history(self.history)
+            bind_market = getattr(strategy, "bind_market", None)
+            if bind_market is not None:
+                bind_market(self.market_at)
+        self._point: tuple[BatchQuotes, int, int] | None = None  # the bar's decision point
         self._ledger = ledger
         self._risk = risk
         self._latency = latency  # order id -> ns: drawn per order, seeded
@@ -129,6 +134,7 @@ class Decisions:
         ordered = False
         sym = ledger.symbol_index[bar.symbol]
         now = int(quotes.ticks["ts_event"][k])
+        self._point = (quotes, k, now)
         if trading:  # a decision point of the symbol: its data quality is judged here
             self.judge_quality(sym, now)
         if self.scorer is not None:
@@ -149,6 +155,20 @@ class Decisions:
                 continue
             ordered |= self._decide(name, breaker, signal, sym, quotes, k, now)
         return ordered
+
+    def market_at(self, symbol: str) -> tuple[float, float]:
+        """The spread and the data-quality score of `symbol` at the bar being shown to the
+        strategies (NaN when unknown): what a strategy's features see of the market."""
+        point, sym = self._point, self._ledger.symbol_index.get(symbol)
+        if point is None or sym is None:
+            return math.nan, math.nan
+        quotes, k, now = point
+        quote = quotes.quote_at(sym, k)
+        spread = math.nan if quote is None else quote[1] - quote[0]
+        judge = self.quality
+        judged = judge is not None and judge.enabled and 0 <= sym < len(judge.breakers)
+        quality = judge.score(sym, now) if judged and judge is not None else math.nan
+        return spread, quality
 
     def tick_signals(self, ticks: np.ndarray, symbols: list[str]) -> list[tuple[int, str, Signal]]:
         """Hand each tick strategy its symbols' ticks of the batch: (batch index, account,
