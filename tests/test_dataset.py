@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from planted_market import write_planted
 
-from mikrobot_tui.domain.market import M1
+from mikrobot_tui.data.feeds.replay import load_ticks
+from mikrobot_tui.domain.market import M1, Bar
 from mikrobot_tui.engine.dataset import build_dataset
 from mikrobot_tui.trading.features import FEATURE_NAMES
 from mikrobot_tui.trading.models import LABELS
+from mikrobot_tui.trading.strategies import build_strategy
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,49 @@ def test_the_same_rows_whatever_the_batching(tmp_path):
 def test_bad_params_are_refused_before_any_replay(tmp_path):
     with pytest.raises(ValueError, match="swing_width"):
         build_dataset([tmp_path / "missing.npz"], {"swing_width": 0})
+
+
+def test_a_model_skips_the_entries_it_rates_low_and_lends_the_rest_its_confidence(tmp_path):
+    """bos_retest with `model`: the probability the predictor gives decides, and becomes the
+    signal's confidence (a real trained model is served in tests/test_models_serving.py)."""
+    path = tmp_path / "small.npz"
+    write_planted(path, 6)
+    plain = build_dataset([path], work_dir=tmp_path / "plain")
+    seen: list[np.ndarray] = []
+
+    def rate(x: np.ndarray) -> float:
+        seen.append(x)
+        return 0.9 if len(seen) % 2 else 0.2  # every other entry rated low
+
+    strategy = build_strategy("bos_retest", {"model": "m", "threshold": 0.5})
+    strategy.bind_model(rate)
+    assert strategy.name.endswith("+m")
+    signals = []
+    ticks, _ = load_ticks(path)
+    mid = (ticks["bid"] + ticks["ask"]) / 2
+    closes = []
+    for tf, period in (("M1", M1), ("M5", 5 * M1), ("H1", 60 * M1)):
+        k = ticks["ts_event"] // period
+        cut = np.flatnonzero(np.diff(k)) + 1
+        for a, b in zip(np.r_[0, cut], np.r_[cut, len(k)], strict=True):
+            bar = Bar(
+                "EURUSD",
+                tf,
+                int(k[a] * period),
+                float(mid[a]),
+                float(mid[a:b].max()),
+                float(mid[a:b].min()),
+                float(mid[b - 1]),
+                int(b - a),
+                0.0,
+            )
+            closes.append((bar.ts_open + period, period, bar))
+    for _, _, bar in sorted(closes, key=lambda c: (c[0], c[1])):
+        signal = strategy.on_bar(bar)
+        if signal is not None:
+            signals.append(signal)
+    assert len(seen) >= 4 and strategy.filtered == len(seen) // 2
+    assert len(signals) == len(seen) - strategy.filtered
+    assert all(s.confidence == 0.9 and "p=0.90" in s.reason for s in signals)
+    assert all(x.shape == (len(FEATURE_NAMES),) for x in seen)
+    assert len(plain) == len(seen)  # the same entries as a run without a model

@@ -161,17 +161,19 @@ def _one_line(text: str) -> str:
     return line
 
 
-def _params(pairs: list[str]) -> dict[str, float]:
-    params: dict[str, float] = {}
+def _params(pairs: list[str]) -> dict[str, float | str]:
+    from mikrobot_tui.trading.strategies.params import parse_param
+
+    params: dict[str, float | str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         try:
-            if not sep or not key.strip():
+            if not sep or not key.strip() or not value.strip():
                 raise ValueError
-            params[key.strip()] = float(value)
+            params[key.strip()] = parse_param(value)
         except ValueError:
             raise fail(
-                f"--param {pair!r}: write name=number, e.g. --param fast=8", EXIT_BAD_INPUT
+                f"--param {pair!r}: write name=value, e.g. --param fast=8", EXIT_BAD_INPUT
             ) from None
     return params
 

@@ -11,7 +11,7 @@ that still happen in tick order, at the tick that caused them, whatever the batc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -86,7 +86,7 @@ def strategy_specs(name: str) -> tuple[Param, ...]:
     return tuple(_lookup(name).PARAMS)
 
 
-def strategy_params(name: str) -> dict[str, float]:
+def strategy_params(name: str) -> dict[str, float | str]:
     """The parameters a registered strategy accepts, with their defaults."""
     return {p.name: p.default for p in strategy_specs(name)}
 
@@ -100,7 +100,7 @@ def _lookup(name: str) -> type:
         ) from None
 
 
-def build_strategy(name: str, params: dict[str, float]) -> Strategy:
+def build_strategy(name: str, params: Mapping[str, float | str]) -> Strategy:
     """Build a registered strategy from config params.
 
     Raises ValueError naming the unknown strategy or the unknown / bad parameter and listing

@@ -23,12 +23,18 @@ Features (trading/features.py). Given a sink (`record_setups`), the strategy kee
 FeatureBook of every M1, M5 and H1 bar it is shown and hands the sink each entry's setup and
 features, with the spread and the data quality at the decision tick when the engine offers
 them (`bind_market`): the rows a model is trained on (engine/dataset.py).
+
+A model (`model` = a trained model's name, `mikrobot model list`). The engine loads it and
+hands the strategy its predictor (`bind_model`); each entry's features then get a probability
+of reaching the take-profit first, and only an entry whose probability is at least
+`threshold` is signalled, with that probability as its confidence (the orchestrator's score
+uses it). The others are counted (`filtered`), not signalled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,6 +54,7 @@ GATES_BPS = ATR_BANDS_BPS  # the gate for asset classes not counted in pips
 NAN = float("nan")
 
 SetupSink = Callable[[SetupPoint, np.ndarray], None]
+Predictor = Callable[[np.ndarray], float]  # features -> probability of the take-profit first
 # the market at the decision point: symbol -> (spread, data-quality score), NaN when unknown
 MarketView = Callable[[str], tuple[float, float]]
 
@@ -89,6 +96,8 @@ class BosRetest:
         Param("atr_max_pips", float, 15.0, 0, 10_000, "ATR gate, forex: above is a wild one"),
         Param("stop_atr", float, 0.5, 0, 20, "least stop distance in M5 ATRs", low_open=True),
         Param("reward_risk", float, 2.5, 0, 50, "take-profit in stops (R)", low_open=True),
+        Param("model", str, "", 0, 0, "a trained model's name: entries it rates low are skipped"),
+        Param("threshold", float, 0.5, 0, 1, "the least probability the model must give"),
     )
 
     def __init__(self, **params: float) -> None:
@@ -103,13 +112,18 @@ class BosRetest:
                 f"atr_min_pips must be < atr_max_pips, got {self.atr_min_pips}, {self.atr_max_pips}"
             )
         self.stop_atr, self.reward_risk = float(v["stop_atr"]), float(v["reward_risk"])
+        self.model, self.threshold = str(v["model"]), float(v["threshold"])
         self.name = f"bos_retest({self.swing_width},{self.tolerance_pips:g})"
+        if self.model:
+            self.name += f"+{self.model}"
         self.params = v
         self._instruments: Mapping[str, Instrument] = default_instruments()
         self._states: dict[str, _Symbol] = {}
-        self._book: FeatureBook | None = None
+        self._book: FeatureBook | None = FeatureBook() if self.model else None
         self._sink: SetupSink | None = None
         self._market: MarketView | None = None
+        self._predict: Predictor | None = None
+        self.filtered = 0  # entries the model rated below the threshold
 
     def record_setups(self, sink: SetupSink) -> None:
         """From now on keep the features of every bar and hand `sink` each entry's setup and
@@ -117,13 +131,18 @@ class BosRetest:
         self._book = self._book or FeatureBook()
         self._sink = sink
 
+    def bind_model(self, predict: Predictor) -> None:
+        """The predictor of the model named by `model` (the engine loads it)."""
+        self._predict = predict
+
     def bind_market(self, market: MarketView) -> None:
         """The engine's view of the spread and the data quality at the decision point."""
         self._market = market
 
     def __getstate__(self) -> dict[str, object]:
         # a checkpoint keeps the strategy's memory, not the engine's callbacks it was handed
-        return {k: v for k, v in vars(self).items() if k not in ("_sink", "_market")}
+        callbacks = ("_sink", "_market", "_predict")
+        return {k: v for k, v in vars(self).items() if k not in callbacks}
 
     @property
     def warmup_bars(self) -> int:
@@ -219,9 +238,12 @@ class BosRetest:
         if setup.touched and closes_back:
             state.setup = None
             signal = self._signal(bar, setup, inst)
+            if self._book is None:
+                return signal
+            point, features = self._features(signal, setup)
             if self._sink is not None:
-                self._record(signal, setup)
-            return signal
+                self._sink(point, features)
+            return self._judged(signal, features)
         setup.bars_left -= 1
         if setup.bars_left <= 0:
             state.setup = None
@@ -248,8 +270,22 @@ class BosRetest:
             ),
         )
 
-    def _record(self, signal: Signal, setup: _Setup) -> None:
-        assert self._book is not None and self._sink is not None
+    def _judged(self, signal: Signal, features: np.ndarray) -> Signal | None:
+        """The signal with the model's probability as its confidence, or None below the
+        threshold; unchanged without a model."""
+        if not self.model:
+            return signal
+        if self._predict is None:
+            raise RuntimeError(f"model {self.model!r} was never loaded (bind_model)")
+        p = float(self._predict(features))
+        if p < self.threshold:
+            self.filtered += 1
+            return None
+        reason = f"{signal.reason}; model {self.model} gives p={p:.2f}"
+        return replace(signal, confidence=p, reason=reason)
+
+    def _features(self, signal: Signal, setup: _Setup) -> tuple[SetupPoint, np.ndarray]:
+        assert self._book is not None
         spread, quality = NAN, NAN
         if self._market is not None:
             spread, quality = self._market(signal.symbol)
@@ -263,7 +299,7 @@ class BosRetest:
             spread,
             quality,
         )
-        self._sink(point, self._book.features(point))
+        return point, self._book.features(point)
 
     @staticmethod
     def _atr_words(inst: Instrument, atr: float, price: float) -> str:
