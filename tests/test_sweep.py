@@ -270,3 +270,40 @@ def test_walk_forward_trades_each_window_s_training_best_on_the_next_stretch(tmp
     )  # fmt: skip
     for key in SAME:
         assert w2["out_of_sample"]["result"][key] == alone[key], key
+
+
+def test_a_db_file_name_is_refused_for_a_sweep(hour, tmp_path):
+    result = invoke("--db", str(tmp_path / "bt.db"), "backtest", "--data", str(hour), *GRID)
+    assert result.exit_code == 2 and "give a folder" in result.stderr
+    assert not (tmp_path / "bt.db").exists()
+
+
+def test_the_jobs_carry_no_secret(tmp_path, monkeypatch):
+    from mikrobot_tui.config import load_settings
+
+    monkeypatch.setenv("MIKROBOT_BINANCE__API_KEY", "k-123")
+    monkeypatch.setenv("MIKROBOT_BINANCE__API_SECRET", "s-456")
+
+    def settings_for(params, db, replay):
+        return load_settings(None, overrides={"engine": {"db": db}})
+
+    assert settings_for({}, tmp_path / "a.db", tmp_path / "t.npz").binance.api_key is not None
+    p = sw.plan("ema_cross", [{"fast": 3.0, "slow": 8.0}], settings_for, tmp_path / "t.npz",
+                folder=tmp_path, sweep_id="x")  # fmt: skip
+    (job,) = p.jobs
+    assert job.settings.binance.api_key is None and job.settings.binance.api_secret is None
+    assert job.settings.engine.db == tmp_path / "run-001.db"
+
+
+def test_distributed_is_imported_only_for_cluster():
+    """Dask costs start-up time: the CLI and the sweep's engine load it only with --cluster."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import mikrobot_tui.cli, mikrobot_tui.cli.sweep, mikrobot_tui.engine.walk_forward\n"
+        "assert not any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -195,6 +195,12 @@ def _folder(cluster: str | None) -> Path | None:
     if options.db is None:
         return None if cluster is not None else Path(tempfile.mkdtemp(prefix="mikrobot-sweep-"))
     folder = Path(options.db)
+    if not folder.is_dir() and folder.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        raise fail(
+            f"--db {folder}: a sweep writes one database per run: give a folder (new or empty), "
+            "e.g. --db sweep-1",
+            EXIT_BAD_INPUT,
+        )
     if folder.exists() and not folder.is_dir():
         raise fail(
             f"--db: {folder} is a file; a sweep writes one database per run into the folder "

@@ -8,6 +8,9 @@ own database. Only the ticks are shared: the parent reads the file once and writ
 a replay .npz (`write_replay`); a run replays that file (`backtest.run_file`), so a run's
 trades are the same as the same combination's alone (tested).
 
+A job's settings carry no secret (`without_secrets`): they travel to other processes and
+machines, and a backtest needs neither venue keys nor alert webhooks.
+
 Runs go to a `LocalPool` (worker processes on this machine, spawned or forkserver-forked: the
 parent may hold threads, and fork would copy their locks) or to a `DaskPool` (the workers of
 a Dask distributed scheduler, several machines; the replay file's bytes are scattered to every
@@ -376,10 +379,26 @@ def plan(
             refused.append(failed(run, name, params, why))
             continue
         db = (folder or run_folder(sweep_id)) / f"{name}.db"
-        settings = settings_for(params, db, replay_file)
+        settings = without_secrets(settings_for(params, db, replay_file))
         where = None if folder is None else str(folder)
         jobs.append(Job(run, name, params, settings, source, where, sweep_id, batch_size))
     return Plan(jobs, refused)
+
+
+def without_secrets(model: Any) -> Any:
+    """`model` with every secret (API keys, passwords, webhook URLs) emptied: a backtest needs
+    none, and a job's settings travel to other processes and machines."""
+    from pydantic import BaseModel, SecretStr
+
+    updates: dict[str, Any] = {}
+    for name, value in model:
+        if isinstance(value, SecretStr):
+            updates[name] = None
+        elif isinstance(value, BaseModel):
+            stripped = without_secrets(value)
+            if stripped is not value:
+                updates[name] = stripped
+    return model.model_copy(update=updates) if updates else model
 
 
 def run_plans(pool: LocalPool | DaskPool, plans: list[Plan], done: Done) -> list[list[dict]]:
