@@ -69,7 +69,7 @@ class Job:
     """One backtest of a sweep: where its database goes and which replay file it reads."""
 
     run: int  # 1-based, in grid order
-    name: str  # its database's file stem: "run-001", "w01-train-001", "w01-test"
+    name: str  # its database's file stem: "run-001", "w01-train-001", "w01-test-001"
     params: dict[str, float]  # the whole combination, fixed params included
     settings: Settings  # db and replay file are set where it runs (`run_job`)
     source: str  # the replay file it reads: a key of the pool's files
@@ -254,6 +254,10 @@ class LocalPool:
             done(doc)
         return [results[id(job)] for job in jobs]
 
+    def forget(self, source: str) -> None:
+        """A replay file no job will read again: off the disk."""
+        self.files.pop(source).unlink(missing_ok=True)
+
 
 def _context() -> Any:
     """forkserver where there is one (a fresh process forks the workers, the engine already
@@ -307,6 +311,13 @@ class DaskPool:
     def __exit__(self, *exc: object) -> None:
         if self._client is not None:
             self._client.close()
+
+    def forget(self, source: str) -> None:
+        """A replay file no job will read again: off the workers' memory (and the disk)."""
+        scattered = self._scattered.pop(source, None)
+        if scattered is not None:
+            scattered.release()
+        self.files.pop(source).unlink(missing_ok=True)
 
     def _data(self, source: str) -> Any:
         if self.shared_data:

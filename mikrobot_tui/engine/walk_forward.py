@@ -168,6 +168,8 @@ def walk_forward(
         )
         trained.append((w, p))
     results = sw.run_plans(pool, [p for _, p in trained], done)
+    for w, _ in trained:  # the training stretches are most of the data: free them first
+        pool.forget(f"{w.label}-train")
 
     tests: list[tuple[Window, sw.Plan]] = []
     failed_runs = 0
