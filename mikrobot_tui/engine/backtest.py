@@ -241,6 +241,20 @@ def run(
     file = settings.replay.file
     assert file is not None, "overrides() names the replay file"
     save_ticks(file, loaded.ticks, loaded.symbols)
+    load_s += time.perf_counter() - t0
+    return run_file(settings, batch_size, progress, load_s)
+
+
+def run_file(
+    settings: Settings,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    load_s: float = 0.0,
+) -> Result:
+    """`run` over the ticks replay.file already holds: a sweep's runs share one file."""
+    t0 = time.perf_counter()
+    file = settings.replay.file
+    assert file is not None, "overrides() names the replay file"
     feed = ReplayFeed(file, batch_size=batch_size or settings.engine.batch_max)
     engine = Engine(settings, feed=feed, clock=ReplayClock())
     fills = 0
