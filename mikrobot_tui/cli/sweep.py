@@ -309,8 +309,10 @@ def _columns(sort_by: str) -> dict[str, str]:
     return COLUMNS if sort_by in COLUMNS else {**COLUMNS, sort_by: sort_by}
 
 
-def _params_text(params: dict[str, float], keys: list[str]) -> list[str]:
-    return [f"{params[k]:g}" for k in keys]
+def _params_text(params: dict[str, Any], keys: list[str]) -> list[str]:
+    from mikrobot_tui.trading.strategies.params import param_text
+
+    return [param_text(params[k]) for k in keys]
 
 
 def _print_sweep(out: dict[str, Any]) -> None:

@@ -242,7 +242,7 @@ def run(
     assert file is not None, "overrides() names the replay file"
     save_ticks(file, loaded.ticks, loaded.symbols)
     load_s += time.perf_counter() - t0
-    return run_file(settings, batch_size, progress, load_s)
+    return run_file(settings, batch_size, progress, load_s, prepare)
 
 
 def run_file(
@@ -250,6 +250,7 @@ def run_file(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     load_s: float = 0.0,
+    prepare: Callable[[Engine], None] | None = None,
 ) -> Result:
     """`run` over the ticks replay.file already holds: a sweep's runs share one file."""
     t0 = time.perf_counter()
