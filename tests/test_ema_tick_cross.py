@@ -25,14 +25,14 @@ from mikrobot_tui.trading.strategies import STRATEGIES, EmaTickCross, build_stra
 T0 = 1_767_261_600 * NS_PER_SECOND  # 2026-01-01 10:00 UTC, a Thursday: the forex market is open
 
 
-def eurusd(n: int = 6000, seed: int = 5) -> np.ndarray:
+def eurusd(n: int = 6000, seed: int = 5, every_ns: int = NS_PER_SECOND // 2) -> np.ndarray:
     """EURUSD every half second: a slow wave and a random walk, so the tick EMAs cross."""
     rng = np.random.default_rng(seed)
     i = np.arange(n)
     mid = 1.1 + 0.0015 * np.sin(i / 900 * 2 * np.pi) + np.cumsum(rng.normal(0, 1, n)) * 2e-5
     mid = np.round(mid, 5)
     t = np.zeros(n, dtype=TICK_DTYPE)
-    t["ts_event"] = T0 + i * (NS_PER_SECOND // 2)
+    t["ts_event"] = T0 + i * every_ns
     t["ts_recv"] = t["ts_event"] + 1_000_000
     t["bid"], t["ask"] = np.round(mid - 0.00005, 5), np.round(mid + 0.00005, 5)
     t["last"], t["volume"] = np.nan, np.nan
@@ -127,7 +127,13 @@ def expected_fills(ticks: np.ndarray) -> list[tuple[int, str, float, float]]:
     return out
 
 
-def backtest(tmp_path: Path, ticks: np.ndarray, batch: int, oms: str = "hedging") -> bt.Result:
+def backtest(
+    tmp_path: Path,
+    ticks: np.ndarray,
+    batch: int,
+    oms: str = "hedging",
+    latency_ms: float | None = 0,
+) -> bt.Result:
     db = tmp_path / f"{oms}-{batch}.db"
     loaded = bt.Loaded(ticks, ["EURUSD"], "replay", 0)
     over = bt.overrides(
@@ -136,7 +142,7 @@ def backtest(tmp_path: Path, ticks: np.ndarray, batch: int, oms: str = "hedging"
         "ema_tick_cross",
         {},
         ["EURUSD"],
-        latency_ms=0,
+        latency_ms=latency_ms,
         no_costs=True,
         trust_data=True,
     )
@@ -147,6 +153,20 @@ def backtest(tmp_path: Path, ticks: np.ndarray, batch: int, oms: str = "hedging"
     over["risk"] = {"daily_loss_pct": 50.0, "overall_loss_pct": 50.0}
     settings = load_settings(None, overrides=over)
     return bt.run(settings, loaded, batch_size=batch)
+
+
+def open_positions(db: Path):
+    """The backtest account's open positions, folded from the event log."""
+    from mikrobot_tui.paper.portfolio import EngineState, apply
+
+    conn = open_db(db).conn
+    try:
+        state = EngineState()
+        for e in read_events(conn):
+            apply(state, e)
+    finally:
+        conn.close()
+    return list(state.accounts[bt.ACCOUNT].positions.values())
 
 
 @pytest.mark.parametrize("batch", [1, 50, 100_000])
@@ -182,12 +202,19 @@ def test_netting_and_hedging_accounts_end_with_one_position_of_the_units(tmp_pat
     assert intents == ["open"] + ["close", "open"] * (len(crosses) - 1)
     assert result.open_positions == 1
     # the one position left: the last cross's side, 1 lot (100,000 units)
-    from mikrobot_tui.paper.portfolio import EngineState, apply
+    (pos,) = open_positions(db)
+    assert (pos.side, pos.lots) == (crosses[-1][1], 1.0)
 
-    state = EngineState()
-    for e in events:
-        apply(state, e)
-    (pos,) = state.accounts[bt.ACCOUNT].positions.values()
+
+@pytest.mark.parametrize("oms", ["netting", "hedging"])
+def test_with_the_latency_model_the_close_still_reaches_the_venue_first(tmp_path, oms):
+    """Each order of a reversal draws its own latency; the entry is held back to the close's
+    arrival, so a netting account never nets the entry against the position first."""
+    ticks = eurusd(every_ns=5_000_000)  # every 5 ms: the draws (50 to 200 ms) fall apart
+    result = backtest(tmp_path, ticks, 500, oms, latency_ms=None)
+    *_, crosses = reference(ticks)
+    assert result.fills == 2 * len(crosses) - 1
+    (pos,) = open_positions(tmp_path / f"{oms}-500.db")
     assert (pos.side, pos.lots) == (crosses[-1][1], 1.0)
 
 
