@@ -23,6 +23,15 @@ it (its risk scaled down) or refuses it, and goes into the `order_submitted` or
 `order_refused` event with every factor and its contribution, so the operator can read why a
 trade happened or did not.
 
+A signal that carries its size (`Signal.units`, trading/orchestrator.py) and asks to reverse
+(`Signal.reverse`) has the account's positions of its symbol on the other side, as held at the
+decision, closed first: for the checks (max positions, margin affordability, the account
+limits) they are already gone; if the entry passes, a close order for each (built as flatten
+builds them) is submitted, then the entry, due no earlier than the last close, so it reaches
+the venue after them whatever latency each draws, and a netting account never nets the entry
+against the position. A refused entry closes nothing: the signal is refused as a whole.
+Entries still on their way to the venue are not closed.
+
 An account that is a variant of a bandit experiment (engine/allocation.py) has its risk
 multiplied, in the same place, by its share of the experiment's risk budget x the number of
 variants (equal shares: 1x), and the product capped at 1: a trade never risks more than the
