@@ -20,6 +20,7 @@ from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.trading.strategies.bos_retest import BosRetest
 from mikrobot_tui.trading.strategies.ema_cross import EmaCross
+from mikrobot_tui.trading.strategies.ema_tick_cross import EmaTickCross
 from mikrobot_tui.trading.strategies.params import Param, resolve
 from mikrobot_tui.trading.strategies.rsi_reversion import RsiReversion
 
@@ -28,6 +29,7 @@ __all__ = [
     "TICK",
     "BosRetest",
     "EmaCross",
+    "EmaTickCross",
     "Param",
     "RsiReversion",
     "Strategy",
@@ -78,6 +80,7 @@ STRATEGIES: dict[str, type] = {
     "ema_cross": EmaCross,
     "bos_retest": BosRetest,
     "rsi_reversion": RsiReversion,
+    "ema_tick_cross": EmaTickCross,
 }
 
 
