@@ -194,9 +194,17 @@ class QualityJudge:
         self._floor = accepted_until
 
     def score(self, sym: int, ts: int) -> float:
-        """The symbol's score at stream time `ts`, from the problems seen before it."""
+        """The symbol's score at stream time `ts`, from the problems seen before it.
+
+        A symbol is judged at its own accepted ticks, whose times never go back (validity
+        rejects a tick from the past), so a problem that has faded out by `ts` stays faded
+        for every later call and goes now: the scan covers the window, not everything noted
+        since the batch began (a sparse feed notes a gap at almost every tick)."""
         penalty, window = 0.0, self.window_ns
-        for t, mid, w in self._problems[sym]:
+        problems = self._problems[sym]
+        while problems and problems[0][1] + window <= ts:
+            problems.popleft()
+        for t, mid, w in problems:
             if t >= ts:
                 break
             fade = 1.0 - max(ts - mid, 0) / window
