@@ -243,3 +243,48 @@ def test_the_cli_starts_without_importing_scikit_learn() -> None:
     code = "import sys, mikrobot_tui.cli; print(sorted({'sklearn', 'joblib'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_model_train_saves_a_version_and_prints_its_out_of_sample_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dataset builder (trading/models/dataset.py, tested on its own) is replaced by one
+    that hands over the synthetic setups: this is the command's own work, end to end."""
+    calls = []
+
+    def build_dataset(paths, params, **kw):
+        calls.append((list(paths), params))
+        if params.get("variant") == "empty":
+            return synthetic(n=0)
+        data = synthetic(seed=3)
+        if params.get("variant") == "one_outcome":
+            return dataclasses.replace(
+                data, labels={**data.labels, "tp_first": np.zeros(len(data))}
+            )
+        return dataclasses.replace(data, sources=tuple(str(p) for p in paths))
+
+    stub = type(sys)("mikrobot_tui.trading.models.dataset")
+    stub.build_dataset = build_dataset
+    monkeypatch.setitem(sys.modules, "mikrobot_tui.trading.models.dataset", stub)
+    data = tmp_path / "EURUSD.csv"
+    data.write_text("ts,symbol,bid,ask\n")
+    db = str(tmp_path / "x.db")
+    args = ("--db", db, "model", "train", "--strategy", "bos_retest", "--data", str(data))
+    result = invoke(*args, "--model", "logistic", "--folds", "3", "--param", "tolerance_atr=0.3")
+    assert result.exit_code == 0, result.output
+    assert calls[0] == ([data], {"tolerance_atr": 0.3})
+    out = result.stdout
+    assert "bos_retest v1: logistic on tp_first" in out and "walk-forward, 3 folds" in out
+    assert "EURUSD.csv" in out and "2026-01-01 00:00 to 2026-03-25 07:00" in out
+    assert "reliability" in out and out.isascii()
+    assert (tmp_path / "models" / "bos_retest" / "v1.joblib").exists()
+    again = invoke(*args, "--name", "other", "--json", "--label", "retest_held")
+    doc = json.loads(again.stdout)
+    assert doc["file"].endswith("other/v1.joblib") and doc["label"] == "retest_held"
+    assert doc["params"] == {} and doc["metrics"]["auc"] > 0.55
+
+    empty = invoke(*args, "--param", "variant=empty")
+    assert empty.exit_code == 2 and "no bos_retest setup reached an entry" in empty.stderr
+    one = invoke(*args, "--param", "variant=one_outcome")
+    assert one.exit_code == 2 and "at least 10 of each" in one.stderr
+    assert one.stderr.strip().count("\n") == 0
