@@ -47,6 +47,10 @@ def _sigmoid(raw: float) -> float:
     return z / (1.0 + z)
 
 
+def _sigmoids(raw: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -raw))  # 1 / (1 + e^-raw) without overflow
+
+
 class Predictor:
     """The probability a model gives one setup's features (FEATURE_NAMES order, NaN unknown).
     Built from anything with `.model` and `.kind`: a LoadedModel or a TrainResult."""
@@ -83,7 +87,7 @@ class Predictor:
 
     def _linear_batch(self, x: np.ndarray) -> np.ndarray:
         raw = np.where(np.isnan(x), self._fill, x) @ self._w + self._b
-        return 1.0 / (1.0 + np.exp(-raw))
+        return _sigmoids(raw)
 
     def _compile_trees(self, model: Any) -> None:
         trees = [iteration[0].nodes for iteration in model._predictors]
@@ -123,7 +127,7 @@ class Predictor:
             left = (x[rows, f] <= self._threshold[at]) | (nan[rows, f] & self._nan_left[at])
             at = np.where(left, self._left[at], self._right[at])
         raw = self._baseline + self._value[at].sum(axis=1)
-        return 1.0 / (1.0 + np.exp(-raw))
+        return _sigmoids(raw)
 
 
 def reference_bins(values: np.ndarray, bins: int = DRIFT_BINS) -> dict:
