@@ -207,7 +207,8 @@ def test_a_replay_npz_backtests_too_and_symbol_picks_one(tmp_path):
     ("args", "says"),
     [
         (["--strategy", "nope"], "unknown strategy 'nope'"),
-        (["--strategy", "ema_cross", "--param", "fast=x"], "--param 'fast=x'"),
+        (["--strategy", "ema_cross", "--param", "fast=x"], "fast must be a whole number"),
+        (["--strategy", "ema_cross", "--param", "fast"], "--param 'fast'"),
         (["--strategy", "ema_cross", "--param", "zz=3"], "unknown param 'zz'"),
         (["--strategy", "ema_cross", "--param", "fast=0"], "fast must be"),
     ],

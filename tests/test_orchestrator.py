@@ -86,3 +86,30 @@ def test_fixed_and_kelly_sizing_reach_the_order() -> None:
     assert lots(kelly, winners_and_losers) == lots(RiskSettings())
     # a losing record: f <= 0, no trade
     assert lots(kelly, [-1.0] * 30 + [0.5] * 10) is None
+
+
+def test_a_signal_with_its_own_size_and_no_stop_goes_at_that_size_without_a_stop() -> None:
+    decision = order_for(signal(units=100_000, stop_distance=0.0, take_profit_distance=0.0))
+    order = decision.order
+    assert order.lots == 1.0 and order.stop_loss is None and order.take_profit is None
+    assert decision.risk_amount == 0.0
+    # rounded down to the lot step (0.01 lots = 1,000 units)
+    assert order_for(signal(units=12_345, stop_distance=float("inf"))).order.lots == 0.12
+
+
+@pytest.mark.parametrize(
+    ("units", "says"),
+    [
+        (500, "below the minimum lot 0.01"),
+        (20_000_000, "above the maximum lot 100"),
+        (-1, "not a finite positive size"),
+    ],
+)
+def test_a_signal_size_the_instrument_cannot_take_is_refused(units, says) -> None:
+    decision = order_for(signal(units=units, stop_distance=0.0))
+    assert decision.order is None and says in decision.refusal
+
+
+def test_without_units_a_signal_still_needs_its_stop() -> None:
+    decision = order_for(signal(stop_distance=0.0))
+    assert decision.order is None and "stop distance" in decision.refusal

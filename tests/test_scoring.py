@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -234,3 +235,24 @@ def test_the_readme_example_scores_as_written() -> None:
     assert [round(f.score, 2) for f in s.factors] == [0.0, 1.0, 0.25, 0.9, 1.0, 0.5, 1.0]
     assert round(s.confidence, 2) == 0.66 and s.verdict is Verdict.RESIZE
     assert round(s.risk_multiplier, 2) == 0.95
+
+
+def test_a_signal_without_a_stop_leaves_the_record_out_and_is_not_refused_for_it() -> None:
+    scorer = SignalScorer(OrchestratorSettings())
+    feed_atr(scorer, 8)
+    stopless = replace(signal(), stop_distance=0.0, take_profit_distance=0.0, units=100_000)
+    s = score(scorer, stopless, r=[-1.0] * 10)  # a losing record would pull a stopped one down
+    record = factor(s, "record")
+    assert record.weight == 0.0 and record.contribution == 0.0 and "no stop" in record.why
+    assert sum(f.contribution for f in s.factors) == pytest.approx(s.confidence)
+    assert s.verdict is not Verdict.REFUSE
+    with_stop = score(scorer, signal(), r=[-1.0] * 10)
+    assert factor(with_stop, "record").score == 0.0
+    assert s.confidence > with_stop.confidence
+
+
+def test_with_only_the_record_weighted_a_stopless_signal_scores_neutral() -> None:
+    weights = dict.fromkeys(["trend", "atr", "session", "spread", "quality", "signal"], 0.0)
+    scorer = SignalScorer(OrchestratorSettings(weights=weights))
+    stopless = replace(signal(), stop_distance=0.0, units=100_000)
+    assert score(scorer, stopless).confidence == pytest.approx(0.5)

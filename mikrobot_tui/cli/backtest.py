@@ -5,7 +5,7 @@ reads the options, picks the database (the global `--db`, else a new one in a te
 whose path goes to stderr, so `mikrobot report --db PATH` reads it afterwards), shows a
 progress bar on stderr when it is a terminal, and prints the report's metrics table or, with
 `--json`, one object. Bad input (unknown strategy, bad param, unreadable file, a bars file)
-is one line, exit 2.
+is one line, exit 2. `--sweep` (a grid of runs, `--walk-forward`) goes on in cli/sweep.py.
 """
 
 from __future__ import annotations
@@ -75,12 +75,77 @@ def backtest(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep", help="a parameter's values, k=v1,v2,... (repeatable): run their whole grid"
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="a sweep's worker processes (default: every core)"),
+    ] = None,
+    sort_by: Annotated[
+        str | None,
+        typer.Option("--sort-by", help="a sweep's ranking: net_pnl or a report metric"),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster", help="run the sweep on a Dask scheduler's workers, tcp://HOST:PORT"
+        ),
+    ] = None,
+    shared_data: Annotated[
+        bool,
+        typer.Option(
+            "--shared-data", help="--cluster: workers read the ticks from --db's folder, not sent"
+        ),
+    ] = False,
+    walk_forward: Annotated[
+        str | None,
+        typer.Option(
+            "--walk-forward",
+            help="TRAIN:TEST (e.g. 30d:7d): best of the sweep on each next stretch",
+        ),
+    ] = None,
 ) -> None:
-    """Run one strategy over a file's ticks through the engine; print its report."""
+    """Run one strategy over a file's ticks through the engine; print its report. With
+    --sweep, a grid of its parameters at once, ranked (see README, Backtest)."""
     from mikrobot_tui.config import ConfigError, load_settings
     from mikrobot_tui.engine import backtest as bt
     from mikrobot_tui.trading.strategies import build_strategy
 
+    sweep_only = {
+        "--workers": workers is not None,
+        "--sort-by": sort_by is not None,
+        "--cluster": cluster is not None,
+        "--shared-data": shared_data,
+        "--walk-forward": walk_forward is not None,
+    }
+    if sweep:
+        from mikrobot_tui.cli.sweep import run_sweep
+
+        return run_sweep(
+            data=data,
+            strategy=strategy,
+            fixed=_params(param or []),
+            sweep=sweep,
+            workers=workers,
+            sort_by=sort_by,
+            cluster=cluster,
+            shared_data=shared_data,
+            walk_forward=walk_forward,
+            symbol=symbol,
+            account={"balance": balance, "currency": currency, "leverage": leverage},
+            latency_ms=latency_ms,
+            no_costs=no_costs,
+            trust_data=trust_data,
+            batch_size=batch_size,
+            as_json=as_json,
+        )
+    given = [flag for flag, on in sweep_only.items() if on]
+    if given:
+        raise fail(f"{', '.join(given)}: only with --sweep k=v1,v2,...", EXIT_BAD_INPUT)
     params = _params(param or [])
     try:
         build_strategy(strategy, params)
@@ -161,17 +226,19 @@ def _one_line(text: str) -> str:
     return line
 
 
-def _params(pairs: list[str]) -> dict[str, float]:
-    params: dict[str, float] = {}
+def _params(pairs: list[str]) -> dict[str, float | str]:
+    from mikrobot_tui.trading.strategies.params import parse_param
+
+    params: dict[str, float | str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         try:
-            if not sep or not key.strip():
+            if not sep or not key.strip() or not value.strip():
                 raise ValueError
-            params[key.strip()] = float(value)
+            params[key.strip()] = parse_param(value)
         except ValueError:
             raise fail(
-                f"--param {pair!r}: write name=number, e.g. --param fast=8", EXIT_BAD_INPUT
+                f"--param {pair!r}: write name=value, e.g. --param fast=8", EXIT_BAD_INPUT
             ) from None
     return params
 

@@ -438,8 +438,8 @@ class AccountSettings(_Section):
     name: str = Field(min_length=1, max_length=24, pattern=r"^[A-Za-z0-9_\-]+$")
     balance: float = Field(10_000.0, gt=0)
     currency: str = Field("USD", min_length=3, max_length=4)
-    strategy: Literal["ema_cross", "bos_retest", "rsi_reversion"] = "ema_cross"
-    params: dict[str, float] = {}
+    strategy: Literal["ema_cross", "bos_retest", "rsi_reversion", "ema_tick_cross"] = "ema_cross"
+    params: dict[str, float | str] = {}  # str: a trained model's name (bos_retest's model)
     leverage: float | None = Field(None, gt=0, le=10_000)  # None: [paper.leverage] per class
     oms: Literal["hedging", "netting"] = "hedging"
     margin_call_level: float = Field(100.0, gt=0, le=10_000)  # percent margin level

@@ -59,6 +59,12 @@ class Signal:
     Stop and take-profit distances are measured from the entry: the price the order can get
     for a market entry, the limit price for a limit entry. `confidence` (0..1) is the
     strategy's own; the orchestrator scores the signal and may scale the risk by it.
+
+    A signal may carry its own size, `units` of the base (lots = units / the instrument's
+    contract size, rounded down to its lot step); then the stop is optional (a stop distance
+    of 0 or inf: no stop) and the account's sizing method is not used. `reverse` asks for the
+    account's positions of the symbol on the other side to be closed first: two orders, the
+    close then the entry, each filled on its own (a stop-and-reverse strategy).
     """
 
     strategy: str
@@ -66,13 +72,19 @@ class Signal:
     side: Side
     ts: int  # decision time, ns
     price: float  # reference price at decision time (the bar close)
-    stop_distance: float  # price distance to the stop-loss, > 0
+    stop_distance: float  # price distance to the stop-loss, > 0 (0 or inf: none, with units)
     take_profit_distance: float  # price distance to the take-profit, > 0
     reason: str = ""
     entry: EntryType = EntryType.MARKET
     limit_price: float | None = None  # a LIMIT entry's price
     expire_ts: int | None = None  # a LIMIT entry not filled by then is cancelled
     confidence: float = 1.0
+    units: float | None = None  # the size the strategy asks for; None: sized from the stop
+    reverse: bool = False  # close the symbol's opposite positions first
+
+    @property
+    def has_stop(self) -> bool:
+        return 0 < self.stop_distance < float("inf")
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,14 +230,32 @@ def run(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     load_s: float = 0.0,
+    prepare: Callable[[Engine], None] | None = None,
 ) -> Result:
     """Replay `loaded` through an engine built from `settings` (see `overrides`), as fast as
     it goes, in batches of `batch_size` ticks (default engine.batch_max); `progress(n)` after
-    each batch. The ticks are written to replay.file first. The engine is closed on return."""
+    each batch; `prepare(engine)` once built, before the first tick (a dataset builder hands
+    the strategy its sink there). The ticks are written to replay.file first. The engine is
+    closed on return."""
     t0 = time.perf_counter()
     file = settings.replay.file
     assert file is not None, "overrides() names the replay file"
     save_ticks(file, loaded.ticks, loaded.symbols)
+    load_s += time.perf_counter() - t0
+    return run_file(settings, batch_size, progress, load_s, prepare)
+
+
+def run_file(
+    settings: Settings,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    load_s: float = 0.0,
+    prepare: Callable[[Engine], None] | None = None,
+) -> Result:
+    """`run` over the ticks replay.file already holds: a sweep's runs share one file."""
+    t0 = time.perf_counter()
+    file = settings.replay.file
+    assert file is not None, "overrides() names the replay file"
     feed = ReplayFeed(file, batch_size=batch_size or settings.engine.batch_max)
     engine = Engine(settings, feed=feed, clock=ReplayClock())
     fills = 0
@@ -249,6 +267,8 @@ def run(
 
     try:
         engine.ledger.watchers.append(count)
+        if prepare is not None:
+            prepare(engine)
         load_s += time.perf_counter() - t0
         t1 = time.perf_counter()
         stats = Runner(engine).replay(_told(feed.iter_batches(), progress))

@@ -23,6 +23,15 @@ it (its risk scaled down) or refuses it, and goes into the `order_submitted` or
 `order_refused` event with every factor and its contribution, so the operator can read why a
 trade happened or did not.
 
+A signal that carries its size (`Signal.units`, trading/orchestrator.py) and asks to reverse
+(`Signal.reverse`) has the account's positions of its symbol on the other side, as held at the
+decision, closed first: for the checks (max positions, margin affordability, the account
+limits) they are already gone; if the entry passes, a close order for each (built as flatten
+builds them) is submitted, then the entry, due no earlier than the last close, so it reaches
+the venue after them whatever latency each draws, and a netting account never nets the entry
+against the position. A refused entry closes nothing: the signal is refused as a whole.
+Entries still on their way to the venue are not closed.
+
 An account that is a variant of a bandit experiment (engine/allocation.py) has its risk
 multiplied, in the same place, by its share of the experiment's risk budget x the number of
 variants (equal shares: 1x), and the product capped at 1: a trade never risks more than the
@@ -34,7 +43,8 @@ as `allocation`; the account limits are checked after, on the order as sized.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -44,7 +54,7 @@ from mikrobot_tui.config import RiskSettings
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.instruments import Instrument
 from mikrobot_tui.domain.market import Bar
-from mikrobot_tui.domain.orders import EntryType, Side, Signal, TradingState
+from mikrobot_tui.domain.orders import EntryType, Order, Position, Side, Signal, TradingState
 from mikrobot_tui.engine.allocation import Allocator
 from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.execution import BatchQuotes
@@ -52,7 +62,7 @@ from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState, order_payload
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.judges import QualityJudge
-from mikrobot_tui.trading.orchestrator import decide
+from mikrobot_tui.trading.orchestrator import close_order, decide
 from mikrobot_tui.trading.scoring import Score, SignalScorer, Verdict
 from mikrobot_tui.trading.strategies import TICK, Strategy
 from mikrobot_tui.trading.timeframes import BarHistory
@@ -73,6 +83,18 @@ def _entry_price(signal: Signal) -> float:
     if signal.entry is EntryType.LIMIT and signal.limit_price:
         return signal.limit_price
     return signal.price
+
+
+def _opposite(acct: AccountState, signal: Signal) -> list[Position]:
+    """The account's positions of the signal's symbol on the other side, oldest first."""
+    return sorted(
+        (
+            p
+            for p in acct.positions.values()
+            if p.symbol == signal.symbol and p.side is not signal.side
+        ),
+        key=lambda p: (p.ts_opened, p.position_id),
+    )
 
 
 def record_breaker(ledger: Ledger, change: BreakerChange | None) -> None:
@@ -114,6 +136,10 @@ class Decisions:
             bind_history = getattr(strategy, "bind_history", None)
             if bind_history is not None:
                 bind_history(self.history)
+            bind_market = getattr(strategy, "bind_market", None)
+            if bind_market is not None:
+                bind_market(self.market_at)
+        self._point: tuple[BatchQuotes, int, int] | None = None  # the bar's decision point
         self._ledger = ledger
         self._risk = risk
         self._latency = latency  # order id -> ns: drawn per order, seeded
@@ -129,6 +155,7 @@ class Decisions:
         ordered = False
         sym = ledger.symbol_index[bar.symbol]
         now = int(quotes.ticks["ts_event"][k])
+        self._point = (quotes, k, now)
         if trading:  # a decision point of the symbol: its data quality is judged here
             self.judge_quality(sym, now)
         if self.scorer is not None:
@@ -149,6 +176,20 @@ class Decisions:
                 continue
             ordered |= self._decide(name, breaker, signal, sym, quotes, k, now)
         return ordered
+
+    def market_at(self, symbol: str) -> tuple[float, float]:
+        """The spread and the data-quality score of `symbol` at the bar being shown to the
+        strategies (NaN when unknown): what a strategy's features see of the market."""
+        point, sym = self._point, self._ledger.symbol_index.get(symbol)
+        if point is None or sym is None:
+            return math.nan, math.nan
+        quotes, k, now = point
+        quote = quotes.quote_at(sym, k)
+        spread = math.nan if quote is None else quote[1] - quote[0]
+        judge = self.quality
+        judged = judge is not None and judge.enabled and 0 <= sym < len(judge.breakers)
+        quality = judge.score(sym, now) if judged and judge is not None else math.nan
+        return spread, quality
 
     def tick_signals(self, ticks: np.ndarray, symbols: list[str]) -> list[tuple[int, str, Signal]]:
         """Hand each tick strategy its symbols' ticks of the batch: (batch index, account,
@@ -215,16 +256,19 @@ class Decisions:
         rate: float | None,
         quotes: BatchQuotes,
         k: int,
+        closing: Sequence[Position] = (),
     ) -> float | None:
         """The lots that keep the margin level at or above twice the margin call level after
-        the trade: room for the market to move against every position before a margin call."""
+        the trade: room for the market to move against every position before a margin call.
+        The positions `closing` (closed first by a reversing signal) hold no margin then."""
         if rate is None or not price > 0:
             return None
         ledger = self._ledger
         per_lot = inst.value_per_price_unit(1.0) * price * rate / ledger.leverage(acct.name, inst)
         m = ledger.margin(acct, quotes, k)
+        used = m.used_margin - sum(ledger.position_margin(acct, p, quotes, k) for p in closing)
         floor = MARGIN_LEVEL_FLOOR * ledger.account_terms(acct.name).margin_call_level / 100
-        return max(0.0, m.equity / floor - m.used_margin) / per_lot
+        return max(0.0, m.equity / floor - used) / per_lot
 
     def _decide(
         self,
@@ -316,6 +360,8 @@ class Decisions:
             assert self.allocator is not None
             # never above the account's risk per trade (the limits refuse more than that)
             risk_scale = min(1.0, risk_scale * self.allocator.factor(name))
+        # a reversing signal's opposite positions are closed first: they count as gone
+        closing = _opposite(acct, signal) if signal.reverse else []
         decision = decide(
             signal,
             account=name,
@@ -324,23 +370,32 @@ class Decisions:
             quote_to_account=rate,
             equity=ledger.equity(acct, quotes, k),
             # entries on their way count; a bracket's stop and target do not
-            open_positions=len(acct.positions) + sum(not o.reduces for o in acct.working.values()),
+            open_positions=len(acct.positions)
+            - len(closing)
+            + sum(not o.reduces for o in acct.working.values()),
             risk=self._risk,
             halted=ledger.state.trading_state is TradingState.HALTED,
             blocked_by=blocked,
             decision_ts=now,
             latency_ns=self._latency(order_id),
-            max_lots=self._affordable(acct, inst, _entry_price(signal), rate, quotes, k),
+            max_lots=self._affordable(acct, inst, _entry_price(signal), rate, quotes, k, closing),
             trade_results=[t.r_multiple for t in acct.trades if t.r_multiple is not None],
             risk_scale=risk_scale,
         )
         refusal = decision.refusal
         if decision.order is not None and self._limits is not None:
-            refusal = self._limits.refusal(decision.order, decision.risk_amount, quotes, k, now)
+            risk_amount = decision.risk_amount
+            if decision.order.stop_loss is None:  # as its position will count (engine/limits)
+                risk_amount = self._risk.risk_per_trade * ledger.equity(acct, quotes, k)
+            ids = {p.position_id for p in closing}
+            refusal = self._limits.refusal(decision.order, risk_amount, quotes, k, now, ids)
         if decision.order is None or refusal is not None:
             self._refuse(name, signal, now, refusal, extra, score)
             return False
-        payload = order_payload(decision.order)
+        order = decision.order
+        if closing:
+            order = self._close_first(acct, closing, order, now)
+        payload = order_payload(order)
         payload["reason"] = signal.reason
         payload.update(extra or {})
         if score is not None:
@@ -349,6 +404,31 @@ class Decisions:
             payload["allocation"] = round(self.allocator.factor(name), 6)
         ledger.emit(now, EventKind.ORDER_SUBMITTED, name, payload)  # the limits count it
         return True
+
+    def _close_first(
+        self, acct: AccountState, closing: list[Position], order: Order, now: int
+    ) -> Order:
+        """Submit a close order for each position in `closing` (as flatten builds them), then
+        return the entry renumbered after them and due no earlier than the last of them, so
+        it reaches the venue after the closes whatever the latency model draws."""
+        due = order.due_ts
+        for pos in closing:
+            close_id = acct.next_order_id()
+            close = close_order(
+                order_id=close_id,
+                account=acct.name,
+                position_id=pos.position_id,
+                symbol=pos.symbol,
+                side=pos.side,
+                lots=pos.lots,
+                ts=now,
+                latency_ns=self._latency(close_id),
+                reason=order.strategy,
+            )
+            self._ledger.emit(now, EventKind.ORDER_SUBMITTED, acct.name, order_payload(close))
+            due = max(due, close.due_ts)
+        order_id = acct.next_order_id()
+        return replace(order, order_id=order_id, due_ts=max(due, now + self._latency(order_id)))
 
     def _score(
         self, acct: AccountState, signal: Signal, sym: int, quotes: BatchQuotes, k: int, now: int

@@ -40,7 +40,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
@@ -226,9 +226,18 @@ class Limits:
     # ---------------------------------------------------------------- what decisions ask
 
     def refusal(
-        self, order: Order, risk_amount: float, quotes: BatchQuotes | None, k: int, now: int
+        self,
+        order: Order,
+        risk_amount: float,
+        quotes: BatchQuotes | None,
+        k: int,
+        now: int,
+        closing: Collection[str] = (),
     ) -> str | None:
-        """Why this entry may not go, with every limit it breaks on record; None: it goes."""
+        """Why this entry may not go, with every limit it breaks on record; None: it goes.
+
+        `closing` names the positions a reversing signal closes before this entry: they are
+        not held for the limits."""
         led = self._ledger
         if led.state.trading_state is TradingState.REDUCING:
             return "trading reducing: only orders that reduce exposure"
@@ -237,6 +246,7 @@ class Limits:
         held = [
             Exposure(p.symbol, p.side, self.position_risk(acct, p, quotes, k))
             for p in acct.positions.values()
+            if p.position_id not in closing
         ]
         verdict = book.check(
             now,

@@ -37,6 +37,7 @@ from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.schema import COLUMNS
 from mikrobot_tui.store.writer import Writer
 from mikrobot_tui.trading.breakers import CircuitBreaker
+from mikrobot_tui.trading.strategies.params import param_text
 
 SPARK_POINTS = 48
 SPARK_STEP_NS = NS_PER_SECOND  # one sparkline point per second of market time: 48 s of trend
@@ -318,7 +319,8 @@ class ReadSide:
                     e.name,
                     _variant_label(i),
                     acct.name,
-                    " ".join(f"{k}={v:g}" for k, v in acct.params.items()) or acct.strategy,
+                    " ".join(f"{k}={param_text(v)}" for k, v in acct.params.items())
+                    or acct.strategy,
                     e.metric,
                     r.stats.trades,
                     r.stats.wins,

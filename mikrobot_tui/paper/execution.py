@@ -37,6 +37,9 @@ class BatchQuotes:
 
     def __init__(self, ticks: np.ndarray, carry_bid: np.ndarray, carry_ask: np.ndarray) -> None:
         self.ticks = ticks
+        # the columns as views, once: a decision asks for quotes a dozen times, and reading a
+        # structured row costs three times what two column reads do
+        self._bid, self._ask = ticks["bid"], ticks["ask"]
         self._carry_bid = carry_bid
         self._carry_ask = carry_ask
         self._idx: dict[int, np.ndarray] = {}
@@ -52,10 +55,10 @@ class BatchQuotes:
     def quote_at(self, sym: int, k: int) -> tuple[float, float] | None:
         """The symbol's latest bid and ask as of batch index k (inclusive)."""
         idx = self.indices(sym)
-        j = int(np.searchsorted(idx, k, side="right")) - 1
+        j = int(idx.searchsorted(k, side="right")) - 1
         if j >= 0:
-            row = self.ticks[idx[j]]
-            return float(row["bid"]), float(row["ask"])
+            i = idx[j]
+            return float(self._bid[i]), float(self._ask[i])
         if sym >= len(self._carry_bid):
             return None
         bid, ask = self._carry_bid[sym], self._carry_ask[sym]

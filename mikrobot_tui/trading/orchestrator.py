@@ -4,6 +4,13 @@ The signal has been scored before it comes here (trading/scoring.py): `risk_scal
 score's risk multiplier, 1 for an approved signal and less for a resized one, and it scales
 the risk of percent sizing and the lots of fixed and Kelly sizing alike.
 
+A signal that carries its size (`Signal.units`) is not sized by the account's method: its
+units become lots (units / contract size, rounded down to the lot step), scaled by
+`risk_scale` too, capped by what the free margin carries; its stop is optional. Without a
+stop the order has none, risks nothing measurable (`risk_amount` 0: the account limits count
+such a position at `risk_per_trade` of its equity, engine/limits.py) and its trade has no R
+multiple.
+
 The orchestrator owns no state of its own; the engine hands it what it needs to know about the
 account and the market at the decision tick, and records the outcome (an order or a refusal
 with its reason) as an event.
@@ -58,9 +65,13 @@ def decide(
 
     `blocked_by` names an OPEN circuit breaker that covers this signal (its feed or strategy).
     Stops and targets are absolute prices around the decision price, rounded to the tick size.
+    `open_positions` should not count the positions a reversing signal closes first.
     """
     if blocked_by is not None:
         return Decision(None, f"circuit breaker {blocked_by} is open")
+    asked = None
+    if signal.units is not None:
+        asked = signal.units / instrument.contract_size * risk_scale
     verdict = check_order(
         trading_halted=halted,
         open_positions=open_positions,
@@ -71,11 +82,13 @@ def decide(
         instrument=instrument,
         quote_to_account=quote_to_account,
         max_lots=max_lots,
+        asked_lots=asked,
     )
     if not verdict.approved:
         return Decision(None, verdict.reason)
     lots = verdict.lots
-    if risk.sizing != "percent":  # fixed lots, or Kelly from the strategy's own R multiples
+    # fixed lots, or Kelly from the strategy's own R multiples (a signal's own size stands)
+    if asked is None and risk.sizing != "percent":
         assert quote_to_account is not None  # check_order refuses without a rate
         sizing = size_position(
             risk,
@@ -96,7 +109,9 @@ def decide(
     if limit and entry is None:
         return Decision(None, "a limit entry without a limit price")
     base = entry if entry is not None else signal.price
-    stop = instrument.round_price(base - sign * signal.stop_distance)
+    stop = None
+    if signal.has_stop:
+        stop = instrument.round_price(base - sign * signal.stop_distance)
     target = None
     if math.isfinite(signal.take_profit_distance) and signal.take_profit_distance > 0:
         target = instrument.round_price(base + sign * signal.take_profit_distance)
@@ -119,7 +134,10 @@ def decide(
         expire_ts=signal.expire_ts if limit else None,
     )
     assert quote_to_account is not None  # check_order refuses without a rate
-    risk_amount = signal.stop_distance * instrument.value_per_price_unit(lots) * quote_to_account
+    risk_amount = 0.0
+    if stop is not None:
+        per_price_unit = instrument.value_per_price_unit(lots) * quote_to_account
+        risk_amount = signal.stop_distance * per_price_unit
     return Decision(order, None, risk_amount)
 
 

@@ -17,6 +17,9 @@ over the sum of the weights, so the contributions add up to the confidence:
   (`breakers.min_quality`, 0) to a clean feed (1).
 - record: the strategy's mean R over its last `record_trades` closed trades in the account:
   +1 R or better 1, -1 R or worse 0, linear between; fewer than `record_min_trades`: 0.5.
+  A signal without a stop (one that carries its own size) has no R to be judged by: the
+  factor is left out (weight 0) and the others carry the confidence, unless it is the only
+  weighted factor, when it stays neutral. No factor refuses a signal for having no stop.
 - signal: the strategy's own confidence.
 
 The verdict: at or above `approve_at` the signal is approved at full risk; below
@@ -171,7 +174,7 @@ class SignalScorer:
             ("session", *self._session(signal, instrument)),
             ("spread", *self._spread(instrument, spread, atr)),
             ("quality", *_quality(quality, min_quality)),
-            ("record", *self._record(r_multiples)),
+            ("record", *self._record(r_multiples, signal.has_stop)),
             (
                 "signal",
                 _clip(signal.confidence),
@@ -179,9 +182,12 @@ class SignalScorer:
                 f"the strategy's own confidence {signal.confidence:.2f}",
             ),
         ]
-        total = sum(s.weights[name] for name, *_ in raw)
+        weights = dict(s.weights)
+        if not signal.has_stop and sum(w for n, w in weights.items() if n != "record") > 0:
+            weights["record"] = 0.0
+        total = sum(weights[name] for name, *_ in raw)
         factors = tuple(
-            Factor(name, score, s.weights[name], s.weights[name] * score / total, value, why)
+            Factor(name, score, weights[name], weights[name] * score / total, value, why)
             for name, score, value, why in raw
         )
         confidence = _clip(sum(f.contribution for f in factors))
@@ -253,8 +259,12 @@ class SignalScorer:
         limit = self.settings.max_spread_atr
         return _clip(1 - ratio / limit), ratio, f"spread {ratio:.2f} ATR (0 at {limit:g})"
 
-    def _record(self, r_multiples: Sequence[float]) -> tuple[float, float | None, str]:
+    def _record(
+        self, r_multiples: Sequence[float], has_stop: bool = True
+    ) -> tuple[float, float | None, str]:
         s = self.settings
+        if not has_stop:
+            return NEUTRAL, None, "no stop: the signal has no R to judge a record by"
         recent = list(r_multiples)[-s.record_trades :]
         if len(recent) < s.record_min_trades:
             return NEUTRAL, None, f"{len(recent)} closed trades, {s.record_min_trades} to judge"

@@ -221,12 +221,16 @@ def check_order(
     instrument: Instrument,
     quote_to_account: float | None,
     max_lots: float | None = None,
+    asked_lots: float | None = None,
 ) -> RiskDecision:
     """Pre-trade checks in a fixed order; the first that fails gives the reason.
 
     Halted, at max positions, equity not positive, no conversion rate yet, bad stop distance,
     size rounding to 0. Otherwise approved with the lots from `position_size`, capped at
     `max_lots` (what the free margin carries), refused when that is below the minimum lot.
+    With `asked_lots` (a signal that carries its size) the stop is not checked: the size is
+    those lots rounded down to the lot step, refused below the minimum or above the maximum
+    lot, and capped by `max_lots` alike.
     """
     if trading_halted:
         return _refuse("trading halted: no new orders until resumed")
@@ -239,17 +243,25 @@ def check_order(
             f"no conversion rate yet from {instrument.quote} to the account currency "
             f"(waiting for a price of a linking pair)"
         )
-    if not (math.isfinite(stop_distance) and stop_distance > 0):
-        return _refuse(f"stop distance {stop_distance!r} is not a finite positive price distance")
-    money = risk_money(equity, risk_fraction)
-    lots = position_size(equity, risk_fraction, stop_distance, instrument, quote_to_account)
-    pips = instrument.pips(stop_distance)
-    if lots <= 0:
-        return _refuse(
-            f"size rounds to 0: risking {money:.2f} over {pips:.1f} pips on {instrument.symbol} "
-            f"is below the minimum lot {instrument.min_lot:g}"
-        )
-    reason = f"risk {money:.2f} over {pips:.1f} pips: {lots:g} lots {instrument.symbol}"
+    if asked_lots is not None:
+        sized = _asked(asked_lots, instrument)
+        if not sized.approved:
+            return sized
+        lots, reason = sized.lots, sized.reason
+    else:
+        if not (math.isfinite(stop_distance) and stop_distance > 0):
+            return _refuse(
+                f"stop distance {stop_distance!r} is not a finite positive price distance"
+            )
+        money = risk_money(equity, risk_fraction)
+        lots = position_size(equity, risk_fraction, stop_distance, instrument, quote_to_account)
+        pips = instrument.pips(stop_distance)
+        if lots <= 0:
+            return _refuse(
+                f"size rounds to 0: risking {money:.2f} over {pips:.1f} pips on "
+                f"{instrument.symbol} is below the minimum lot {instrument.min_lot:g}"
+            )
+        reason = f"risk {money:.2f} over {pips:.1f} pips: {lots:g} lots {instrument.symbol}"
     if max_lots is not None and lots > max_lots:
         capped = instrument.round_lots(max_lots) if max_lots > 0 else 0.0
         if capped < instrument.min_lot:
@@ -260,3 +272,21 @@ def check_order(
         reason += f", capped at {capped:g} by free margin"
         lots = capped
     return RiskDecision(approved=True, lots=lots, reason=reason)
+
+
+def _asked(lots: float, instrument: Instrument) -> RiskDecision:
+    """The lots a signal asked for, rounded down to the lot step, or why they cannot go."""
+    if not (math.isfinite(lots) and lots > 0):
+        return _refuse(f"the signal's size {lots!r} lots is not a finite positive size")
+    if lots > instrument.max_lot:
+        return _refuse(
+            f"the signal asks {lots:g} lots {instrument.symbol}, above the maximum lot "
+            f"{instrument.max_lot:g}"
+        )
+    rounded = instrument.round_lots(lots)
+    if rounded < instrument.min_lot:
+        return _refuse(
+            f"size rounds to 0: the signal's {lots:g} lots {instrument.symbol} is below the "
+            f"minimum lot {instrument.min_lot:g}"
+        )
+    return RiskDecision(True, rounded, f"the signal's size: {rounded:g} lots {instrument.symbol}")

@@ -11,7 +11,7 @@ that still happen in tick order, at the tick that caused them, whatever the batc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -20,6 +20,7 @@ from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.trading.strategies.bos_retest import BosRetest
 from mikrobot_tui.trading.strategies.ema_cross import EmaCross
+from mikrobot_tui.trading.strategies.ema_tick_cross import EmaTickCross
 from mikrobot_tui.trading.strategies.params import Param, resolve
 from mikrobot_tui.trading.strategies.rsi_reversion import RsiReversion
 
@@ -28,6 +29,7 @@ __all__ = [
     "TICK",
     "BosRetest",
     "EmaCross",
+    "EmaTickCross",
     "Param",
     "RsiReversion",
     "Strategy",
@@ -78,6 +80,7 @@ STRATEGIES: dict[str, type] = {
     "ema_cross": EmaCross,
     "bos_retest": BosRetest,
     "rsi_reversion": RsiReversion,
+    "ema_tick_cross": EmaTickCross,
 }
 
 
@@ -86,7 +89,7 @@ def strategy_specs(name: str) -> tuple[Param, ...]:
     return tuple(_lookup(name).PARAMS)
 
 
-def strategy_params(name: str) -> dict[str, float]:
+def strategy_params(name: str) -> dict[str, float | str]:
     """The parameters a registered strategy accepts, with their defaults."""
     return {p.name: p.default for p in strategy_specs(name)}
 
@@ -100,7 +103,7 @@ def _lookup(name: str) -> type:
         ) from None
 
 
-def build_strategy(name: str, params: dict[str, float]) -> Strategy:
+def build_strategy(name: str, params: Mapping[str, float | str]) -> Strategy:
     """Build a registered strategy from config params.
 
     Raises ValueError naming the unknown strategy or the unknown / bad parameter and listing

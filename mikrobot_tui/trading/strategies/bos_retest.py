@@ -18,12 +18,25 @@
    whichever is farther; the take-profit at `reward_risk` (2.5) times that.
 
 A symbol holds at most one setup; a new break replaces it. The README draws a worked example.
+
+Features (trading/features.py). Given a sink (`record_setups`), the strategy keeps a
+FeatureBook of every M1, M5 and H1 bar it is shown and hands the sink each entry's setup and
+features, with the spread and the data quality at the decision tick when the engine offers
+them (`bind_market`): the rows a model is trained on (engine/dataset.py).
+
+A model (`model` = a trained model's name, `mikrobot model list`). The engine loads it and
+hands the strategy its predictor (`bind_model`); each entry's features then get a probability
+of reaching the take-profit first, and only an entry whose probability is at least
+`threshold` is signalled, with that probability as its confidence (the orchestrator's score
+uses it). The others are counted (`filtered`), not signalled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from mikrobot_tui.domain.instruments import (
     ATR_BANDS_BPS,
@@ -33,10 +46,17 @@ from mikrobot_tui.domain.instruments import (
 )
 from mikrobot_tui.domain.market import TIMEFRAMES, Bar
 from mikrobot_tui.domain.orders import Side, Signal
+from mikrobot_tui.trading.features import FeatureBook, SetupPoint
 from mikrobot_tui.trading.indicators import StreamingATR, StreamingSwings
 from mikrobot_tui.trading.strategies.params import Param, resolve
 
 GATES_BPS = ATR_BANDS_BPS  # the gate for asset classes not counted in pips
+NAN = float("nan")
+
+SetupSink = Callable[[SetupPoint, np.ndarray], None]
+Predictor = Callable[[np.ndarray], float]  # features -> probability of the take-profit first
+# the market at the decision point: symbol -> (spread, data-quality score), NaN when unknown
+MarketView = Callable[[str], tuple[float, float]]
 
 
 @dataclass(slots=True)
@@ -45,6 +65,7 @@ class _Setup:
     level: float
     bars_left: int
     atr: float  # M5 ATR when the break happened (price units)
+    bar: Bar  # the M5 bar that broke the level
     touched: bool = False  # the retest reached the level
     extreme: float = 0.0  # the retest's low (bullish) or high (bearish) so far
 
@@ -65,7 +86,7 @@ class BosRetest:
     """M5 break of structure, M1 retest; one independent state per symbol."""
 
     timeframe = "M1"
-    timeframes = ("M1", "M5")
+    timeframes = ("M1", "M5", "H1")  # H1 only for the features' trend and ranges
     PARAMS = (
         Param("swing_width", int, 2, 1, 10, "M5 bars on each side of a swing (fractal width)"),
         Param("tolerance_pips", float, 0.8, 0, 100, "how near the level a retest must come"),
@@ -75,6 +96,8 @@ class BosRetest:
         Param("atr_max_pips", float, 15.0, 0, 10_000, "ATR gate, forex: above is a wild one"),
         Param("stop_atr", float, 0.5, 0, 20, "least stop distance in M5 ATRs", low_open=True),
         Param("reward_risk", float, 2.5, 0, 50, "take-profit in stops (R)", low_open=True),
+        Param("model", str, "", 0, 0, "a trained model's name: entries it rates low are skipped"),
+        Param("threshold", float, 0.5, 0, 1, "the least probability the model must give"),
     )
 
     def __init__(self, **params: float) -> None:
@@ -89,10 +112,37 @@ class BosRetest:
                 f"atr_min_pips must be < atr_max_pips, got {self.atr_min_pips}, {self.atr_max_pips}"
             )
         self.stop_atr, self.reward_risk = float(v["stop_atr"]), float(v["reward_risk"])
+        self.model, self.threshold = str(v["model"]), float(v["threshold"])
         self.name = f"bos_retest({self.swing_width},{self.tolerance_pips:g})"
+        if self.model:
+            self.name += f"+{self.model}"
         self.params = v
         self._instruments: Mapping[str, Instrument] = default_instruments()
         self._states: dict[str, _Symbol] = {}
+        self._book: FeatureBook | None = FeatureBook() if self.model else None
+        self._sink: SetupSink | None = None
+        self._market: MarketView | None = None
+        self._predict: Predictor | None = None
+        self.filtered = 0  # entries the model rated below the threshold
+
+    def record_setups(self, sink: SetupSink) -> None:
+        """From now on keep the features of every bar and hand `sink` each entry's setup and
+        features (call it before the first bar: the features need the bars before a setup)."""
+        self._book = self._book or FeatureBook()
+        self._sink = sink
+
+    def bind_model(self, predict: Predictor) -> None:
+        """The predictor of the model named by `model` (the engine loads it)."""
+        self._predict = predict
+
+    def bind_market(self, market: MarketView) -> None:
+        """The engine's view of the spread and the data quality at the decision point."""
+        self._market = market
+
+    def __getstate__(self) -> dict[str, object]:
+        # a checkpoint keeps the strategy's memory, not the engine's callbacks it was handed
+        callbacks = ("_sink", "_market", "_predict")
+        return {k: v for k, v in vars(self).items() if k not in callbacks}
 
     @property
     def warmup_bars(self) -> int:
@@ -110,6 +160,8 @@ class BosRetest:
         return state
 
     def on_bar(self, bar: Bar) -> Signal | None:
+        if self._book is not None:
+            self._book.on_bar(bar)
         state = self._state(bar.symbol)
         if bar.timeframe == "M5":
             if state.last_m5 is not None and bar.ts_open <= state.last_m5:
@@ -142,7 +194,7 @@ class BosRetest:
             return
         if not self._gate_open(bar.symbol, atr, bar.close):
             return
-        state.setup = _Setup(side, level, self.expiry_bars, atr)
+        state.setup = _Setup(side, level, self.expiry_bars, atr, bar)
 
     def _gate_open(self, symbol: str, atr: float, price: float) -> bool:
         inst = self._instruments.get(symbol)
@@ -185,7 +237,13 @@ class BosRetest:
         )
         if setup.touched and closes_back:
             state.setup = None
-            return self._signal(bar, setup, inst)
+            signal = self._signal(bar, setup, inst)
+            if self._book is None:
+                return signal
+            point, features = self._features(signal, setup)
+            if self._sink is not None:
+                self._sink(point, features)
+            return self._judged(signal, features)
         setup.bars_left -= 1
         if setup.bars_left <= 0:
             state.setup = None
@@ -211,6 +269,37 @@ class BosRetest:
                 f"ATR(M5) {self._atr_words(inst, setup.atr, entry)}"
             ),
         )
+
+    def _judged(self, signal: Signal, features: np.ndarray) -> Signal | None:
+        """The signal with the model's probability as its confidence, or None below the
+        threshold; unchanged without a model."""
+        if not self.model:
+            return signal
+        if self._predict is None:
+            raise RuntimeError(f"model {self.model!r} was never loaded (bind_model)")
+        p = float(self._predict(features))
+        if p < self.threshold:
+            self.filtered += 1
+            return None
+        reason = f"{signal.reason}; model {self.model} gives p={p:.2f}"
+        return replace(signal, confidence=p, reason=reason)
+
+    def _features(self, signal: Signal, setup: _Setup) -> tuple[SetupPoint, np.ndarray]:
+        assert self._book is not None
+        spread, quality = NAN, NAN
+        if self._market is not None:
+            spread, quality = self._market(signal.symbol)
+        point = SetupPoint(
+            signal.symbol,
+            1 if setup.side is Side.BUY else -1,
+            setup.level,
+            setup.bar,
+            signal.ts,
+            signal.price,
+            spread,
+            quality,
+        )
+        return point, self._book.features(point)
 
     @staticmethod
     def _atr_words(inst: Instrument, atr: float, price: float) -> str:

@@ -1,0 +1,457 @@
+"""`mikrobot backtest ... --sweep k=v1,v2 [--walk-forward TRAIN:TEST]`: many backtests at once.
+
+The runs are engine/sweep.py's (and engine/walk_forward.py's); this module checks the options
+(bad ones exit 2 before anything runs), reads the file once, picks where the databases go
+(the global `--db` names a folder, else a new temporary folder, said on stderr; with
+`--cluster` and no `--db`, a temporary folder on each worker, named in each run's `db`),
+shows one progress bar for the whole grid on stderr when it is a terminal, and prints the
+ranked table or, with `--json`, one object. Exit 0 when at least one run (with
+--walk-forward: one test run) succeeded, else 1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mikrobot_tui.cli.backtest import _one_line, _parser
+from mikrobot_tui.cli.common import EXIT_BAD_INPUT, EXIT_RUNTIME, echo, fail, options
+
+COLUMNS = {  # the table's metric columns: key -> heading
+    "net_pnl": "net pnl",
+    "trades": "trades",
+    "win_rate": "win %",
+    "sharpe": "sharpe",
+    "max_drawdown_pct": "max dd %",
+    "profit_factor": "pf",
+}
+
+
+def run_sweep(
+    *,
+    data: Path,
+    strategy: str,
+    fixed: dict[str, float],
+    sweep: list[str],
+    workers: int | None,
+    sort_by: str | None,
+    cluster: str | None,
+    shared_data: bool,
+    walk_forward: str | None,
+    symbol: str | None,
+    account: dict[str, Any],
+    latency_ms: float | None,
+    no_costs: bool,
+    trust_data: bool,
+    batch_size: int | None,
+    as_json: bool,
+) -> None:
+    from mikrobot_tui.config import ConfigError, load_settings
+    from mikrobot_tui.engine import backtest as bt
+    from mikrobot_tui.engine import sweep as sw
+    from mikrobot_tui.engine import walk_forward as wf
+
+    sort_key = sort_by or "net_pnl"
+    try:
+        grid = sw.parse_sweeps(sweep)
+        sw.check_grid(strategy, fixed, grid)
+        if sort_key not in sw.SORT_KEYS:
+            raise bt.BadInput(
+                f"--sort-by {sort_key}: not a metric; choose one of {', '.join(sw.SORT_KEYS)}"
+            )
+        spans = wf.parse_spans(walk_forward) if walk_forward is not None else None
+    except bt.BadInput as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    if cluster is not None and workers is not None:
+        raise fail("--workers: with --cluster the cluster's workers run the grid", EXIT_BAD_INPUT)
+    if shared_data and (cluster is None or options.db is None):
+        raise fail(
+            "--shared-data: with --cluster, and --db FOLDER on a disk every worker sees",
+            EXIT_BAD_INPUT,
+        )
+    combos = sw.combinations(fixed, grid)
+
+    t0 = time.perf_counter()
+    try:
+        loaded = bt.load(data, symbol, parse=_parser())
+        windows = (
+            wf.windows(loaded.ticks["ts_event"], *spans, walk_forward)
+            if spans is not None and walk_forward is not None
+            else None
+        )
+    except bt.BadInput as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+
+    def settings_for(params: dict[str, float], db: Path, replay: Path):
+        return load_settings(
+            options.config,
+            overrides=bt.overrides(
+                db,
+                replay,
+                strategy,
+                params,
+                loaded.symbols,
+                latency_ms=latency_ms,
+                no_costs=no_costs,
+                trust_data=trust_data,
+                **account,
+            ),
+            warn=lambda m: None,  # said once already, by _parser's settings()
+        )
+
+    try:  # the account's terms and config.toml are the same for every run: check them once
+        settings_for(combos[0], Path("check.db"), Path("check.npz"))
+    except ConfigError as exc:
+        raise fail(_one_line(str(exc)), EXIT_BAD_INPUT) from None
+
+    folder = _folder(cluster)
+    if shared_data and folder is not None:
+        data_dir = folder / "ticks"
+        data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        data_dir = Path(tempfile.mkdtemp(prefix="mikrobot-sweep-data-"))
+    sweep_id = uuid.uuid4().hex[:12]
+    files: dict[str, Path] = {}
+    total = len(combos) * (len(windows.windows) if windows else 1)
+    total += len(windows.windows) if windows else 0
+    progress = _GridProgress(enabled=not as_json and sys.stderr.isatty(), total=total)
+    try:
+        if windows is None:
+            files["all"] = sw.write_replay(data_dir / "ticks.npz", loaded)
+        with _pool(cluster, workers, files, shared_data) as pool:
+            _say_where(folder, sweep_id)
+            with progress:
+                if windows is None:
+                    p = sw.plan(
+                        strategy,
+                        combos,
+                        settings_for,
+                        files["all"],
+                        folder=folder,
+                        sweep_id=sweep_id,
+                        batch_size=batch_size,
+                    )
+                    runs = sw.run_plans(pool, [p], progress.done)[0]
+                    body = {"runs": sw.ranked(runs, sort_key), "failed": _failed(runs)}
+                    ok = any(r["ok"] for r in runs)
+                else:
+                    body = {"walk_forward": walk_forward} | wf.walk_forward(
+                        pool,
+                        loaded,
+                        windows,
+                        strategy,
+                        combos,
+                        settings_for,
+                        sort_by=sort_key,
+                        data_folder=data_dir,
+                        folder=folder,
+                        sweep_id=sweep_id,
+                        batch_size=batch_size,
+                        done=progress.done,
+                    )
+                    ok = any(w.get("out_of_sample", {}).get("ok") for w in body["windows"])
+            used = pool.workers
+    except sw.Unreachable as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    out = {
+        "strategy": strategy,
+        "symbols": loaded.symbols,
+        "fixed": fixed,
+        "grid": grid,
+        "sort_by": sort_key,
+        **body,
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+        "workers": used,
+        "cluster": cluster,
+        "databases": None if folder is None else str(folder),
+    }
+    if as_json:
+        echo(json.dumps(out, indent=2, ensure_ascii=True, allow_nan=False))
+    elif windows is None:
+        _print_sweep(out)
+    else:
+        _print_walk_forward(out)
+    if not ok:
+        raise fail("no run succeeded", EXIT_RUNTIME)
+
+
+def _failed(runs: list[dict[str, Any]]) -> int:
+    return sum(1 for r in runs if not r["ok"])
+
+
+def _folder(cluster: str | None) -> Path | None:
+    """Where the databases go: `--db`'s folder (new or holding no other run's), else a new
+    temporary one; with --cluster and no --db, None (a temporary folder on each worker)."""
+    from mikrobot_tui.engine import backtest as bt
+
+    if options.db is None:
+        return None if cluster is not None else Path(tempfile.mkdtemp(prefix="mikrobot-sweep-"))
+    folder = Path(options.db)
+    if not folder.is_dir() and folder.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        raise fail(
+            f"--db {folder}: a sweep writes one database per run: give a folder (new or empty), "
+            "e.g. --db sweep-1",
+            EXIT_BAD_INPUT,
+        )
+    if folder.exists() and not folder.is_dir():
+        raise fail(
+            f"--db: {folder} is a file; a sweep writes one database per run into the folder "
+            "--db names (new or empty)",
+            EXIT_BAD_INPUT,
+        )
+    for db in sorted(folder.glob("*.db")) if folder.is_dir() else []:
+        problem = bt.fresh_db_problem(db)
+        if problem is not None:
+            raise fail(
+                f"--db: {folder} holds another run's {db.name}; give a new or empty folder",
+                EXIT_BAD_INPUT,
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"--db: cannot make the folder {folder} ({exc})", EXIT_BAD_INPUT) from None
+    return folder
+
+
+def _say_where(folder: Path | None, sweep_id: str) -> None:
+    from mikrobot_tui.engine.sweep import run_folder
+
+    if folder is None:
+        echo(f"databases: {run_folder(sweep_id)} on each worker (each run says its host)", err=True)
+    elif options.db is None:
+        echo(f"databases: {folder}", err=True)
+
+
+def _pool(cluster: str | None, workers: int | None, files: dict[str, Path], shared: bool):
+    from mikrobot_tui.engine import sweep as sw
+
+    if cluster is not None:
+        return sw.DaskPool(cluster, files, shared_data=shared)
+    return sw.LocalPool(workers or sw.default_workers(), files)
+
+
+class _GridProgress:
+    """One rich bar on stderr for the whole grid: runs done of all, time left, ticks/s."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._bar: Any = None
+        self._task: Any = None
+        self._ticks = 0
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> _GridProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("sweep"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("runs"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[rate]}"),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("sweep", total=self.total, rate="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def done(self, doc: dict[str, Any]) -> None:
+        if self._bar is None:
+            return
+        self._ticks += doc.get("ticks") or 0
+        elapsed = time.perf_counter() - self._t0
+        rate = f"{self._ticks / elapsed:,.0f} ticks/s" if elapsed > 0 and self._ticks else ""
+        self._bar.update(self._task, advance=1, rate=rate)
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "net_pnl":
+        return f"{value:+,.2f}"
+    if key == "win_rate":
+        return f"{100 * value:.1f}%"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.3g}"
+
+
+def _value(doc: dict[str, Any], key: str) -> Any:
+    if key in ("net_pnl", "trades"):
+        return doc.get(key)
+    return (doc.get("metrics") or {}).get(key)
+
+
+def _columns(sort_by: str) -> dict[str, str]:
+    return COLUMNS if sort_by in COLUMNS else {**COLUMNS, sort_by: sort_by}
+
+
+def _params_text(params: dict[str, Any], keys: list[str]) -> list[str]:
+    from mikrobot_tui.trading.strategies.params import param_text
+
+    return [param_text(params[k]) for k in keys]
+
+
+def _print_sweep(out: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from mikrobot_tui.engine.sweep import LOWER_IS_BETTER
+
+    sort_by, keys = out["sort_by"], list(out["grid"])
+    way = "lower" if sort_by in LOWER_IS_BETTER else "higher"
+    table = Table(
+        title=f"{out['strategy']}: {len(out['runs'])} runs by {sort_by} ({way} first)",
+        box=box.ASCII,
+    )
+    table.add_column("run", justify="right")
+    for key in keys:
+        table.add_column(key, justify="right")
+    columns = _columns(sort_by)
+    for heading in columns.values():
+        table.add_column(heading, justify="right")
+    for doc in out["runs"]:
+        cells = [str(doc["run"]), *_params_text(doc["params"], keys)]
+        if doc["ok"]:
+            cells += [_cell(k, _value(doc, k)) for k in columns]
+        else:
+            cells += ["failed"] + [""] * (len(columns) - 1)
+        table.add_row(*cells)
+    _console().print(table)
+    for doc in out["runs"]:
+        if not doc["ok"]:
+            echo(f"run {doc['run']} ({_named(doc['params'], keys)}) failed: {doc['error']}")
+    fixed = f"; fixed {_named(out['fixed'], list(out['fixed']))}" if out["fixed"] else ""
+    echo(
+        f"{len(out['runs']) - out['failed']} of {len(out['runs'])} runs ok{fixed}; "
+        f"{out['elapsed_s']:.1f} s on {out['workers']} worker(s)"
+    )
+    _say_databases(out, "run-001.db")
+
+
+def _when(iso: str) -> str:
+    """2026-01-05T12:00:00Z as 2026-01-05 12:00 (seconds when not zero)."""
+    text = iso.rstrip("Z").replace("T", " ")
+    return text[:16] if text.endswith(":00") else text
+
+
+def _console():
+    """stdout's console; piped, wide enough that a row of a table never wraps."""
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 200
+    return Console(file=sys.stdout, highlight=False, emoji=False, width=width)
+
+
+def _named(params: dict[str, float], keys: list[str]) -> str:
+    return " ".join(f"{k}={params[k]:g}" for k in keys)
+
+
+def _say_databases(out: dict[str, Any], example: str) -> None:
+    if out["databases"] is not None:
+        where = Path(out["databases"])
+        echo(f"databases in {where}: `mikrobot report --db {where / example}` for a run's report")
+    else:
+        echo("databases on the workers: each run's host and db are in --json's output")
+
+
+def _print_walk_forward(out: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    sort_by, keys = out["sort_by"], list(out["grid"])
+    table = Table(
+        title=f"{out['strategy']} walk-forward {out['walk_forward']}, best by {sort_by}",
+        box=box.ASCII,
+    )
+    for heading in ("win", "train from", "test from", "test to", "params"):
+        table.add_column(heading)
+    extra = [] if sort_by == "net_pnl" else [sort_by]  # net pnl has its own columns
+    for heading in (
+        f"in-sample {sort_by}",
+        "oos net pnl",
+        "oos trades",
+        *(f"oos {k}" for k in extra),
+    ):
+        table.add_column(heading, justify="right")
+    for w in out["windows"]:
+        dates = [_when(w["train_start"]), _when(w["test_start"]), _when(w["test_end"])]
+        if w["partial"]:
+            dates[-1] += " (partial)"
+        if "skipped" in w:
+            table.add_row(
+                str(w["window"]), *dates, f"skipped: {w['skipped']}", *[""] * (3 + len(extra))
+            )
+            continue
+        ins, oos = w["in_sample"], w.get("out_of_sample", {})
+        if oos.get("ok"):
+            result = [
+                _cell("net_pnl", oos["net_pnl"]),
+                _cell("trades", oos["trades"]),
+                *(_cell(k, oos[k]) for k in extra),
+            ]
+        else:
+            result = ["failed", "", *[""] * len(extra)]
+        table.add_row(
+            str(w["window"]),
+            *dates,
+            _named(w["params"], keys),
+            _cell(sort_by, ins[sort_by]),
+            *result,
+        )
+    console = _console()
+    console.print(table)
+    totals = Table(title="totals", box=box.ASCII)
+    totals.add_column("")
+    for heading in (
+        "windows",
+        "days",
+        "net pnl",
+        "pnl/day",
+        "trades",
+        *(f"{k} (mean)" for k in extra),
+    ):
+        totals.add_column(heading, justify="right")
+    for name, key in (("in-sample", "in_sample"), ("out-of-sample", "out_of_sample")):
+        t = out[key]
+        totals.add_row(
+            name,
+            str(t["windows"]),
+            f"{t['days']:.2f}",
+            _cell("net_pnl", t["net_pnl"]),
+            _cell("net_pnl", t["net_pnl_per_day"]),
+            _cell("trades", t["trades"]),
+            *(_cell(k, t[f"{k}_mean"]) for k in extra),
+        )
+    console.print(totals)
+    for w in out["windows"]:
+        oos = w.get("out_of_sample")
+        if oos is not None and not oos["ok"]:
+            echo(f"window {w['window']}: the test run failed: {oos['error']}")
+    if out["left_out_ticks"]:
+        echo(f"{out['left_out_ticks']:,} ticks after the last whole test window are not tested")
+    echo(f"{out['failed']} run(s) failed; {out['elapsed_s']:.1f} s on {out['workers']} worker(s)")
+    _say_databases(out, "w01-test-001.db")
