@@ -1,6 +1,6 @@
 """`mikrobot`: the cockpit, the headless engine, and remote control of a running engine.
 
-One module per command group (run, control, config, history, report); the typer app is
+One module per command group (run, control, config, history, model, report); the typer app is
 assembled here.
 
 Help and errors are plain text: typer's rich help shows every flag as `--flag <bool>` (its
@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from mikrobot_tui import __version__
-from mikrobot_tui.cli import backtest, config, control, db, history, report, run
+from mikrobot_tui.cli import backtest, config, control, db, history, model, report, run
 from mikrobot_tui.cli.common import (
     ConfigOption,
     DbOption,
@@ -58,6 +58,10 @@ history_app = _group(
     "history",
     "Import ticks and bars from files traders bring, backfill bars from a venue; export "
     "stored bars and ticks.",
+)
+
+model_app = _group(
+    "model", "Train, list and show models of the house strategy's setups (bos_retest)."
 )
 
 
@@ -115,6 +119,9 @@ for _command in (db.backup, db.check, db.retain):
 history_app.command("import")(with_global_options(history.import_))
 history_app.command("export")(with_global_options(history.export))
 history_app.command("backfill")(with_global_options(history.backfill))
+model_app.command("train")(with_global_options(model.train))
+model_app.command("list")(with_global_options(model.list_))
+model_app.command("show")(with_global_options(model.show))
 
 
 def command() -> typer.core.TyperGroup:

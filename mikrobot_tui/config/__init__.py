@@ -46,6 +46,7 @@ from mikrobot_tui.config.sections import (
     ExperimentSettings,
     FeedSpec,
     LiquiditySettings,
+    ModelsSettings,
     MT5Settings,
     OrchestratorSettings,
     PaperSettings,
@@ -74,6 +75,7 @@ __all__ = [
     "FeedSpec",
     "LiquiditySettings",
     "MT5Settings",
+    "ModelsSettings",
     "OrchestratorSettings",
     "PaperSettings",
     "QualitySettings",
@@ -134,6 +136,7 @@ class Settings(BaseSettings):
     feeds: list[FeedSpec] = []  # the venues of engine.feed = "mixed"
     signals: SignalsSettings = SignalsSettings()
     alerts: AlertsSettings = AlertsSettings()
+    models: ModelsSettings = ModelsSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -149,6 +149,26 @@ class RiskSettings(_Section):
         return self
 
 
+class ModelsSettings(_Section):
+    """`[models]`: where setup models are stored (trading/models/registry.py) and when the
+    features of recent setups count as drifted from a model's training data."""
+
+    dir: Path = Path("models")  # relative to the database's folder unless absolute
+    psi_alert: float = Field(0.25, gt=0, le=10)  # a feature's PSI above this is an alert
+    psi_window: int = Field(200, ge=50, le=100_000)  # recent setups PSI compares
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError('a folder is needed, e.g. "models" (beside the database)')
+        return value
+
+    def folder(self, db: Path) -> Path:
+        """The models folder: `dir`, relative to the database's folder unless absolute."""
+        return self.dir if self.dir.is_absolute() else Path(db).parent / self.dir
+
+
 class BreakerSettings(_Section):
     failure_threshold: int = Field(5, ge=1)
     reset_timeout_s: float = Field(30.0, gt=0)
