@@ -28,6 +28,8 @@ from mikrobot_tui.cli.common import (
     echo,
     fail,
     options,
+    strategy_params,
+    tick_parser,
 )
 
 
@@ -128,7 +130,7 @@ def backtest(
         return run_sweep(
             data=data,
             strategy=strategy,
-            fixed=_params(param or []),
+            fixed=strategy_params(param or []),
             sweep=sweep,
             workers=workers,
             sort_by=sort_by,
@@ -146,7 +148,7 @@ def backtest(
     given = [flag for flag, on in sweep_only.items() if on]
     if given:
         raise fail(f"{', '.join(given)}: only with --sweep k=v1,v2,...", EXIT_BAD_INPUT)
-    params = _params(param or [])
+    params = strategy_params(param or [])
     try:
         build_strategy(strategy, params)
     except ValueError as exc:
@@ -157,7 +159,7 @@ def backtest(
     with progress:
         progress.stage(f"reading {data.name}")
         try:
-            loaded = bt.load(data, symbol, parse=_parser())
+            loaded = bt.load(data, symbol, parse=tick_parser())
         except bt.BadInput as exc:
             raise fail(str(exc), EXIT_BAD_INPUT) from None
         if options.db is not None:
@@ -185,7 +187,7 @@ def backtest(
                         no_costs=no_costs,
                         trust_data=trust_data,
                     ),
-                    warn=lambda m: None,  # said once already, by _parser's settings()
+                    warn=lambda m: None,  # said once already, by tick_parser's settings()
                 )
             except ConfigError as exc:
                 if options.db is None:  # the temporary database's folder holds nothing yet
@@ -224,41 +226,6 @@ def _one_line(text: str) -> str:
     for key, flag in _FLAGS.items():
         line = line.replace(key, flag)
     return line
-
-
-def _params(pairs: list[str]) -> dict[str, float | str]:
-    from mikrobot_tui.trading.strategies.params import parse_param
-
-    params: dict[str, float | str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        try:
-            if not sep or not key.strip() or not value.strip():
-                raise ValueError
-            params[key.strip()] = parse_param(value)
-        except ValueError:
-            raise fail(
-                f"--param {pair!r}: write name=value, e.g. --param fast=8", EXIT_BAD_INPUT
-            ) from None
-    return params
-
-
-def _parser():
-    """parse_file with the MT5 server clock of config.toml (an MT5 export's times)."""
-    from mikrobot_tui.cli.common import settings
-    from mikrobot_tui.data.importers import parse_file
-    from mikrobot_tui.domain.timezones import parse_server_zone
-
-    s = settings()
-    try:
-        zone = parse_server_zone(s.mt5.server_timezone)
-    except ValueError as exc:
-        raise fail(f"mt5.server_timezone: {exc}", EXIT_BAD_INPUT) from None
-
-    def parse(path: Path, symbol: str | None):
-        return parse_file(path, symbol=symbol, server_zone=zone)
-
-    return parse
 
 
 def _print(result, db: Path) -> None:

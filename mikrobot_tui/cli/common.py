@@ -313,3 +313,39 @@ class StderrProgress:
     def advance(self, n: int) -> None:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, n)
+
+
+def strategy_params(pairs: list[str]) -> dict[str, float | str]:
+    """`--param k=v` pairs (repeatable): a number when v reads as one, else text (a model's
+    name); a malformed pair is one line, exit 2."""
+    from mikrobot_tui.trading.strategies.params import parse_param
+
+    params: dict[str, float | str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep or not key.strip() or not value.strip():
+                raise ValueError
+            params[key.strip()] = parse_param(value)
+        except ValueError:
+            raise fail(
+                f"--param {pair!r}: write name=value, e.g. --param fast=8", EXIT_BAD_INPUT
+            ) from None
+    return params
+
+
+def tick_parser():
+    """parse_file with the MT5 server clock of config.toml (an MT5 export's times)."""
+    from mikrobot_tui.data.importers import parse_file
+    from mikrobot_tui.domain.timezones import parse_server_zone
+
+    s = settings()
+    try:
+        zone = parse_server_zone(s.mt5.server_timezone)
+    except ValueError as exc:
+        raise fail(f"mt5.server_timezone: {exc}", EXIT_BAD_INPUT) from None
+
+    def parse(path: Path, symbol: str | None):
+        return parse_file(path, symbol=symbol, server_zone=zone)
+
+    return parse

@@ -1,6 +1,6 @@
 """`mikrobot model train | list | show`: models of the house strategy's setups.
 
-Train replays data files through the engine with bos_retest (trading/models/dataset.py), one
+Train replays data files through the engine with bos_retest (engine/dataset.py), one
 row per setup that reached an entry, trains a model on one outcome with walk-forward
 validation (trading/models/train.py) and saves it as the next version of its name in the
 models folder ([models] dir, trading/models/registry.py); it prints the out-of-sample metrics
@@ -19,7 +19,16 @@ from typing import Annotated, Any
 
 import typer
 
-from mikrobot_tui.cli.common import EXIT_BAD_INPUT, StderrProgress, echo, fail, settings
+from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    StderrProgress,
+    echo,
+    fail,
+    options,
+    settings,
+    strategy_params,
+    tick_parser,
+)
 
 SETUP_STRATEGY = "bos_retest"
 TOP_FEATURES = 10
@@ -84,18 +93,24 @@ def train(
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"
             raise fail(f"--data: {path} {what}; give a tick or bar file", EXIT_BAD_INPUT)
-    params = _params(param or [])
+    params = strategy_params(param or [])
     folder = _folder()
 
+    from mikrobot_tui.engine.dataset import build_dataset
     from mikrobot_tui.trading.models import registry
-    from mikrobot_tui.trading.models.dataset import build_dataset
     from mikrobot_tui.trading.models.train import train as fit
 
     progress = StderrProgress(enabled=not as_json and sys.stderr.isatty())
     with progress:
         progress.stage(f"replaying {len(data)} file(s) with {strategy}")
         try:
-            dataset = build_dataset(data, params, progress=_reporter(progress, "replaying"))
+            dataset = build_dataset(
+                data,
+                params,
+                config=options.config,
+                parse=tick_parser(),
+                progress=_reporter(progress, "replaying"),
+            )
         except ValueError as exc:
             raise fail(str(exc), EXIT_BAD_INPUT) from None
         if len(dataset) == 0:
@@ -201,22 +216,6 @@ def show(
 def _folder() -> Path:
     s = settings()
     return s.models.folder(Path(s.engine.db))
-
-
-def _params(pairs: list[str]) -> dict[str, float | str]:
-    params: dict[str, float | str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise fail(
-                f"--param {pair!r}: write name=value, e.g. --param tolerance_atr=0.2",
-                EXIT_BAD_INPUT,
-            )
-        try:
-            params[key.strip()] = float(value)
-        except ValueError:
-            params[key.strip()] = value.strip()
-    return params
 
 
 def _reporter(progress: StderrProgress, what: str):

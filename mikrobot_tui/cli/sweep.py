@@ -20,8 +20,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mikrobot_tui.cli.backtest import _one_line, _parser
-from mikrobot_tui.cli.common import EXIT_BAD_INPUT, EXIT_RUNTIME, echo, fail, options
+from mikrobot_tui.cli.backtest import _one_line
+from mikrobot_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_RUNTIME,
+    echo,
+    fail,
+    options,
+    tick_parser,
+)
 
 COLUMNS = {  # the table's metric columns: key -> heading
     "net_pnl": "net pnl",
@@ -79,7 +86,7 @@ def run_sweep(
 
     t0 = time.perf_counter()
     try:
-        loaded = bt.load(data, symbol, parse=_parser())
+        loaded = bt.load(data, symbol, parse=tick_parser())
         windows = (
             wf.windows(loaded.ticks["ts_event"], *spans, walk_forward)
             if spans is not None and walk_forward is not None
@@ -102,7 +109,7 @@ def run_sweep(
                 trust_data=trust_data,
                 **account,
             ),
-            warn=lambda m: None,  # said once already, by _parser's settings()
+            warn=lambda m: None,  # said once already, by tick_parser's settings()
         )
 
     try:  # the account's terms and config.toml are the same for every run: check them once
