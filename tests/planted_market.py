@@ -77,7 +77,11 @@ def _episode(rng: np.random.Generator, grab: bool, wins: bool) -> list[tuple[flo
 
 
 def planted_ticks(
-    episodes: int, p_grab: float = 0.7, p_plain: float = 0.5, seed: int = 11
+    episodes: int,
+    p_grab: float = 0.7,
+    p_plain: float = 0.5,
+    seed: int = 11,
+    spread_pips: float = 0.5,
 ) -> tuple[np.ndarray, list[Episode]]:
     """The market's ticks (TICK_DTYPE, sym 0 = EURUSD), `episodes` episodes long, and what
     each episode was drawn to be."""
@@ -102,8 +106,8 @@ def planted_ticks(
         chunk = np.zeros(steps, dtype=TICK_DTYPE)
         chunk["ts_event"] = ts
         chunk["ts_recv"] = ts
-        chunk["bid"] = np.round(mid - 0.25 * PIP, 5)
-        chunk["ask"] = np.round(mid + 0.25 * PIP, 5)
+        chunk["bid"] = np.round(mid - spread_pips / 2 * PIP, 5)
+        chunk["ask"] = np.round(mid + spread_pips / 2 * PIP, 5)
         chunks.append(chunk)
         truth.append(Episode(int(ts[0]), int(ts[-1]), sign > 0, grab, wins))
         base = float(np.clip(mid[-1], 1.0, 1.2))

@@ -90,7 +90,7 @@ def test_a_model_skips_the_entries_it_rates_low_and_lends_the_rest_its_confidenc
     plain = build_dataset([path], work_dir=tmp_path / "plain")
     seen: list[np.ndarray] = []
 
-    def rate(x: np.ndarray) -> float:
+    def rate(point, x: np.ndarray) -> float:
         seen.append(x)
         return 0.9 if len(seen) % 2 else 0.2  # every other entry rated low
 

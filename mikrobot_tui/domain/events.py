@@ -40,6 +40,9 @@ class EventKind(StrEnum):
     # an experiment's bandit shared its risk budget anew (engine/allocation.py): experiment,
     # variants, shares (summing to 1) and the trades per variant they were drawn from
     ALLOCATION_CHANGED = "allocation_changed"
+    # a served model's recent entries drifted from its training data, or came back
+    # (engine/models.py): model, version, state, the features over the PSI level
+    MODEL_DRIFT = "model_drift"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from mikrobot_tui.engine.corridor import Corridor
 from mikrobot_tui.engine.decisions import Decisions
 from mikrobot_tui.engine.external import build_intake
 from mikrobot_tui.engine.limits import DayLog, Limits
+from mikrobot_tui.engine.models import ModelWatch
 from mikrobot_tui.engine.preflight import changed_account, check_runnable, clock_for
 from mikrobot_tui.engine.snapshot import ReadSide
 from mikrobot_tui.engine.warmup import warm_from_history, warm_from_store
@@ -130,6 +131,9 @@ class Engine:
         self.ledger.watchers.append(self._keep_start_alert)
         # the bandits watch trades close (a watcher after the limits' and the alerts')
         self.allocator = Allocator(self.ledger, settings.effective_experiments())
+        # the models accounts trade by (engine/models.py): loaded and bound before any bar
+        self.models = ModelWatch(self.ledger)
+        self.models.serve(settings, strategies)
         decisions = Decisions(
             strategies,
             strategy_breakers,
@@ -142,6 +146,7 @@ class Engine:
             SignalScorer(settings.orchestrator),
             self.limits,
             self.allocator,
+            self.models,
         )
         self.scorer = decisions.scorer
         # external signals (the EA's file, the webhook) for a live run; a replay has none

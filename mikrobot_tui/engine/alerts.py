@@ -90,6 +90,20 @@ def derive(event: Event) -> Alert | None:
     if kind is EventKind.RESUMED:
         text = f"trading resumed by {p.get('source', 'operator')}"
         return Alert("info", "engine", "engine_resumed", "Engine resumed", text)
+    if kind is EventKind.MODEL_DRIFT:
+        model = f"{p.get('model', '?')} v{p.get('version', '?')}"
+        if p.get("state") == "recovered":
+            text = f"{account}: the entries' features are back near {model}'s training data"
+            return Alert(
+                "info", f"model:{account}", "model_drift", f"Model recovered: {model}", text
+            )
+        over = ", ".join(f"{f['name']} {f['psi']:.2f}" for f in p.get("features", []))
+        text = (
+            f"{account}: the last {p.get('window')} entries drifted from {model}'s training "
+            f"data (PSI over {p.get('psi_alert')}: {over}); its probabilities may not hold: "
+            "retrain it on recent data"
+        )
+        return Alert("warning", f"model:{account}", "model_drift", f"Model drift: {model}", text)
     if kind is EventKind.FLATTEN:
         n = int(p.get("positions", 0))
         scope = account or "every account"

@@ -31,6 +31,7 @@ from mikrobot_tui.data.candles import CandleSet
 from mikrobot_tui.data.quality import QualityMonitor
 from mikrobot_tui.engine.corridor import Corridor, Counts
 from mikrobot_tui.engine.decisions import Decisions
+from mikrobot_tui.engine.models import Drift
 from mikrobot_tui.paper.fillmodel import RecentVolatility
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store.writer import Writer
@@ -66,6 +67,8 @@ class Memory:
     scorer: SignalScorer | None = None  # the orchestrator's trend and ATR per symbol
     # the bars strategies look back on across timeframes (None before it existed)
     history: BarHistory | None = None
+    # served models' drift windows, per account (engine/models.py; None before it existed)
+    drift: dict[str, Drift] | None = None
 
     @classmethod
     def of(cls, corridor: Corridor, decisions: Decisions, clock: Clock) -> Memory:
@@ -86,6 +89,7 @@ class Memory:
             decisions.orders,
             decisions.scorer,
             decisions.history,
+            decisions.models.drift_state() if decisions.models is not None else None,
         )
 
     def dumps(self) -> bytes:
@@ -185,6 +189,8 @@ def restore(memory: Memory, corridor: Corridor, decisions: Decisions, clock: Clo
         decisions.scorer.settings = settings
     if memory.history is not None:
         _adopt(decisions.history, memory.history)
+    if decisions.models is not None:
+        decisions.models.restore_drift(memory.drift)
     if isinstance(clock, ReplayClock):
         clock.advance_to(memory.clock_ns)
 

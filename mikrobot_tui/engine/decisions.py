@@ -57,6 +57,7 @@ from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import EntryType, Order, Position, Side, Signal, TradingState
 from mikrobot_tui.engine.allocation import Allocator
 from mikrobot_tui.engine.limits import Limits
+from mikrobot_tui.engine.models import ModelWatch
 from mikrobot_tui.paper.execution import BatchQuotes
 from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState, order_payload
@@ -117,9 +118,11 @@ class Decisions:
         scorer: SignalScorer | None = None,
         limits: Limits | None = None,
         allocator: Allocator | None = None,
+        models: ModelWatch | None = None,
     ) -> None:
         self.strategies = dict(strategies)  # account -> its strategy
         self.allocator = allocator  # the bandits' shares of each experiment's risk budget
+        self.models = models  # the models strategies trade by: their drift is checkpointed
         self.breakers = dict(breakers)  # account -> its strategy's breaker
         self.feed_breaker = feed_breaker
         self.quality = quality  # a breaker per symbol, on its data-quality score

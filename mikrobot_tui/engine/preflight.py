@@ -18,6 +18,7 @@ from mikrobot_tui.config import ConfigError, Settings, db_path_problem
 from mikrobot_tui.data.feeds import Feed, build_feed
 from mikrobot_tui.data.signals import sources as signals
 from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.engine.models import model_problem
 from mikrobot_tui.store.queries import read_only
 from mikrobot_tui.trading.strategies import Strategy, build_strategy
 
@@ -81,6 +82,10 @@ def check_runnable(settings: Settings, clock: Clock | None = None) -> Feed:
             strategies[acct.name] = build_strategy(acct.strategy, dict(acct.params))
         except ValueError as exc:
             raise ConfigError(f"accounts[{i}] ({acct.name}).params: {exc}") from None
+        model = str(getattr(strategies[acct.name], "model", "") or "")
+        problem = model_problem(settings, i, model) if model else None
+        if problem is not None:
+            raise ConfigError(problem)
     db_path = Path(settings.engine.db)
     problem = db_path_problem(db_path, write=True)
     if problem is not None:

@@ -36,7 +36,6 @@ import numpy as np
 from mikrobot_tui.trading.models.metrics import RollingScore
 
 PSI_EPS = 1e-4
-MIN_DRIFT_ROWS = 50  # fewer give PSI that is mostly noise (5 rows a decile)
 DRIFT_BINS = 10
 
 
@@ -182,9 +181,13 @@ class DriftWatch:
         return min(self._seen, self.window)
 
     def psi(self) -> dict[str, float]:
-        """Each feature's PSI over the rows held; {} before MIN_DRIFT_ROWS setups."""
+        """Each feature's PSI over the last `window` setups; {} until there are that many.
+
+        A part-filled window would be judged on too few rows: with n rows in 10 bins the PSI
+        of an unchanged market is about 9 / n by chance alone (0.15 at 60 rows, over 0.25
+        for some of 49 features), so drift is only judged on a whole window."""
         n = len(self)
-        if n < min(MIN_DRIFT_ROWS, self.window):
+        if n < self.window:
             return {}
         rows = self._rows[:n]
         return {name: psi(self.reference[name], rows[:, j]) for j, name in enumerate(self.names)}

@@ -54,7 +54,8 @@ GATES_BPS = ATR_BANDS_BPS  # the gate for asset classes not counted in pips
 NAN = float("nan")
 
 SetupSink = Callable[[SetupPoint, np.ndarray], None]
-Predictor = Callable[[np.ndarray], float]  # features -> probability of the take-profit first
+# (the setup, its features) -> the probability of the take-profit first
+Predictor = Callable[[SetupPoint, np.ndarray], float]
 # the market at the decision point: symbol -> (spread, data-quality score), NaN when unknown
 MarketView = Callable[[str], tuple[float, float]]
 
@@ -243,7 +244,7 @@ class BosRetest:
             point, features = self._features(signal, setup)
             if self._sink is not None:
                 self._sink(point, features)
-            return self._judged(signal, features)
+            return self._judged(signal, point, features)
         setup.bars_left -= 1
         if setup.bars_left <= 0:
             state.setup = None
@@ -270,14 +271,14 @@ class BosRetest:
             ),
         )
 
-    def _judged(self, signal: Signal, features: np.ndarray) -> Signal | None:
+    def _judged(self, signal: Signal, point: SetupPoint, features: np.ndarray) -> Signal | None:
         """The signal with the model's probability as its confidence, or None below the
         threshold; unchanged without a model."""
         if not self.model:
             return signal
         if self._predict is None:
             raise RuntimeError(f"model {self.model!r} was never loaded (bind_model)")
-        p = float(self._predict(features))
+        p = float(self._predict(point, features))
         if p < self.threshold:
             self.filtered += 1
             return None
