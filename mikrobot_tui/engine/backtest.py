@@ -29,7 +29,7 @@ import numpy as np
 
 from mikrobot_tui.clock import ReplayClock
 from mikrobot_tui.config import Settings
-from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
+from mikrobot_tui.data.feeds import ReplayFeed
 from mikrobot_tui.data.feeds.replay import load_ticks
 from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.instruments import default_instruments
@@ -173,8 +173,8 @@ def overrides(
     no_costs: bool = False,
     trust_data: bool = False,
 ) -> dict[str, Any]:
-    """The settings a backtest lays over config.toml's (load_settings' `overrides`); `run`
-    writes the ticks to `replay_file`."""
+    """The settings a backtest lays over config.toml's (load_settings' `overrides`);
+    `replay_file` names the ticks `run` replays (nothing is written there)."""
     account: dict[str, Any] = {"name": ACCOUNT, "strategy": strategy, "params": dict(params)}
     for key, value in (("balance", balance), ("currency", currency), ("leverage", leverage)):
         if value is not None:
@@ -233,12 +233,16 @@ def run(
 ) -> Result:
     """Replay `loaded` through an engine built from `settings` (see `overrides`), as fast as
     it goes, in batches of `batch_size` ticks (default engine.batch_max); `progress(n)` after
-    each batch. The ticks are written to replay.file first. The engine is closed on return."""
+    each batch. The feed replays the loaded ticks as they are in memory: replay.file only
+    names them (a checkpoint records it). The engine is closed on return."""
     t0 = time.perf_counter()
     file = settings.replay.file
     assert file is not None, "overrides() names the replay file"
-    save_ticks(file, loaded.ticks, loaded.symbols)
-    feed = ReplayFeed(file, batch_size=batch_size or settings.engine.batch_max)
+    feed = ReplayFeed(
+        file,
+        batch_size=batch_size or settings.engine.batch_max,
+        loaded=(loaded.ticks, loaded.symbols),
+    )
     engine = Engine(settings, feed=feed, clock=ReplayClock())
     fills = 0
 
