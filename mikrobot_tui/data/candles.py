@@ -396,9 +396,6 @@ class CandleSet:
             p: CandleBuilder(n_symbols, p, volume_quantum=volume_quantum, ny_close=ny)
             for p in periods
         }
-        # the longer periods fold M1's runs when each is whole minutes (CONVENTIONS: M1 to D1)
-        whole = M1 in self.builders and all(p % M1 == 0 for p in self.builders)
-        self._m1 = M1 if whole else None
 
     def update(self, ticks: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """period -> (closed bars, close_idx), as CandleBuilder.update gives for each."""
@@ -412,7 +409,9 @@ class CandleSet:
             if not any(m != m for m in mid) and not any(v in _INFINITE for v in vol):
                 return {p: b.fold(sym, ts, mid, vol) for p, b in self.builders.items()}
         by_symbol = _BySymbol(ticks)
-        if self._m1 is None:
+        # the longer periods fold M1's runs when each is whole minutes (asked here, not kept:
+        # a set pickled in a replay's checkpoint before this came back without it)
+        if M1 not in self.builders or any(p % M1 for p in self.builders):
             return {p: b._update(by_symbol) for p, b in self.builders.items()}
         # M1 from the ticks, the longer periods from M1's runs (see _Units)
         m1 = self.builders[M1]
