@@ -295,9 +295,13 @@ class CandleBuilder:
     def _merge(self, g: _Groups) -> tuple[np.ndarray, np.ndarray]:
         """The batch's groups with the carried bars: the bars closed, ordered by the tick
         that closed them; the last group of each symbol is kept as its open bar."""
+        seg_sym = g.seg_sym
+        one_each = len(g.sym) == len(seg_sym) and self._has[seg_sym].all()
+        if one_each and (self._period[seg_sym] == g.period).all():
+            return self._extend(g)
         g_open, g_high, g_low = g.open.copy(), g.high.copy(), g.low.copy()
         g_ticks, g_vol = g.ticks.copy(), g.volume.copy()
-        seg_sym, gf, gl = g.seg_sym, g.gf, g.gl
+        gf, gl = g.gf, g.gl
         not_last = np.ones(len(g.sym), dtype=bool)
         not_last[gl] = False
         done = np.flatnonzero(not_last)
@@ -349,6 +353,19 @@ class CandleBuilder:
         self._vol[seg_sym] = g_vol[gl]
         self._rows[seg_sym] = rows[gl]
         return bars, close_idx
+
+    def _extend(self, g: _Groups) -> tuple[np.ndarray, np.ndarray]:
+        """Every symbol of the batch went on in its open bar (most batches of the longer
+        periods): the bars grow in place, as `_merge` would rewrite them, and none closes."""
+        s = g.seg_sym
+        high, low, close, count, volume = self._folded
+        high[s] = np.maximum(g.high, high[s])
+        low[s] = np.minimum(g.low, low[s])
+        close[s] = g.close
+        count[s] = g.ticks + count[s]
+        self._vol[s] = g.volume + self._vol[s]
+        volume[s] = self._vol[s] * self._quantum
+        return empty_bars(), np.zeros(0, dtype=np.int64)
 
     def seed(self, bars: np.ndarray) -> None:
         """Take partial bars of this period (one per symbol at most, BAR_DTYPE) as the open
@@ -425,6 +442,19 @@ class CandleSet:
 
     def open_bars(self) -> dict[int, np.ndarray]:
         return {p: b.open_bars() for p, b in self.builders.items()}
+
+    def _extend(self, g: _Groups) -> tuple[np.ndarray, np.ndarray]:
+        """Every symbol of the batch went on in its open bar (most batches of the longer
+        periods): the bars grow in place, as `_merge` would rewrite them, and none closes."""
+        s = g.seg_sym
+        high, low, close, count, volume = self._folded
+        high[s] = np.maximum(g.high, high[s])
+        low[s] = np.minimum(g.low, low[s])
+        close[s] = g.close
+        count[s] = g.ticks + count[s]
+        self._vol[s] = g.volume + self._vol[s]
+        volume[s] = self._vol[s] * self._quantum
+        return empty_bars(), np.zeros(0, dtype=np.int64)
 
     def seed(self, bars: np.ndarray) -> None:
         """Partial bars of any of the periods as the open bars (see CandleBuilder.seed)."""
