@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from mikrobot_tui.data.candles import CandleBuilder, CandleSet
-from mikrobot_tui.domain.market import BAR_DTYPE, H1, M1, M5, M15, NS_PER_SECOND, TICK_DTYPE
+from mikrobot_tui.domain.market import (
+    BAR_DTYPE,
+    H1,
+    M1,
+    M5,
+    M15,
+    NS_PER_SECOND,
+    TICK_DTYPE,
+    TIMEFRAMES,
+)
 
 BASE = 1_700_000_100 * NS_PER_SECOND  # a multiple of five minutes
 
@@ -181,6 +190,35 @@ def test_a_candle_set_gives_what_separate_builders_give() -> None:
             assert np.array_equal(together[p][1], idx)
     for p, b in single.items():
         assert cs.open_bars()[p].tobytes() == b.open_bars().tobytes()
+
+
+@pytest.mark.parametrize("size", [1, 37, 2_000])
+def test_longer_bars_built_from_minutes_match_bars_built_from_ticks(size: int) -> None:
+    # A candle set folds M1's runs into M5 to D1; a lone builder folds the ticks. Across New
+    # York's autumn DST change (trading-day clock for syms 0 and 1), with late ticks.
+    rng = np.random.default_rng(5)
+    n = 6_000
+    stream = random_stream(n, 4, seed=21)
+    fall_back = 1_762_063_200 * NS_PER_SECOND  # 2025-11-02 06:00 UTC
+    ts = fall_back - 30 * H1 + np.cumsum(rng.integers(0, 40 * NS_PER_SECOND, n))
+    late = rng.random(n) < 0.05
+    stream["ts_event"] = ts - late * rng.integers(0, 20 * M1, n)
+    periods = sorted(TIMEFRAMES.values())
+    ny = np.array([True, True, False, False])
+    cs = CandleSet(4, periods, ny_close=ny)
+    single = {p: CandleBuilder(4, p, ny_close=ny) for p in periods}
+    closed = 0
+    for start in range(0, n, size):
+        batch = stream[start : start + size]
+        together = cs.update(batch)
+        for p, b in single.items():
+            bars, idx = b.update(batch)
+            assert together[p][0].tobytes() == bars.tobytes(), (p, start)
+            assert np.array_equal(together[p][1], idx)
+            closed += len(bars)
+    for p, b in single.items():
+        assert cs.open_bars()[p].tobytes() == b.open_bars().tobytes()
+    assert closed > 100
 
 
 @pytest.mark.parametrize("cut", [1, 2, 3])

@@ -22,6 +22,8 @@ current bar rather than reopening a closed one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mikrobot_tui.domain.bar_clock import (
@@ -31,7 +33,7 @@ from mikrobot_tui.domain.bar_clock import (
     utc_of_local,
     utc_of_local_one,
 )
-from mikrobot_tui.domain.market import BAR_DTYPE, empty_bars
+from mikrobot_tui.domain.market import BAR_DTYPE, M1, empty_bars
 
 _NO_PERIOD = np.iinfo(np.int64).min
 _ROW = np.dtype((np.void, BAR_DTYPE.itemsize))
@@ -60,7 +62,8 @@ class _BySymbol:
         mid = np.take(ticks["bid"], order)
         mid += np.take(ticks["ask"], order)
         mid *= 0.5
-        self.mid = mid
+        self.mid = self.open = self.high = self.low = self.close = mid
+        self.ticks: np.ndarray | None = None  # one tick each
         self._volume = np.take(ticks["volume"], order)
         self._fixed: dict[float, np.ndarray] = {}
         self._local: tuple[int, np.ndarray] | None = None
@@ -88,6 +91,53 @@ class _BySymbol:
             v = self._volume
             self._fixed[quantum] = np.rint(np.where(np.isnan(v), 0.0, v) / quantum).astype(np.int64)
         return self._fixed[quantum]
+
+
+@dataclass(frozen=True, slots=True)
+class _Groups:
+    """One builder's runs of a batch (symbol order), before the carried bars are merged."""
+
+    sym: np.ndarray
+    period: np.ndarray  # the period number (on the builder's clock) of each group
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    ticks: np.ndarray
+    volume: np.ndarray  # fixed point
+    first_idx: np.ndarray  # the batch index of each group's first tick
+    seg_sym: np.ndarray  # the symbols of the batch, in order
+    gf: np.ndarray  # each symbol's first group
+    gl: np.ndarray  # ... and last
+
+
+class _Units:
+    """A batch's M1 runs standing in for its ticks in the longer builders: every longer period
+    (M5 to D1, on UTC or the trading-day clock, whose offsets are whole hours) is a union of
+    whole minutes, so its bars fold the minutes' open, high, low, close, ticks and volume
+    (fixed point: the same sums) to the same bits as the ticks', for a few dozen rows."""
+
+    def __init__(self, m1: _Groups, period_ns: int, quantum: float) -> None:
+        self.n = len(m1.sym)
+        self.sym, self.seg_sym, self.first = m1.sym, m1.seg_sym, m1.gf
+        self.ts = m1.period * period_ns  # each minute's start, UTC
+        self.order = m1.first_idx
+        self.open, self.high, self.low, self.close = m1.open, m1.high, m1.low, m1.close
+        self.ticks = m1.ticks
+        self.monotone = True  # the minutes of a symbol never go back (late ticks folded in)
+        self._volume, self._quantum = m1.volume, quantum
+        self._local: tuple[int, np.ndarray] | None = None
+
+    def local_ts(self, ny_close: np.ndarray) -> np.ndarray:
+        if self._local is None or self._local[0] != id(ny_close):
+            offsets = ny_offsets(self.ts)
+            offsets[~ny_close[self.sym]] = 0
+            self._local = (id(ny_close), self.ts + offsets)
+        return self._local[1]
+
+    def volume_fixed(self, quantum: float) -> np.ndarray:
+        assert quantum == self._quantum, "one volume quantum for every builder"
+        return self._volume
 
 
 class CandleBuilder:
@@ -186,8 +236,13 @@ class CandleBuilder:
             return empty_bars(), np.zeros(0, dtype=np.int64)
         return np.concatenate(closed).view(BAR_DTYPE), np.array(close_idx, dtype=np.int64)
 
-    def _update(self, b: _BySymbol) -> tuple[np.ndarray, np.ndarray]:
-        n, order, sym, mid = b.n, b.order, b.sym, b.mid
+    def _update(self, b: _BySymbol | _Units) -> tuple[np.ndarray, np.ndarray]:
+        return self._merge(self._groups(b))
+
+    def _groups(self, b: _BySymbol | _Units) -> _Groups:
+        """The batch's runs of one period per symbol (ticks or shorter bars folded), before
+        the bars carried from the batch before are merged in."""
+        n, sym = b.n, b.sym
         ts = b.ts if self._ny is None else b.local_ts(self._ny)
         vol_fp = b.volume_fixed(self._quantum)
 
@@ -217,28 +272,43 @@ class CandleBuilder:
         ends[:-1] = starts[1:]
         ends[-1] = n
 
-        g_sym = sym[starts]
-        g_period = period[starts]
-        g_open = mid[starts]
-        g_close = mid[ends - 1]
-        g_high = np.maximum.reduceat(mid, starts)
-        g_low = np.minimum.reduceat(mid, starts)
-        g_ticks = ends - starts
-        g_vol = np.add.reduceat(vol_fp, starts)
-
         # each symbol's first and last group; every other group is a bar closed in the batch
-        seg_sym = b.seg_sym
         gf = np.searchsorted(starts, seg_first)
         gl = np.empty_like(gf)
         gl[:-1] = gf[1:] - 1
         gl[-1] = len(starts) - 1
-        not_last = np.ones(len(starts), dtype=bool)
+        return _Groups(
+            sym=sym[starts],
+            period=period[starts],
+            open=b.open[starts],
+            high=np.maximum.reduceat(b.high, starts),
+            low=np.minimum.reduceat(b.low, starts),
+            close=b.close[ends - 1],
+            ticks=ends - starts if b.ticks is None else np.add.reduceat(b.ticks, starts),
+            volume=np.add.reduceat(vol_fp, starts),
+            first_idx=b.order[starts],
+            seg_sym=b.seg_sym,
+            gf=gf,
+            gl=gl,
+        )
+
+    def _merge(self, g: _Groups) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's groups with the carried bars: the bars closed, ordered by the tick
+        that closed them; the last group of each symbol is kept as its open bar."""
+        seg_sym = g.seg_sym
+        one_each = len(g.sym) == len(seg_sym) and self._has[seg_sym].all()
+        if one_each and (self._period[seg_sym] == g.period).all():
+            return self._extend(g)
+        g_open, g_high, g_low = g.open.copy(), g.high.copy(), g.low.copy()
+        g_ticks, g_vol = g.ticks.copy(), g.volume.copy()
+        gf, gl = g.gf, g.gl
+        not_last = np.ones(len(g.sym), dtype=bool)
         not_last[gl] = False
         done = np.flatnonzero(not_last)
 
         # Merge each symbol's carried partial bar into its first group, or close it there.
         has = self._has[seg_sym]
-        cont = has & (self._period[seg_sym] == g_period[gf])
+        cont = has & (self._period[seg_sym] == g.period[gf])
         if cont.any():
             gi, si = gf[cont], seg_sym[cont]
             kept = self._rows[si].view(BAR_DTYPE)
@@ -249,21 +319,21 @@ class CandleBuilder:
             g_vol[gi] += self._vol[si]
         closing = has & ~cont
         c_sym = seg_sym[closing]
-        c_idx = order[starts[gf[closing]]]
+        c_idx = g.first_idx[gf[closing]]
         # Groups followed by another group of the same symbol close at that group's first tick.
-        d_idx = order[starts[done + 1]]
+        d_idx = g.first_idx[done + 1]
 
-        groups = empty_bars(len(starts))
-        groups["sym"] = g_sym
+        groups = empty_bars(len(g.sym))
+        groups["sym"] = g.sym
         groups["period_ns"] = self.period_ns
-        groups["ts_open"] = g_period * self.period_ns
+        groups["ts_open"] = g.period * self.period_ns
         if self._ny is not None:
-            local = self._ny[g_sym]
+            local = self._ny[g.sym]
             groups["ts_open"][local] = utc_of_local(groups["ts_open"][local])
         groups["open"] = g_open
         groups["high"] = g_high
         groups["low"] = g_low
-        groups["close"] = g_close
+        groups["close"] = g.close
         groups["ticks"] = g_ticks
         groups["volume"] = g_vol * self._quantum
 
@@ -279,10 +349,23 @@ class CandleBuilder:
 
         # The last group of each symbol is its new partial bar.
         self._has[seg_sym] = True
-        self._period[seg_sym] = g_period[gl]
+        self._period[seg_sym] = g.period[gl]
         self._vol[seg_sym] = g_vol[gl]
         self._rows[seg_sym] = rows[gl]
         return bars, close_idx
+
+    def _extend(self, g: _Groups) -> tuple[np.ndarray, np.ndarray]:
+        """Every symbol of the batch went on in its open bar (most batches of the longer
+        periods): the bars grow in place, as `_merge` would rewrite them, and none closes."""
+        s = g.seg_sym
+        high, low, close, count, volume = self._folded
+        high[s] = np.maximum(g.high, high[s])
+        low[s] = np.minimum(g.low, low[s])
+        close[s] = g.close
+        count[s] = g.ticks + count[s]
+        self._vol[s] = g.volume + self._vol[s]
+        volume[s] = self._vol[s] * self._quantum
+        return empty_bars(), np.zeros(0, dtype=np.int64)
 
     def seed(self, bars: np.ndarray) -> None:
         """Take partial bars of this period (one per symbol at most, BAR_DTYPE) as the open
@@ -343,10 +426,35 @@ class CandleSet:
             if not any(m != m for m in mid) and not any(v in _INFINITE for v in vol):
                 return {p: b.fold(sym, ts, mid, vol) for p, b in self.builders.items()}
         by_symbol = _BySymbol(ticks)
-        return {p: b._update(by_symbol) for p, b in self.builders.items()}
+        # the longer periods fold M1's runs when each is whole minutes (asked here, not kept:
+        # a set pickled in a replay's checkpoint before this came back without it)
+        if M1 not in self.builders or any(p % M1 for p in self.builders):
+            return {p: b._update(by_symbol) for p, b in self.builders.items()}
+        # M1 from the ticks, the longer periods from M1's runs (see _Units)
+        m1 = self.builders[M1]
+        groups = m1._groups(by_symbol)
+        units = _Units(groups, M1, m1._quantum)
+        out = {M1: m1._merge(groups)}
+        for p, b in self.builders.items():
+            if p != M1:
+                out[p] = b._update(units)
+        return {p: out[p] for p in self.builders}
 
     def open_bars(self) -> dict[int, np.ndarray]:
         return {p: b.open_bars() for p, b in self.builders.items()}
+
+    def _extend(self, g: _Groups) -> tuple[np.ndarray, np.ndarray]:
+        """Every symbol of the batch went on in its open bar (most batches of the longer
+        periods): the bars grow in place, as `_merge` would rewrite them, and none closes."""
+        s = g.seg_sym
+        high, low, close, count, volume = self._folded
+        high[s] = np.maximum(g.high, high[s])
+        low[s] = np.minimum(g.low, low[s])
+        close[s] = g.close
+        count[s] = g.ticks + count[s]
+        self._vol[s] = g.volume + self._vol[s]
+        volume[s] = self._vol[s] * self._quantum
+        return empty_bars(), np.zeros(0, dtype=np.int64)
 
     def seed(self, bars: np.ndarray) -> None:
         """Partial bars of any of the periods as the open bars (see CandleBuilder.seed)."""

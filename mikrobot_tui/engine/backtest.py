@@ -29,7 +29,7 @@ import numpy as np
 
 from mikrobot_tui.clock import ReplayClock
 from mikrobot_tui.config import Settings
-from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
+from mikrobot_tui.data.feeds import ReplayFeed
 from mikrobot_tui.data.feeds.replay import load_ticks
 from mikrobot_tui.domain.events import Event, EventKind
 from mikrobot_tui.domain.instruments import default_instruments
@@ -173,8 +173,8 @@ def overrides(
     no_costs: bool = False,
     trust_data: bool = False,
 ) -> dict[str, Any]:
-    """The settings a backtest lays over config.toml's (load_settings' `overrides`); `run`
-    writes the ticks to `replay_file`."""
+    """The settings a backtest lays over config.toml's (load_settings' `overrides`);
+    `replay_file` names the ticks `run` replays (nothing is written there)."""
     account: dict[str, Any] = {"name": ACCOUNT, "strategy": strategy, "params": dict(params)}
     for key, value in (("balance", balance), ("currency", currency), ("leverage", leverage)):
         if value is not None:
@@ -235,14 +235,17 @@ def run(
     """Replay `loaded` through an engine built from `settings` (see `overrides`), as fast as
     it goes, in batches of `batch_size` ticks (default engine.batch_max); `progress(n)` after
     each batch; `prepare(engine)` once built, before the first tick (a dataset builder hands
-    the strategy its sink there). The ticks are written to replay.file first. The engine is
-    closed on return."""
+    the strategy its sink there). The feed replays the loaded ticks as they are in memory:
+    replay.file only names them (a checkpoint records it). The engine is closed on return."""
     t0 = time.perf_counter()
     file = settings.replay.file
     assert file is not None, "overrides() names the replay file"
-    save_ticks(file, loaded.ticks, loaded.symbols)
-    load_s += time.perf_counter() - t0
-    return run_file(settings, batch_size, progress, load_s, prepare)
+    feed = ReplayFeed(
+        file,
+        batch_size=batch_size or settings.engine.batch_max,
+        loaded=(loaded.ticks, loaded.symbols),
+    )
+    return _replay(settings, feed, progress, load_s + time.perf_counter() - t0, prepare)
 
 
 def run_file(
@@ -257,6 +260,17 @@ def run_file(
     file = settings.replay.file
     assert file is not None, "overrides() names the replay file"
     feed = ReplayFeed(file, batch_size=batch_size or settings.engine.batch_max)
+    return _replay(settings, feed, progress, load_s + time.perf_counter() - t0, prepare)
+
+
+def _replay(
+    settings: Settings,
+    feed: ReplayFeed,
+    progress: Callable[[int], None] | None,
+    load_s: float,
+    prepare: Callable[[Engine], None] | None,
+) -> Result:
+    t0 = time.perf_counter()
     engine = Engine(settings, feed=feed, clock=ReplayClock())
     fills = 0
 

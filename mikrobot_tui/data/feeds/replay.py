@@ -44,7 +44,11 @@ class ReplayFeed:
         speed: float = 0.0,
         wall: Wall = time.monotonic_ns,
         sleep: Sleep = asyncio.sleep,
+        *,
+        loaded: tuple[np.ndarray, list[str]] | None = None,
     ) -> None:
+        """The ticks of the replay file at `path`, or `loaded` (ticks and symbols a backtest
+        already holds: checked as a file's are, never written out and read back)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if speed < 0:
@@ -52,7 +56,12 @@ class ReplayFeed:
         self.path = Path(path)
         self.batch_size = batch_size
         self.speed = speed
-        self._ticks, self._symbols = load_ticks(self.path)
+        if loaded is None:
+            self._ticks, self._symbols = load_ticks(self.path)
+        else:
+            ticks, symbols = loaded
+            _check_ticks(self.path, ticks, list(symbols))
+            self._ticks, self._symbols = ticks.view(), list(symbols)  # the caller's stays writable
         self._ticks.flags.writeable = False
         self._wall = wall
         self._sleep = sleep
@@ -175,13 +184,22 @@ def load_ticks(path: Path) -> tuple[np.ndarray, list[str]]:
     except unreadable as exc:
         raise ValueError(f"{path}: cannot be read as an .npz replay archive ({exc})") from None
     if ticks.dtype != TICK_DTYPE or ticks.ndim != 1:
+        _check_ticks(path, ticks, [])  # says what is wrong with them
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise ValueError(f"{path}: symbols must be a list of strings, got {names.dtype}")
+    symbols = [str(s) for s in names]
+    _check_ticks(path, ticks, symbols)
+    return ticks, symbols
+
+
+def _check_ticks(path: Path, ticks: np.ndarray, symbols: list[str]) -> None:
+    """What a replay's ticks must be (dtype, known symbols listed once, times from 1980 on);
+    ValueError names `path` and the problem."""
+    if ticks.dtype != TICK_DTYPE or ticks.ndim != 1:
         raise ValueError(
             f"{path}: ticks have dtype {ticks.dtype} in {ticks.ndim} dimension(s), expected "
             f"one dimension of {TICK_DTYPE}"
         )
-    if names.dtype.kind != "U" or names.ndim != 1:
-        raise ValueError(f"{path}: symbols must be a list of strings, got {names.dtype}")
-    symbols = [str(s) for s in names]
     _check_symbols(path, symbols)
     if len(ticks) and int(ticks["sym"].max()) >= len(symbols):
         raise ValueError(f"{path}: a tick's sym is beyond the {len(symbols)} symbols listed")
@@ -195,7 +213,6 @@ def load_ticks(path: Path) -> tuple[np.ndarray, list[str]]:
                 "nanoseconds since the Unix epoch (seconds, milliseconds or microseconds look "
                 "like this)"
             )
-    return ticks, symbols
 
 
 def _check_symbols(path: Path, symbols: list[str]) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mikrobot_tui.data.importers.parsed import Parsed
-from mikrobot_tui.data.importers.text import Checks, UnreadableFile, read_table
+from mikrobot_tui.data.importers.text import Checks, Table, UnreadableFile, read_table
 from mikrobot_tui.data.importers.times import any_ns
 from mikrobot_tui.domain.market import TICK_DTYPE
 
@@ -60,9 +60,11 @@ def parse(text: bytes, path: Path, symbol: str | None) -> Parsed:
     ts_name = next(t for t in TIME_NAMES if t in cols)
     n = len(table)
     ts = any_ns(checks, cols[ts_name], ts_name)
+    _done_with(table, cols[ts_name])
     if "symbol" in cols:
         symbols, sym, missing = _symbols(table.columns[cols["symbol"]])
         checks.add(missing, "symbol is missing")
+        _done_with(table, cols["symbol"])
         if len(symbols) > 65_535:
             raise UnreadableFile(f"{path}: more than 65,535 symbols")
     elif symbol:
@@ -83,19 +85,28 @@ def parse(text: bytes, path: Path, symbol: str | None) -> Parsed:
     checks.add(price["volume"] < 0, "volume is negative")
     checks.add(price["bid"] > price["ask"], "bid above ask")
     checks.in_order(ts, sym, list(price.values()))
-    good = np.flatnonzero(~checks.bad)
-    kept = np.zeros(len(good), dtype=TICK_DTYPE)
+    rows, rejects, bad = n + len(table.rejects), checks.rejects(), checks.bad
+    # the line index and the text columns go before the ticks are built: a million rows'
+    # worth of each, not needed any more
+    del table, checks
+    good = slice(None) if not bad.any() else np.flatnonzero(~bad)
+    kept = np.zeros(n - int(bad.sum()), dtype=TICK_DTYPE)
     kept["ts_event"] = kept["ts_recv"] = ts[good]
     kept["sym"] = sym[good]
-    for name, values in price.items():
-        kept[name] = values[good]
+    for name in list(price):
+        kept[name] = price.pop(name)[good]
     used = np.unique(kept["sym"]) if len(kept) else np.zeros(0, dtype=np.uint16)
     if len(used) != len(symbols):  # symbols seen only on rejected rows: drop them
         remap = np.zeros(len(symbols), dtype=np.uint16)
         remap[used] = np.arange(len(used), dtype=np.uint16)
         kept["sym"] = remap[kept["sym"]]
         symbols = [symbols[i] for i in used.tolist()]
-    return Parsed(FORMAT, symbols, n + len(table.rejects), checks.rejects(), ticks=kept)
+    return Parsed(FORMAT, symbols, rows, rejects, ticks=kept)
+
+
+def _done_with(table: Table, k: int) -> None:
+    """Column k has been read into numpy: its text or numbers go (a million rows' worth)."""
+    table.columns[k] = table.columns[k].clear()
 
 
 def _symbols(cells: pl.Series) -> tuple[list[str], np.ndarray, np.ndarray]:

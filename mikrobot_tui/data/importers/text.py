@@ -12,6 +12,7 @@ keeps the first reason each row is rejected.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,7 @@ def first_line(text: bytes) -> str:
 class Table:
     columns: list[pl.Series]  # one series per field, typed as asked; null where empty or bad
     lines: np.ndarray  # int64: the 1-based line number of each row
+    # starts to first_sep: int32 for a file under 2 GiB, else int64
     header: str | None  # the header line, when there was one
     rejects: list[Reject]  # lines with a wrong number of fields
     text: bytes = b""
@@ -147,12 +149,16 @@ def read_table(
     many times faster than strings cast afterwards, and a bad one is null; `Checks` tells it
     from an empty one by the separators' positions.
     """
+    _return_freed_memory()
     import polars as pl
 
     if text and not text.endswith(b"\n"):
         text += b"\n"
     buf = np.frombuffer(text, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)  # every line ends with its \n
+    # positions in a file under 2 GiB fit 32 bits: the line and separator index of a
+    # million-line file in half the memory, the same numbers
+    index = np.int32 if len(buf) < 2**31 else np.int64
+    ends = np.flatnonzero(buf == 10).astype(index)  # every line ends with its \n
     starts = np.empty_like(ends)
     if len(ends):
         starts[0] = 0
@@ -162,8 +168,8 @@ def read_table(
     spaced = np.flatnonzero(~blank & (buf[np.minimum(starts, len(buf) - 1)] <= 32))
     for i in spaced.tolist():
         blank[i] = not text[starts[i] : ends[i]].strip()
-    at = np.flatnonzero(buf == ord(sep))
-    before_end = np.searchsorted(at, ends)  # separators before each line's end
+    at = np.flatnonzero(buf == ord(sep)).astype(index)
+    before_end = np.searchsorted(at, ends).astype(index)  # separators before each line's end
     before_start = np.zeros_like(before_end)  # ... and before its start: the line before's
     before_start[1:] = before_end[:-1]
     fields = before_end - before_start + 1
@@ -188,7 +194,11 @@ def read_table(
         rejects.append((i + 1, f"{n} columns where {expected} are expected{hint}"))
     keep = data & ~wrong
     lines = np.flatnonzero(keep) + 1
-    body = _kept_bytes(text, buf, starts, ends, keep)
+    # the kept lines to the file's end in one run (a header or blanks before them): the
+    # reader skips the lines before them in the text itself, no copy of the rest is made
+    skip = int(lines[0]) - 1 if len(lines) else 0
+    whole = len(lines) > 0 and int(lines[-1]) == len(ends) and len(lines) == len(ends) - skip
+    body = text if whole else _kept_bytes(text, buf, starts, ends, keep)
     names = [f"c{i}" for i in range(max_fields)]
     widest = int(fields[keep].max()) if len(lines) else 0  # the reader wants no more names
     dtypes = {"float": pl.Float64, "int": pl.Int64}
@@ -201,6 +211,7 @@ def read_table(
         frame = pl.read_csv(
             io.BytesIO(body),
             has_header=False,
+            skip_lines=skip if whole else 0,
             separator=sep,
             quote_char=None,
             schema={n: schema[n] for n in names[:widest]},
@@ -215,7 +226,9 @@ def read_table(
         frame[n] if i < widest else pl.Series(n, [None] * len(lines), dtype=schema[n])
         for i, n in enumerate(names)
     ]
-    kept = lines - 1
+    del body
+    # the kept lines' own index: a slice of the file's when they are one run
+    kept: slice | np.ndarray = slice(skip, len(ends)) if whole else lines - 1
     return Table(
         columns=columns,
         lines=lines.astype(np.int64),
@@ -229,6 +242,14 @@ def read_table(
         at=at,
         first_sep=before_start[kept],
     )
+
+
+def _return_freed_memory() -> None:
+    """Polars' allocator (jemalloc) keeps freed pages for ten seconds by default: a million-row
+    file's columns, freed once its ticks are built, would then stay in the process's memory
+    under the backtest that follows. Asked before polars first loads; a setting of the
+    user's own is kept."""
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 
 def _kept_bytes(
@@ -317,13 +338,18 @@ class Checks:
     ) -> None:
         """Per symbol, among rows still good: a time before an earlier row's is rejected, and
         so is a row equal in time and in every array of `same` to the row before it."""
-        good = np.flatnonzero(~self.bad)
-        if len(good) < 2:
+        # every row still good (the usual file): the rows themselves, no index of them
+        good = None if not self.bad.any() else np.flatnonzero(~self.bad)
+        n = len(self.bad) if good is None else len(good)
+        if n < 2:
             return
         if sym is None:
-            order, s = good, np.zeros(len(good), dtype=np.int8)
+            order, s = np.arange(n) if good is None else good, np.zeros(n, dtype=np.int8)
         else:
-            order = good[np.argsort(sym[good], kind="stable")]
+            if good is None:
+                order = np.argsort(sym, kind="stable")
+            else:
+                order = good[np.argsort(sym[good], kind="stable")]
             s = sym[order]
         t = ts[order]
         cut = np.flatnonzero(s[1:] != s[:-1]) + 1
@@ -333,11 +359,13 @@ class Checks:
             np.maximum.accumulate(t[a:b], out=peak[a:b])
         back = np.zeros(len(t), dtype=bool)
         back[1:] = t[1:] < peak[:-1]
+        del peak
         back[firsts] = False
         mask = np.zeros(len(self.bad), dtype=bool)
-        mask[order[back]] = True
-        self.add(mask, "time goes backwards")
-        order, s, t = order[~back], s[~back], t[~back]
+        if back.any():
+            mask[order[back]] = True
+            self.add(mask, "time goes backwards")
+            order, s, t = order[~back], s[~back], t[~back]
         pair = np.flatnonzero((t[1:] == t[:-1]) & (s[1:] == s[:-1]))  # few: compare values
         eq = np.ones(len(pair), dtype=bool)
         for a in same:

@@ -66,6 +66,7 @@ SILENT_WEIGHT = 0.25
 _RANK = {LATENCY: 0, SPREAD: 1, LOCKED: 2, STALE: 3, GAP: 4, SPIKE: 5, REJECT: 6}
 _BUCKET_NS = NS_PER_SECOND
 _FEW_EVENTS = 64  # problems in a batch counted in plain Python
+_MINUTES_KEPT = 2 * BAR_WINDOW_MIN + 2  # past this many minutes, the old ones are dropped
 
 # (kind, positions in the batch, value for the message) of one kind of problem
 Found = tuple[int, np.ndarray, np.ndarray]
@@ -159,19 +160,25 @@ class Score:
         keys, counts = np.unique(
             (stream // _BUCKET_NS) * 65536 + sym_raw.astype(np.int64), return_counts=True
         )
-        arrivals = self._arrivals
-        for kk, c in zip(keys.tolist(), counts.tolist(), strict=True):
-            s, key = kk % 65536, kk // 65536
-            store = arrivals[s]
-            store[key] = store.get(key, 0) + c
-            if len(store) > self._keep_s:
-                self._prune_arrivals(s, key)
-            self._add_minute(s, key // _MINUTE_S, c)
+        # per symbol, its seconds ascending (as the sorted keys met them one by one)
+        syms, seconds = keys % 65536, keys // 65536
+        order = np.argsort(syms, kind="stable")
+        syms, seconds, counts = syms[order], seconds[order], counts[order]
+        cuts = np.flatnonzero(syms[1:] != syms[:-1]) + 1
+        minute_s = _MINUTE_S
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(syms)], strict=True):
+            s = int(syms[a])
+            secs, c = seconds[a:b], counts[a:b]
+            _merge(self._arrivals[s], secs, c, self._keep_s, self._keep_s // 2)
+            minutes = secs // minute_s
+            starts = np.flatnonzero(np.append(True, minutes[1:] != minutes[:-1]))
+            per_minute = np.add.reduceat(c, starts)
+            _merge(self._minutes[s], minutes[starts], per_minute, _MINUTES_KEPT, BAR_WINDOW_MIN + 1)
 
     def _add_minute(self, s: int, minute: int, count: int) -> None:
         store = self._minutes[s]
         store[minute] = store.get(minute, 0) + count
-        if len(store) > 2 * BAR_WINDOW_MIN + 2:
+        if len(store) > _MINUTES_KEPT:
             for k in [k for k in store if k < minute - BAR_WINDOW_MIN - 1]:
                 del store[k]
 
@@ -393,3 +400,49 @@ class Score:
                 )
             )
         return out
+
+
+def _merge(
+    store: dict[int, int], keys: np.ndarray, counts: np.ndarray, limit: int, back: int
+) -> None:
+    """Add `counts` at `keys` (ascending, unique) to `store`, as adding them one by one would:
+    whenever the store holds more than `limit` keys after an addition at key k, the keys
+    before k - `back` go. A batch adds hundreds of keys and crosses the limit once in a while,
+    so the keys go in by slices between the additions that prune."""
+    klist, clist = keys.tolist(), counts.tolist()
+    old = store.keys() & klist  # keys that add to a count: they leave the size as it is
+    if len(store) + len(klist) - len(old) <= limit:  # no addition crosses the limit
+        _add(store, klist, clist, old)
+        return
+    new = np.ones(len(klist), dtype=np.int64)
+    if old:
+        new[np.searchsorted(keys, np.fromiter(old, dtype=np.int64, count=len(old)))] = 0
+    grown = np.cumsum(new)  # the store's growth after each addition
+    i = 0
+    while i < len(klist):
+        # the first addition after which the store holds more than `limit` keys
+        over = np.flatnonzero(len(store) + grown[i:] - (grown[i - 1] if i else 0) > limit)
+        j = len(klist) if len(over) == 0 else i + int(over[0]) + 1
+        _add(store, klist[i:j], clist[i:j], old)
+        if len(over):
+            _drop_before(store, klist[j - 1] - back)
+        i = j
+
+
+def _drop_before(store: dict[int, int], horizon: int) -> None:
+    """The keys before `horizon` out of `store`; the rest keep their order."""
+    n = len(store)
+    keys = np.fromiter(store.keys(), dtype=np.int64, count=n)
+    keep = keys >= horizon
+    if keep.all():
+        return
+    counts = np.fromiter(store.values(), dtype=np.int64, count=n)
+    store.clear()
+    store.update(zip(keys[keep].tolist(), counts[keep].tolist(), strict=True))
+
+
+def _add(store: dict[int, int], keys: list[int], counts: list[int], old: set[int]) -> None:
+    add = dict(zip(keys, counts, strict=True))
+    for k in old & add.keys():
+        add[k] += store[k]
+    store.update(add)
