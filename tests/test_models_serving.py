@@ -139,3 +139,53 @@ def test_model_list_json_names_the_served_model(trained, tmp_path):
     result = runner.invoke(app, ["--config", str(config), "model", "list", "--json"])
     assert result.exit_code == 0
     assert [m["name"] for m in json.loads(result.stdout)] == ["grab"]
+
+
+def test_once_the_judged_model_is_trained_the_control_runs_beside_a_copy_trading_by_it(
+    trained, tmp_path
+):
+    """No [[experiments]]: the experiment "model" compares [ab] a with account M, the same
+    bos_retest trading by the model [models] judge names; without that model, nothing."""
+    from mikrobot_tui.config import load_settings
+
+    _, models = trained
+    before = load_settings(None, overrides={"models": {"dir": str(models), "judge": "none"}})
+    assert [a.name for a in before.accounts] == ["A", "B"]
+    assert [e.name for e in before.effective_experiments()] == ["ab"]
+    after = load_settings(None, overrides={"models": {"dir": str(models), "judge": "grab"}})
+    m = after.accounts[-1]
+    assert (m.name, m.strategy, m.params) == ("M", "bos_retest", {"model": "grab"})
+    model = after.effective_experiments()[-1]
+    assert (model.name, model.variants) == ("model", ["A", "M"])
+
+
+def test_a_model_of_a_market_without_an_effect_is_judged_no_better_live(tmp_path, make_settings):
+    """Trained where a grab changes nothing, the model's account and the plain one trade a
+    fresh such market; the A/B test of the two finds no difference."""
+    data = tmp_path / "flat.npz"
+    write_planted(data, 160, p_grab=0.5, p_plain=0.5, seed=41)
+    dataset = build_dataset([data], work_dir=tmp_path / "runs")
+    result = train(dataset, kind="logistic", folds=2)
+    assert 0.35 < result.metrics["auc"] < 0.65
+    models = tmp_path / "models"
+    registry.save(result, "bos_retest", models)
+    live = tmp_path / "live.npz"
+    write_planted(live, 120, p_grab=0.5, p_plain=0.5, seed=42)
+    settings = make_settings(
+        engine={"db": tmp_path / "ab.db", "store_ticks": False},
+        accounts=[{"name": "A", "strategy": "bos_retest"}, {"name": "B"}],
+        models={"dir": str(models), "judge": "bos_retest"},
+    )
+    assert [e.name for e in settings.effective_experiments()] == ["ab", "model"]
+    feed = ReplayFeed(live, batch_size=5_000)
+    engine = Engine(settings, feed=feed, clock=ReplayClock())
+    Runner(engine).replay(feed.iter_batches())
+    engine.close()
+    out = runner.invoke(app, ["--db", str(tmp_path / "ab.db"), "ab", "--json"])
+    assert out.exit_code == 0, out.output
+    model = next(e for e in json.loads(out.stdout)["experiments"] if e["name"] == "model")
+    control, judged = model["variants"]
+    assert (control["account"], judged["account"]) == ("A", "M")
+    assert control["trades"] >= 50 and judged["trades"] >= 20
+    assert judged["verdict"] in ("collecting", "inconclusive")  # never "... better"
+    assert judged["always_valid_p"] > 0.05  # no evidence either way

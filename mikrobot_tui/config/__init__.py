@@ -110,6 +110,9 @@ class _Loading:
 _loading: ContextVar[_Loading | None] = ContextVar("mikrobot_loading", default=None)
 
 
+MODEL_ACCOUNT = "M"  # the control's copy that trades by the judged model
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -174,7 +177,27 @@ class Settings(BaseSettings):
                 f"choose one of {names}"
             )
         self._paper_symbols_known()
+        self._judge_the_model(names)
         return self
+
+    def _judge_the_model(self, names: list[str]) -> None:
+        """Once the model [models] judge names is trained, and the experiment is [ab]'s
+        (no [[experiments]]) with a bos_retest control, the control runs beside a copy of
+        itself that trades by the model (account MODEL_ACCOUNT) and the experiment "model"
+        compares them: the live A/B test that says whether the model helps."""
+        control = next((a for a in self.accounts if a.name == self.ab.a), None)
+        name = self.models.judge
+        if (
+            self.experiments
+            or control is None
+            or control.strategy != "bos_retest"
+            or control.params.get("model")
+            or MODEL_ACCOUNT in names
+            or not self.models.trained(Path(self.engine.db), name)
+        ):
+            return
+        params = {**control.params, "model": name}
+        self.accounts.append(control.model_copy(update={"name": MODEL_ACCOUNT, "params": params}))
 
     def _experiments_known(self, names: list[str]) -> None:
         seen: set[str] = set()
@@ -196,13 +219,20 @@ class Settings(BaseSettings):
 
     def effective_experiments(self) -> list[ExperimentSettings]:
         """The [[experiments]], or without any the experiment "ab": [ab.a, ab.b] (none when
-        both name the same account: a one-account configuration has nothing to compare)."""
+        both name the same account: a one-account configuration has nothing to compare) and,
+        once the judged model is trained, the experiment "model": [ab.a, MODEL_ACCOUNT]."""
         if self.experiments:
             return list(self.experiments)
+        judged = [
+            ExperimentSettings(name="model", variants=[self.ab.a, MODEL_ACCOUNT])
+            for a in self.accounts
+            if a.name == MODEL_ACCOUNT and a.params.get("model") == self.models.judge
+        ]
         if self.ab.a == self.ab.b:
-            return []
+            return judged
         return [
-            ExperimentSettings(name="ab", variants=[self.ab.a, self.ab.b], bandit=self.ab.bandit)
+            ExperimentSettings(name="ab", variants=[self.ab.a, self.ab.b], bandit=self.ab.bandit),
+            *judged,
         ]
 
     def _paper_symbols_known(self) -> None:

@@ -156,6 +156,9 @@ class ModelsSettings(_Section):
     dir: Path = Path("models")  # relative to the database's folder unless absolute
     psi_alert: float = Field(0.25, gt=0, le=10)  # a feature's PSI above this is an alert
     psi_window: int = Field(200, ge=50, le=100_000)  # recent setups PSI compares
+    # the model the live experiment judges: once trained, the A/B control's bos_retest runs
+    # beside a copy that trades by it ("" turns this off)
+    judge: str = Field("bos_retest", pattern=r"^[A-Za-z0-9_\-]{0,40}$")
 
     @field_validator("dir", mode="before")
     @classmethod
@@ -167,6 +170,11 @@ class ModelsSettings(_Section):
     def folder(self, db: Path) -> Path:
         """The models folder: `dir`, relative to the database's folder unless absolute."""
         return self.dir if self.dir.is_absolute() else Path(db).parent / self.dir
+
+    def trained(self, db: Path, name: str) -> bool:
+        """A version of model `name` is saved in the folder (its .json is there)."""
+        folder = self.folder(db) / name
+        return bool(name) and folder.is_dir() and any(folder.glob("v*.json"))
 
 
 class BreakerSettings(_Section):
