@@ -156,7 +156,7 @@ def test_once_the_judged_model_is_trained_the_control_runs_beside_a_copy_trading
     m = after.accounts[-1]
     assert (m.name, m.strategy, m.params) == ("M", "bos_retest", {"model": "grab"})
     model = after.effective_experiments()[-1]
-    assert (model.name, model.variants) == ("model", ["A", "M"])
+    assert (model.name, model.variants, model.bandit) == ("model", ["A", "M"], False)
 
 
 def test_a_model_of_a_market_without_an_effect_is_judged_no_better_live(tmp_path, make_settings):

@@ -223,8 +223,9 @@ class Settings(BaseSettings):
         once the judged model is trained, the experiment "model": [ab.a, MODEL_ACCOUNT]."""
         if self.experiments:
             return list(self.experiments)
+        # equal shares: the control is in "ab" too, whose bandit already sizes its risk
         judged = [
-            ExperimentSettings(name="model", variants=[self.ab.a, MODEL_ACCOUNT])
+            ExperimentSettings(name="model", variants=[self.ab.a, MODEL_ACCOUNT], bandit=False)
             for a in self.accounts
             if a.name == MODEL_ACCOUNT and a.params.get("model") == self.models.judge
         ]
