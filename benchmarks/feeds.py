@@ -136,7 +136,7 @@ def _serve(port_out: Any, mode: str, frames_n: int, rate: float, seconds: float)
                     await asyncio.sleep(0.0005)
         else:
             start, sent = time.monotonic(), 0
-            while (elapsed := time.monotonic() - start) < seconds:
+            while (elapsed := time.monotonic() - start) < seconds and not transport.is_closing():
                 due = min(int(elapsed * rate), len(frames)) - sent
                 if due > 0:
                     transport.write(b"".join(frames[sent : sent + due]))
@@ -269,7 +269,10 @@ def bench_recovery(runs: int) -> None:
 # ---------------------------------------------------------------- 4. arrival to decision
 
 
-async def _latency(url: str, seconds: float) -> tuple[np.ndarray, int, int]:
+async def _latency(url: str, seconds: float) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Arrival-to-decision times (ns) of the quotes decided, the feed's part of them, and the
+    count of every quote: received (frames into the parser), processed (through the corridor)
+    and conflated (dropped by the parser or the engine's queue, and counted)."""
     from mikrobot_tui.engine.runner import Runner
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -290,12 +293,43 @@ async def _latency(url: str, seconds: float) -> tuple[np.ndarray, int, int]:
             put(batch)
 
         runner.queue.put_nowait = timed_put  # type: ignore[method-assign]
+        link, parser, received = feed.ws.slots[0], feed.parser, [0]
+
+        def counting(raw: str, recv: int) -> int | None:
+            received[0] += 1
+            return parser(raw, recv)
+
+        link.sink = counting
         stop = asyncio.Event()
         await runner.run(stop, duration_s=seconds)
         conflated = runner.queue.dropped + feed.parser.conflated
         engine.close()
     got = np.concatenate(lat) if lat else np.zeros(0, dtype=np.int64)
-    return got, np.concatenate(queued), conflated
+    fed = np.concatenate(queued) if queued else np.zeros(0, dtype=np.int64)
+    counts = {"received": received[0], "processed": len(got), "conflated": conflated}
+    return got, fed, counts
+
+
+def live_figures(rate: float = 10_000, seconds: float = 10.0) -> dict[str, float]:
+    """One run's figures, for `python -m benchmarks`: a server process paces 50 symbols'
+    quotes at `rate` a second in total for `seconds`; arrival-to-decision p50 and p99 (us,
+    the first tenth warming up), every quote's fate, and this engine process's peak memory."""
+    from benchmarks.common import peak_rss_mib
+
+    proc, port = server_process("paced", int(rate * seconds) + 1000, rate, seconds)
+    try:
+        lat, _fed, counts = asyncio.run(_latency(f"ws://127.0.0.1:{port}", seconds + 1))
+    finally:
+        proc.kill()
+    lat = lat[len(lat) // 10 :]
+    return {
+        "rate": rate,
+        "p50_us": float(np.percentile(lat, 50)) / 1000 if len(lat) else None,
+        "p99_us": float(np.percentile(lat, 99)) / 1000 if len(lat) else None,
+        **counts,
+        "received_per_s": counts["received"] / seconds,
+        "engine_rss_mib": peak_rss_mib(),
+    }
 
 
 def bench_latency(runs: int, seconds: float) -> None:
@@ -303,7 +337,8 @@ def bench_latency(runs: int, seconds: float) -> None:
     for _ in range(runs):
         proc, port = server_process("paced", int(10_000 * seconds) + 1000, 10_000, seconds)
         try:
-            lat, queued, conflated = asyncio.run(_latency(f"ws://127.0.0.1:{port}", seconds + 1))
+            lat, queued, counts = asyncio.run(_latency(f"ws://127.0.0.1:{port}", seconds + 1))
+            conflated = counts["conflated"]
         finally:
             proc.kill()
         n = len(lat)
