@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from benchmarks.common import (
     Run,
     in_fresh_process,
     median,
-    medians,
     run_process,
     tick_file,
 )
@@ -38,6 +37,7 @@ class Figure:
     target: float | None = None
     higher_is_better: bool = True
     note: str = ""
+    runs: list[Value] = field(default_factory=list)  # each run's value, in the order run
 
     @property
     def verdict(self) -> str:
@@ -117,6 +117,15 @@ def cli_json(run: Run, missing: str) -> dict[str, Any] | str:
     return f"n/a (exit {run.returncode}: {last[:80]})"
 
 
+def figure(
+    group: str, name: str, runs: list[Any], key: str, unit: str, *args: Any, **kw: Any
+) -> Figure:
+    """The Figure of `key` over runs (dicts of figures, or why a run has none): their median,
+    every run's value beside it."""
+    values = [r.get(key) if isinstance(r, dict) else r for r in runs]
+    return Figure(group, name, pick(runs, key), unit, *args, runs=values, **kw)
+
+
 def pick(runs: list[Any], key: str) -> Value:
     """The median of a key over runs that produced JSON; else the reason they did not."""
     docs = [r for r in runs if isinstance(r, dict)]
@@ -139,18 +148,20 @@ def replay(opt: Options) -> list[Figure]:
         runs = interleaved({s: trial(s) for s in ("ema_cross", "ema_tick_cross")}, opt.repeat)
     ticks = f"{opt.n_ticks:,} ticks, file loaded"
     return [
-        Figure(
+        figure(
             "replay",
             "replay, bar strategy ema_cross M1",
-            pick(runs["ema_cross"], "ticks_per_s"),
+            runs["ema_cross"],
+            "ticks_per_s",
             "ticks/s",
             5_000_000,
             note=ticks,
         ),
-        Figure(
+        figure(
             "replay",
             "replay, tick strategy ema_tick_cross",
-            pick(runs["ema_tick_cross"], "ticks_per_s"),
+            runs["ema_tick_cross"],
+            "ticks_per_s",
             "ticks/s",
             1_000_000,
             note=ticks,
@@ -191,6 +202,7 @@ def process(opt: Options) -> list[Figure]:
             3.0,
             False,
             note,
+            [r.wall_s if r.returncode == 0 else None for r in runs],
         ),
         Figure(
             "process",
@@ -200,6 +212,7 @@ def process(opt: Options) -> list[Figure]:
             300,
             False,
             note,
+            [r.max_rss_mib if r.returncode == 0 else None for r in runs],
         ),
     ]
 
@@ -216,36 +229,39 @@ def live(opt: Options) -> list[Figure]:
         in_fresh_process("feeds", "live_figures", rate=10_000, seconds=seconds)
         for _ in range(opt.repeat)
     ]
-    m = medians(runs)
     accounted = all(r["received"] == r["processed"] + r["conflated"] for r in runs)
     counts = (
         f"last run: {runs[-1]['received']:,} received = {runs[-1]['processed']:,} processed "
         f"+ {runs[-1]['conflated']:,} conflated ({'all' if accounted else 'NOT all'} accounted)"
     )
     out = [
-        Figure(
+        figure(
             "live",
             "live, arrival to decision p50",
-            m["p50_us"],
+            runs,
+            "p50_us",
             "us",
             note=f"50 symbols, 10,000 quotes/s, {seconds:.0f} s",
         ),
-        Figure("live", "live, arrival to decision p99", m["p99_us"], "us", 1000, False, counts),
-        Figure(
+        figure("live", "live, arrival to decision p99", runs, "p99_us", "us", 1000, False, counts),
+        figure(
             "live",
             "live, quotes conflated",
-            m["conflated"],
+            runs,
+            "conflated",
             "quotes",
             0,
             False,
             "0 when the engine keeps up",
         ),
-        Figure("live", "live, engine memory (RSS)", m["engine_rss_mib"], "MiB", 200, False),
+        figure("live", "live, engine memory (RSS)", runs, "engine_rss_mib", "MiB", 200, False),
     ]
     step_s = 3.0 if opt.quick else 10.0
     sustained: Value = 0
+    steps = []
     for rate in LIVE_RATES:
         r = in_fresh_process("feeds", "live_figures", rate=rate, seconds=step_s)
+        steps.append(r["conflated"])
         kept_up = r["conflated"] == 0 and r["received"] >= 0.98 * rate * step_s
         if not kept_up:
             break
@@ -259,6 +275,7 @@ def live(opt: Options) -> list[Figure]:
             "quotes/s",
             50_000,
             note=note,
+            runs=steps,  # the quotes conflated at each step
         )
     )
     return out
@@ -277,24 +294,36 @@ def storage(opt: Options) -> list[Figure]:
         },
         opt.repeat,
     )
-    t, b, p = (medians(runs[k]) for k in ("ticks", "bars", "paper"))
     return [
-        Figure("storage", "ticks written", t["written_per_s"], "ticks/s", 5_000_000),
-        Figure("storage", "ticks read", t["read_per_s"], "ticks/s", 10_000_000),
-        Figure("storage", "tick size in blocks", t["bytes_per_tick"], "bytes"),
-        Figure("storage", "1,000 M1 bars read (bars)", b["bars_1000_ms"], "ms", 2, False),
-        Figure("storage", "1,000 M1 bars read (last_bars)", b["last_bars_1000_ms"], "ms", 2, False),
-        Figure("storage", "candles M1 to D1 built", b["candles_ticks_per_s"], "ticks/s"),
-        Figure(
+        figure("storage", "ticks written", runs["ticks"], "written_per_s", "ticks/s", 5_000_000),
+        figure("storage", "ticks read", runs["ticks"], "read_per_s", "ticks/s", 10_000_000),
+        figure("storage", "tick size in blocks", runs["ticks"], "bytes_per_tick", "bytes"),
+        figure(
+            "storage", "1,000 M1 bars read (bars)", runs["bars"], "bars_1000_ms", "ms", 2, False
+        ),
+        figure(
+            "storage",
+            "1,000 M1 bars read (last_bars)",
+            runs["bars"],
+            "last_bars_1000_ms",
+            "ms",
+            2,
+            False,
+        ),
+        figure("storage", "candles M1 to D1 built", runs["bars"], "candles_ticks_per_s", "ticks/s"),
+        figure(
             "storage",
             "order submit to fill",
-            p["cycle_us"],
+            runs["paper"],
+            "cycle_us",
             "us",
             20,
             False,
             "market order, events and trade row on SQLite",
         ),
-        Figure("storage", "order submit to fill, with bracket", p["bracket_cycle_us"], "us"),
+        figure(
+            "storage", "order submit to fill, with bracket", runs["paper"], "bracket_cycle_us", "us"
+        ),
     ]
 
 
@@ -307,12 +336,11 @@ def cockpit(opt: Options) -> list[Figure]:
         in_fresh_process("cockpit", "figures", rate=rate, seconds=seconds)
         for _ in range(opt.repeat)
     ]
-    m = medians(runs)
     note = f"50 symbols at {rate:,} quotes/s, 200x50 tmux, {seconds:.0f} s after 5 s warm-up"
     return [
-        Figure("cockpit", "cockpit CPU", m["cpu_pct"], "% of a core", 15, False, note),
-        Figure("cockpit", "cockpit first frame", m["first_frame_s"], "s", 1.0, False),
-        Figure("cockpit", "cockpit memory (RSS)", m.get("cockpit_rss_mib"), "MiB"),
+        figure("cockpit", "cockpit CPU", runs, "cpu_pct", "% of a core", 15, False, note),
+        figure("cockpit", "cockpit first frame", runs, "first_frame_s", "s", 1.0, False),
+        figure("cockpit", "cockpit memory (RSS)", runs, "cockpit_rss_mib", "MiB"),
     ]
 
 
@@ -337,7 +365,7 @@ def sweep(opt: Options) -> list[Figure]:
 
         first = timed(["--workers", "1"])()
         if isinstance(first, str):  # the options are not there: nothing to compare
-            return [Figure("sweep", "sweep 16 runs, 2 workers speed-up", first, "x")]
+            return [Figure("sweep", "sweep 16 runs, 2 workers speed-up", first, "x", runs=[first])]
         trials = {"1": timed(["--workers", "1"]), "2": timed(["--workers", "2"])}
         cluster, why = local_cluster()
         if cluster is not None:
@@ -361,13 +389,21 @@ def sweep(opt: Options) -> list[Figure]:
             one if one is not None else runs["1"][-1],
             "s",
             note=note,
+            runs=runs["1"],
         ),
-        Figure("sweep", "sweep 16 runs, 2 workers speed-up", ratio(two or runs["2"][-1]), "x"),
+        Figure(
+            "sweep",
+            "sweep 16 runs, 2 workers speed-up",
+            ratio(two or runs["2"][-1]),
+            "x",
+            runs=runs["2"],  # seconds
+        ),
         Figure(
             "sweep",
             "sweep 16 runs, LocalCluster(2) speed-up",
             ratio(on_cluster) if cluster is not None else why,
             "x",
+            runs=runs.get("cluster", []),  # seconds
         ),
     ]
 
@@ -392,32 +428,31 @@ def latency(opt: Options) -> list[Figure]:
     runs = [
         in_fresh_process("latency", "figures", n_ticks=n, warmup=warmup) for _ in range(opt.repeat)
     ]
-    m = medians(runs)
     note = f"{n:,} single-tick batches of the replay file, default accounts"
     return [
-        Figure("latency", "one tick through the engine, p99", m["tick_p99_us"], "us", note=note),
-        Figure("latency", "a tick deciding entries, p99", m["entries_p99_us"], "us", 1000, False),
+        figure("latency", "one tick through the engine, p99", runs, "tick_p99_us", "us", note=note),
+        figure(
+            "latency", "a tick deciding entries, p99", runs, "entries_p99_us", "us", 1000, False
+        ),
     ]
 
 
 def indicators(opt: Options) -> list[Figure]:
     n = 10_000 if opt.quick else 100_000
     runs = [in_fresh_process("indicators", "figures", n_bars=n) for _ in range(opt.repeat)]
-    m = medians(runs)
     return [
-        Figure("indicators", "ten indicators, one bar, median", m["p50_us"], "us", 50, False),
-        Figure("indicators", "ten indicators, one bar, p99", m["p99_us"], "us"),
+        figure("indicators", "ten indicators, one bar, median", runs, "p50_us", "us", 50, False),
+        figure("indicators", "ten indicators, one bar, p99", runs, "p99_us", "us"),
     ]
 
 
 def history_import(opt: Options) -> list[Figure]:
     rows = 100_000 if opt.quick else 2_000_000
     runs = [in_fresh_process("history_import", "figures", rows=rows) for _ in range(opt.repeat)]
-    m = medians(runs)
     note = f"{rows:,}-row generic CSV"
     return [
-        Figure("import", "CSV parse", m["parse_rows_per_s"], "rows/s", 1_000_000, note=note),
-        Figure("import", "history import into SQLite", m["import_rows_per_s"], "rows/s"),
+        figure("import", "CSV parse", runs, "parse_rows_per_s", "rows/s", 1_000_000, note=note),
+        figure("import", "history import into SQLite", runs, "import_rows_per_s", "rows/s"),
     ]
 
 
