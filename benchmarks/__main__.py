@@ -98,19 +98,22 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{m['hostname']}: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB, "
         f"Python {m['python']}, {m['os']}"
     )
-    kind = "`--quick` (1 short run each)" if doc["quick"] else f"median of {doc['repeat']}"
+    kind = f"median of {doc['repeat']} run{'s' if doc['repeat'] > 1 else ''} each"
+    if doc["quick"]:
+        kind = f"`--quick` (the short smoke version), {kind}"
+    short = f"{m['hostname']}, {m['cores']} cores"
     lines = [
         f"From `python -m benchmarks` on {doc['time'][:16].replace('T', ' ')} UTC, {kind}; "
         f"load average at the start {m.get('load_at_start')}.",
         f"Machine: {where}.",
         "",
-        "| figure | result | target | |",
-        "|---|---:|---|---|",
+        "| figure | result | target | | machine |",
+        "|---|---:|---|---|---|",
     ]
     for f in doc["figures"]:
         fig = Figure(**{k: v for k, v in f.items() if k != "verdict"})
         value = number(fig.value) + (f" {fig.unit}" if isinstance(fig.value, int | float) else "")
-        lines.append(f"| {fig.name} | {value} | {fig.target_text} | {fig.verdict} |")
+        lines.append(f"| {fig.name} | {value} | {fig.target_text} | {fig.verdict} | {short} |")
     return "\n".join(lines)
 
 

@@ -39,10 +39,11 @@ def test_a_quick_group_prints_its_table_and_writes_json_with_the_machine(tmp_pat
 
     shown = bench("--markdown", "--out", str(tmp_path))
     assert shown.returncode == 0, shown.stderr
-    assert "| figure | result | target | |" in shown.stdout
+    assert "| figure | result | target | | machine |" in shown.stdout
     assert machine["hostname"] in shown.stdout and "`--quick`" in shown.stdout
     row = next(r for r in shown.stdout.splitlines() if "peak memory (RSS)" in r)
-    assert row.endswith(f"| < 300 | {rss['verdict']} |")
+    short = f"{machine['hostname']}, {machine['cores']} cores"
+    assert row.endswith(f"| < 300 | {rss['verdict']} | {short} |")
 
 
 def test_a_figure_without_a_number_says_why_and_is_neither_pass_nor_miss() -> None:
