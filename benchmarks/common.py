@@ -117,13 +117,14 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None, timeout: floa
 
 def in_fresh_process(module: str, function: str, **kwargs: Any) -> dict[str, Any]:
     """benchmarks.<module>.<function>(**kwargs) in a new interpreter: its figures, plus the
-    process's peak memory (`max_rss_mib`). A failing run raises with its stderr's last line."""
+    process's peak memory (`max_rss_mib`) and its wall time from start to exit (`process_s`:
+    start-up and imports included). A failing run raises with its stderr's last line."""
     cmd = [sys.executable, "-m", "benchmarks.common", module, function, json.dumps(kwargs)]
     run = run_process(cmd)
     if run.returncode != 0:
         tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"benchmarks.{module}.{function} failed: {tail}")
-    return {**run.last_json(), "max_rss_mib": run.max_rss_mib}
+    return {**run.last_json(), "max_rss_mib": run.max_rss_mib, "process_s": run.wall_s}
 
 
 def median(values: list[Any]) -> Any:

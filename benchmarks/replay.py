@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import medians, peak_rss_mib, run_process, tick_file
+from benchmarks.common import in_fresh_process, medians, peak_rss_mib, tick_file
 
 
 def one_run(path: Path, store_ticks: bool = False) -> dict[str, float]:
@@ -106,21 +104,12 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--store-ticks", action="store_true", help="also write every tick")
-    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(one_run(args.child, args.store_ticks)))
-        return
     path = tick_file(args.ticks)
-    runs = []
-    for _ in range(args.repeat):
-        cmd = [sys.executable, "-m", "benchmarks.replay", "--child", str(path)]
-        if args.store_ticks:
-            cmd.append("--store-ticks")
-        run = run_process(cmd)
-        if run.returncode != 0:
-            sys.exit(run.stderr)
-        runs.append({**run.last_json(), "process_s": run.wall_s})
+    runs = [
+        in_fresh_process("replay", "one_run", path=str(path), store_ticks=args.store_ticks)
+        for _ in range(args.repeat)
+    ]
     bare = statistics.median(bare_loop_rate(path) for _ in range(3))
     med = medians(runs)
     print(f"replay of {int(med['ticks']):,} ticks through quality, M1 to D1 candles, 2 strategies,")
