@@ -74,6 +74,7 @@ def figures(rate: float = 1_000, seconds: float = 20.0) -> dict[str, Any]:
                 "MIKROBOT_BINANCE__SYMBOLS": "[" + ",".join(f'"{s}"' for s in SYMBOLS) + "]",
                 "MIKROBOT_BINANCE__STREAMS": '["bookTicker"]',
                 "TERM": "xterm-256color",
+                "TMPDIR": tmp,  # whatever the app leaves in its temp folder goes with tmp
             }
             argv = [*MIKROBOT, "--db", str(Path(tmp) / "cockpit.db")]
             sets = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
