@@ -69,9 +69,16 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def document(figures: list[Figure], opt: Options, groups: list[str]) -> dict[str, Any]:
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def document(
+    figures: list[Figure], opt: Options, groups: list[str], started: str
+) -> dict[str, Any]:
     return {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": started,
+        "time": now(),  # finished
         "machine": machine(),
         "quick": opt.quick,
         "repeat": opt.repeat,
@@ -140,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeat takes 1 or more")
     groups = args.groups or list(GROUPS)
     opt = Options(quick=args.quick, repeat=args.repeat or (1 if args.quick else 3))
+    started = now()
     figures = run_groups(groups, opt)
-    doc = document(figures, opt, groups)
+    doc = document(figures, opt, groups, started)
     dated = write(doc, args.out)
     print(table(figures))
     print(f"\n{doc['machine']['hostname']}, {doc['time']}; JSON: {dated}")
