@@ -34,18 +34,18 @@ from benchmarks.suite import GROUPS, Figure, Options, number
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run_groups(names: list[str], opt: Options, say: Any = print) -> list[Figure]:
+def run_groups(names: list[str], opt: Options) -> list[Figure]:
     """Each group's figures; a group that fails says why in one figure and the rest go on."""
     figures: list[Figure] = []
     for name in names:
         t0 = time.perf_counter()
-        say(f"[{name}] running...", file=sys.stderr, flush=True)
+        print(f"[{name}] running...", file=sys.stderr, flush=True)
         try:
             got = GROUPS[name](opt)
         except Exception as exc:  # one group's failure is a row of the table, not the end
             traceback.print_exc(file=sys.stderr)
             got = [Figure(name, f"{name} group", f"n/a (failed: {str(exc)[:80]})", "")]
-        say(f"[{name}] done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        print(f"[{name}] done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         figures.extend(got)
     return figures
 

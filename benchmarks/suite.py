@@ -9,6 +9,7 @@ distributed missing) is "n/a (why)" and the rest of the suite goes on.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -99,9 +100,7 @@ def interleaved(trials: dict[str, Callable[[], Any]], repeat: int) -> dict[str, 
 def cli(args: list[str], scratch: Path) -> Run:
     """`mikrobot ARGS` in a new process; its temporary databases go under scratch (TMPDIR),
     which the caller removes."""
-    import os
-
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MIKROBOT_")}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIKROBOT_")}  # defaults
     env["TMPDIR"] = str(scratch)
     return run_process([*MIKROBOT, *args], env=env)
 
