@@ -98,6 +98,15 @@ def write(doc: dict[str, Any], out: Path) -> Path:
     return dated
 
 
+def span(doc: dict[str, Any]) -> str:
+    """When the run was: 'on 2026-12-04 20:14 to 20:30 UTC' (older documents: the end)."""
+    end = doc["time"][:16].replace("T", " ")
+    start = doc.get("started", "")[:16].replace("T", " ")
+    if start and start != end:
+        return f"on {start} to {end[11:] if start[:10] == end[:10] else end} UTC"
+    return f"on {end} UTC"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The README's "Latest figures" table from a results document."""
     m = doc["machine"]
@@ -110,7 +119,7 @@ def markdown(doc: dict[str, Any]) -> str:
         kind = f"`--quick` (the short smoke version), {kind}"
     short = f"{m['hostname']}, {m['cores']} cores"
     lines = [
-        f"From `python -m benchmarks` on {doc['time'][:16].replace('T', ' ')} UTC, {kind}; "
+        f"From `python -m benchmarks` {span(doc)}, {kind}; "
         f"load average at the start {m.get('load_at_start')}.",
         f"Machine: {where}.",
         "",
