@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.replay import seeded_ticks_cli
+from benchmarks.common import seeded_ticks, seeded_ticks_cli
 
 N_BARS = 200_000
 CALLS = 200
@@ -92,6 +92,20 @@ def read_times(path: Path, seed: int) -> tuple[float, float]:
         assert len(got) == 1_000
     conn.close()
     return statistics.median(ranged), statistics.median(last)
+
+
+def figures(n_ticks: int = 1_000_000) -> dict[str, float]:
+    """One run's figures, for `python -m benchmarks`: candles built (ticks per second) and
+    the median call reading 1,000 M1 bars with `bars` and with `last_bars`, in ms."""
+    ticks, symbols = seeded_ticks(n_ticks)
+    built = candles_per_second(ticks, symbols)
+    with tempfile.TemporaryDirectory() as tmp:
+        ranged, last = read_times(stored_bars(Path(tmp)), seed=0)
+    return {
+        "candles_ticks_per_s": built,
+        "bars_1000_ms": ranged * 1e3,
+        "last_bars_1000_ms": last * 1e3,
+    }
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ def _serve(port_out: Any, mode: str, frames_n: int, rate: float, seconds: float)
                     await asyncio.sleep(0.0005)
         else:
             start, sent = time.monotonic(), 0
-            while (elapsed := time.monotonic() - start) < seconds:
+            while (elapsed := time.monotonic() - start) < seconds and not transport.is_closing():
                 due = min(int(elapsed * rate), len(frames)) - sent
                 if due > 0:
                     transport.write(b"".join(frames[sent : sent + due]))
@@ -269,7 +269,10 @@ def bench_recovery(runs: int) -> None:
 # ---------------------------------------------------------------- 4. arrival to decision
 
 
-async def _latency(url: str, seconds: float) -> tuple[np.ndarray, int, int]:
+async def _latency(url: str, seconds: float) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Arrival-to-decision times (ns) of the quotes decided, the feed's part of them, and the
+    count of every quote: received (frames into the parser), processed (through the corridor)
+    and conflated (dropped by the parser or the engine's queue, and counted)."""
     from mikrobot_tui.engine.runner import Runner
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -290,39 +293,73 @@ async def _latency(url: str, seconds: float) -> tuple[np.ndarray, int, int]:
             put(batch)
 
         runner.queue.put_nowait = timed_put  # type: ignore[method-assign]
+        link, parser, received = feed.ws.slots[0], feed.parser, [0]
+
+        def counting(raw: str, recv: int) -> int | None:
+            received[0] += 1
+            return parser(raw, recv)
+
+        link.sink = counting
         stop = asyncio.Event()
         await runner.run(stop, duration_s=seconds)
         conflated = runner.queue.dropped + feed.parser.conflated
         engine.close()
     got = np.concatenate(lat) if lat else np.zeros(0, dtype=np.int64)
-    return got, np.concatenate(queued), conflated
+    fed = np.concatenate(queued) if queued else np.zeros(0, dtype=np.int64)
+    counts = {"received": received[0], "processed": len(got), "conflated": conflated}
+    return got, fed, counts
+
+
+def live_figures(rate: float = 10_000, seconds: float = 10.0) -> dict[str, float | None]:
+    """One run's figures: a server process paces 50 symbols' quotes at `rate` a second in
+    total for `seconds`; arrival to decision p50 and p99 (us, the first tenth warming up),
+    p99 counting each conflated quote as a miss, the feed's part (arrival to the engine's
+    queue) p99, every quote's fate, and this engine process's peak memory."""
+    from benchmarks.common import peak_rss_mib
+
+    proc, port = server_process("paced", int(rate * seconds) + 1000, rate, seconds)
+    try:
+        lat, fed, counts = asyncio.run(_latency(f"ws://127.0.0.1:{port}", seconds + 1))
+    finally:
+        proc.kill()
+    lat, fed = lat[len(lat) // 10 :], fed[len(fed) // 10 :]  # the first tenth warms up
+    missed = np.concatenate([lat, np.full(counts["conflated"], np.iinfo(np.int64).max)])
+
+    def p(values: np.ndarray, q: float) -> float | None:
+        return float(np.percentile(values, q)) / 1000 if len(values) else None
+
+    return {
+        "rate": rate,
+        "p50_us": p(lat, 50),
+        "p99_us": p(lat, 99),
+        "p99_with_conflated_us": p(missed, 99),
+        "feed_p99_us": p(fed, 99),
+        **counts,
+        "received_per_s": counts["received"] / seconds,
+        "engine_rss_mib": peak_rss_mib(),
+    }
 
 
 def bench_latency(runs: int, seconds: float) -> None:
-    p50s, p99s, worst, feed99 = [], [], [], []
-    for _ in range(runs):
-        proc, port = server_process("paced", int(10_000 * seconds) + 1000, 10_000, seconds)
-        try:
-            lat, queued, conflated = asyncio.run(_latency(f"ws://127.0.0.1:{port}", seconds + 1))
-        finally:
-            proc.kill()
-        n = len(lat)
-        lat = lat[n // 10 :]  # the first tenth warms up
-        feed99.append(float(np.percentile(queued[len(queued) // 10 :], 99)) / 1000)
-        p50s.append(float(np.percentile(lat, 50)) / 1000)
-        p99s.append(float(np.percentile(lat, 99)) / 1000)
-        with_missed = np.concatenate([lat, np.full(conflated, np.iinfo(np.int64).max)])
-        worst.append(float(np.percentile(with_missed, 99)) / 1000)
-        last = (n, conflated)
+    got = [live_figures(10_000, seconds) for _ in range(runs)]
+
+    def med(key: str) -> float:
+        return statistics.median(g[key] for g in got)
+
+    p50s, p99s, feed99 = ([g[k] for g in got] for k in ("p50_us", "p99_us", "feed_p99_us"))
     print("4. arrival to decision, 50 symbols at 10,000 quotes/s (target p99 under 1,000 us)")
-    print(f"   p50 median {statistics.median(p50s):8.1f} us   runs {fmt(p50s)}")
-    print(f"   p99 median {statistics.median(p99s):8.1f} us   runs {fmt(p99s)}")
-    print(f"   p99 counting the conflated as misses: median {statistics.median(worst):,.1f} us")
+    print(f"   p50 median {med('p50_us'):8.1f} us   runs {fmt(p50s)}")
+    print(f"   p99 median {med('p99_us'):8.1f} us   runs {fmt(p99s)}")
+    print(f"   p99 counting the conflated as misses: median {med('p99_with_conflated_us'):,.1f} us")
     print(
         f"   the feed's part (arrival to the engine's queue), p99 median "
-        f"{statistics.median(feed99):,.1f} us   runs {fmt(feed99)}"
+        f"{med('feed_p99_us'):,.1f} us   runs {fmt(feed99)}"
     )
-    print(f"   (last run: {last[0]:,} quotes decided, {last[1]:,} conflated)")
+    last = got[-1]
+    print(
+        f"   (last run: {last['received']:,} quotes received, {last['processed']:,} decided, "
+        f"{last['conflated']:,} conflated)"
+    )
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 
-def write_csv(path: Path, n: int, iso: bool = False) -> None:
+def write_csv(path: Path, n: int, iso: bool = False, quotes_only: bool = False) -> None:
+    """n seeded rows of four symbols; `quotes_only`: the header `ts,symbol,bid,ask` alone."""
     rng = np.random.default_rng(7)
     symbols = np.array(["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"])
     base = np.array([1.1, 1.27, 150.0, 2000.0])
@@ -38,12 +39,13 @@ def write_csv(path: Path, n: int, iso: bool = False) -> None:
     else:
         stamps = ts.astype(str)
     with path.open("w") as f:
-        f.write("ts,symbol,bid,ask,last,volume\n")
+        f.write("ts,symbol,bid,ask\n" if quotes_only else "ts,symbol,bid,ask,last,volume\n")
+        tail = "" if quotes_only else ",,"
         chunk = 200_000
         for i in range(0, n, chunk):
             j = slice(i, i + chunk)
             lines = [
-                f"{t},{s},{b!r},{a!r},,"
+                f"{t},{s},{b!r},{a!r}{tail}"
                 for t, s, b, a in zip(
                     stamps[j].tolist(),
                     symbols[sym[j]].tolist(),
@@ -107,6 +109,27 @@ def main() -> None:
         med, runs, parsed = timed(lambda: parse_file(iso), args.repeat)
         assert parsed.good == args.rows, parsed.rejects[:5]
         show("parse, ISO-8601", args.rows, med, runs)
+
+
+def figures(rows: int = 2_000_000) -> dict[str, float]:
+    """One run's figures, for `python -m benchmarks`: rows per second of parsing a generic
+    CSV alone and of the whole import into a new SQLite file."""
+    from mikrobot_tui.data.history import import_parsed
+    from mikrobot_tui.data.importers import parse_file
+    from mikrobot_tui.store.schema import open_db
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "ticks.csv"
+        write_csv(csv, rows)
+        parse_s, _, parsed = timed(lambda: parse_file(csv), 1)
+        assert parsed.good == rows, parsed.rejects[:5]
+        conn = open_db(Path(tmp) / "import.db").conn
+        try:
+            import_s, _, report = timed(lambda: import_parsed(conn, parse_file(csv), str(csv)), 1)
+        finally:
+            conn.close()
+        assert report.written == rows
+    return {"parse_rows_per_s": rows / parse_s, "import_rows_per_s": rows / import_s}
 
 
 def show(what: str, n: int, median: float, runs: list[float]) -> None:

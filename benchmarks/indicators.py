@@ -80,6 +80,13 @@ def per_bar_ns(series: list[tuple[float, float, float, float, int]]) -> np.ndarr
     return out[WARM:]
 
 
+def figures(n_bars: int = 100_000) -> dict[str, float]:
+    """One run's figures, for `python -m benchmarks`: median and p99 per bar, us."""
+    times = per_bar_ns(bars(n_bars + WARM))
+    p50, p99 = float(np.median(times)), float(np.percentile(times, 99))
+    return {"p50_us": p50 / 1e3, "p99_us": p99 / 1e3}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=100_000)

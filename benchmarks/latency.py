@@ -19,19 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.replay import tick_file
+from benchmarks.common import tick_file
 
 
-def main() -> None:
+def single_tick_times(n_ticks: int, warmup: int) -> dict[str, list[int]]:
+    """Nanoseconds of the corridor on each of n_ticks single-tick batches, after warmup ticks:
+    every tick, the ticks closing a bar and the ticks deciding entries."""
     from mikrobot_tui.clock import ReplayClock
     from mikrobot_tui.config import load_settings
     from mikrobot_tui.data.feeds import ReplayFeed
     from mikrobot_tui.engine import Engine
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=200_000, help="ticks to time")
-    parser.add_argument("--warmup", type=int, default=100_000, help="ticks before timing")
-    args = parser.parse_args()
     path = tick_file(1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
@@ -46,12 +44,12 @@ def main() -> None:
         engine.start()
         gc.freeze()  # as `mikrobot run` does once its engine has started
         batches = feed.iter_batches()
-        for _ in range(args.warmup):  # indicators ready, positions open
+        for _ in range(warmup):  # indicators ready, positions open
             engine.corridor.process(next(batches))
         decided = _count_entries(engine)
         counts = engine.corridor.counts
         times, at_bar, at_decision = [], [], []
-        for _ in range(args.ticks):
+        for _ in range(n_ticks):
             batch = next(batches)
             bars, entries = counts.bars, decided[0]
             t0 = time.perf_counter_ns()
@@ -63,13 +61,32 @@ def main() -> None:
             if decided[0] != entries:
                 at_decision.append(took)
         engine.close()
-    print(f"tick-to-decision over {len(times):,} single-tick batches (us):")
+    return {
+        "every tick": times,
+        "ticks closing a bar": at_bar,
+        "ticks deciding entries": at_decision,
+    }
+
+
+def figures(n_ticks: int = 200_000, warmup: int = 100_000) -> dict[str, float]:
+    """One run's figures, for `python -m benchmarks`: median and p99 (us) of each group."""
+    out = {}
+    for label, group in single_tick_times(n_ticks, warmup).items():
+        p50, p99, _ = _stats(group)
+        key = label.split()[-1]  # tick, bar, entries
+        out[f"{key}_p50_us"], out[f"{key}_p99_us"] = p50, p99
+    return {k: None if v != v else v for k, v in out.items()}  # NaN: none in the group
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=200_000, help="ticks to time")
+    parser.add_argument("--warmup", type=int, default=100_000, help="ticks before timing")
+    args = parser.parse_args()
+    groups = single_tick_times(args.ticks, args.warmup)
+    print(f"tick-to-decision over {len(groups['every tick']):,} single-tick batches (us):")
     print(f"  {'':<22}{'ticks':>9}{'median':>10}{'p99':>10}{'max':>10}")
-    for label, group in (
-        ("every tick", times),
-        ("ticks closing a bar", at_bar),
-        ("ticks deciding entries", at_decision),
-    ):
+    for label, group in groups.items():
         print(f"  {label:<22}{len(group):>9,}" + "".join(f"{v:>10.1f}" for v in _stats(group)))
     print("  target: p99 under 1,000 us for the decisions")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.replay import tick_file
+from benchmarks.common import tick_file
 
 START_NS = 1_767_225_600_000_000_000 + 14 * 3600 * 1_000_000_000  # a Thursday afternoon
 
@@ -186,6 +186,15 @@ def replay_rate(path: Path, orders: list[dict]) -> tuple[float, int]:
         engine.close()
         gc.unfreeze()
     return stats.ticks_in / wall, resting
+
+
+def figures(n_cycles: int = 20_000) -> dict[str, float]:
+    """One run's figures, for `python -m benchmarks`: microseconds per submit-to-fill cycle,
+    plain and with a bracket."""
+    return {
+        "cycle_us": cycles(n_cycles, bracket=False) * 1e6,
+        "bracket_cycle_us": cycles(n_cycles, bracket=True) * 1e6,
+    }
 
 
 def main() -> None:

@@ -14,54 +14,17 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-DATA = Path(__file__).resolve().parent / "data"
-START_NS = 1_767_225_600_000_000_000  # 2026-01-01 00:00 UTC
+from benchmarks.common import in_fresh_process, medians, peak_rss_mib, tick_file
 
 
-def seeded_ticks_cli(doc: str) -> tuple[argparse.Namespace, Any, list[str]]:
-    """The options every tick benchmark takes (--ticks N, --repeat R) and the seeded ticks
-    (a TICK_DTYPE array)."""
-    import numpy as np
-
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    data = np.load(tick_file(args.ticks))
-    return args, data["ticks"], [str(s) for s in data["symbols"]]
-
-
-def tick_file(n_ticks: int) -> Path:
-    """Generate the seeded tick file once and keep it under benchmarks/data/ (git-ignored)."""
-    from mikrobot_tui.config import load_settings
-    from mikrobot_tui.data.feeds import save_ticks
-    from mikrobot_tui.data.sim import generate_ticks
-    from mikrobot_tui.domain.instruments import default_instruments
-
-    path = DATA / f"sim_{n_ticks}.npz"
-    if path.exists():
-        return path
-    DATA.mkdir(parents=True, exist_ok=True)
-    settings = load_settings(None, overrides={"sim": {"seed": 42}})
-    catalogue = default_instruments()
-    instruments = [catalogue[s] for s in settings.sim.symbols]
-    ticks = generate_ticks(instruments, settings.sim, START_NS, n_ticks)
-    save_ticks(path, ticks, [i.symbol for i in instruments])
-    return path
-
-
-def one_run(path: Path, store_ticks: bool) -> dict[str, float]:
+def one_run(path: Path, store_ticks: bool = False) -> dict[str, float]:
     """Replay the file once in this process; returns the figures as a dict."""
+    path = Path(path)
     from mikrobot_tui.clock import ReplayClock
     from mikrobot_tui.config import load_settings
     from mikrobot_tui.data.feeds import ReplayFeed
@@ -88,7 +51,7 @@ def one_run(path: Path, store_ticks: bool) -> dict[str, float]:
         stats = Runner(engine).replay(feed.iter_batches())
         wall = time.perf_counter() - t0
         engine.close()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     return {
         "ticks": stats.ticks_in,
         "wall_s": wall,
@@ -141,23 +104,14 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--store-ticks", action="store_true", help="also write every tick")
-    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(one_run(args.child, args.store_ticks)))
-        return
     path = tick_file(args.ticks)
-    runs = []
-    for _ in range(args.repeat):
-        cmd = [sys.executable, "-m", "benchmarks.replay", "--child", str(path)]
-        if args.store_ticks:
-            cmd.append("--store-ticks")
-        t0 = time.perf_counter()
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        process_s = time.perf_counter() - t0
-        runs.append({**json.loads(out.strip().splitlines()[-1]), "process_s": process_s})
+    runs = [
+        in_fresh_process("replay", "one_run", path=str(path), store_ticks=args.store_ticks)
+        for _ in range(args.repeat)
+    ]
     bare = statistics.median(bare_loop_rate(path) for _ in range(3))
-    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    med = medians(runs)
     print(f"replay of {int(med['ticks']):,} ticks through quality, M1 to D1 candles, 2 strategies,")
     print(
         f"orchestrator and paper engine (store_ticks={args.store_ticks}), median of {args.repeat}:"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.replay import seeded_ticks_cli
+from benchmarks.common import seeded_ticks, seeded_ticks_cli
 
 
 def one_run(ticks: np.ndarray, symbols: list[str], folder: Path) -> tuple[float, float, float]:
@@ -84,6 +84,15 @@ def row_bytes(ticks: np.ndarray, symbols: list[str], folder: Path) -> float:
     (size,) = conn.execute(sql).fetchone()
     conn.close()
     return size / len(ticks)
+
+
+def figures(n_ticks: int = 1_000_000) -> dict[str, float]:
+    """One run's figures, for `python -m benchmarks`: ticks written and read per second, and
+    the bytes a tick takes in its blocks."""
+    ticks, symbols = seeded_ticks(n_ticks)
+    with tempfile.TemporaryDirectory() as tmp:
+        wrote, read, size = one_run(ticks, symbols, Path(tmp))
+    return {"written_per_s": wrote, "read_per_s": read, "bytes_per_tick": size}
 
 
 def main() -> None:
