@@ -76,6 +76,12 @@ def figures(calls: int = 10_000, seed: int = 7) -> dict[str, dict[str, float]]:
     return found
 
 
+def flat_figures(calls: int = 10_000, seed: int = 7) -> dict[str, float]:
+    """`figures` as one level (gbm_median_us, logistic_p99_us, ...), for `python -m
+    benchmarks`."""
+    return {f"{kind}_{k}": v for kind, f in figures(calls, seed).items() for k, v in f.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=10_000)

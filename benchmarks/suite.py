@@ -466,6 +466,48 @@ def history_import(opt: Options) -> list[Figure]:
     ]
 
 
+def features(opt: Options) -> list[Figure]:
+    setups = 2_000 if opt.quick else 10_000
+    runs = [
+        in_fresh_process("features", "figures", setups=setups, repeat=1) for _ in range(opt.repeat)
+    ]
+    note = "49 features of a bos_retest setup from a warm FeatureBook"
+    return [
+        figure(
+            "features",
+            "a setup's features, median",
+            runs,
+            "features_per_setup_us_p50",
+            "us",
+            50,
+            False,
+            note=note,
+        ),
+        figure("features", "a setup's features, p99", runs, "features_per_setup_us_p99", "us"),
+    ]
+
+
+def models(opt: Options) -> list[Figure]:
+    calls = 2_000 if opt.quick else 10_000
+    runs = [in_fresh_process("models", "flat_figures", calls=calls) for _ in range(opt.repeat)]
+    out = []
+    for kind in ("gbm", "logistic"):
+        note = "the compiled predictor, one setup (sklearn's predict_proba: ~1 ms)"
+        out.append(
+            figure(
+                "models",
+                f"{kind} inference, median",
+                runs,
+                f"{kind}_median_us",
+                "us",
+                100,
+                False,
+                note=note,
+            )
+        )
+    return out
+
+
 GROUPS: dict[str, Callable[[Options], list[Figure]]] = {
     "replay": replay,
     "process": process,
@@ -476,4 +518,6 @@ GROUPS: dict[str, Callable[[Options], list[Figure]]] = {
     "latency": latency,
     "indicators": indicators,
     "import": history_import,
+    "features": features,
+    "models": models,
 }
