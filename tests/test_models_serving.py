@@ -6,6 +6,7 @@ there stops the start with the key and the fix."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from planted_market import write_planted
@@ -94,6 +95,41 @@ def test_the_model_keeps_the_entries_it_rates_high_and_learns_their_outcomes(
     engine.close()
 
 
+def test_the_served_model_s_figures_reach_the_snapshot_and_status(trained, tmp_path, make_settings):
+    """The engine's `models` table holds account M's model, its batch score beside the online
+    one, the entries it skipped; `status --json` and `status` show the same."""
+    _, models = trained
+    data = tmp_path / "live.npz"
+    write_planted(data, 40, p_grab=0.85, p_plain=0.35, seed=34)
+    engine = replay(tmp_path, make_settings, models, data, threshold=0.5)
+    score = engine.models.scores()["M"]
+    skipped = engine.strategies["M"].filtered
+    meta = engine.models.served["M"].meta
+    engine.close()
+    conn = sqlite3.connect(tmp_path / "run.db")
+    (row,) = conn.execute(
+        "SELECT account, model, version, kind, label, batch_auc, online_updates, online_auc, "
+        "skipped, drifted FROM models"
+    ).fetchall()
+    conn.close()
+    assert row[:5] == ("M", "grab", 1, "logistic", meta["label"])
+    assert row[5] == pytest.approx(meta["metrics"]["auc"]) and row[5] > 0.6
+    assert row[6] == score["online"]["updates"] > 0
+    assert row[7] == pytest.approx(score["online"]["auc"])
+    assert row[8] == skipped > 0 and json.loads(row[9]) == []
+    out = runner.invoke(app, ["--db", str(tmp_path / "run.db"), "status", "--json"])
+    assert out.exit_code == 0, out.output
+    (model,) = json.loads(out.stdout)["models"]
+    assert model["account"] == "M" and model["model"] == "grab" and model["kind"] == "logistic"
+    assert model["batch_auc"] == round(meta["metrics"]["auc"], 4)
+    assert model["online_updates"] == row[6] and model["skipped"] == skipped
+    assert model["drifted"] == []
+    plain = runner.invoke(app, ["--db", str(tmp_path / "run.db"), "status"]).stdout
+    (line,) = [x for x in plain.splitlines() if x.startswith("model M:")]
+    assert f"grab v1 logistic/{meta['label']}" in line and f"skipped {skipped}" in line
+    assert f"over {row[6]} outcomes" in line and line.endswith("drift: none")
+
+
 def test_entries_unlike_the_training_data_raise_a_drift_alert(trained, tmp_path, make_settings):
     _, models = trained
     data = tmp_path / "wide.npz"
@@ -109,7 +145,11 @@ def test_entries_unlike_the_training_data_raise_a_drift_alert(trained, tmp_path,
     ]
     assert alerts and alerts[0].payload["severity"] == "warning"
     assert "spread_atr" in alerts[0].payload["text"] and "retrain" in alerts[0].payload["text"]
+    told = list(engine.models.served["M"].drift.told)
     engine.close()
+    # the snapshot names the features drifted as of its last write, as the pane shows them
+    (drifted,) = sqlite3.connect(tmp_path / "run.db").execute("SELECT drifted FROM models")
+    assert json.loads(drifted[0]) == told and "spread_atr" in told
 
 
 def test_a_missing_model_stops_the_start_with_the_key_and_the_fix(trained, tmp_path, make_settings):

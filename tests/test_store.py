@@ -129,3 +129,31 @@ def test_quality_rows_from_before_the_parts_read_back_without_them(db_path: Path
     )  # fmt: skip
     (new,) = read_snapshot(db.conn, 2).quality
     assert (new.validity, new.gaps_part, new.window_ticks) == (0.9, 0.8, 250)
+
+
+def test_a_file_from_before_the_models_table_reads_none_then_gains_it(db_path: Path) -> None:
+    """Migration 12 adds `models` (the served models' figures): a file at version 11 reads
+    no models instead of failing, and opening it adds the table."""
+    import sqlite_utils
+
+    from mikrobot_tui.store.schema import COLUMNS, MIGRATIONS
+
+    db = sqlite_utils.Database(db_path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    for version, step in enumerate(MIGRATIONS[:11], start=1):
+        step(db)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
+    db.conn.commit()
+    assert "models" not in db.table_names()
+    assert read_snapshot(db.conn, 2).models == []
+    db.conn.close()
+    db = open_db(db_path)
+    assert schema_version(db) == SCHEMA_VERSION >= 12
+    assert COLUMNS["models"][-2:] == ("drifted", "ts")
+    db["models"].insert(
+        {"account": "M", "model": "grab", "version": 3, "kind": "gbm", "label": "tp_first",
+         "batch_auc": 0.64, "batch_log_loss": 0.61, "online_updates": 0, "online_auc": None,
+         "online_log_loss": None, "skipped": 12, "drifted": '["spread_atr"]', "ts": 1}
+    )  # fmt: skip
+    (row,) = read_snapshot(db.conn, 2).models
+    assert (row.account, row.version, row.online_auc, row.drifted) == ("M", 3, None, ["spread_atr"])

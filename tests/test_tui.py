@@ -134,12 +134,13 @@ async def test_panes_fill_from_the_database(cockpit_db: FixtureDB) -> None:
         assert cell(app, "breakers", "usdjpy-quality", "retry") == "45 s"
         assert cell(app, "breakers", "daily-loss", "retry") == "-"
 
-        assert cell(app, "ab", "ab/A", "verdict") == "control"
-        assert cell(app, "ab", "ab/A", "p") == "n/a"  # the control is not tested against itself
-        assert cell(app, "ab", "ab/B", "p") == "0.347"
-        assert cell(app, "ab", "ab/B", "avp") == "1.000"
-        assert cell(app, "ab", "ab/B", "share") == "30%"
-        assert cell(app, "ab", "ab/C", "verdict") == "collecting"
+        assert cell(app, "ab-table", "ab/A", "verdict") == "control"
+        # the control is not tested against itself
+        assert cell(app, "ab-table", "ab/A", "p") == "n/a"
+        assert cell(app, "ab-table", "ab/B", "p") == "0.347"
+        assert cell(app, "ab-table", "ab/B", "avp") == "1.000"
+        assert cell(app, "ab-table", "ab/B", "share") == "30%"
+        assert cell(app, "ab-table", "ab/C", "verdict") == "collecting"
 
         assert header(app, "mode") == "SIMULATED"
         assert header(app, "state") == "ACTIVE"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_fixtures import FixtureDB, build_fixture_db, set_engine
+from tui_fixtures import MODELS, FixtureDB, build_fixture_db, set_engine, set_models
 
 from mikrobot_tui.clock import FrozenClock, ReplayClock
 from mikrobot_tui.data.feeds import ReplayFeed, save_ticks
@@ -84,6 +84,56 @@ def test_80x24_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
 def test_200x50_terminal(snap_compare, cockpit_db: FixtureDB) -> None:
     """A large terminal: every column, the working orders' ids included."""
     assert snap_compare(cockpit(cockpit_db), terminal_size=(200, 50))
+
+
+def test_served_models(snap_compare, cockpit_db: FixtureDB) -> None:
+    """Two accounts trade by a model: a line each under the experiments, the batch AUC
+    beside the online one, the entries skipped; bos-b's drifted feature in amber."""
+    conn = connect(cockpit_db.path)
+    set_models(conn, cockpit_db.now_ns)
+    conn.close()
+    assert snap_compare(cockpit(cockpit_db), terminal_size=SIZE)
+
+
+@pytest.mark.parametrize("size", [(80, 24), SIZE, (200, 50)])
+async def test_a_model_line_fits_the_pane_dropping_the_log_losses_first(
+    cockpit_db: FixtureDB, size: tuple[int, int]
+) -> None:
+    from rich.cells import cell_len
+
+    from mikrobot_tui.tui.panes.ab import ModelLines
+
+    conn = connect(cockpit_db.path)
+    set_models(conn, cockpit_db.now_ns)
+    conn.close()
+    app = cockpit(cockpit_db)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        widget = app.screen.query_one(ModelLines)
+        lines = str(widget.render()).splitlines()
+        width = widget.content_region.width
+        # every line whole on its own row, inside the pane (the table scrolls above them)
+        assert len(lines) == len(MODELS) and widget.size.height == len(MODELS)
+        assert widget.region.bottom <= app.screen.query_one("#ab").content_region.bottom
+        assert all(cell_len(line) <= width and "…" not in line for line in lines)
+        assert lines[0].startswith("bos-a") and all(x in lines[0] for x in (".64", ".58", "12"))
+        assert "(23)" in lines[0] or "/23" in lines[0] or "over 23" in lines[0]
+        assert "LL" not in lines[0]  # no pane this wide has room for the log losses
+        if size[0] == 80:  # half a terminal: the kind and the words go too
+            assert "gbm" not in lines[0] and lines[1].endswith("drift 1")
+        if size[0] == 200:
+            assert "gbm/tp_first" in lines[0] and lines[1].endswith("drift spread_atr")
+
+
+def test_the_model_line_keeps_the_log_losses_while_there_is_room() -> None:
+    from mikrobot_tui.store.queries import ModelRow
+    from mikrobot_tui.tui.panes.ab import model_line
+
+    row = ModelRow(*MODELS[0][:-1], drifted=[])
+    text, drift = model_line(row, 200)
+    assert "LL 0.612" in text and "LL 0.655" in text and drift == "drift none"
+    shorter, _ = model_line(row, len(text + drift) - 1)
+    assert "LL" not in shorter and "gbm/tp_first" in shorter
 
 
 def build_engine_db(make_settings, tmp_path: Path) -> FixtureDB:

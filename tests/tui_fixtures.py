@@ -468,3 +468,18 @@ def set_engine(conn, now_ns: int, trading_state: str = "ACTIVE", running: bool =
         ],
     )
     w.flush()
+
+
+# account, model, version, kind, label, batch AUC, batch log loss, online outcomes, online
+# AUC, online log loss, skipped, drifted: one model as it should be, one whose inputs drifted
+MODELS = [
+    ("bos-a", "grab", 3, "gbm", "tp_first", 0.64, 0.612, 23, 0.58, 0.655, 12, []),
+    ("bos-b", "grab", 3, "gbm", "tp_first", 0.64, 0.612, 0, None, None, 4, ["spread_atr"]),
+]
+
+
+def set_models(conn, now_ns: int, rows=MODELS) -> None:
+    """Write the served models' snapshot rows, as an engine with models would have."""
+    w = Writer(conn)
+    w.upsert("models", COLUMNS["models"], [(*r[:-1], json.dumps(r[-1]), now_ns) for r in rows])
+    w.flush()

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from mikrobot_tui.cli.common import (
     require_engine,
     settings,
 )
+
+if TYPE_CHECKING:
+    from mikrobot_tui.store.queries import ModelRow
 
 PATIENCE_S = 60.0  # how long a command waits out a database another process has locked
 
@@ -205,7 +208,8 @@ def _order_command(command: str, order_id: str, args: dict[str, Any], as_json: b
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
-    """What the engine is doing: prices, quality, accounts, positions, breakers, A/B.
+    """What the engine is doing: prices, quality, accounts, positions, breakers, A/B, the
+    models accounts trade by.
 
     With no engine running, the figures are those its last snapshot wrote: dated, not live.
     """
@@ -303,6 +307,23 @@ def status(
             f"A/B {v.experiment} {v.variant} ({v.account}): trades {v.trades} p-value {p} "
             f"always-valid p {avp} {v.verdict}"
         )
+    for m in snap.models:
+        echo(model_line(m))
+
+
+def model_line(m: ModelRow) -> str:
+    """A served model (store/queries.py ModelRow) on one line: batch against online."""
+
+    def fig(x: float | None, digits: int) -> str:
+        return "n/a" if x is None else f"{x:.{digits}f}"
+
+    outcomes = f"{m.online_updates} outcome{'s' * (m.online_updates != 1)}"
+    return (
+        f"model {m.account}: {m.model} v{m.version} {m.kind}/{m.label}  "
+        f"batch AUC {fig(m.batch_auc, 2)} (log loss {fig(m.batch_log_loss, 3)})  "
+        f"online AUC {fig(m.online_auc, 2)} (log loss {fig(m.online_log_loss, 3)}) "
+        f"over {outcomes}  skipped {m.skipped}  drift: {', '.join(m.drifted) or 'none'}"
+    )
 
 
 def decisions(
@@ -570,6 +591,9 @@ def rounded(doc: dict[str, Any]) -> dict[str, Any]:
             row[key] = r(row[key], PCT_DECIMALS)
         row["p_value"] = sig(row["p_value"], P_DIGITS)
         row["always_valid_p"] = sig(row["always_valid_p"], P_DIGITS)
+    for row in doc.get("models", []):
+        for key in ("batch_auc", "batch_log_loss", "online_auc", "online_log_loss"):
+            row[key] = r(row[key], SCORE_DECIMALS)
     for row in doc.get("feeds", []):
         row["last_message_age_s"] = r(row["last_message_age_s"], 3)
         row["msgs_per_s"] = r(row["msgs_per_s"], 2)

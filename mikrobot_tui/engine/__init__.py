@@ -196,6 +196,7 @@ class Engine:
             feed.health,
             self.limits,
             self.allocator,
+            self.models,
         )
         self.read_side.restore(self.conn)
         self.control = Control(

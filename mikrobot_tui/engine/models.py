@@ -81,6 +81,7 @@ class ModelWatch:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
         self.served: dict[str, Served] = {}  # account -> its model
+        self._strategies: dict[str, Any] = {}  # account -> its strategy (the skipped count)
         ledger.watchers.append(self.watch)
 
     def serve(self, settings: Settings, strategies: dict[str, Any]) -> None:
@@ -90,6 +91,7 @@ class ModelWatch:
         from mikrobot_tui.trading.models.serve import OnlineModel, Predictor
 
         folder = settings.models.folder(Path(settings.engine.db))
+        self._strategies = strategies
         for i, acct in enumerate(settings.accounts):
             strategy = strategies[acct.name]
             name = str(getattr(strategy, "model", "") or "")
@@ -154,14 +156,18 @@ class ModelWatch:
                 served.online.update(x, 1.0 if reason == "take_profit" else 0.0, predicted)
 
     def scores(self) -> dict[str, dict[str, Any]]:
-        """Per account: the model, its batch out-of-sample metrics and the online model's
-        rolling score so far."""
+        """Per account: the model (its kind and label), its batch out-of-sample metrics, the
+        online model's rolling score so far (NaN while it cannot be told: AUC needs both
+        outcomes), the entries the strategy skipped on the model's word, the drifted features."""
         out = {}
         for account, s in self.served.items():
             online = s.online.score
             out[account] = {
                 "model": s.name,
                 "version": s.version,
+                "kind": s.meta.get("kind"),
+                "label": s.meta.get("label"),
+                "skipped": int(getattr(self._strategies.get(account), "filtered", 0)),
                 "batch": {k: s.meta.get("metrics", {}).get(k) for k in ("auc", "log_loss")},
                 "online": {
                     "updates": s.online.updates,

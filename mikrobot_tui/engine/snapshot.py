@@ -2,12 +2,14 @@
 
 latest (last quote and sparkline per symbol), quality, breakers, accounts (with their margin
 figures and their limits: trading state, daily loss, floors, heat), positions, working_orders,
-ab, feeds (each connection's health), and the engine row (who writes this file, in what mode, its
-heartbeat). `ab` holds a row per variant of each experiment (paper/ab.py: Welch, the bootstrap
-intervals, the always-valid p-value and the verdict; the bandit's share). Every figure comes
-from state the event log already holds (the accounts are a fold of it) plus the last quotes;
-the rows go through the writer in the same transaction as the events before them, so a reader
-never sees a position its events do not explain.
+ab, feeds (each connection's health), models (each model an account trades by: its batch score
+beside the online model's, the entries it skipped, its drifted features), and the engine row
+(who writes this file, in what mode, its heartbeat). `ab` holds a row per variant of each
+experiment (paper/ab.py: Welch, the bootstrap intervals, the always-valid p-value and the
+verdict; the bandit's share). Every figure comes from state the event log already holds (the
+accounts are a fold of it) plus the last quotes; the rows go through the writer in the same
+transaction as the events before them, so a reader never sees a position its events do not
+explain.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.domain.orders import Side
 from mikrobot_tui.engine.allocation import Allocator, metric_trades
 from mikrobot_tui.engine.limits import Limits
+from mikrobot_tui.engine.models import ModelWatch
 from mikrobot_tui.paper.ab import CONTROL, VariantResult, analyse
 from mikrobot_tui.paper.ledger import Ledger, money
 from mikrobot_tui.paper.portfolio import AccountState
@@ -58,7 +61,9 @@ class ReadSide:
         health: Callable[[], list[FeedHealth]] = list,
         limits: Limits | None = None,
         allocator: Allocator | None = None,
+        models: ModelWatch | None = None,
     ) -> None:
+        self._models = models  # the models accounts trade by (None: none)
         self._limits = limits  # each account's limit state and figures (engine/limits.py)
         self._writer = writer
         self._quotes = quotes
@@ -109,6 +114,7 @@ class ReadSide:
         w.replace_all("working_orders", COLUMNS["working_orders"], self._working_rows())
         w.replace_all("ab", COLUMNS["ab"], self._ab_rows(now))
         w.replace_all("feeds", COLUMNS["feeds"], self._feed_rows())
+        w.replace_all("models", COLUMNS["models"], self._model_rows(now))
         w.snapshot("engine", COLUMNS["engine"], [self.engine_row()])
         w.flush()
 
@@ -129,6 +135,28 @@ class ReadSide:
                 now,
             )
             for h in self._health()
+        ]
+
+    def _model_rows(self, now: int) -> list[tuple[Any, ...]]:
+        if self._models is None:
+            return []
+        return [
+            (
+                account,
+                m["model"],
+                m["version"],
+                m["kind"],
+                m["label"],
+                _finite(m["batch"]["auc"]),
+                _finite(m["batch"]["log_loss"]),
+                m["online"]["updates"],
+                _finite(m["online"]["auc"]),
+                _finite(m["online"]["log_loss"]),
+                m["skipped"],
+                json.dumps(m["drifted"]),
+                now,
+            )
+            for account, m in self._models.scores().items()
         ]
 
     def _latest_rows(self, now: int) -> list[tuple[Any, ...]]:
@@ -363,6 +391,11 @@ class ReadSide:
             self._wall.now_ns(),
             __version__,
         )
+
+
+def _finite(x: float | None) -> float | None:
+    """NULL for a figure that cannot be told yet (an AUC before both outcomes were seen)."""
+    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _variant_label(i: int) -> str:

@@ -206,6 +206,44 @@ class FeedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelRow:
+    """A model an account trades by (`status --json`'s `models`; the names are a contract):
+    the batch model's out-of-sample score from its training beside the online model's over
+    the outcomes taught since the engine started (None while it cannot be told)."""
+
+    account: str
+    model: str
+    version: int
+    kind: str
+    label: str
+    batch_auc: float | None
+    batch_log_loss: float | None
+    online_updates: int
+    online_auc: float | None
+    online_log_loss: float | None
+    skipped: int  # entries the strategy skipped: rated below its threshold
+    drifted: list[str]  # features past [models] psi_alert; [] when none
+
+
+def read_models(conn: sqlite3.Connection) -> list[ModelRow]:
+    """The served models by account (none on a file from before them)."""
+    rows = []
+    for *r, drifted in _rows(
+        conn,
+        "SELECT account, model, version, kind, label, batch_auc, batch_log_loss, "
+        "online_updates, online_auc, online_log_loss, skipped, drifted FROM models "
+        "ORDER BY account",
+    ):
+        try:
+            names = json.loads(drifted) if drifted else []
+        except ValueError:
+            names = []  # a damaged row must not blank the pane
+        names = [str(n) for n in names] if isinstance(names, list) else []
+        rows.append(ModelRow(*r, drifted=names))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionRow:
     """A signal the orchestrator decided on: an entry submitted or refused, and why."""
 
@@ -235,6 +273,7 @@ class Snapshot:
     ab: list[ABRow] = field(default_factory=list)
     feeds: list[FeedRow] = field(default_factory=list)
     decisions: list[DecisionRow] = field(default_factory=list)
+    models: list[ModelRow] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -431,6 +470,7 @@ def read_snapshot(conn: sqlite3.Connection, now_ns: int) -> Snapshot:
         ab=ab,
         feeds=feeds,
         decisions=decisions,
+        models=read_models(conn),
     )
 
 

@@ -483,6 +483,32 @@ def _v11_experiments(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v12_served_models(db: sqlite_utils.Database) -> None:
+    # The models accounts trade by (issue 12, engine/models.py): one row per such account,
+    # rewritten with every snapshot. The batch model's out-of-sample metrics from its
+    # training beside the online model's rolling score over the outcomes taught so far (NULL
+    # while it cannot be told), the entries the strategy skipped on the model's word, and the
+    # features drifted past [models] psi_alert (a JSON list, [] when none).
+    db["models"].create(
+        {
+            "account": str,
+            "model": str,
+            "version": int,
+            "kind": str,  # logistic, gbm ...
+            "label": str,  # what it predicts: tp_first ...
+            "batch_auc": float,
+            "batch_log_loss": float,
+            "online_updates": int,  # outcomes taught since the engine started
+            "online_auc": float,
+            "online_log_loss": float,
+            "skipped": int,  # entries rated below the strategy's threshold
+            "drifted": str,  # JSON list of feature names
+            "ts": int,
+        },
+        pk="account",
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -495,6 +521,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v9_latency_capability,
     _v10_bar_completeness,
     _v11_experiments,
+    _v12_served_models,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -185,7 +185,7 @@ class CockpitScreen(Screen):
                 self.query_one(DecisionsPane).show(snap.decisions)
                 self.query_one(PositionsPane).show(snap.accounts, snap.positions)
                 self.query_one(BreakersPane).show(snap.breakers, now_ns)
-                self.query_one(ABPane).show(snap.ab)
+                self.query_one(ABPane).show(snap.ab, snap.models)
 
     def open_positions_text(self) -> str:
         """What a flatten would close, as of the last read."""

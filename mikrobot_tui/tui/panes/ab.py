@@ -3,11 +3,22 @@
 The verdict, both p-values and the bandit's allocation are what a trader acts on, so they never
 drop out: a narrow pane loses the params first, then the interval of the difference, the win
 rate, the account name, and the trades and mean (column priorities, highest dropped first).
+
+Under the table, a line per model an account trades by (issue 12): the batch model's AUC
+beside the online model's over the outcomes taught so far, the entries it skipped, the features
+that drifted (amber). A narrow pane drops the log losses first, then the model's kind and
+label, then shortens the words; with no model served the lines take no room at all.
 """
 
 from __future__ import annotations
 
-from mikrobot_tui.store.queries import ABRow
+from rich.cells import cell_len
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from mikrobot_tui.store.queries import ABRow, ModelRow
 from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._table import Cell, Column, KeyedTable
 
@@ -75,12 +86,93 @@ def ab_cells(r: ABRow, *, named: bool = False) -> tuple[Cell, ...]:
     )
 
 
-class ABPane(Dated, KeyedTable):
+def _fig(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _auc(x: float | None) -> str:
+    """An AUC in three characters (.64), a dash while there is none."""
+    return "-" if x is None else f"{x:.2f}".removeprefix("0")
+
+
+def model_lines(m: ModelRow) -> list[tuple[str, str]]:
+    """The model's line, then ever shorter ones, each as (the line up to its drift, the
+    drift): the log losses go first, then the kind and label, then the words; the shortest
+    names the drift only when there is some."""
+    n, k = m.online_updates, m.skipped
+    drift = f"drift {', '.join(m.drifted)}" if m.drifted else "drift none"
+    count = f"drift {len(m.drifted)}" if m.drifted else "no drift"
+    name = f"{m.account}: {m.model} v{m.version}"
+    model = f"{name} {m.kind}/{m.label}"
+    batch, online = _fig(m.batch_auc), _fig(m.online_auc)
+    b, o = _auc(m.batch_auc), _auc(m.online_auc)
+    return [
+        (
+            f"{model}  batch AUC {batch} LL {_fig(m.batch_log_loss, 3)}  "
+            f"online AUC {online} LL {_fig(m.online_log_loss, 3)} over {n}  skipped {k}  ",
+            drift,
+        ),
+        (f"{model}  batch AUC {batch}  online AUC {online} over {n}  skipped {k}  ", drift),
+        (f"{name}  AUC {batch} batch, {online} online ({n})  skipped {k}  ", drift),
+        (f"{m.account} {m.model}: AUC {b} batch {o} online/{n} skip {k} ", count),
+        (f"{m.account} AUC {b}/{o}({n}) skip {k}", f" drift {len(m.drifted)}" * bool(m.drifted)),
+    ]
+
+
+def model_line(m: ModelRow, width: int) -> tuple[str, str]:
+    """The longest of the model's lines that fits `width` (the shortest when none does)."""
+    lines = model_lines(m)
+    for text, drift in lines:
+        if cell_len(text + drift) <= width:
+            return text, drift
+    return lines[-1]
+
+
+class ModelLines(Static):
+    """The served models' lines, each as long as the pane's width allows."""
+
+    # docked: in a short pane the lines stay in view and the experiments scroll above them
+    DEFAULT_CSS = "ModelLines { height: auto; dock: bottom; }"
+
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(COLUMNS, id=id)
+        super().__init__(id=id)
+        self.rows: list[ModelRow] = []
+
+    def show(self, rows: list[ModelRow]) -> None:
+        self.display = bool(rows)
+        if rows != self.rows:
+            self.rows = list(rows)
+            self.refresh(layout=True)
+
+    def render(self) -> Text:
+        width = self.content_region.width or 80
+        warn = self.app.theme_variables["warning"]
+        out = Text(no_wrap=True, overflow="ellipsis")
+        for i, m in enumerate(self.rows):
+            text, drift = model_line(m, width)
+            rest = text.removeprefix(m.account)
+            out.append("\n" * bool(i))
+            out.append(text[: len(text) - len(rest)], style="bold")  # the account, as above
+            out.append(rest)
+            out.append(drift, style=warn if m.drifted else "dim")
+        return out
+
+
+class ABPane(Dated, Vertical):
+    DEFAULT_CSS = "ABPane { height: auto; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.border_title = "A/B results"
 
-    def show(self, rows: list[ABRow]) -> int:
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(COLUMNS, id="ab-table")
+        models = ModelLines(id="ab-models")
+        models.display = False
+        yield models
+
+    def show(self, rows: list[ABRow], models: list[ModelRow] | None = None) -> int:
+        self.query_one(ModelLines).show(models or [])
         experiments = list(dict.fromkeys(r.experiment for r in rows))
         methods = sorted({r.ci_method for r in rows if r.ci_method})
         seeds = sorted({r.ci_seed for r in rows if r.ci_seed is not None})
@@ -93,4 +185,5 @@ class ABPane(Dated, KeyedTable):
             parts.append(f"CI {names} seed {', '.join(map(str, seeds))}")
         self.set_subtitle(" · ".join(parts))
         named = len(experiments) > 1
-        return self.apply({f"{r.experiment}/{r.variant}": ab_cells(r, named=named) for r in rows})
+        table = self.query_one(KeyedTable)
+        return table.apply({f"{r.experiment}/{r.variant}": ab_cells(r, named=named) for r in rows})
