@@ -127,15 +127,25 @@ SESSION_HOURS: dict[str, tuple[ZoneInfo, time, time]] = {
 }
 
 
+# the minute last asked and its sessions: every decision asks, and sessions open and close on
+# whole local hours and every zone's offset is whole minutes, so a UTC minute has one answer
+_sessions_minute: tuple[int | None, tuple[str, ...]] = (None, ())
+
+
 def sessions_open(ts_ns: int) -> tuple[str, ...]:
     """The sessions open at a UTC nanosecond timestamp (weekdays only, local time), in the
     order of SESSION_HOURS; London and New York both open is their overlap."""
+    global _sessions_minute
+    minute = ts_ns // (60 * NS_PER_SECOND)
+    if _sessions_minute[0] == minute:
+        return _sessions_minute[1]
     out = []
     for name, (zone, start, end) in SESSION_HOURS.items():
         local = datetime.fromtimestamp(ts_ns // NS_PER_SECOND, zone)
         if local.weekday() < _SATURDAY and start <= local.time() < end:
             out.append(name)
-    return tuple(out)
+    _sessions_minute = (minute, tuple(out))
+    return _sessions_minute[1]
 
 
 def session_words(open_now: tuple[str, ...]) -> str:

@@ -80,6 +80,7 @@ class Corridor:
         fx_hours = [not settings.quality.always_open(s) for s in self.symbols]
         self.quality = QualityMonitor(n, settings.quality, fx_hours=fx_hours)
         self._periods = sorted(TIMEFRAMES.values())  # M1 to D1
+        self._frame_names = {p: timeframe_name(p) for p in self._periods}
         # a symbol with New York's hours keeps New York's trading day for H4 and D1
         self.ny_close = fx_hours
         self.candles = CandleSet(n, self._periods, ny_close=fx_hours)
@@ -181,8 +182,14 @@ class Corridor:
                 venue.begin(quotes, stream, bars[m1], closes[m1])
             else:
                 venue.begin(quotes, stream, bars, closes)
-        remember = self._remember(bars, closes)
-        for k, closed, signals, externals in self._decision_points(clean, bars, closes, outside):
+        # BAR_DTYPE is (sym, period_ns, ts_open, open, high, low, close, ticks, volume) and Bar
+        # is (symbol, timeframe, ts_open, ...): tuples are far cheaper than numpy records, and
+        # the history and the strategies share each bar
+        names, frames = self.symbols, self._frame_names
+        made = [Bar(names[r[0]], frames[r[1]], *r[2:]) for r in bars.tolist()]
+        remember = self._remember(made, closes)
+        points = self._decision_points(clean, bars, made, closes, outside)
+        for k, closed, signals, externals in points:
             remember(k)
             if venue is not None:
                 venue.advance(k, self._judge_at)
@@ -290,7 +297,7 @@ class Corridor:
         )
         return bars, closes
 
-    def _remember(self, bars: np.ndarray, closes: np.ndarray) -> Callable[[int], None]:
+    def _remember(self, bars: list[Bar], closes: np.ndarray) -> Callable[[int], None]:
         """Keeps the batch's closed bars of every timeframe in the decisions' history up to a
         batch index: called at each decision point, so a strategy looking across timeframes
         sees every bar closed at or before its tick and none closed after it, whatever the
@@ -298,25 +305,22 @@ class Corridor:
         if len(bars) == 0:
             return _nothing
         history = self.history
-        rows = bars.tolist()
         ends = closes.tolist()
-        names = self.symbols
-        frames = {p: timeframe_name(p) for p in self._periods}
         done = 0
 
         def until(k: int) -> None:
             nonlocal done
-            while done < len(rows) and ends[done] <= k:
-                r = rows[done]
-                history.push(Bar(names[r[0]], frames[r[1]], *r[2:]))
+            while done < len(bars) and ends[done] <= k:
+                history.push(bars[done])
                 done += 1
 
         return until
 
     def _bars_by_close(
-        self, bars: np.ndarray, closes: np.ndarray
+        self, bars: np.ndarray, made: list[Bar], closes: np.ndarray
     ) -> Iterator[tuple[int, list[Bar]]]:
-        """(closing tick index, the bars it closed) in tick order, for the timeframes wanted."""
+        """(closing tick index, the bars it closed) in tick order, for the timeframes wanted;
+        `made` holds the Bar of each row of `bars`."""
         if len(bars) == 0:
             return
         # a batch closes a few bars at most: a set beats np.isin's sort on so few
@@ -324,24 +328,26 @@ class Corridor:
         keep = [p in wanted for p in bars["period_ns"].tolist()]
         if not all(keep):
             keep_at = np.array(keep, dtype=bool)
-            bars, closes = bars[keep_at], closes[keep_at]
-        if len(bars) == 0:
+            closes = closes[keep_at]
+            made = [bar for bar, kept in zip(made, keep, strict=True) if kept]
+        if len(made) == 0:
             return
         cuts = (np.flatnonzero(np.diff(closes)) + 1).tolist()
-        # BAR_DTYPE is (sym, period_ns, ts_open, open, high, low, close, ticks, volume) and Bar
-        # is (symbol, timeframe, ts_open, ...): tuples are far cheaper than numpy records
-        rows = bars.tolist()
-        names = self.symbols
-        for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True):
-            closed = [Bar(names[r[0]], timeframe_name(r[1]), *r[2:]) for r in rows[a:b]]
-            yield int(closes[a]), closed
+        ends = closes.tolist()
+        for a, b in zip([0, *cuts], [*cuts, len(made)], strict=True):
+            yield ends[a], made[a:b]
 
     def _decision_points(
-        self, clean: np.ndarray, bars: np.ndarray, closes: np.ndarray, outside: list[External]
+        self,
+        clean: np.ndarray,
+        bars: np.ndarray,
+        made: list[Bar],
+        closes: np.ndarray,
+        outside: list[External],
     ) -> Iterator[tuple[int, list[Bar], list[tuple[str, Signal]], list[External]]]:
         """(batch index, bars closed there, tick strategies' signals there, external signals
         decided there), in tick order."""
-        by_bar = self._bars_by_close(bars, closes)
+        by_bar = self._bars_by_close(bars, made, closes)
         if not self._decisions.tick_strategies and not outside:
             for k, closed in by_bar:
                 yield k, closed, [], []

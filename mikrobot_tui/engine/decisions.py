@@ -132,6 +132,11 @@ class Decisions:
         if scorer is not None:  # the scorer's trend and ATR learn from their bars too
             self.timeframes.update(scorer.timeframes)
         self.tick_strategies = [n for n, s in self.strategies.items() if s.timeframe == TICK]
+        # timeframe -> the accounts whose strategy is shown its bars, in account order
+        self._shown: dict[str, list[str]] = {}
+        for name, strategy in self.strategies.items():
+            for timeframe in dict.fromkeys(wanted(strategy)):
+                self._shown.setdefault(timeframe, []).append(name)
         # every closed bar of every timeframe, fed by the corridor (and the warm-up) before
         # strategies see the bars of a decision point; strategies get it through bind_history
         self.history = BarHistory(HISTORY_BARS)
@@ -163,13 +168,11 @@ class Decisions:
             self.judge_quality(sym, now)
         if self.scorer is not None:
             self.scorer.note_bar(bar)
-        for name, strategy in self.strategies.items():
-            if bar.timeframe not in wanted(strategy):
-                continue
+        for name in self._shown.get(bar.timeframe, ()):
             breaker = self.breakers[name]
             record_breaker(ledger, breaker.poll(now))  # an OPEN breaker's timeout may be up
             try:
-                signal = strategy.on_bar(bar)
+                signal = self.strategies[name].on_bar(bar)
             except Exception as exc:  # a strategy's bug must not stop the engine
                 failure = breaker.record_failure(now, f"{type(exc).__name__}: {exc}")
                 record_breaker(ledger, failure)

@@ -42,6 +42,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -156,6 +157,8 @@ class Limits:
         self.halt_engine: HaltEngine = lambda ts, reason: None  # wired by the engine
         self.flatten_account: FlattenAccount = lambda name, ts: None
         self.history: BarHistory | None = None  # the corridor's bars, for correlation
+        # account -> (what its band is made of, the band): the watch asks at every step
+        self._bands: dict[str, tuple[tuple[Any, ...], tuple[float, float] | None]] = {}
         ledger.watchers.append(self.watch)
 
     def book(self, acct: AccountState, ts: int) -> AccountLimits:
@@ -188,6 +191,16 @@ class Limits:
             if acct is None:
                 return None
             book = self.book(acct, self._ledger.state.last_ts)
+        # the band moves only with the book's state, its day's start and its best day's end
+        made_of = (book, book.state, book.day_start_balance, book.best_eod_balance)
+        cached = self._bands.get(account)
+        if cached is not None and cached[0] == made_of:
+            return cached[1]
+        band = self._band(book)
+        self._bands[account] = (made_of, band)
+        return band
+
+    def _band(self, book: AccountLimits) -> tuple[float, float] | None:
         if book.state is TradingState.HALTED:
             return None
         floor = max(book.daily_floor, book.overall_floor)

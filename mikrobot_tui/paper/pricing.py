@@ -10,9 +10,10 @@ where volatility is ATR(14) of the symbol's closed M1 bars, as of the fill's tic
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import numpy as np
 
-from mikrobot_tui.domain.market import BAR_DTYPE
 from mikrobot_tui.domain.orders import Side
 from mikrobot_tui.paper import fillmodel
 from mikrobot_tui.paper.ledger import Ledger
@@ -29,30 +30,28 @@ class Pricing:
         self.books = books or fillmodel.Books()
         self.volatility = volatility or fillmodel.RecentVolatility()
         self._liquidity = [fillmodel.liquidity_for(ledger.paper, i) for i in ledger.instruments]
-        self._m1 = np.zeros(0, dtype=BAR_DTYPE)
-        self._m1_closes = np.zeros(0, dtype=np.int64)
+        # the batch's M1 bars as (sym, high, low, close) and the tick that closed each, as
+        # lists: the venue catches up at every decision point, a bar or none at a time
+        self._m1: list[tuple[int, float, float, float]] = []
+        self._m1_closes: list[int] = []
         self._m1_seen = 0
 
     def begin(self, m1: np.ndarray, m1_closes: np.ndarray) -> None:
         """A batch's closed M1 bars and the index of the tick that closed each."""
-        self._m1, self._m1_closes, self._m1_seen = m1, m1_closes, 0
+        self._m1 = _volatility_rows(m1)
+        self._m1_closes, self._m1_seen = m1_closes.tolist(), 0
 
     def note_bars(self, m1: np.ndarray) -> None:
         """Closed M1 bars: the recent volatility that slippage and impact scale with."""
-        for sym, high, low, close in zip(
-            m1["sym"].tolist(),
-            m1["high"].tolist(),
-            m1["low"].tolist(),
-            m1["close"].tolist(),
-            strict=True,
-        ):
-            self.volatility.on_bar(sym, high, low, close)
+        for row in _volatility_rows(m1):
+            self.volatility.on_bar(*row)
 
     def catch_up(self, k: int) -> None:
         """Learn from the batch's bars closed at or before tick k."""
-        upto = int(np.searchsorted(self._m1_closes, k, side="right"))
+        upto = bisect_right(self._m1_closes, k)
         if upto > self._m1_seen:
-            self.note_bars(self._m1[self._m1_seen : upto])
+            for row in self._m1[self._m1_seen : upto]:
+                self.volatility.on_bar(*row)
             self._m1_seen = upto
 
     def volatility_at(self, sym: int, k: int) -> float:
@@ -85,3 +84,16 @@ class Pricing:
         if limit is not None:
             price = min(price, limit) if side is Side.BUY else max(price, limit)
         return lots, price
+
+
+def _volatility_rows(m1: np.ndarray) -> list[tuple[int, float, float, float]]:
+    """(sym, high, low, close) of each bar, as the volatility model takes them."""
+    return list(
+        zip(
+            m1["sym"].tolist(),
+            m1["high"].tolist(),
+            m1["low"].tolist(),
+            m1["close"].tolist(),
+            strict=True,
+        )
+    )

@@ -202,6 +202,8 @@ class AccountWatch:
         band = self.limits.band(acct.name)
         if band is None:
             return None
+        if not acct.positions:  # the equity is the balance: a comparison, nothing to cache
+            return self._scan.first_outside(acct, at, *band)
         version = (acct.balance, band, tuple(id(p) for p in acct.positions.values()))
         cached = self._band.get(acct.name)
         if (

@@ -37,7 +37,16 @@ class Violation:
     symbol: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
+        # by hand: dataclasses.asdict deep-copies, and a refused order's violation is written
+        # at every signal of a REDUCING account
+        return {
+            "kind": str(self.kind),
+            "severity": str(self.severity),
+            "value": self.value,
+            "limit": self.limit,
+            "message": self.message,
+            "symbol": self.symbol,
+        }
 
 
 @dataclass(frozen=True, slots=True)
