@@ -131,7 +131,10 @@ class EquityPane(Dated, Vertical):
 
     def _draw(self) -> None:
         has_points = any(len(c.equity) > 1 for c in self.curves)
-        self.query_one("#equity-empty").display = not has_points
+        # a cockpit refused at start-up can be torn down while this pane mounts: its
+        # children may be gone already
+        for empty in self.query("#equity-empty"):
+            empty.display = not has_points
         if not self._plots:
             return
         for plot in self._plots:
