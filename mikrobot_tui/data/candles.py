@@ -443,19 +443,6 @@ class CandleSet:
     def open_bars(self) -> dict[int, np.ndarray]:
         return {p: b.open_bars() for p, b in self.builders.items()}
 
-    def _extend(self, g: _Groups) -> tuple[np.ndarray, np.ndarray]:
-        """Every symbol of the batch went on in its open bar (most batches of the longer
-        periods): the bars grow in place, as `_merge` would rewrite them, and none closes."""
-        s = g.seg_sym
-        high, low, close, count, volume = self._folded
-        high[s] = np.maximum(g.high, high[s])
-        low[s] = np.minimum(g.low, low[s])
-        close[s] = g.close
-        count[s] = g.ticks + count[s]
-        self._vol[s] = g.volume + self._vol[s]
-        volume[s] = self._vol[s] * self._quantum
-        return empty_bars(), np.zeros(0, dtype=np.int64)
-
     def seed(self, bars: np.ndarray) -> None:
         """Partial bars of any of the periods as the open bars (see CandleBuilder.seed)."""
         for p, builder in self.builders.items():
