@@ -10,16 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import events_of, invoke, run_json
 from engine_data import waves
-from typer.testing import CliRunner
 
-from mikrobot_tui.cli import app
 from mikrobot_tui.data.feeds import save_ticks
 from mikrobot_tui.engine import backtest as bt
 from mikrobot_tui.paper.report import METRIC_KEYS
-from mikrobot_tui.store.events import read_events
 
-runner = CliRunner()
 T0_MS = 1_767_261_600_000  # 2026-01-01 10:00 UTC, a Thursday: the forex market is open
 FAST = ["--strategy", "ema_cross", "--param", "fast=3", "--param", "slow=8"]
 KEYS = {
@@ -37,10 +34,6 @@ KEYS = {
 }
 
 
-def invoke(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
 def write_csv(path: Path, n: int = 4000, seed: int = 1) -> Path:
     """EURUSD a tick a second on a five-minute wave with a random walk: EMAs cross often."""
     rng = np.random.default_rng(seed)
@@ -52,25 +45,6 @@ def write_csv(path: Path, n: int = 4000, seed: int = 1) -> Path:
         lines.append(f"{T0_MS + k * 1000},EURUSD,{m - 0.00005:.5f},{m + 0.00005:.5f}")
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def run_json(*args: str) -> dict:
-    result = invoke(*args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def trades_of(db: Path) -> list[tuple]:
-    """Every event of the backtest's account but its ids' wall-clock-free content."""
-    from mikrobot_tui.store.schema import open_db
-
-    conn = open_db(db).conn
-    try:
-        return [
-            (e.ts, str(e.kind), json.dumps(e.payload, sort_keys=True)) for e in read_events(conn)
-        ]
-    finally:
-        conn.close()
 
 
 def test_a_csv_backtest_prints_json_and_report_reads_its_database(tmp_path):
@@ -116,7 +90,7 @@ def test_same_trades_and_metrics_twice_and_whatever_the_batch_size(tmp_path):
         doc = run_json(
             "--db", str(db), "backtest", "--data", str(data), *FAST, "--batch-size", batch
         )
-        runs.append((doc, trades_of(db)))
+        runs.append((doc, events_of(db)))
     first_doc, first_events = runs[0]
     assert first_doc["trades"] > 0
     for doc, events in runs[1:]:

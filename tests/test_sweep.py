@@ -4,28 +4,20 @@ bad options are one line, exit 2, before anything runs."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_runs import events_of, invoke, run_json
 
-from mikrobot_tui.cli import app
 from mikrobot_tui.data.feeds import save_ticks
 from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
 from mikrobot_tui.engine import sweep as sw
-from mikrobot_tui.store.events import read_events
 
-runner = CliRunner()
 MONDAY = 1_767_571_200 * NS_PER_SECOND  # 2026-01-05 00:00 UTC: the forex market is open
 GRID = ["--strategy", "ema_cross", "--sweep", "fast=3,5", "--sweep", "slow=8,13"]
 SAME = ("ticks", "bars", "fills", "trades", "final_equity", "net_pnl", "metrics")
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
 
 
 def write_ticks(path: Path, n: int, every_s: float, seed: int = 1, wave_s: float = 300) -> Path:
@@ -47,24 +39,6 @@ def write_ticks(path: Path, n: int, every_s: float, seed: int = 1, wave_s: float
 def hour(tmp_path_factory) -> Path:
     """An hour of ticks, one a second."""
     return write_ticks(tmp_path_factory.mktemp("data") / "hour.npz", 4000, 1.0)
-
-
-def run_json(*args: str) -> dict:
-    result = invoke(*args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def events_of(db: Path) -> list[tuple]:
-    from mikrobot_tui.store.schema import open_db
-
-    conn = open_db(db).conn
-    try:
-        return [
-            (e.ts, str(e.kind), json.dumps(e.payload, sort_keys=True)) for e in read_events(conn)
-        ]
-    finally:
-        conn.close()
 
 
 def test_a_2x2_grid_on_2_workers_is_4_runs_each_the_same_as_run_alone(hour, tmp_path):
