@@ -23,13 +23,13 @@ from typing import Any
 from mikrobot_tui.clock import Clock
 from mikrobot_tui.domain.events import EventKind
 from mikrobot_tui.domain.orders import Order, OrderType, Position, TimeInForce, TradingState
+from mikrobot_tui.engine.closing import submit_close
 from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.paper.ledger import Ledger
-from mikrobot_tui.paper.portfolio import MODIFIABLE, AccountState, order_payload
+from mikrobot_tui.paper.portfolio import MODIFIABLE, AccountState
 from mikrobot_tui.paper.quotes import LastQuotes
 from mikrobot_tui.store import commands as cmd
 from mikrobot_tui.store.writer import Writer
-from mikrobot_tui.trading.orchestrator import close_order
 
 Answer = tuple[str, str]  # (status: done or failed, what the sender reads)
 
@@ -167,22 +167,8 @@ class Control:
             self._close(pos, ts, "flatten", ts)
 
     def _close(self, pos: Position, last: int, reason: str, ts: int) -> None:
-        ledger = self._ledger
-        acct = ledger.state.accounts[pos.account]
         last = max(last, pos.ts_opened)  # a position is never closed before it opened
-        order_id = acct.next_order_id()
-        order = close_order(
-            order_id=order_id,
-            account=acct.name,
-            position_id=pos.position_id,
-            symbol=pos.symbol,
-            side=pos.side,
-            lots=pos.lots,
-            ts=last,
-            latency_ns=self._latency(order_id),
-            reason=reason,
-        )
-        ledger.emit(ts, EventKind.ORDER_SUBMITTED, acct.name, order_payload(order))
+        submit_close(self._ledger, pos, ts=last, latency=self._latency, reason=reason, event_ts=ts)
 
     def _find(self, order_id: Any) -> tuple[AccountState, Order] | None:
         if not isinstance(order_id, str):

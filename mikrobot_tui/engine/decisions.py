@@ -56,6 +56,7 @@ from mikrobot_tui.domain.instruments import Instrument
 from mikrobot_tui.domain.market import Bar
 from mikrobot_tui.domain.orders import EntryType, Order, Position, Side, Signal, TradingState
 from mikrobot_tui.engine.allocation import Allocator
+from mikrobot_tui.engine.closing import submit_close
 from mikrobot_tui.engine.limits import Limits
 from mikrobot_tui.engine.models import ModelWatch
 from mikrobot_tui.paper.execution import BatchQuotes
@@ -63,7 +64,7 @@ from mikrobot_tui.paper.ledger import Ledger
 from mikrobot_tui.paper.portfolio import AccountState, order_payload
 from mikrobot_tui.trading.breakers import BreakerChange, CircuitBreaker
 from mikrobot_tui.trading.judges import QualityJudge
-from mikrobot_tui.trading.orchestrator import close_order, decide
+from mikrobot_tui.trading.orchestrator import decide
 from mikrobot_tui.trading.scoring import Score, SignalScorer, Verdict
 from mikrobot_tui.trading.strategies import TICK, Strategy
 from mikrobot_tui.trading.timeframes import BarHistory
@@ -419,19 +420,9 @@ class Decisions:
         it reaches the venue after the closes whatever the latency model draws."""
         due = order.due_ts
         for pos in closing:
-            close_id = acct.next_order_id()
-            close = close_order(
-                order_id=close_id,
-                account=acct.name,
-                position_id=pos.position_id,
-                symbol=pos.symbol,
-                side=pos.side,
-                lots=pos.lots,
-                ts=now,
-                latency_ns=self._latency(close_id),
-                reason=order.strategy,
+            close = submit_close(
+                self._ledger, pos, ts=now, latency=self._latency, reason=order.strategy
             )
-            self._ledger.emit(now, EventKind.ORDER_SUBMITTED, acct.name, order_payload(close))
             due = max(due, close.due_ts)
         order_id = acct.next_order_id()
         return replace(order, order_id=order_id, due_ts=max(due, now + self._latency(order_id)))
