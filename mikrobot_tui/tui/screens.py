@@ -26,7 +26,6 @@ from mikrobot_tui.clock import Clock
 from mikrobot_tui.store import commands
 from mikrobot_tui.store.commands import Command, CommandRow
 from mikrobot_tui.store.queries import Snapshot, read_only, read_snapshot
-from mikrobot_tui.store.schema import connect
 from mikrobot_tui.tui.notices import SignalNotices
 from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import as_of_time
@@ -208,6 +207,10 @@ class CockpitScreen(Screen):
         if not self.db_path.exists():
             self.post_message(self.CommandAnswered(command, None, f"no database at {self.db_path}"))
             return
+        # here, not at the top: the schema module brings sqlite-utils and numpy, and builds
+        # its column lists, a third of a second before the first frame on a busy machine
+        from mikrobot_tui.store.schema import connect
+
         conn = connect(self.db_path)
         try:
             command_id = commands.send(conn, command, ts=ts)
