@@ -82,6 +82,8 @@ class ReadSide:
         self.started_ts: int | None = None
         self._spark: list[deque[float]] = [deque(maxlen=SPARK_POINTS) for _ in quotes.symbols]
         self._spark_at = 0  # the market second of the last sparkline point
+        # each sparkline's JSON, made when a point is added (once a second), not every write
+        self._spark_json: list[str] = ["[]" for _ in quotes.symbols]
 
     def restore(self, conn: sqlite3.Connection) -> None:
         """Take the last quotes of an earlier session, so positions have a mark at once."""
@@ -171,6 +173,7 @@ class ReadSide:
             mid = float((q.bid[s] + q.ask[s]) / 2)
             if sample or not self._spark[s]:
                 self._spark[s].append(mid)
+                self._spark_json[s] = json.dumps([round(x, 8) for x in self._spark[s]])
             last = None if math.isnan(q.last[s]) else float(q.last[s])
             rows.append(
                 (
@@ -181,7 +184,7 @@ class ReadSide:
                     float(q.ask[s]),
                     last,
                     float(q.open_mid[s]),
-                    json.dumps([round(x, 8) for x in self._spark[s]]),
+                    self._spark_json[s],
                 )
             )
         return rows

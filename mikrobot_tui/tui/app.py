@@ -69,12 +69,20 @@ class CockpitApp(App[None]):
         self._stop = asyncio.Event()
         self._engine_worker: Worker[None] | None = None
         self.cockpit = CockpitScreen(self.db_path, self.clock, refresh_hz)
+        # an engine to build says "warming up" from the first frame, though it starts after it
+        self.cockpit.starting = engine is None and starting is not None
 
     def get_default_screen(self) -> Screen:
         return self.cockpit
 
     def on_mount(self) -> None:
         if self.engine is not None or self._starting is not None:
+            # after the first frame: building an engine (its imports, its warm-up) in a thread
+            # still holds the interpreter's lock, and the frame would wait for it
+            self.call_after_refresh(self._start_engine)
+
+    def _start_engine(self) -> None:
+        if self._engine_worker is None and not self._stop.is_set():
             self._engine_worker = self.run_worker(
                 self._run_engine(), name="engine", group="engine", exit_on_error=False
             )

@@ -26,7 +26,6 @@ from mikrobot_tui.clock import Clock
 from mikrobot_tui.store import commands
 from mikrobot_tui.store.commands import Command, CommandRow
 from mikrobot_tui.store.queries import Snapshot, read_only, read_snapshot
-from mikrobot_tui.store.schema import connect
 from mikrobot_tui.tui.notices import SignalNotices
 from mikrobot_tui.tui.panes._dated import Dated
 from mikrobot_tui.tui.panes._format import as_of_time
@@ -43,6 +42,10 @@ NO_ANSWER = "no engine answered — is one running?"
 WARMING_UP = "warming up"
 SHORT_ROWS = 34  # below this many rows the cockpit's secondary panes shrink
 SLOW_PANES_HZ = 2.0
+# The quality pane's counts change for every symbol at every poll, so each of its repaints is
+# the whole table (a DataTable repaints every cell on any change): once a second is enough
+# for a score over the last minute and counts since the start.
+QUALITY_HZ = 1.0
 
 
 def stale_note(heartbeat_ts: int | None, now_ns: int) -> str:
@@ -84,6 +87,7 @@ class CockpitScreen(Screen):
         self.interval = 1.0 / refresh_hz
         # Slow panes (DataTables) get every n-th snapshot: at most SLOW_PANES_HZ.
         self._slow_every = max(1, round(refresh_hz / SLOW_PANES_HZ))
+        self._quality_every = max(1, round(refresh_hz / QUALITY_HZ))
         self.polls = 0
         self._live: bool | None = None  # whether an engine kept the last figures shown live
         self.last_snapshot: Snapshot | None = None
@@ -153,6 +157,7 @@ class CockpitScreen(Screen):
     def _apply(self, snap: Snapshot | None, now_ns: int, problem: str) -> None:
         self.polls += 1
         slow = (self.polls - 1) % self._slow_every == 0
+        quality = (self.polls - 1) % self._quality_every == 0
         starting = self.starting and not (snap is not None and snap.engine.running)
         with self.app.batch_update():
             header = self.query_one(StatusHeader)
@@ -172,6 +177,7 @@ class CockpitScreen(Screen):
             live = snap.engine.running
             # An engine stopping or starting changes every pane at once, the slow ones too.
             slow = slow or live != self._live
+            quality = quality or live != self._live
             self._live = live
             if starting:
                 note = WARMING_UP
@@ -180,8 +186,9 @@ class CockpitScreen(Screen):
             for pane in self._dated:
                 pane.set_as_of(note)
             self.query_one(TicksPane).show(snap.symbols)
-            if slow:
+            if quality:
                 self.query_one(QualityPane).show(snap.quality, live=live)
+            if slow:
                 self.query_one(DecisionsPane).show(snap.decisions)
                 self.query_one(PositionsPane).show(snap.accounts, snap.positions)
                 self.query_one(BreakersPane).show(snap.breakers, now_ns)
@@ -208,6 +215,10 @@ class CockpitScreen(Screen):
         if not self.db_path.exists():
             self.post_message(self.CommandAnswered(command, None, f"no database at {self.db_path}"))
             return
+        # here, not at the top: the schema module brings sqlite-utils and numpy, and builds
+        # its column lists, a third of a second before the first frame on a busy machine
+        from mikrobot_tui.store.schema import connect
+
         conn = connect(self.db_path)
         try:
             command_id = commands.send(conn, command, ts=ts)

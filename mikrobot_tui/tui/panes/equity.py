@@ -14,8 +14,8 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -23,6 +23,9 @@ from textual.widgets import Static
 
 from mikrobot_tui.store.queries import read_only
 from mikrobot_tui.tui.panes._dated import Dated
+
+if TYPE_CHECKING:  # numpy comes with the first curve: an empty database's frame waits for none
+    import numpy as np
 
 POINTS = 480  # the last eight hours of minutes per account
 TWO_CHARTS_ROWS = 14  # below this the drawdown chart goes (its figures stay in the subtitle)
@@ -39,6 +42,8 @@ class Curve:
     @property
     def drawdown_pct(self) -> np.ndarray:
         """(equity / running peak - 1) x 100: 0 at a new high, negative below it."""
+        import numpy as np
+
         if len(self.equity) == 0:
             return self.equity
         return (self.equity / np.maximum.accumulate(self.equity) - 1.0) * 100.0
@@ -48,6 +53,10 @@ def read_curves(conn: sqlite3.Connection, points: int = POINTS) -> list[Curve]:
     """The last `points` minutes of each account's equity, oldest first, accounts by name."""
     curves = []
     names = [r[0] for r in conn.execute("SELECT DISTINCT account FROM equity ORDER BY account")]
+    if not names:
+        return curves
+    import numpy as np
+
     for name in names:
         rows = conn.execute(
             "SELECT ts, equity FROM equity WHERE account = ? ORDER BY ts DESC LIMIT ?",

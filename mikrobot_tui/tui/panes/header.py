@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
@@ -63,8 +64,11 @@ class StatusHeader(Horizontal):
 
     def _set(self, id: str, text: str, cls: str | None = None) -> None:
         label = self.query_one(f"#{id}", Label)
-        if self._texts.get(id) != text:
-            label.update(text)
+        old = self._texts.get(id)
+        if old != text:
+            # A text as wide as the one before repaints the label alone; a layout would reflow
+            # and repaint the whole screen, four times a second for the clock and the rates.
+            label.update(text, layout=old is None or cell_len(old) != cell_len(text))
             self._texts[id] = text
         if cls is not None:
             label.set_classes(f"-{cls}")

@@ -134,6 +134,7 @@ class TicksPane(Dated, ScrollView, can_focus=True):
         self._lines: list[TickLine] = []
         self._cache: LRUCache[tuple[TickLine, int], Strip] = LRUCache(256)
         self.builds: Counter[str] = Counter()  # Strips rendered from scratch, by symbol
+        self._at: tuple[list[TickLine], int, Layout] | None = None  # the lines' last layout
 
     # -- data ---------------------------------------------------------------------------------
     def set_as_of(self, note: str) -> None:
@@ -180,9 +181,17 @@ class TicksPane(Dated, ScrollView, can_focus=True):
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"ticks--{name}", partial=True)
 
+    def _layout(self, width: int) -> Layout:
+        """The lines' layout at `width`, computed once per poll and width: each painted line
+        asks for it, and it reads every line."""
+        at = self._at
+        if at is None or at[0] is not self._lines or at[1] != width:
+            at = self._at = (self._lines, width, layout(self._lines, width))
+        return at[2]
+
     def _header(self, width: int) -> Strip:
         style = self._style("header")
-        at = layout(self._lines, width)
+        at = self._layout(width)
         widths = (at.symbol, at.price, at.price, at.spread, at.change)
         text = "".join(
             f"{label:{j}{w}}" + " " * GAP
@@ -193,7 +202,7 @@ class TicksPane(Dated, ScrollView, can_focus=True):
         return Strip([Segment(text[:width], style)]).extend_cell_length(width)
 
     def _strip(self, line: TickLine, width: int) -> Strip:
-        at = layout(self._lines, width)
+        at = self._layout(width)
         key = (line, width, at)
         strip = self._cache.get(key)
         if strip is not None:
