@@ -53,7 +53,7 @@ from mikrobot_tui.data.quality.validity import (
     raw_text,
     static_reason,
 )
-from mikrobot_tui.domain.market import NS_PER_SECOND, TICK_DTYPE
+from mikrobot_tui.domain.market import NS_PER_MS, NS_PER_SECOND, TICK_DTYPE
 
 __all__ = [
     "EWMA_ALPHA",
@@ -138,6 +138,10 @@ class QualityMonitor:
             return QualityResult(ticks[:0].copy(), [], {})
         if ticks.dtype != TICK_DTYPE:
             raise TypeError(f"ticks must be TICK_DTYPE, got {ticks.dtype}")
+        if n == 1 and self.min_sigma > 0:  # Flags.one applies
+            one = self._check_one(ticks)
+            if one is not None:
+                return one
         validity, score = self._validity, self._score
         # every column is read once into a contiguous array (the rows are 50 bytes, unaligned)
         ts_raw = ticks["ts_event"].copy()
@@ -248,6 +252,44 @@ class QualityMonitor:
             spikes = mask if keep is None else mask[keep]
         return QualityResult(
             clean, rejects, problems, problem_ts, spikes, problem_sym, problem_weight
+        )
+
+    def _check_one(self, ticks: np.ndarray) -> QualityResult | None:
+        """`check` for a batch of one tick that passes every validity check, the usual live
+        batch: the same state changes and result in Python scalars, without the sort, the
+        segments and a dozen numpy calls. None (nothing changed) when the tick may be
+        rejected: the batch path decides those."""
+        t, t_recv, s, *fields = ticks[0].item()
+        validity, score = self._validity, self._score
+        if s >= self.n_symbols or not validity.passes_one(s, t, t_recv, fields):
+            return None
+        stream = max(t, self._stream_ts)
+        self._stream_ts = stream
+        score.seen[s] = True
+        score.ticks[s] += 1
+        score.arrive_one(s, t)  # its own event time: not after the stream time
+        validity.last_ts[s] = t
+        latency = float(t_recv - t) / NS_PER_MS
+        bid, ask = fields[0], fields[1]
+        found = self._flags.one(s, t, latency, bid, ask, validity.last, False)
+        validity.last.remember_one(s, t, fields)
+        if not found:
+            return QualityResult(ticks, [], {s: 0})
+        sym_raw, at = ticks["sym"], np.array([stream], dtype=np.int64)
+        problems = score.record(found, sym_raw, at, sym_raw, stream)
+        problem_ts = np.concatenate([at[p] for _, p, _ in found])
+        problem_weight = np.concatenate([np.full(len(p), WEIGHTS[kd]) for kd, p, _ in found])
+        spikes = None
+        if found[0][0] == SPIKE:  # the spike, if any, comes first
+            spikes = np.ones(1, dtype=bool)
+        return QualityResult(
+            ticks,
+            [],
+            problems,
+            problem_ts,
+            spikes,
+            np.full(len(problem_ts), s, dtype=np.int64),
+            problem_weight,
         )
 
     def scores(self, now_ns: int) -> list[SymbolQuality]:

@@ -81,7 +81,10 @@ class Flags:
         """
         k = len(ts)
         if k == 1 and self._spikes.min_sigma > 0:  # see Spikes.check
-            return self._one(seg, ts, recv, float(bid[0]), float(ask[0]), last, fresh)
+            latency = float(((recv - ts) / NS_PER_MS)[0])
+            s, t = int(seg.sym[0]), int(ts[0])
+            is_fresh = fresh is not None and bool(fresh[0])
+            return self.one(s, t, latency, float(bid[0]), float(ask[0]), last, is_fresh)
         f_at, fs = seg.first, seg.sym
         f_has = last.has[fs]
         # each tick's previous accepted tick is the one before it, except for a symbol's first
@@ -149,20 +152,20 @@ class Flags:
                 flag[p] = open_dt[p] > self._max_gap_ns
         return open_dt, flag
 
-    def _one(
+    def one(
         self,
-        seg: Segments,
-        ts: np.ndarray,
-        recv: np.ndarray,
+        s: int,
+        t: int,
+        latency: float,
         bid: float,
         ask: float,
         last: LastAccepted,
-        fresh: np.ndarray | None,
+        fresh: bool,
     ) -> list[Found]:
-        """`check` for a batch of one tick, the usual live batch: the same steps and the same
-        arithmetic on Python scalars (the log stays numpy's: libm's may differ in the last
-        bit), the flags in the same order."""
-        s, t = int(seg.sym[0]), int(ts[0])
+        """`check` for a batch of one tick (symbol s, event time t, latency in ms), the usual
+        live batch: the same steps and the same arithmetic on Python scalars (the log stays
+        numpy's: libm's may differ in the last bit), the flags in the same order. Only when
+        min_sigma > 0 (see Spikes.check)."""
         has = bool(last.has[s])
         p_bid, p_ask, p_ts = bid, ask, t
         if has:
@@ -174,11 +177,13 @@ class Flags:
             open_dt = dt - closed_ns(p_ts, t)
             gap_flag = open_dt > self._max_gap_ns
         r = 0.0
-        if fresh is None or not fresh[0]:
+        if not fresh:
             r = float(np.log(((bid + ask) * 0.5) / ((p_bid + p_ask) * 0.5)))
-        lat = (recv - ts) / NS_PER_MS
-        self._remember_latency(seg, lat)
-        latency = float(lat[0])
+        # the ring of _remember_latency, one value
+        pos = int(self._lat_pos[s])
+        self._lat_ring[s, pos] = latency
+        self._lat_pos[s] = (pos + 1) % _LAT_RING
+        self._n_lat[s] += 1
 
         out = []
         spikes = self._spikes.one(s, r, has)

@@ -150,12 +150,7 @@ class Score:
         if new.any():
             self._first_ts[fs[new]] = stream[firsts[new]]
         if len(sym_raw) == 1:
-            s, key = int(sym_raw[0]), int(stream[0]) // _BUCKET_NS
-            store = self._arrivals[s]
-            store[key] = store.get(key, 0) + 1
-            if len(store) > self._keep_s:
-                self._prune_arrivals(s, key)
-            self._add_minute(s, key // _MINUTE_S, 1)
+            self._arrive_after_first(int(sym_raw[0]), int(stream[0]))
             return
         keys, counts = np.unique(
             (stream // _BUCKET_NS) * 65536 + sym_raw.astype(np.int64), return_counts=True
@@ -174,6 +169,20 @@ class Score:
             starts = np.flatnonzero(np.append(True, minutes[1:] != minutes[:-1]))
             per_minute = np.add.reduceat(c, starts)
             _merge(self._minutes[s], minutes[starts], per_minute, _MINUTES_KEPT, BAR_WINDOW_MIN + 1)
+
+    def arrive_one(self, s: int, t: int) -> None:
+        """`arrive` for a batch of one tick: symbol s arriving at t."""
+        if self._first_ts[s] == _MIN:
+            self._first_ts[s] = t
+        self._arrive_after_first(s, t)
+
+    def _arrive_after_first(self, s: int, t: int) -> None:
+        key = t // _BUCKET_NS
+        store = self._arrivals[s]
+        store[key] = store.get(key, 0) + 1
+        if len(store) > self._keep_s:
+            self._prune_arrivals(s, key)
+        self._add_minute(s, key // _MINUTE_S, 1)
 
     def _add_minute(self, s: int, minute: int, count: int) -> None:
         store = self._minutes[s]

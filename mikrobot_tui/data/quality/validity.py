@@ -130,6 +130,12 @@ class LastAccepted:
         fields[ls, 2] = ticks["last"][last_j]
         fields[ls, 3] = ticks["volume"][last_j]
 
+    def remember_one(self, s: int, t: int, fields: tuple[float, float, float, float]) -> None:
+        """`remember` for one accepted tick: symbol s, ts_event t, (bid, ask, last, volume)."""
+        self.ts[s] = t
+        self.has[s] = True
+        self.fields[s] = fields
+
 
 class Validity:
     """The static checks, timestamps from the past and duplicates, with the state they need."""
@@ -167,6 +173,27 @@ class Validity:
             last, vol = np.take(last, order), np.take(vol, order)
             ok &= ~((last <= 0) | (last > PRICE_CEILING) | (vol < 0) | (vol == np.inf))
         return None if ok.all() else ok
+
+    def passes_one(self, s: int, t: int, t_recv: int, fields: tuple[float, ...]) -> bool:
+        """Whether one tick (symbol s, ts_event t, received t_recv, (bid, ask, last, volume))
+        surely passes every check: good prices and volume, not in the future, not from the
+        past, no jump (nor a level pending), not a duplicate. Reads state, changes none; False
+        also for what only the batch path decides (values near int64's limits)."""
+        bid, ask, last, vol = fields
+        # NaN fails every comparison, as in static_ok
+        if not (bid > 0 and bid <= ask <= PRICE_CEILING) or last <= 0 or last > PRICE_CEILING:
+            return False
+        if vol < 0 or vol == math.inf or abs(t - t_recv) >= 1 << 62:
+            return False
+        if t - t_recv > self.future_ns or t < self.last_ts[s] or self._level_n[s]:
+            return False
+        prev = self.last
+        if prev.has[s] and t == prev.ts[s]:
+            return False  # maybe a duplicate
+        ref = (float(prev.fields[s, 0]) + float(prev.fields[s, 1])) * 0.5
+        if ref != ref:  # NaN: the symbol's first tick, nothing to jump from
+            return True
+        return 1.0 / self.max_jump <= ((bid + ask) * 0.5) / ref <= self.max_jump
 
     def past(self, seg: Segments, ts: np.ndarray, ok: np.ndarray | None) -> np.ndarray | None:
         """Mask of ticks (symbol order) earlier than the running max of the statically good
