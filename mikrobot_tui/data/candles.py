@@ -42,6 +42,9 @@ _ROW = np.dtype((np.void, BAR_DTYPE.itemsize))
 # of the ~50 numpy calls of the vectorised update
 _FOLD_MAX = 16
 _INFINITE = (float("inf"), float("-inf"))
+# what `fold` returns when no bar closed, most ticks: one pair for all (nothing can be written
+# into an array of no rows), not two new arrays per builder and tick
+NO_BARS_CLOSED = (empty_bars(), np.zeros(0, dtype=np.int64))
 _FOLDED = ("high", "low", "close", "ticks", "volume")  # what a tick changes in an open bar
 
 
@@ -223,7 +226,8 @@ class CandleBuilder:
                     low[s] = m
                 close[s] = m
                 count[s] += 1
-                fixed[s] += units
+                if units:
+                    fixed[s] += units
             else:
                 if has[s]:
                     closed.append(rows[s : s + 1].copy())
@@ -233,7 +237,7 @@ class CandleBuilder:
                 state[s] = (s, p_ns, opens, m, m, m, m, 1, 0.0)
             volume[s] = int(fixed[s]) * q
         if not closed:
-            return empty_bars(), np.zeros(0, dtype=np.int64)
+            return NO_BARS_CLOSED
         return np.concatenate(closed).view(BAR_DTYPE), np.array(close_idx, dtype=np.int64)
 
     def _update(self, b: _BySymbol | _Units) -> tuple[np.ndarray, np.ndarray]:

@@ -29,10 +29,10 @@ import numpy as np
 
 from mikrobot_tui.clock import Clock, ReplayClock
 from mikrobot_tui.config import Settings
-from mikrobot_tui.data.candles import CandleSet
+from mikrobot_tui.data.candles import NO_BARS_CLOSED, CandleSet
 from mikrobot_tui.data.feeds.rejects import FeedReject
 from mikrobot_tui.data.quality import QualityMonitor, QualityResult
-from mikrobot_tui.domain.market import M1, TIMEFRAMES, Bar, empty_bars, timeframe_name
+from mikrobot_tui.domain.market import M1, TIMEFRAMES, Bar, timeframe_name
 from mikrobot_tui.domain.orders import Signal
 from mikrobot_tui.engine.decisions import Decisions, record_breaker
 from mikrobot_tui.paper.execution import BatchQuotes
@@ -269,7 +269,7 @@ class Corridor:
         timeframe first (M1, M5, M15, H1) at the same tick."""
         closed = [bc for bc in self.candles.update(clean).values() if len(bc[0])]
         if not closed:  # most small batches close nothing: no concatenation, sort or write
-            return empty_bars(), np.zeros(0, dtype=np.int64)
+            return NO_BARS_CLOSED
         bars = np.concatenate([b for b, _ in closed])
         closes = np.concatenate([c for _, c in closed]).astype(np.int64)
         if len(bars) and self.bar_floor is not None:
