@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from mikrobot_tui.domain.market import TICK_DTYPE
+
 _FEW = 16
 
 
@@ -28,6 +30,14 @@ class LastQuotes:
 
     def update(self, clean: np.ndarray) -> None:
         """Carry each symbol's last tick of a batch of clean ticks."""
+        if len(clean) == 1 and clean.dtype == TICK_DTYPE:  # a quiet live feed's batch
+            t, recv, s, bid, ask, last, _ = clean[0].item()
+            self.bid[s], self.ask[s], self.last[s] = bid, ask, last
+            self.ts[s] = (t, recv)
+            if math.isnan(self.open_mid[s]):
+                self.open_mid[s] = (bid + ask) / 2
+            self.market_now = max(self.market_now, t)
+            return
         syms = clean["sym"]
         # index of each symbol's last tick in the batch: on a few ticks (a quiet live feed) a
         # dict keeping the last write costs far less than np.unique; on thousands, far more

@@ -75,12 +75,17 @@ class AccountWatch:
         self._margin.clear()
         self._band.clear()
         self._scan.begin(quotes, len(stream))
-        minutes = stream // MINUTE
-        prev = np.empty_like(minutes)  # np.r_ costs more than the rest on a one-tick batch
-        if len(prev):
-            prev[0] = self.last_minute if self.last_minute is not None else minutes[0]
-            prev[1:] = minutes[:-1]
-        self._minutes = np.flatnonzero(minutes != prev).tolist()
+        if len(stream) == 1:  # a quiet live feed's batch: the same in Python integers
+            minute = int(stream[0]) // MINUTE
+            new = self.last_minute is not None and minute != self.last_minute
+            self._minutes = [0] if new else []
+        else:
+            minutes = stream // MINUTE
+            prev = np.empty_like(minutes)  # np.r_ costs more than the rest on a small batch
+            if len(prev):
+                prev[0] = self.last_minute if self.last_minute is not None else minutes[0]
+                prev[1:] = minutes[:-1]
+            self._minutes = np.flatnonzero(minutes != prev).tolist()
         self._rollovers = []
         if self.last_ts and len(stream):
             found = {
@@ -91,8 +96,8 @@ class AccountWatch:
             self._rollovers = [(int(np.searchsorted(stream, ts)), ts) for ts in sorted(found)]
         self._carried_minute = self.last_minute
         if len(stream):
-            self.last_minute = int(minutes[-1])
             self.last_ts = int(stream[-1])
+            self.last_minute = self.last_ts // MINUTE
 
     def changed(self, account: str) -> None:
         self._margin.pop(account, None)
