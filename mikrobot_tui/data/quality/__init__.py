@@ -75,6 +75,7 @@ __all__ = [
 ]
 
 _MIN = np.iinfo(np.int64).min
+_NO_TS, _NO_SYM, _NO_WEIGHT = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
 
 
 def _drop(
@@ -273,8 +274,8 @@ class QualityMonitor:
         bid, ask = fields[0], fields[1]
         found = self._flags.one(s, t, latency, bid, ask, validity.last, False)
         validity.last.remember_one(s, t, fields)
-        if not found:
-            return QualityResult(ticks, [], {s: 0})
+        if not found:  # most ticks: the empty arrays shared (nothing can be written to them)
+            return QualityResult(ticks, [], {s: 0}, _NO_TS, None, _NO_SYM, _NO_WEIGHT)
         sym_raw, at = ticks["sym"], np.array([stream], dtype=np.int64)
         problems = score.record(found, sym_raw, at, sym_raw, stream)
         problem_ts = np.concatenate([at[p] for _, p, _ in found])
