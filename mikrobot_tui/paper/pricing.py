@@ -38,6 +38,9 @@ class Pricing:
 
     def begin(self, m1: np.ndarray, m1_closes: np.ndarray) -> None:
         """A batch's closed M1 bars and the index of the tick that closed each."""
+        if not len(m1):  # most small batches close none
+            self._m1, self._m1_closes, self._m1_seen = [], [], 0
+            return
         self._m1 = _volatility_rows(m1)
         self._m1_closes, self._m1_seen = m1_closes.tolist(), 0
 

@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from mikrobot_tui.domain.events import EventKind
+from mikrobot_tui.domain.instruments import AssetClass
 from mikrobot_tui.domain.market import NS_PER_SECOND
 from mikrobot_tui.paper import booking, costs
 from mikrobot_tui.paper.execution import BatchQuotes
@@ -88,12 +89,14 @@ class AccountWatch:
             self._minutes = np.flatnonzero(minutes != prev).tolist()
         self._rollovers = []
         if self.last_ts and len(stream):
-            found = {
-                ts
-                for ac in self._classes
-                for ts, _ in costs.rollovers(self.last_ts, int(stream[-1]), ac)
-            }
-            self._rollovers = [(int(np.searchsorted(stream, ts)), ts) for ts in sorted(found)]
+            # every class charged a swap rolls over at the same instants (costs.rollovers,
+            # ascending), crypto at none: one class asks for all
+            charged = next((ac for ac in self._classes if ac is not AssetClass.CRYPTO), None)
+            if charged is not None:
+                self._rollovers = [
+                    (int(np.searchsorted(stream, ts)), ts)
+                    for ts, _ in costs.rollovers(self.last_ts, int(stream[-1]), charged)
+                ]
         self._carried_minute = self.last_minute
         if len(stream):
             self.last_ts = int(stream[-1])
