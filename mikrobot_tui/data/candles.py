@@ -53,6 +53,17 @@ def _rows(bars: np.ndarray) -> np.ndarray:
     return bars.view(_ROW)
 
 
+def _trading_day_ts(rows: _BySymbol | _Units, ny_close: np.ndarray) -> np.ndarray:
+    """`rows.ts` on the trading-day clock for the symbols `ny_close` marks (their `sym`), UTC
+    for the rest; worked out once per `ny_close` and kept on `rows`."""
+    local = rows._local
+    if local is None or local[0] != id(ny_close):
+        offsets = ny_offsets(rows.ts)
+        offsets[~ny_close[rows.sym]] = 0
+        local = rows._local = (id(ny_close), rows.ts + offsets)
+    return local[1]
+
+
 class _BySymbol:
     """A batch sorted by symbol (stable), the columns bars need, shared by several builders."""
 
@@ -83,11 +94,7 @@ class _BySymbol:
     def local_ts(self, ny_close: np.ndarray) -> np.ndarray:
         """ts_event on the trading-day clock for the symbols `ny_close` marks, UTC for the
         rest (bar_clock.py); the builders of H4 and D1 share it."""
-        if self._local is None or self._local[0] != id(ny_close):
-            offsets = ny_offsets(self.ts)
-            offsets[~ny_close[self.sym]] = 0
-            self._local = (id(ny_close), self.ts + offsets)
-        return self._local[1]
+        return _trading_day_ts(self, ny_close)
 
     def volume_fixed(self, quantum: float) -> np.ndarray:
         if quantum not in self._fixed:
@@ -132,11 +139,7 @@ class _Units:
         self._local: tuple[int, np.ndarray] | None = None
 
     def local_ts(self, ny_close: np.ndarray) -> np.ndarray:
-        if self._local is None or self._local[0] != id(ny_close):
-            offsets = ny_offsets(self.ts)
-            offsets[~ny_close[self.sym]] = 0
-            self._local = (id(ny_close), self.ts + offsets)
-        return self._local[1]
+        return _trading_day_ts(self, ny_close)
 
     def volume_fixed(self, quantum: float) -> np.ndarray:
         assert quantum == self._quantum, "one volume quantum for every builder"
