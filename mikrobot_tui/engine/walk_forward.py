@@ -138,6 +138,22 @@ def walk_forward(
 ) -> dict[str, Any]:
     """Run the walk-forward; its document: windows, in_sample, out_of_sample, failed runs.
     Every window's training grid runs at once, then every test run."""
+
+    def plan(w: Window, part: str, params: list[dict[str, Any]]) -> sw.Plan:
+        """The runs of `params` over window w's training or test stretch."""
+        source = f"{w.label}-{part}"
+        return sw.plan(
+            strategy,
+            params,
+            settings_for,
+            pool.files[source],
+            folder=folder,
+            sweep_id=sweep_id,
+            source=source,
+            prefix=source,
+            batch_size=batch_size,
+        )
+
     trained: list[tuple[Window, sw.Plan]] = []
     entries: dict[int, dict[str, Any]] = {}
     for w in spans.windows:
@@ -155,18 +171,7 @@ def walk_forward(
         for part, ticks in (("train", train), ("test", test)):
             source = f"{w.label}-{part}"
             pool.files[source] = sw.write_replay(data_folder / f"{source}.npz", ticks)
-        p = sw.plan(
-            strategy,
-            combos,
-            settings_for,
-            pool.files[f"{w.label}-train"],
-            folder=folder,
-            sweep_id=sweep_id,
-            source=f"{w.label}-train",
-            prefix=f"{w.label}-train",
-            batch_size=batch_size,
-        )
-        trained.append((w, p))
+        trained.append((w, plan(w, "train", combos)))
     results = sw.run_plans(pool, [p for _, p in trained], done)
     for w, _ in trained:  # the training stretches are most of the data: free them first
         pool.forget(f"{w.label}-train")
@@ -186,18 +191,7 @@ def walk_forward(
             continue
         entry["params"] = best["params"]
         entry["in_sample"] = _brief(best, sort_by, w.test_start - w.train_start)
-        p = sw.plan(
-            strategy,
-            [best["params"]],
-            settings_for,
-            pool.files[f"{w.label}-test"],
-            folder=folder,
-            sweep_id=sweep_id,
-            source=f"{w.label}-test",
-            prefix=f"{w.label}-test",
-            batch_size=batch_size,
-        )
-        tests.append((w, p))
+        tests.append((w, plan(w, "test", [best["params"]])))
     for (w, _), docs in zip(tests, sw.run_plans(pool, [p for _, p in tests], done), strict=True):
         doc = docs[0]
         failed_runs += 0 if doc["ok"] else 1
